@@ -1,0 +1,145 @@
+namespace ClusterJobs.Node.Broker;
+
+/// <summary>
+/// The node's Lua scripts. Each works on one queue's keys (one hash tag): KEYS name the queue's sets, and job hashes
+/// are the queue's job prefix (ARGV) plus the id, in the same slot. Every script handles a batch in one round trip.
+/// </summary>
+internal static class NodeScripts
+{
+    /// <summary>
+    /// Promotes due delayed jobs, then leases up to N ready jobs to this node.
+    /// KEYS: ready, scheduled, leased, dead. ARGV: job prefix, now, max, lease deadline, node, events channel,
+    /// missing-record error json.
+    /// Returns a flat array: id, envelope, attempt for each job taken (ids without a record are dead-lettered here).
+    /// </summary>
+    public const string Take = """
+        local prefix, now = ARGV[1], ARGV[2]
+        local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, 1000)
+        for _, id in ipairs(due) do
+          redis.call('ZREM', KEYS[2], id)
+          local k = prefix .. id
+          local score = redis.call('HGET', k, 'ready_score')
+          if score then
+            redis.call('ZADD', KEYS[1], score, id)
+            redis.call('HSET', k, 'state', 'queued')
+          end
+        end
+        local popped = redis.call('ZPOPMIN', KEYS[1], ARGV[3])
+        local out = {}
+        for i = 1, #popped, 2 do
+          local id = popped[i]
+          local k = prefix .. id
+          local env = redis.call('HGET', k, 'envelope')
+          if env then
+            local attempt = redis.call('HINCRBY', k, 'attempts', 1)
+            redis.call('HSET', k, 'state', 'running', 'started_at', now, 'node', ARGV[5])
+            redis.call('ZADD', KEYS[3], ARGV[4], id)
+            out[#out + 1] = id
+            out[#out + 1] = env
+            out[#out + 1] = attempt
+          else
+            redis.call('HSET', k, 'state', 'dead_lettered', 'error', ARGV[7], 'finished_at', now)
+            redis.call('RPUSH', KEYS[4], id)
+            redis.call('PUBLISH', ARGV[6], id .. ' dead_lettered')
+          end
+        end
+        return out
+        """;
+
+    /// <summary>
+    /// Records finished attempts of jobs this queue leased. KEYS: leased, scheduled, dead, ready.
+    /// ARGV: job prefix, now, record ttl ms, events channel, wake channel, then per job: id, outcome, payload, due.
+    /// Outcomes: s = succeeded (payload = result json), r = retry at due (payload = error json),
+    /// d = dead-lettered (payload = error json), c = cancelled, q = back to ready untouched (not run).
+    /// A job no longer running here (already finished, cancelled or reclaimed) is left alone.
+    /// </summary>
+    public const string Complete = """
+        local prefix, now, ttl, events = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+        local done = 0
+        for i = 6, #ARGV, 4 do
+          local id, outcome, payload, due = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+          local k = prefix .. id
+          if redis.call('HGET', k, 'state') == 'running' then
+            redis.call('ZREM', KEYS[1], id)
+            local state
+            if outcome == 's' then
+              state = 'succeeded'
+              redis.call('HSET', k, 'state', state, 'result', payload, 'finished_at', now)
+              redis.call('PEXPIRE', k, ttl)
+            elseif outcome == 'r' then
+              state = 'retrying'
+              redis.call('HSET', k, 'state', state, 'error', payload)
+              redis.call('ZADD', KEYS[2], due, id)
+            elseif outcome == 'd' then
+              state = 'dead_lettered'
+              redis.call('HSET', k, 'state', state, 'error', payload, 'finished_at', now)
+              redis.call('RPUSH', KEYS[3], id)
+            elseif outcome == 'c' then
+              state = 'cancelled'
+              redis.call('HSET', k, 'state', state, 'finished_at', now)
+              redis.call('PEXPIRE', k, ttl)
+            else
+              state = 'queued'
+              redis.call('HINCRBY', k, 'attempts', -1)
+              redis.call('HSET', k, 'state', state)
+              redis.call('ZADD', KEYS[4], redis.call('HGET', k, 'ready_score') or 0, id)
+              redis.call('PUBLISH', ARGV[5], id)
+            end
+            redis.call('PUBLISH', events, id .. ' ' .. state)
+            done = done + 1
+          end
+        end
+        return done
+        """;
+
+    /// <summary>Extends the leases of jobs still leased. KEYS: leased. ARGV: new deadline, ids...</summary>
+    public const string Renew = """
+        local n = 0
+        for i = 2, #ARGV do
+          if redis.call('ZSCORE', KEYS[1], ARGV[i]) then
+            redis.call('ZADD', KEYS[1], ARGV[1], ARGV[i])
+            n = n + 1
+          end
+        end
+        return n
+        """;
+
+    /// <summary>
+    /// Returns jobs whose delivery was lost (lease expired, or their node left) to the ready set. A lost delivery does
+    /// not use up one of the job's attempts; a job lost max-lost times is dead-lettered (it may be what kills nodes).
+    /// KEYS: leased, ready, dead. ARGV: job prefix, now, wake channel, events channel, max lost, lost error json,
+    /// mode ('expired': up to ARGV[8] expired leases; 'ids': the ids from ARGV[8] on).
+    /// </summary>
+    public const string Reclaim = """
+        local prefix, now = ARGV[1], ARGV[2]
+        local ids
+        if ARGV[7] == 'expired' then
+          ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[8]))
+        else
+          ids = {}
+          for i = 8, #ARGV do ids[#ids + 1] = ARGV[i] end
+        end
+        local n = 0
+        for _, id in ipairs(ids) do
+          if redis.call('ZREM', KEYS[1], id) == 1 then
+            local k = prefix .. id
+            if redis.call('HGET', k, 'state') == 'running' then
+              n = n + 1
+              redis.call('HINCRBY', k, 'attempts', -1)
+              local lost = redis.call('HINCRBY', k, 'lost', 1)
+              if lost >= tonumber(ARGV[5]) then
+                redis.call('HSET', k, 'state', 'dead_lettered', 'error', ARGV[6], 'finished_at', now)
+                redis.call('RPUSH', KEYS[3], id)
+                redis.call('PUBLISH', ARGV[4], id .. ' dead_lettered')
+              else
+                redis.call('HSET', k, 'state', 'queued')
+                redis.call('ZADD', KEYS[2], redis.call('HGET', k, 'ready_score') or 0, id)
+                redis.call('PUBLISH', ARGV[3], id)
+                redis.call('PUBLISH', ARGV[4], id .. ' queued')
+              end
+            end
+          end
+        end
+        return n
+        """;
+}

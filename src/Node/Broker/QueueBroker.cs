@@ -1,0 +1,115 @@
+using ClusterJobs.Protocol;
+using StackExchange.Redis;
+
+namespace ClusterJobs.Node.Broker;
+
+/// <summary>A job taken from Redis: its raw envelope (parsed by the ingress) and the attempt number it runs as.</summary>
+public readonly record struct TakenJob(string Id, string EnvelopeJson, int Attempt);
+
+/// <summary>The node's side of one queue in Redis: take, record, renew and reclaim, each one batched script call.</summary>
+public sealed class QueueBroker
+{
+    private readonly IConnectionMultiplexer _redis;
+    private readonly TimeProvider _clock;
+    private readonly string _node;
+    private readonly BrokerSettings _settings;
+
+    public QueueBroker(IConnectionMultiplexer redis, RedisKeys keys, string queue, string node, BrokerSettings settings, TimeProvider? clock = null)
+    {
+        _redis = redis;
+        Keys = keys.Queue(queue);
+        _node = node;
+        _settings = settings;
+        _clock = clock ?? TimeProvider.System;
+    }
+
+    public QueueKeys Keys { get; }
+
+    private IDatabase Db => _redis.GetDatabase();
+    private long Now => _clock.GetUtcNow().ToUnixTimeMilliseconds();
+
+    /// <summary>Leases up to <paramref name="max"/> ready jobs (promoting due delayed jobs first).</summary>
+    public async Task<IReadOnlyList<TakenJob>> TakeAsync(int max)
+    {
+        var now = Now;
+        var missing = ProtocolJson.Serialize(new JobError
+        {
+            Type = "MissingJobRecord",
+            Message = "The queue held this id but Redis has no job hash for it (it expired or a producer wrote only the queue entry).",
+            Node = _node,
+            At = now,
+        });
+        var raw = (RedisResult[]?)await Db.ScriptEvaluateAsync(NodeScripts.Take,
+            [Keys.Ready, Keys.Scheduled, Keys.Leased, Keys.Dead],
+            [Keys.JobPrefix, now, max, now + (long)_settings.LeaseDuration.TotalMilliseconds, _node, Keys.EventsChannel, missing])
+            .ConfigureAwait(false);
+        if (raw is null || raw.Length == 0) return [];
+        var jobs = new TakenJob[raw.Length / 3];
+        for (var i = 0; i < jobs.Length; i++)
+            jobs[i] = new TakenJob((string)raw[i * 3]!, (string)raw[i * 3 + 1]!, (int)raw[i * 3 + 2]);
+        return jobs;
+    }
+
+    /// <summary>Records a batch of outcomes; returns how many were still running here and got recorded.</summary>
+    public async Task<int> CompleteAsync(IReadOnlyCollection<JobOutcome> outcomes)
+    {
+        if (outcomes.Count == 0) return 0;
+        var args = new RedisValue[5 + outcomes.Count * 4];
+        args[0] = Keys.JobPrefix;
+        args[1] = Now;
+        args[2] = (long)_settings.ResultTtl.TotalMilliseconds;
+        args[3] = Keys.EventsChannel;
+        args[4] = Keys.WakeChannel;
+        var i = 5;
+        foreach (var o in outcomes)
+        {
+            args[i++] = o.JobId;
+            args[i++] = o.Code.ToString();
+            args[i++] = o.Payload;
+            args[i++] = o.DueAt;
+        }
+        return (int)await Db.ScriptEvaluateAsync(NodeScripts.Complete,
+            [Keys.Leased, Keys.Scheduled, Keys.Dead, Keys.Ready], args).ConfigureAwait(false);
+    }
+
+    /// <summary>Extends the leases of jobs this node still runs; returns how many were still leased.</summary>
+    public async Task<int> RenewAsync(IReadOnlyCollection<string> jobIds)
+    {
+        if (jobIds.Count == 0) return 0;
+        var args = new RedisValue[1 + jobIds.Count];
+        args[0] = Now + (long)_settings.LeaseDuration.TotalMilliseconds;
+        var i = 1;
+        foreach (var id in jobIds) args[i++] = id;
+        return (int)await Db.ScriptEvaluateAsync(NodeScripts.Renew, [Keys.Leased], args).ConfigureAwait(false);
+    }
+
+    /// <summary>Puts jobs with expired leases back in the ready set; returns how many.</summary>
+    public Task<int> ReclaimExpiredAsync(int limit = 1000) => ReclaimAsync("expired", [limit]);
+
+    /// <summary>Puts these jobs (whose worker node is gone) back in the ready set; returns how many.</summary>
+    public Task<int> ReclaimAsync(IReadOnlyCollection<string> jobIds) =>
+        jobIds.Count == 0 ? Task.FromResult(0) : ReclaimAsync("ids", jobIds.Select(id => (RedisValue)id).ToArray());
+
+    private async Task<int> ReclaimAsync(string mode, RedisValue[] tail)
+    {
+        var now = Now;
+        var lostError = ProtocolJson.Serialize(new JobError
+        {
+            Type = "DeliveryLost",
+            Message = $"The job's node was lost while running it {_settings.MaxLostDeliveries} times; it may be what crashes its node.",
+            At = now,
+        });
+        RedisValue[] args = [Keys.JobPrefix, now, Keys.WakeChannel, Keys.EventsChannel, _settings.MaxLostDeliveries, lostError, mode, .. tail];
+        return (int)await Db.ScriptEvaluateAsync(NodeScripts.Reclaim, [Keys.Leased, Keys.Ready, Keys.Dead], args)
+            .ConfigureAwait(false);
+    }
+}
+
+public sealed record BrokerSettings
+{
+    /// <summary>How long a taken job stays leased without renewal before another node may take it.</summary>
+    public TimeSpan LeaseDuration { get; init; } = TimeSpan.FromSeconds(10);
+    public TimeSpan ResultTtl { get; init; } = JobDefaults.ResultTtl;
+    /// <summary>A job whose node is lost this many times is dead-lettered instead of requeued.</summary>
+    public int MaxLostDeliveries { get; init; } = 5;
+}

@@ -1,0 +1,49 @@
+using ClusterJobs.Node.Workers;
+using ClusterJobs.Protocol;
+
+namespace ClusterJobs.Node.Hosting;
+
+/// <summary>Everything a node is configured with; see README.md for the matching environment variables.</summary>
+public sealed class ClusterJobsOptions
+{
+    /// <summary>redis:// URL (REDIS_URL). Null starts an embedded in-process Garnet server on loopback instead.</summary>
+    public string? RedisUrl { get; set; }
+    public string KeyPrefix { get; set; } = RedisKeys.DefaultPrefix;
+    /// <summary>Queues this node serves, highest priority first. Empty: the node serves no queue (a producer-only host).</summary>
+    public List<ServedQueue> Queues { get; set; } = [new(JobDefaults.Queue, int.MaxValue)];
+    /// <summary>Jobs this node runs at once, shared by its queues in priority order.</summary>
+    public int Concurrency { get; set; } = 16;
+    /// <summary>Whether this node hosts the routers of its queues (single node: yes).</summary>
+    public bool HostRouters { get; set; } = true;
+    public TimeSpan LeaseDuration { get; set; } = TimeSpan.FromSeconds(10);
+    public TimeSpan ResultTtl { get; set; } = JobDefaults.ResultTtl;
+    public int MaxPayloadBytes { get; set; } = JobDefaults.MaxPayloadBytes;
+    public TimeSpan PollInterval { get; set; } = TimeSpan.FromMilliseconds(250);
+    public int MaxLostDeliveries { get; set; } = 5;
+    public ClusterSettings Cluster { get; set; } = new();
+
+    /// <summary>Parses <c>high_priority,low_priority:4</c>: names in priority order, each with an optional slot limit.</summary>
+    public static List<ServedQueue> ParseQueues(string spec)
+    {
+        var queues = new List<ServedQueue>();
+        foreach (var part in spec.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            var pieces = part.Split(':', 2);
+            JobIds.ValidateQueueName(pieces[0]);
+            var limit = int.MaxValue;
+            if (pieces.Length == 2 && (!int.TryParse(pieces[1], out limit) || limit < 1))
+                throw new ArgumentException($"Queue '{part}': the limit after ':' must be a positive number.");
+            if (queues.Any(q => q.Name == pieces[0])) throw new ArgumentException($"Queue '{pieces[0]}' is listed twice.");
+            queues.Add(new ServedQueue(pieces[0], limit));
+        }
+        return queues;
+    }
+
+    public void Validate()
+    {
+        if (Concurrency < 1) throw new ArgumentException($"Concurrency must be at least 1, got {Concurrency}.");
+        if (LeaseDuration < TimeSpan.FromSeconds(1)) throw new ArgumentException("LeaseDuration must be at least 1 s.");
+        if (MaxPayloadBytes < 1024) throw new ArgumentException("MaxPayloadBytes must be at least 1024.");
+        if (MaxLostDeliveries < 1) throw new ArgumentException("MaxLostDeliveries must be at least 1.");
+    }
+}

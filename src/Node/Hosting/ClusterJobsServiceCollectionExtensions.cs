@@ -1,0 +1,75 @@
+using Akka.Actor;
+using Akka.Cluster;
+using Akka.Hosting;
+using ClusterJobs.Node.Broker;
+using ClusterJobs.Node.Ingress;
+using ClusterJobs.Node.Results;
+using ClusterJobs.Node.Routing;
+using ClusterJobs.Node.Serialization;
+using ClusterJobs.Node.Tasks;
+using ClusterJobs.Node.Workers;
+using ClusterJobs.Protocol;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
+
+namespace ClusterJobs.Node.Hosting;
+
+public static class ClusterJobsServiceCollectionExtensions
+{
+    /// <summary>
+    /// Adds a ClusterJobs node to the host: the Redis connection, the actor system (cluster, our serializer) and the
+    /// node's actors, plus a <see cref="JobClient"/> on the same connection for producers in the same app.
+    /// </summary>
+    public static ClusterJobsBuilder AddClusterJobs(this IServiceCollection services, Action<ClusterJobsOptions>? configure = null,
+        Action<AkkaConfigurationBuilder, IServiceProvider>? configureAkka = null)
+    {
+        var jobs = new ClusterJobsBuilder(services);
+        if (configure is not null) services.Configure(configure);
+        services.AddSingleton<TaskArgumentJson>();
+        services.AddSingleton(sp => jobs.BuildRegistry(sp.GetRequiredService<TaskArgumentJson>().Options));
+        services.AddSingleton<QueueRouters>();
+        // Registered before the actor system so that Redis is connected when the actors start.
+        services.AddSingleton<RedisConnectionService>();
+        services.AddHostedService(sp => sp.GetRequiredService<RedisConnectionService>());
+        services.AddSingleton(sp => new JobClient(sp.GetRequiredService<RedisConnectionService>().Connection,
+            new JobClientOptions { KeyPrefix = sp.GetRequiredService<IOptions<ClusterJobsOptions>>().Value.KeyPrefix }));
+
+        services.AddAkka(ClusterSettings.DefaultSystemName, (akka, sp) =>
+        {
+            var options = sp.GetRequiredService<IOptions<ClusterJobsOptions>>().Value;
+            options.Validate();
+            akka.ConfigureLoggers(l => { l.ClearLoggers(); l.AddLoggerFactory(); });
+            options.Cluster.Apply(akka);
+            akka.WithCustomSerializer("clusterjobs", [typeof(IClusterJobsMessage)], system => new ClusterJobsMessageSerializer(system));
+            akka.AddClusterJobsActors(sp, options);
+            configureAkka?.Invoke(akka, sp);
+        });
+        return jobs;
+    }
+
+    /// <summary>The node's actors as a list: result writer, one router per queue, the worker pool.</summary>
+    public static AkkaConfigurationBuilder AddClusterJobsActors(this AkkaConfigurationBuilder akka, IServiceProvider sp, ClusterJobsOptions options)
+    {
+        var redis = sp.GetRequiredService<RedisConnectionService>();
+        var routers = sp.GetRequiredService<QueueRouters>();
+        var keys = new RedisKeys(options.KeyPrefix);
+        var brokerSettings = new BrokerSettings
+        {
+            LeaseDuration = options.LeaseDuration, ResultTtl = options.ResultTtl, MaxLostDeliveries = options.MaxLostDeliveries,
+        };
+        var ingressSettings = new QueueIngressSettings { PollInterval = options.PollInterval, MaxPayloadBytes = options.MaxPayloadBytes };
+        string? node = null;
+        QueueBroker Broker(string queue) => new(redis.Connection, keys, queue, node!, brokerSettings);
+
+        akka.AddStartup((system, _) => node = Cluster.Get(system).SelfAddress.ToString());
+        akka.WithActors((system, _, _) => node ??= Cluster.Get(system).SelfAddress.ToString());
+        akka.AddResultWriter(Broker);
+        if (options.Queues.Count == 0) return akka;
+        if (options.HostRouters)
+            akka.AddQueueRouters(options.Queues.Select(q => q.Name), routers,
+                queue => QueueIngressActorExtensions.IngressProps(redis.Connection, Broker(queue), brokerSettings, ingressSettings));
+        var served = options.Queues.Select(q => q with { MaxConcurrency = q.Limit(options.Concurrency) }).ToList();
+        return akka.AddWorkerPool(served, options.Concurrency, routers, (system, registry) =>
+            WorkerActorExtensions.WorkerProps(sp.GetRequiredService<TaskRegistry>(), sp, registry.Get<ResultWriterActor>(), node!));
+    }
+}

@@ -1,0 +1,81 @@
+using Akka.Cluster.Hosting;
+using Akka.Cluster.Hosting.SBR;
+using Akka.Configuration;
+using Akka.Hosting;
+using Akka.Remote.Hosting;
+
+namespace ClusterJobs.Node.Hosting;
+
+/// <summary>
+/// How a process joins the cluster. Shared by the node and the seed (the seed links this file). From the environment:
+/// CLUSTER_IP (address others reach us at), CLUSTER_PORT, CLUSTER_SEEDS (comma-separated akka.tcp:// addresses),
+/// CLUSTER_NAME (actor system name, default clusterjobs).
+/// </summary>
+public sealed record ClusterSettings
+{
+    public const string DefaultSystemName = "clusterjobs";
+
+    public string SystemName { get; init; } = DefaultSystemName;
+    /// <summary>The address other nodes reach this one at (advertised). Binds to all interfaces when not loopback.</summary>
+    public string Host { get; init; } = "127.0.0.1";
+    /// <summary>0 picks a free port (fine for worker nodes; seeds need a fixed one).</summary>
+    public int Port { get; init; }
+    public IReadOnlyList<string> Seeds { get; init; } = [];
+    public IReadOnlyList<string> Roles { get; init; } = [];
+
+    public static ClusterSettings FromEnvironment(Func<string, string?>? env = null, int defaultPort = 0, params string[] roles)
+    {
+        env ??= Environment.GetEnvironmentVariable;
+        var port = env("CLUSTER_PORT");
+        return new ClusterSettings
+        {
+            SystemName = NonEmpty(env("CLUSTER_NAME")) ?? DefaultSystemName,
+            Host = NonEmpty(env("CLUSTER_IP")) ?? (NonEmpty(env("DOTNET_RUNNING_IN_CONTAINER")) is not null ? System.Net.Dns.GetHostName() : "127.0.0.1"),
+            Port = string.IsNullOrWhiteSpace(port) ? defaultPort
+                : int.TryParse(port, out var p) && p is >= 0 and <= 65535 ? p
+                : throw new ArgumentException($"CLUSTER_PORT '{port}' is not a port number."),
+            Seeds = (env("CLUSTER_SEEDS") ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+                .Select(ValidateSeed).ToArray(),
+            Roles = roles,
+        };
+    }
+
+    private static string? NonEmpty(string? value) => string.IsNullOrWhiteSpace(value) ? null : value.Trim();
+
+    private static string ValidateSeed(string seed) =>
+        seed.StartsWith("akka.tcp://", StringComparison.Ordinal) && seed.Contains('@')
+            ? seed
+            : throw new ArgumentException($"CLUSTER_SEEDS entry '{seed}' must look like akka.tcp://clusterjobs@host:port.");
+
+    /// <summary>cluster.hocon (embedded in this assembly), remoting and clustering; with no seeds, the node joins itself.</summary>
+    public AkkaConfigurationBuilder Apply(AkkaConfigurationBuilder builder)
+    {
+        var loopback = Host is "127.0.0.1" or "localhost" or "::1";
+        builder
+            .AddHocon(LoadClusterHocon(), HoconAddMode.Append)
+            .WithRemoting(new RemoteOptions
+            {
+                HostName = loopback ? Host : "0.0.0.0",
+                PublicHostName = Host,
+                Port = Port,
+            })
+            .WithClustering(new ClusterOptions
+            {
+                Roles = Roles.ToArray(),
+                SeedNodes = Seeds.ToArray(),
+                SplitBrainResolver = new KeepMajorityOption(),
+            });
+        if (Seeds.Count == 0)
+            builder.AddStartup((system, _) => Akka.Cluster.Cluster.Get(system).Join(Akka.Cluster.Cluster.Get(system).SelfAddress));
+        return builder;
+    }
+
+    public static Config LoadClusterHocon()
+    {
+        var assembly = typeof(ClusterSettings).Assembly;
+        var name = assembly.GetManifestResourceNames().Single(n => n.EndsWith("cluster.hocon", StringComparison.Ordinal));
+        using var stream = assembly.GetManifestResourceStream(name)!;
+        using var reader = new StreamReader(stream);
+        return ConfigurationFactory.ParseString(reader.ReadToEnd());
+    }
+}

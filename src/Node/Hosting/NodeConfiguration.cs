@@ -1,0 +1,29 @@
+using Microsoft.Extensions.Configuration;
+
+namespace ClusterJobs.Node.Hosting;
+
+/// <summary>
+/// Reads a node's settings from command-line options and environment variables (command line wins):
+/// --queues / CLUSTERJOBS_QUEUES, --concurrency / CLUSTERJOBS_CONCURRENCY, REDIS_URL, CLUSTERJOBS_PREFIX,
+/// CLUSTERJOBS_LEASE_SECONDS, CLUSTERJOBS_MAX_PAYLOAD_BYTES and the CLUSTER_* variables of <see cref="ClusterSettings"/>.
+/// </summary>
+public static class NodeConfiguration
+{
+    public static void Apply(ClusterJobsOptions options, IConfiguration config, Func<string, string?>? env = null)
+    {
+        env ??= Environment.GetEnvironmentVariable;
+        string? Get(string option, string variable) => config[option] is { Length: > 0 } v ? v : env(variable) is { Length: > 0 } e ? e : null;
+
+        options.RedisUrl = Get("redis", "REDIS_URL") ?? options.RedisUrl;
+        if (Get("queues", "CLUSTERJOBS_QUEUES") is { } queues) options.Queues = ClusterJobsOptions.ParseQueues(queues);
+        if (Get("concurrency", "CLUSTERJOBS_CONCURRENCY") is { } c)
+            options.Concurrency = int.TryParse(c, out var n) ? n : throw new ArgumentException($"Concurrency '{c}' is not a number.");
+        if (Get("prefix", "CLUSTERJOBS_PREFIX") is { } prefix) options.KeyPrefix = prefix;
+        if (Get("lease-seconds", "CLUSTERJOBS_LEASE_SECONDS") is { } lease)
+            options.LeaseDuration = double.TryParse(lease, System.Globalization.CultureInfo.InvariantCulture, out var s)
+                ? TimeSpan.FromSeconds(s) : throw new ArgumentException($"Lease '{lease}' is not a number of seconds.");
+        if (Get("max-payload-bytes", "CLUSTERJOBS_MAX_PAYLOAD_BYTES") is { } max)
+            options.MaxPayloadBytes = int.TryParse(max, out var b) ? b : throw new ArgumentException($"Max payload '{max}' is not a number.");
+        options.Cluster = ClusterSettings.FromEnvironment(env, roles: ["node"]);
+    }
+}

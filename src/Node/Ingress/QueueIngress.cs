@@ -1,0 +1,42 @@
+using Akka.Actor;
+using ClusterJobs.Node.Workers;
+
+namespace ClusterJobs.Node.Ingress;
+
+/// <summary>Messages between a queue router and its ingress child (always on the same node).</summary>
+public static class QueueIngress
+{
+    /// <summary>Router to ingress: lease up to <paramref name="Max"/> jobs.</summary>
+    public sealed record Fetch(int Max) : INoSerializationVerificationNeeded;
+
+    /// <summary>Ingress to router: the jobs leased; <paramref name="Exhausted"/> when Redis had fewer than asked.</summary>
+    public sealed record Taken(IReadOnlyList<JobLease> Jobs, bool Exhausted) : INoSerializationVerificationNeeded;
+
+    /// <summary>Ingress to router: new work may be ready (a wake message, or the poll for delayed jobs).</summary>
+    public sealed class WorkMayBeAvailable : INoSerializationVerificationNeeded
+    {
+        public static readonly WorkMayBeAvailable Instance = new();
+        private WorkMayBeAvailable() { }
+    }
+
+    /// <summary>Router to ingress: these jobs are finished; stop renewing their leases.</summary>
+    public sealed record Release(IReadOnlyList<string> JobIds) : INoSerializationVerificationNeeded;
+
+    /// <summary>Router to ingress: the node running these jobs is gone; put them back in the queue now.</summary>
+    public sealed record Reclaim(IReadOnlyList<string> JobIds) : INoSerializationVerificationNeeded;
+
+    /// <summary>Router to ingress: these jobs were never started; return them to the ready set as they were.</summary>
+    public sealed record Return(IReadOnlyList<string> JobIds) : INoSerializationVerificationNeeded;
+}
+
+public sealed record QueueIngressSettings
+{
+    /// <summary>Most jobs leased in one script call.</summary>
+    public int MaxBatch { get; init; } = 256;
+    /// <summary>How often an idle queue looks for due delayed jobs (and for wake messages it may have missed).</summary>
+    public TimeSpan PollInterval { get; init; } = TimeSpan.FromMilliseconds(250);
+    /// <summary>How often expired leases (of dead nodes) are returned to the queue.</summary>
+    public TimeSpan ReclaimInterval { get; init; } = TimeSpan.FromSeconds(1);
+    /// <summary>Envelopes larger than this are dead-lettered unread.</summary>
+    public int MaxPayloadBytes { get; init; } = Protocol.JobDefaults.MaxPayloadBytes;
+}

@@ -1,0 +1,230 @@
+using System.Text;
+using System.Text.Json;
+using Akka.Actor;
+using Akka.Event;
+using ClusterJobs.Node.Broker;
+using ClusterJobs.Node.Workers;
+using ClusterJobs.Protocol;
+using StackExchange.Redis;
+using static ClusterJobs.Node.Ingress.QueueIngress;
+
+namespace ClusterJobs.Node.Ingress;
+
+/// <summary>
+/// Takes one queue's jobs out of Redis for its router (its parent), at-least-once: every job is leased in Redis when
+/// taken and the lease is renewed while it runs anywhere in the cluster; a job whose node dies returns to the queue
+/// when its lease expires. Malformed or oversized envelopes are dead-lettered here with the reason.
+/// </summary>
+public sealed class QueueIngressActor : ReceiveActor, IWithTimers
+{
+    private readonly QueueBroker _broker;
+    private readonly BrokerSettings _brokerSettings;
+    private readonly QueueIngressSettings _settings;
+    private readonly IConnectionMultiplexer _redis;
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+    private readonly HashSet<string> _leased = [];
+    private readonly CancellationTokenSource _stopping = new();
+    private bool _taking;
+    private int _wanted;
+    private bool _exhausted;
+    private bool _renewing;
+    private bool _reclaiming;
+    private int _failures;
+
+    public QueueIngressActor(IConnectionMultiplexer redis, QueueBroker broker, BrokerSettings brokerSettings, QueueIngressSettings settings)
+    {
+        _redis = redis;
+        _broker = broker;
+        _brokerSettings = brokerSettings;
+        _settings = settings;
+
+        Receive<Fetch>(f =>
+        {
+            _wanted = f.Max;
+            if (!_taking) TakeNow();
+        });
+        Receive<TakeResult>(OnTaken);
+        Receive<TakeFailed>(f =>
+        {
+            _taking = false;
+            _failures++;
+            var delay = TimeSpan.FromMilliseconds(Math.Min(5_000, 50 * Math.Pow(2, Math.Min(_failures, 7))));
+            _log.Warning(f.Error, "Taking jobs from queue {0} failed ({1} in a row); retrying in {2}", _broker.Keys.Name, _failures, delay);
+            Timers.StartSingleTimer("retry-take", RetryTake.Instance, delay);
+        });
+        Receive<RetryTake>(_ => { if (!_taking && _wanted > 0) TakeNow(); });
+        Receive<Wake>(_ => WakeRouter());
+        Receive<Poll>(_ => WakeRouter());
+        Receive<Release>(r => { foreach (var id in r.JobIds) _leased.Remove(id); });
+        Receive<Reclaim>(r =>
+        {
+            foreach (var id in r.JobIds) _leased.Remove(id);
+            Run(_broker.ReclaimAsync(r.JobIds), "reclaim jobs of a lost node");
+        });
+        Receive<Return>(r =>
+        {
+            foreach (var id in r.JobIds) _leased.Remove(id);
+            Run(_broker.CompleteAsync(r.JobIds.Select(id => (JobOutcome)new JobOutcome.Returned(id)).ToList()), "return unstarted jobs");
+        });
+        Receive<RenewLeases>(_ => RenewAll());
+        Receive<RenewDone>(_ => _renewing = false);
+        Receive<ReclaimExpired>(_ =>
+        {
+            if (_reclaiming) return;
+            _reclaiming = true;
+            _broker.ReclaimExpiredAsync().PipeTo(Self, success: n => new ReclaimDone(n), failure: ex => new ReclaimDone(0, ex));
+        });
+        Receive<ReclaimDone>(d =>
+        {
+            _reclaiming = false;
+            if (d.Error is not null) _log.Warning(d.Error, "Reclaiming expired leases of queue {0} failed", _broker.Keys.Name);
+            else if (d.Count > 0) _log.Info("Queue {0}: {1} job(s) whose node stopped renewing their lease are back in the queue", _broker.Keys.Name, d.Count);
+        });
+        Receive<Done>(_ => { });
+        Receive<BackgroundFailed>(f => _log.Warning(f.Error, "Queue {0}: could not {1}", _broker.Keys.Name, f.What));
+    }
+
+    public ITimerScheduler Timers { get; set; } = null!;
+
+    protected override void PreStart()
+    {
+        var self = Self;
+        _redis.GetSubscriber().Subscribe(RedisChannel.Literal(_broker.Keys.WakeChannel), (_, _) => self.Tell(Wake.Instance));
+        Timers.StartPeriodicTimer("poll", Poll.Instance, _settings.PollInterval);
+        Timers.StartPeriodicTimer("reclaim", ReclaimExpired.Instance, _settings.ReclaimInterval);
+        var renewEvery = TimeSpan.FromTicks(_brokerSettings.LeaseDuration.Ticks / 4);
+        Timers.StartPeriodicTimer("renew", RenewLeases.Instance, renewEvery);
+    }
+
+    protected override void PostStop()
+    {
+        _stopping.Cancel();
+        try { _redis.GetSubscriber().Unsubscribe(RedisChannel.Literal(_broker.Keys.WakeChannel)); }
+        catch (Exception) { /* connection gone: nothing to unsubscribe */ }
+    }
+
+    private void TakeNow()
+    {
+        var max = Math.Min(_wanted, _settings.MaxBatch);
+        if (max <= 0) return;
+        _taking = true;
+        _broker.TakeAsync(max).PipeTo(Self, success: jobs => new TakeResult(jobs, max), failure: ex => new TakeFailed(ex));
+    }
+
+    private void OnTaken(TakeResult result)
+    {
+        _taking = false;
+        _failures = 0;
+        var leases = new List<JobLease>(result.Jobs.Count);
+        List<JobOutcome>? rejected = null;
+        foreach (var job in result.Jobs)
+        {
+            _leased.Add(job.Id);
+            if (Parse(job) is { } lease) leases.Add(lease);
+            else (rejected ??= []).Add(Reject(job));
+        }
+        if (rejected is not null)
+        {
+            foreach (var r in rejected) _leased.Remove(r.JobId);
+            Run(_broker.CompleteAsync(rejected), "dead-letter bad envelopes");
+        }
+        _exhausted = result.Jobs.Count < result.Asked;
+        _wanted = Math.Max(0, _wanted - result.Jobs.Count);
+        Context.Parent.Tell(new Taken(leases, _exhausted));
+    }
+
+    private JobLease? Parse(TakenJob job)
+    {
+        if (Encoding.UTF8.GetByteCount(job.EnvelopeJson) > _settings.MaxPayloadBytes) return null;
+        try
+        {
+            var envelope = ProtocolJson.DeserializeEnvelope(job.EnvelopeJson);
+            if (envelope is null || envelope.Id != job.Id || envelope.Queue != _broker.Keys.Name || string.IsNullOrEmpty(envelope.Task)) return null;
+            if (envelope.Version > JobEnvelope.CurrentVersion) return null;
+            return new JobLease(envelope with { Attempt = job.Attempt }, job.Attempt);
+        }
+        catch (JsonException) { return null; }
+    }
+
+    private JobOutcome Reject(TakenJob job)
+    {
+        var size = Encoding.UTF8.GetByteCount(job.EnvelopeJson);
+        string type, message;
+        if (size > _settings.MaxPayloadBytes)
+            (type, message) = ("PayloadTooLarge", $"The envelope is {size} bytes, over this node's limit of {_settings.MaxPayloadBytes} bytes.");
+        else
+        {
+            type = "MalformedEnvelope";
+            message = Describe(job);
+        }
+        return new JobOutcome.DeadLettered(job.Id, new JobError
+        {
+            Type = type, Message = message, Attempt = job.Attempt, At = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(),
+        });
+    }
+
+    private string Describe(TakenJob job)
+    {
+        try
+        {
+            var envelope = ProtocolJson.DeserializeEnvelope(job.EnvelopeJson);
+            if (envelope is null) return "The envelope is JSON null.";
+            if (envelope.Version > JobEnvelope.CurrentVersion)
+                return $"Envelope format v{envelope.Version} is newer than this node understands (v{JobEnvelope.CurrentVersion}).";
+            if (envelope.Id != job.Id) return $"The envelope's id '{envelope.Id}' is not the queued id '{job.Id}'.";
+            if (envelope.Queue != _broker.Keys.Name) return $"The envelope names queue '{envelope.Queue}' but sits in '{_broker.Keys.Name}'.";
+            return "The envelope has no task name.";
+        }
+        catch (JsonException ex) { return $"The envelope is not valid job JSON: {ex.Message}"; }
+    }
+
+    private void WakeRouter()
+    {
+        if (!_exhausted) return;
+        _exhausted = false;
+        Context.Parent.Tell(WorkMayBeAvailable.Instance);
+    }
+
+    private void RenewAll()
+    {
+        if (_renewing || _leased.Count == 0) return;
+        _renewing = true;
+        var ids = _leased.ToArray();
+        RenewInChunks(ids).PipeTo(Self, success: () => RenewDone.Instance, failure: ex =>
+        {
+            _log.Warning(ex, "Renewing {0} lease(s) of queue {1} failed", ids.Length, _broker.Keys.Name);
+            return RenewDone.Instance;
+        });
+    }
+
+    private async Task RenewInChunks(string[] ids)
+    {
+        foreach (var chunk in ids.Chunk(2_000))
+        {
+            _stopping.Token.ThrowIfCancellationRequested();
+            await _broker.RenewAsync(chunk).ConfigureAwait(false);
+        }
+    }
+
+    private void Run(Task task, string what) =>
+        task.PipeTo(Self, success: () => Done.Instance, failure: ex => new BackgroundFailed(what, ex));
+
+    private sealed record TakeResult(IReadOnlyList<TakenJob> Jobs, int Asked) : INoSerializationVerificationNeeded;
+    private sealed record TakeFailed(Exception Error) : INoSerializationVerificationNeeded;
+    private sealed record ReclaimDone(int Count, Exception? Error = null) : INoSerializationVerificationNeeded;
+    private sealed record BackgroundFailed(string What, Exception Error) : INoSerializationVerificationNeeded;
+    private sealed class RetryTake : INoSerializationVerificationNeeded { public static readonly RetryTake Instance = new(); }
+    private sealed class Wake : INoSerializationVerificationNeeded { public static readonly Wake Instance = new(); }
+    private sealed class Poll : INoSerializationVerificationNeeded { public static readonly Poll Instance = new(); }
+    private sealed class RenewLeases : INoSerializationVerificationNeeded { public static readonly RenewLeases Instance = new(); }
+    private sealed class RenewDone : INoSerializationVerificationNeeded { public static readonly RenewDone Instance = new(); }
+    private sealed class ReclaimExpired : INoSerializationVerificationNeeded { public static readonly ReclaimExpired Instance = new(); }
+    private sealed class Done : INoSerializationVerificationNeeded { public static readonly Done Instance = new(); }
+}
+
+public static class QueueIngressActorExtensions
+{
+    /// <summary>Props of a queue's ingress (created by its router, as its child).</summary>
+    public static Props IngressProps(IConnectionMultiplexer redis, QueueBroker broker, BrokerSettings brokerSettings, QueueIngressSettings settings) =>
+        Props.Create(() => new QueueIngressActor(redis, broker, brokerSettings, settings));
+}

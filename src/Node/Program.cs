@@ -1,0 +1,31 @@
+using ClusterJobs.Node.Demo;
+using ClusterJobs.Node.Hosting;
+using ClusterJobs.Protocol;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+// The stock node: serves the demo tasks (send_email, add, sleep, fail) on the queues it is told to.
+//   ClusterJobs.Node [--queues high_priority,low_priority] [--concurrency 16]   run a node until SIGTERM
+//   ClusterJobs.Node demo                                                       one-process cluster + demo jobs
+var demo = args.Length > 0 && args[0] == "demo";
+try
+{
+    var builder = Host.CreateApplicationBuilder(demo ? args[1..] : args);
+    builder.Logging.AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss.fff "; });
+    if (demo) builder.Logging.SetMinimumLevel(LogLevel.Warning);
+    builder.Services.AddClusterJobs(options => NodeConfiguration.Apply(options, builder.Configuration)).AddDemoTasks();
+    using var host = builder.Build();
+    if (demo) return await DemoRunner.RunAsync(host, Console.Out);
+    await host.RunAsync();
+    return 0;
+}
+catch (RedisUnavailableException ex)
+{
+    Console.Error.WriteLine($"clusterjobs: {ex.Message}");
+    return 2;
+}
+catch (ArgumentException ex)
+{
+    Console.Error.WriteLine($"clusterjobs: invalid configuration: {ex.Message}");
+    return 2;
+}

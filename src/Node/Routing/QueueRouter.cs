@@ -1,0 +1,47 @@
+using Akka.Actor;
+using ClusterJobs.Node.Serialization;
+
+namespace ClusterJobs.Node.Routing;
+
+/// <summary>Messages a queue router receives from worker pools.</summary>
+public static class QueueRouter
+{
+    /// <summary>
+    /// A pool has <paramref name="Slots"/> more free slots for this queue. Parked demand waits for work; demand that is
+    /// not parked is answered with Empty when the queue has nothing, so the pool can ask its next queue.
+    /// </summary>
+    public sealed record Demand(int Slots, bool Park) : IClusterJobsMessage;
+
+    /// <summary>A pool takes back its parked slots (to offer them to a higher-priority queue); answered with Withdrawn.</summary>
+    public sealed class Withdraw : IClusterJobsMessage
+    {
+        public static readonly Withdraw Instance = new();
+        private Withdraw() { }
+    }
+
+    /// <summary>A pool reports jobs whose outcomes are recorded in Redis: their leases need no more renewal.</summary>
+    public sealed record JobsCompleted(IReadOnlyList<string> JobIds) : IClusterJobsMessage;
+
+    /// <summary>Asks a router for its state (diagnostics and tests).</summary>
+    public sealed class GetStatus : IClusterJobsMessage
+    {
+        public static readonly GetStatus Instance = new();
+        private GetStatus() { }
+    }
+
+    public sealed record RouterStatus(string Queue, int Buffered, int Pools, int Credit, int InFlight) : IClusterJobsMessage;
+}
+
+/// <summary>Where each queue's router is (a local actor now; the same lookup serves a cluster-wide router).</summary>
+public sealed class QueueRouters
+{
+    private readonly Dictionary<string, IActorRef> _routers = new();
+
+    public void Add(string queue, IActorRef router) => _routers[queue] = router;
+
+    public IActorRef this[string queue] => _routers.TryGetValue(queue, out var router)
+        ? router
+        : throw new KeyNotFoundException($"No router for queue '{queue}'.");
+
+    public IReadOnlyCollection<string> Queues => _routers.Keys;
+}

@@ -1,0 +1,161 @@
+using Akka.Actor;
+using Akka.Hosting;
+using Akka.Event;
+using ClusterJobs.Node.Ingress;
+using ClusterJobs.Node.Workers;
+using static ClusterJobs.Node.Routing.QueueRouter;
+
+namespace ClusterJobs.Node.Routing;
+
+/// <summary>
+/// The one router of a queue. Worker pools pull: each says how many free slots it has for the queue (Demand); the
+/// router leases that many jobs through its ingress child and hands them out, each to the pool with the most free
+/// slots, never more than a pool asked for. It knows which pool runs which job, so the jobs of a pool that dies go
+/// back to the queue at once instead of waiting for their leases to expire.
+/// </summary>
+public sealed class QueueRouterActor : ReceiveActor
+{
+    private readonly string _queue;
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+    private readonly Dictionary<IActorRef, PoolState> _pools = new();
+    private readonly Queue<JobLease> _buffer = new();
+    private readonly HashSet<IActorRef> _waitingForWork = [];
+    private readonly IActorRef _ingress;
+    private bool _fetching;
+    private bool _exhausted;
+
+    public QueueRouterActor(string queue, Props ingressProps)
+    {
+        _queue = queue;
+        _ingress = Context.ActorOf(ingressProps, "ingress");
+
+        Receive<Demand>(OnDemand);
+        Receive<Withdraw>(_ =>
+        {
+            var slots = 0;
+            if (_pools.TryGetValue(Sender, out var pool))
+            {
+                slots = pool.Credit;
+                pool.Credit = 0;
+            }
+            Sender.Tell(new WorkerPool.Withdrawn(_queue, slots));
+        });
+        Receive<QueueIngress.Taken>(OnTaken);
+        Receive<QueueIngress.WorkMayBeAvailable>(_ =>
+        {
+            _exhausted = false;
+            foreach (var pool in _waitingForWork) pool.Tell(new WorkerPool.WorkAvailable(_queue));
+            _waitingForWork.Clear();
+            DispatchAndFetch();
+        });
+        Receive<JobsCompleted>(c =>
+        {
+            if (_pools.TryGetValue(Sender, out var pool))
+                foreach (var id in c.JobIds) pool.Running.Remove(id);
+            _ingress.Tell(new QueueIngress.Release(c.JobIds));
+        });
+        Receive<Terminated>(t => PoolGone(t.ActorRef));
+        Receive<GetStatus>(_ => Sender.Tell(new RouterStatus(_queue, _buffer.Count, _pools.Count,
+            _pools.Values.Sum(p => p.Credit), _pools.Values.Sum(p => p.Running.Count))));
+    }
+
+    private void OnDemand(Demand demand)
+    {
+        if (!_pools.TryGetValue(Sender, out var pool))
+        {
+            pool = new PoolState();
+            _pools[Sender] = pool;
+            Context.Watch(Sender);
+        }
+        pool.Credit += demand.Slots;
+        pool.Parked = demand.Park;
+        DispatchAndFetch();
+    }
+
+    private void OnTaken(QueueIngress.Taken taken)
+    {
+        _fetching = false;
+        _exhausted = taken.Exhausted;
+        foreach (var job in taken.Jobs) _buffer.Enqueue(job);
+        DispatchAndFetch();
+    }
+
+    private void DispatchAndFetch()
+    {
+        Dispatch();
+        var want = _pools.Values.Sum(p => p.Credit) - _buffer.Count;
+        if (want <= 0) return;
+        if (!_exhausted)
+        {
+            if (!_fetching)
+            {
+                _fetching = true;
+                _ingress.Tell(new QueueIngress.Fetch(want));
+            }
+            return;
+        }
+        // The queue is empty: pools whose demand is not parked go ask their next queue.
+        foreach (var (poolRef, pool) in _pools)
+        {
+            if (pool.Parked || pool.Credit == 0) continue;
+            poolRef.Tell(new WorkerPool.Empty(_queue, pool.Credit));
+            pool.Credit = 0;
+            _waitingForWork.Add(poolRef);
+        }
+    }
+
+    /// <summary>Each job goes to the pool with the most free slots, so load follows free capacity.</summary>
+    private void Dispatch()
+    {
+        if (_buffer.Count == 0) return;
+        Dictionary<IActorRef, List<JobLease>>? batches = null;
+        while (_buffer.Count > 0)
+        {
+            IActorRef? best = null;
+            PoolState? bestState = null;
+            foreach (var (poolRef, pool) in _pools)
+                if (pool.Credit > (bestState?.Credit ?? 0)) (best, bestState) = (poolRef, pool);
+            if (best is null) break;
+            var job = _buffer.Dequeue();
+            bestState!.Credit--;
+            bestState.Running.Add(job.Envelope.Id);
+            batches ??= new();
+            if (!batches.TryGetValue(best, out var batch)) batches[best] = batch = [];
+            batch.Add(job);
+        }
+        if (batches is null) return;
+        foreach (var (poolRef, jobs) in batches) poolRef.Tell(new WorkerPool.Dispatch(_queue, jobs));
+    }
+
+    private void PoolGone(IActorRef poolRef)
+    {
+        _waitingForWork.Remove(poolRef);
+        if (!_pools.Remove(poolRef, out var pool)) return;
+        if (pool.Running.Count > 0)
+        {
+            _log.Warning("Queue {0}: worker pool {1} is gone with {2} job(s) running; returning them to the queue",
+                _queue, poolRef.Path, pool.Running.Count);
+            _ingress.Tell(new QueueIngress.Reclaim(pool.Running.ToList()));
+        }
+        DispatchAndFetch();
+    }
+
+    private sealed class PoolState
+    {
+        public int Credit;
+        public bool Parked;
+        public readonly HashSet<string> Running = [];
+    }
+}
+
+public static class QueueRouterActorExtensions
+{
+    /// <summary>Starts one router (with its ingress child) per queue and records them in <paramref name="routers"/>.</summary>
+    public static AkkaConfigurationBuilder AddQueueRouters(this AkkaConfigurationBuilder builder, IEnumerable<string> queues,
+        QueueRouters routers, Func<string, Props> ingressProps) =>
+        builder.WithActors((system, _, _) =>
+        {
+            foreach (var queue in queues)
+                routers.Add(queue, system.ActorOf(Props.Create(() => new QueueRouterActor(queue, ingressProps(queue))), $"router-{queue}"));
+        });
+}

@@ -1,0 +1,84 @@
+using System.Runtime.Serialization;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using System.Text.Json.Serialization.Metadata;
+using Akka.Actor;
+using Akka.Serialization;
+using ClusterJobs.Node.Routing;
+using ClusterJobs.Node.Workers;
+
+namespace ClusterJobs.Node.Serialization;
+
+/// <summary>
+/// The one serializer for messages that cross nodes: System.Text.Json with source-generated metadata and short
+/// manifests of our own. Never type names from the wire: an unknown manifest is a SerializationException (which
+/// remoting drops without tearing down the association).
+/// </summary>
+public sealed class ClusterJobsMessageSerializer(ExtendedActorSystem system) : SerializerWithStringManifest(system)
+{
+    public const int Id = 6471;
+
+    private static readonly Dictionary<Type, (string Manifest, JsonTypeInfo Info)> ByType = new()
+    {
+        [typeof(QueueRouter.Demand)] = ("rd", WireJson.Default.Demand),
+        [typeof(QueueRouter.JobsCompleted)] = ("rc", WireJson.Default.JobsCompleted),
+        [typeof(QueueRouter.RouterStatus)] = ("rs", WireJson.Default.RouterStatus),
+        [typeof(WorkerPool.Dispatch)] = ("pd", WireJson.Default.Dispatch),
+        [typeof(WorkerPool.Empty)] = ("pe", WireJson.Default.Empty),
+        [typeof(WorkerPool.WorkAvailable)] = ("pa", WireJson.Default.WorkAvailable),
+        [typeof(WorkerPool.Withdrawn)] = ("pw", WireJson.Default.Withdrawn),
+    };
+
+    private static readonly Dictionary<string, object> Singletons = new()
+    {
+        ["rw"] = QueueRouter.Withdraw.Instance,
+        ["rg"] = QueueRouter.GetStatus.Instance,
+    };
+
+    private static readonly Dictionary<string, JsonTypeInfo> ByManifest =
+        ByType.Values.ToDictionary(v => v.Manifest, v => v.Info);
+
+    public override int Identifier => Id;
+
+    public override string Manifest(object o) => o switch
+    {
+        QueueRouter.Withdraw => "rw",
+        QueueRouter.GetStatus => "rg",
+        _ when ByType.TryGetValue(o.GetType(), out var entry) => entry.Manifest,
+        _ => throw new ArgumentException($"{o.GetType()} is not a ClusterJobs wire message."),
+    };
+
+    public override byte[] ToBinary(object obj)
+    {
+        if (obj is QueueRouter.Withdraw or QueueRouter.GetStatus) return [];
+        if (!ByType.TryGetValue(obj.GetType(), out var entry))
+            throw new ArgumentException($"{obj.GetType()} is not a ClusterJobs wire message.");
+        return JsonSerializer.SerializeToUtf8Bytes(obj, entry.Info);
+    }
+
+    public override object FromBinary(byte[] bytes, string manifest)
+    {
+        if (Singletons.TryGetValue(manifest, out var singleton)) return singleton;
+        if (!ByManifest.TryGetValue(manifest, out var info))
+            throw new SerializationException($"Unknown ClusterJobs message manifest '{manifest}'.");
+        try
+        {
+            return JsonSerializer.Deserialize(bytes, info)
+                ?? throw new SerializationException($"ClusterJobs message '{manifest}' was null.");
+        }
+        catch (JsonException ex)
+        {
+            throw new SerializationException($"ClusterJobs message '{manifest}' is malformed: {ex.Message}", ex);
+        }
+    }
+}
+
+[JsonSourceGenerationOptions(DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
+[JsonSerializable(typeof(QueueRouter.Demand))]
+[JsonSerializable(typeof(QueueRouter.JobsCompleted))]
+[JsonSerializable(typeof(QueueRouter.RouterStatus))]
+[JsonSerializable(typeof(WorkerPool.Dispatch))]
+[JsonSerializable(typeof(WorkerPool.Empty))]
+[JsonSerializable(typeof(WorkerPool.WorkAvailable))]
+[JsonSerializable(typeof(WorkerPool.Withdrawn))]
+internal sealed partial class WireJson : JsonSerializerContext;

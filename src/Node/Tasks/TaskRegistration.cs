@@ -1,0 +1,117 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace ClusterJobs.Node.Tasks;
+
+/// <summary>One task name bound to its handler type; knows how to bind arguments and run the handler.</summary>
+public sealed class TaskRegistration
+{
+    private readonly Func<IServiceProvider, JsonElement, JobContext, CancellationToken, Task<string>> _invoke;
+
+    private TaskRegistration(string name, Type handlerType, Type argsType,
+        Func<IServiceProvider, JsonElement, JobContext, CancellationToken, Task<string>> invoke)
+    {
+        Name = name;
+        HandlerType = handlerType;
+        ArgsType = argsType;
+        _invoke = invoke;
+    }
+
+    public string Name { get; }
+    public Type HandlerType { get; }
+    public Type ArgsType { get; }
+
+    /// <summary>Runs the handler; returns its result as JSON ("null" for handlers without a result).</summary>
+    public Task<string> InvokeAsync(IServiceProvider services, JsonElement args, JobContext context, CancellationToken ct) =>
+        _invoke(services, args, context, ct);
+
+    public static TaskRegistration For<THandler>(string name, JsonSerializerOptions json) where THandler : class
+    {
+        var handler = typeof(THandler);
+        foreach (var iface in handler.GetInterfaces().Where(i => i.IsGenericType))
+        {
+            var definition = iface.GetGenericTypeDefinition();
+            var types = iface.GetGenericArguments();
+            if (definition == typeof(IJobHandler<,>))
+                return (TaskRegistration)typeof(TaskRegistration).GetMethod(nameof(WithResult), System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Static)!
+                    .MakeGenericMethod(handler, types[0], types[1]).Invoke(null, [name, json])!;
+            if (definition == typeof(IJobHandler<>))
+                return (TaskRegistration)typeof(TaskRegistration).GetMethod(nameof(WithoutResult), System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Static)!
+                    .MakeGenericMethod(handler, types[0]).Invoke(null, [name, json])!;
+        }
+        throw new ArgumentException($"{handler.Name} implements neither IJobHandler<TArgs> nor IJobHandler<TArgs, TResult>.");
+    }
+
+    private static TaskRegistration WithResult<THandler, TArgs, TResult>(string name, JsonSerializerOptions json)
+        where THandler : class, IJobHandler<TArgs, TResult> =>
+        new(name, typeof(THandler), typeof(TArgs), async (sp, args, ctx, ct) =>
+        {
+            var bound = Bind<TArgs>(args, json, name);
+            var handler = ActivatorUtilities.GetServiceOrCreateInstance<THandler>(sp);
+            var result = await handler.HandleAsync(bound, ctx, ct).ConfigureAwait(false);
+            return JsonSerializer.Serialize(result, json);
+        });
+
+    private static TaskRegistration WithoutResult<THandler, TArgs>(string name, JsonSerializerOptions json)
+        where THandler : class, IJobHandler<TArgs> =>
+        new(name, typeof(THandler), typeof(TArgs), async (sp, args, ctx, ct) =>
+        {
+            var bound = Bind<TArgs>(args, json, name);
+            var handler = ActivatorUtilities.GetServiceOrCreateInstance<THandler>(sp);
+            await handler.HandleAsync(bound, ctx, ct).ConfigureAwait(false);
+            return "null";
+        });
+
+    /// <summary>
+    /// Binds JSON arguments: an object by name (strictly: unknown or missing required members fail), an array by
+    /// position onto the type's constructor parameters (Celery's <c>args=[...]</c>), a one-element array onto a
+    /// simple argument type.
+    /// </summary>
+    internal static TArgs Bind<TArgs>(JsonElement args, JsonSerializerOptions json, string task)
+    {
+        try
+        {
+            var source = args;
+            if (args.ValueKind == JsonValueKind.Array && !IsCollection(typeof(TArgs)))
+                source = Positional<TArgs>(args, task);
+            var value = source.Deserialize<TArgs>(json);
+            if (value is null && default(TArgs) is null && !AllowsNull<TArgs>())
+                throw new JobArgumentException($"Task '{task}' needs arguments of type {typeof(TArgs).Name}, got null.");
+            return value!;
+        }
+        catch (JsonException ex)
+        {
+            throw new JobArgumentException($"Arguments of task '{task}' do not bind to {typeof(TArgs).Name}: {ex.Message}", ex);
+        }
+        catch (Exception ex) when (ex is InvalidOperationException or NotSupportedException or FormatException)
+        {
+            throw new JobArgumentException($"Arguments of task '{task}' do not bind to {typeof(TArgs).Name}: {ex.Message}", ex);
+        }
+    }
+
+    private static bool AllowsNull<T>() => Nullable.GetUnderlyingType(typeof(T)) is not null;
+
+    private static bool IsCollection(Type type) =>
+        type != typeof(string) && (type.IsArray || typeof(System.Collections.IEnumerable).IsAssignableFrom(type));
+
+    private static JsonElement Positional<TArgs>(JsonElement array, string task)
+    {
+        var items = array.EnumerateArray().ToArray();
+        var type = typeof(TArgs);
+        if (type.IsPrimitive || type == typeof(string) || type == typeof(decimal) || type == typeof(Guid) || type.IsEnum)
+        {
+            if (items.Length != 1)
+                throw new JobArgumentException($"Task '{task}' takes one {type.Name} argument, got {items.Length}.");
+            return items[0];
+        }
+        var ctor = type.GetConstructors().OrderByDescending(c => c.GetParameters().Length).FirstOrDefault();
+        var parameters = ctor?.GetParameters() ?? [];
+        if (items.Length > parameters.Length)
+            throw new JobArgumentException(
+                $"Task '{task}' takes {parameters.Length} positional argument(s) ({string.Join(", ", parameters.Select(p => p.Name))}), got {items.Length}.");
+        var obj = new JsonObject();
+        for (var i = 0; i < items.Length; i++) obj[parameters[i].Name!] = JsonNode.Parse(items[i].GetRawText());
+        return JsonSerializer.SerializeToElement(obj);
+    }
+}

@@ -1,0 +1,147 @@
+using Akka.Actor;
+using Akka.Event;
+using ClusterJobs.Node.Broker;
+using ClusterJobs.Node.Results;
+using ClusterJobs.Node.Tasks;
+using ClusterJobs.Protocol;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace ClusterJobs.Node.Workers;
+
+/// <summary>
+/// Runs one job at a time. The handler runs as a task on the thread pool, never on the actor's thread; its outcome is
+/// piped back. At the soft limit the handler's token is cancelled; at the hard limit the worker abandons the attempt,
+/// records it as timed out and is free again at once (a late outcome of an abandoned run is ignored).
+/// </summary>
+public sealed class WorkerActor : ReceiveActor, IWithTimers
+{
+    private readonly TaskRegistry _tasks;
+    private readonly IServiceProvider _services;
+    private readonly IActorRef _results;
+    private readonly string _node;
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+    private JobLease? _current;
+    private CancellationTokenSource? _cts;
+    private long _run;
+
+    public WorkerActor(TaskRegistry tasks, IServiceProvider services, IActorRef results, string node)
+    {
+        _tasks = tasks;
+        _services = services;
+        _results = results;
+        _node = node;
+
+        Receive<Run>(r => Start(r.Job));
+        Receive<Finished>(f => { if (f.Run == _run && _current is not null) Complete(f.Outcome); });
+        Receive<HardTimeout>(t =>
+        {
+            if (t.Run != _run || _current is not { } job) return;
+            _cts?.Cancel();
+            var limit = TimeSpan.FromMilliseconds(job.Envelope.HardTimeoutMs ?? 0);
+            _log.Warning("Job {0} passed its hard time limit of {1}; abandoning it", job.Envelope.Id, limit);
+            Complete(Outcomes.Failed(job, new TimeoutException($"The job exceeded its hard time limit of {limit}."), _node));
+        });
+    }
+
+    public ITimerScheduler Timers { get; set; } = null!;
+
+    private void Start(JobLease job)
+    {
+        _current = job;
+        var run = ++_run;
+        _cts = new CancellationTokenSource();
+        if (job.Envelope.SoftTimeoutMs is { } soft) _cts.CancelAfter(TimeSpan.FromMilliseconds(soft));
+        if (job.Envelope.HardTimeoutMs is { } hard)
+            Timers.StartSingleTimer("hard", new HardTimeout(run), TimeSpan.FromMilliseconds(hard));
+        var token = _cts.Token;
+        Task.Run(() => Execute(job, token), token)
+            .PipeTo(Self, success: outcome => new Finished(run, outcome),
+                failure: ex => new Finished(run, Outcomes.Failed(job, ex, _node)));
+    }
+
+    private async Task<JobOutcome> Execute(JobLease job, CancellationToken ct)
+    {
+        try
+        {
+            var task = _tasks.Get(job.Envelope.Task);
+            await using var scope = _services.CreateAsyncScope();
+            var context = new JobContext(job.Envelope, job.Attempt, _node, scope.ServiceProvider);
+            var result = await task.InvokeAsync(scope.ServiceProvider, job.Envelope.Args, context, ct).ConfigureAwait(false);
+            return new JobOutcome.Succeeded(job.Envelope.Id, result);
+        }
+        catch (OperationCanceledException ex) when (ct.IsCancellationRequested)
+        {
+            var limit = TimeSpan.FromMilliseconds(job.Envelope.SoftTimeoutMs ?? 0);
+            return Outcomes.Failed(job, new TimeoutException($"The job exceeded its soft time limit of {limit}.", ex), _node);
+        }
+        catch (Exception ex)
+        {
+            return Outcomes.Failed(job, ex, _node);
+        }
+    }
+
+    private void Complete(JobOutcome outcome)
+    {
+        var job = _current!;
+        Timers.Cancel("hard");
+        _cts?.Dispose();
+        _cts = null;
+        _current = null;
+        _run++;
+        _results.Tell(new ResultWriter.Record(job.Envelope.Queue, outcome, Context.Parent));
+        Context.Parent.Tell(new WorkerPool.WorkerFree(Self, job.Envelope.Queue));
+    }
+
+    /// <summary>A crash of ours (not the handler's) restarts this actor; its job is recorded as a failed attempt, never lost.</summary>
+    protected override void PreRestart(Exception reason, object message)
+    {
+        if (_current is { } job)
+        {
+            _cts?.Cancel();
+            _results.Tell(new ResultWriter.Record(job.Envelope.Queue, Outcomes.Failed(job, reason, _node), Context.Parent));
+            Context.Parent.Tell(new WorkerPool.WorkerFree(Self, job.Envelope.Queue));
+        }
+        base.PreRestart(reason, message);
+    }
+
+    protected override void PostStop() => _cts?.Cancel();
+
+    /// <summary>From the pool: run this job.</summary>
+    public sealed record Run(JobLease Job) : INoSerializationVerificationNeeded;
+
+    private sealed record Finished(long Run, JobOutcome Outcome) : INoSerializationVerificationNeeded;
+    private sealed record HardTimeout(long Run) : INoSerializationVerificationNeeded;
+}
+
+/// <summary>Turns a failed attempt into a retry or a dead letter by the job's policy.</summary>
+public static class Outcomes
+{
+    public static JobOutcome Failed(JobLease job, Exception ex, string node, DateTimeOffset? now = null)
+    {
+        var at = now ?? DateTimeOffset.UtcNow;
+        var error = new JobError
+        {
+            Type = ex.GetType().FullName ?? ex.GetType().Name,
+            Message = ex.Message,
+            StackTrace = ex.StackTrace,
+            Node = node,
+            Attempt = job.Attempt,
+            At = at.ToUnixTimeMilliseconds(),
+        };
+        var envelope = job.Envelope;
+        if (IsPermanent(ex) || job.Attempt >= envelope.MaxAttempts)
+            return new JobOutcome.DeadLettered(envelope.Id, error);
+        var delay = RetryBackoff.Delay(job.Attempt, envelope.BackoffMs, envelope.BackoffMaxMs);
+        return new JobOutcome.Retry(envelope.Id, error, (at + delay).ToUnixTimeMilliseconds());
+    }
+
+    /// <summary>Failures that would fail the same way again: retrying them only wastes attempts.</summary>
+    public static bool IsPermanent(Exception ex) =>
+        ex is JobArgumentException or UnknownTaskException or PermanentJobFailureException;
+}
+
+public static class WorkerActorExtensions
+{
+    public static Props WorkerProps(TaskRegistry tasks, IServiceProvider services, IActorRef results, string node) =>
+        Props.Create(() => new WorkerActor(tasks, services, results, node));
+}

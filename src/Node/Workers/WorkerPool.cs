@@ -1,0 +1,39 @@
+using Akka.Actor;
+using ClusterJobs.Node.Serialization;
+using ClusterJobs.Protocol;
+
+namespace ClusterJobs.Node.Workers;
+
+/// <summary>A job handed to a node to run: the envelope and the attempt number it runs as.</summary>
+public sealed record JobLease(JobEnvelope Envelope, int Attempt);
+
+/// <summary>Messages a worker pool receives.</summary>
+public static class WorkerPool
+{
+    /// <summary>From a queue's router: jobs to run, never more than the pool asked for.</summary>
+    public sealed record Dispatch(string Queue, IReadOnlyList<JobLease> Jobs) : IClusterJobsMessage;
+
+    /// <summary>From a queue's router: it has no work for <paramref name="Slots"/> non-parked slots; ask the next queue.</summary>
+    public sealed record Empty(string Queue, int Slots) : IClusterJobsMessage;
+
+    /// <summary>From a queue's router: work arrived after it said Empty.</summary>
+    public sealed record WorkAvailable(string Queue) : IClusterJobsMessage;
+
+    /// <summary>From a queue's router: the parked slots it gave back on Withdraw.</summary>
+    public sealed record Withdrawn(string Queue, int Slots) : IClusterJobsMessage;
+
+    /// <summary>From a worker: its job's outcome went to the result writer; the worker is free.</summary>
+    internal sealed record WorkerFree(IActorRef Worker, string Queue) : INoSerializationVerificationNeeded;
+
+    /// <summary>From the result writer: these jobs' outcomes are in Redis.</summary>
+    internal sealed record Recorded(string Queue, IReadOnlyList<string> JobIds) : INoSerializationVerificationNeeded;
+
+    /// <summary>Asks the pool for its current load (local diagnostics and tests).</summary>
+    public sealed class GetStatus
+    {
+        public static readonly GetStatus Instance = new();
+        private GetStatus() { }
+    }
+
+    public sealed record PoolStatus(int Capacity, int Busy, IReadOnlyDictionary<string, int> BusyByQueue, IReadOnlyDictionary<string, int> CreditByQueue);
+}

@@ -1,0 +1,164 @@
+using Akka.Actor;
+using Akka.Hosting;
+using Akka.Event;
+using ClusterJobs.Node.Routing;
+using static ClusterJobs.Node.Workers.WorkerPool;
+
+namespace ClusterJobs.Node.Workers;
+
+/// <summary>A queue this node serves, in priority order, with the most of the node's slots it may use.</summary>
+public sealed record ServedQueue(string Name, int MaxConcurrency);
+
+/// <summary>
+/// The node's workers: supervises one <see cref="WorkerActor"/> per slot and pulls work for them from the routers of
+/// the queues it serves, in priority order. Free slots are offered to the first queue; a queue with no work answers
+/// Empty and the slots go to the next; the last queue keeps them parked until work comes. When a higher queue gets
+/// work again its router says so, and parked slots are withdrawn from the lower one, so high always drains first.
+/// </summary>
+public sealed class WorkerPoolActor : ReceiveActor, IWithTimers
+{
+    private readonly IReadOnlyList<ServedQueue> _queues;
+    private readonly QueueRouters _routers;
+    private readonly int _capacity;
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+    private readonly Stack<IActorRef> _idle = new();
+    private readonly Dictionary<IActorRef, string> _busy = new();
+    private readonly Dictionary<string, int> _busyByQueue = new();
+    private readonly Dictionary<string, int> _credit = new();
+    private int _askIndex;
+    private string? _awaiting;
+    private bool _withdrawing;
+
+    public WorkerPoolActor(IReadOnlyList<ServedQueue> queues, int capacity, QueueRouters routers, Func<Props> workerProps)
+    {
+        if (queues.Count == 0) throw new ArgumentException("A worker pool needs at least one queue.", nameof(queues));
+        _queues = queues;
+        _capacity = capacity;
+        _routers = routers;
+        foreach (var q in queues) { _busyByQueue[q.Name] = 0; _credit[q.Name] = 0; }
+        for (var i = 0; i < capacity; i++) _idle.Push(Context.ActorOf(workerProps(), $"worker-{i}"));
+
+        Receive<Dispatch>(OnDispatch);
+        Receive<Empty>(e =>
+        {
+            _credit[e.Queue] -= e.Slots;
+            if (_awaiting == e.Queue) _awaiting = null;
+            _askIndex = IndexOf(e.Queue) + 1;
+            Offer();
+        });
+        Receive<WorkAvailable>(w =>
+        {
+            var index = IndexOf(w.Queue);
+            var parkedBelow = _queues.Skip(index + 1).FirstOrDefault(q => _credit[q.Name] > 0 && _awaiting != q.Name);
+            if (parkedBelow is not null && !_withdrawing)
+            {
+                _withdrawing = true;
+                _routers[parkedBelow.Name].Tell(QueueRouter.Withdraw.Instance);
+            }
+            if (_awaiting is null) { _askIndex = 0; Offer(); }
+        });
+        Receive<Withdrawn>(w =>
+        {
+            _credit[w.Queue] -= w.Slots;
+            _withdrawing = false;
+            if (_awaiting is null) { _askIndex = 0; Offer(); }
+        });
+        Receive<WorkerFree>(f =>
+        {
+            if (_busy.Remove(f.Worker)) _busyByQueue[f.Queue]--;
+            _idle.Push(f.Worker);
+            if (_awaiting is null) _askIndex = 0;
+            Offer();
+        });
+        Receive<Recorded>(r => _routers[r.Queue].Tell(new QueueRouter.JobsCompleted(r.JobIds)));
+        Receive<Tick>(_ =>
+        {
+            if (_awaiting is not null || _withdrawing) return;
+            _askIndex = 0;
+            Offer();
+        });
+        Receive<GetStatus>(_ => Sender.Tell(new PoolStatus(_capacity, _busy.Count,
+            new Dictionary<string, int>(_busyByQueue), new Dictionary<string, int>(_credit))));
+    }
+
+    public ITimerScheduler Timers { get; set; } = null!;
+
+    protected override void PreStart()
+    {
+        Timers.StartPeriodicTimer("tick", Tick.Instance, TimeSpan.FromSeconds(1));
+        Offer();
+    }
+
+    /// <summary>A crashed worker is restarted (its job is recorded as a failed attempt by the worker itself).</summary>
+    protected override SupervisorStrategy SupervisorStrategy() => new OneForOneStrategy(ex =>
+    {
+        _log.Error(ex, "A worker crashed; restarting it");
+        return Directive.Restart;
+    });
+
+    private void OnDispatch(Dispatch d)
+    {
+        _credit[d.Queue] -= d.Jobs.Count;
+        foreach (var job in d.Jobs)
+        {
+            if (!_idle.TryPop(out var worker))
+            {
+                // Never happens while routers keep to the demand; if it does, the job's lease brings it back.
+                _log.Error("Queue {0} sent job {1} with no free worker; its lease will return it to the queue", d.Queue, job.Envelope.Id);
+                continue;
+            }
+            _busy[worker] = d.Queue;
+            _busyByQueue[d.Queue]++;
+            worker.Tell(new WorkerActor.Run(job));
+        }
+        if (_awaiting == d.Queue && _credit[d.Queue] <= 0)
+        {
+            _awaiting = null;
+            _askIndex = 0;
+            Offer();
+        }
+    }
+
+    private void Offer()
+    {
+        if (_awaiting is not null) return;
+        for (var i = _askIndex; i < _queues.Count; i++)
+        {
+            var free = _capacity - _busy.Count - _credit.Values.Sum();
+            if (free <= 0) return;
+            var q = _queues[i];
+            var slots = Math.Min(free, q.MaxConcurrency - _busyByQueue[q.Name] - _credit[q.Name]);
+            if (slots <= 0) continue;
+            var last = i == _queues.Count - 1;
+            _credit[q.Name] += slots;
+            _routers[q.Name].Tell(new QueueRouter.Demand(slots, Park: last));
+            if (!last)
+            {
+                _awaiting = q.Name;
+                _askIndex = i;
+                return;
+            }
+        }
+    }
+
+    private int IndexOf(string queue)
+    {
+        for (var i = 0; i < _queues.Count; i++) if (_queues[i].Name == queue) return i;
+        return -1;
+    }
+
+    private sealed class Tick : INoSerializationVerificationNeeded { public static readonly Tick Instance = new(); }
+}
+
+public static class WorkerPoolActorExtensions
+{
+    /// <summary>Starts the node's worker pool (registered as <see cref="WorkerPoolActor"/>), after the routers it pulls from.</summary>
+    public static AkkaConfigurationBuilder AddWorkerPool(this AkkaConfigurationBuilder builder, IReadOnlyList<ServedQueue> queues,
+        int concurrency, QueueRouters routers, Func<ActorSystem, IActorRegistry, Props> workerProps) =>
+        builder.WithActors((system, registry, _) =>
+        {
+            var worker = workerProps(system, registry);
+            registry.Register<WorkerPoolActor>(system.ActorOf(
+                Props.Create(() => new WorkerPoolActor(queues, concurrency, routers, () => worker)), "workers"));
+        });
+}

@@ -1,0 +1,134 @@
+using System.Collections.Concurrent;
+using System.Text;
+using System.Text.Json;
+using StackExchange.Redis;
+
+namespace ClusterJobs.Protocol;
+
+/// <summary>
+/// The producer client: enqueue jobs, read their state, wait for them and cancel them. Thread-safe; keep one per app.
+/// </summary>
+public sealed class JobClient : IAsyncDisposable
+{
+    private readonly IConnectionMultiplexer _redis;
+    private readonly bool _ownsConnection;
+    private readonly RedisKeys _keys;
+    private readonly JobClientOptions _options;
+    private readonly JobWaiters _waiters;
+
+    public JobClient(IConnectionMultiplexer redis, JobClientOptions? options = null)
+        : this(redis, options ?? new JobClientOptions(), ownsConnection: false) { }
+
+    private JobClient(IConnectionMultiplexer redis, JobClientOptions options, bool ownsConnection)
+    {
+        _redis = redis;
+        _options = options;
+        _ownsConnection = ownsConnection;
+        _keys = new RedisKeys(options.KeyPrefix);
+        _waiters = new JobWaiters(redis, GetAsync);
+    }
+
+    /// <summary>Connects to <paramref name="redisUrl"/>; the client owns and disposes that connection.</summary>
+    public static async Task<JobClient> ConnectAsync(string redisUrl, JobClientOptions? options = null) =>
+        new(await RedisConnection.ConnectAsync(redisUrl, "clusterjobs-client").ConfigureAwait(false),
+            options ?? new JobClientOptions(), ownsConnection: true);
+
+    public RedisKeys Keys => _keys;
+
+    /// <summary>
+    /// Enqueues <paramref name="task"/> with <paramref name="args"/> (an object bound by name, or an array bound by
+    /// position). The job record and its queue entry are written in one atomic script. Returns the job id; with an
+    /// idempotency key that already has a job, returns that job's id and enqueues nothing.
+    /// </summary>
+    public async Task<string> EnqueueAsync(string task, object? args = null, EnqueueOptions? options = null, CancellationToken ct = default)
+    {
+        if (string.IsNullOrWhiteSpace(task)) throw new ArgumentException("The task name is empty.", nameof(task));
+        options ??= new EnqueueOptions();
+        options.Validate();
+        var now = _options.Clock.GetUtcNow();
+        var nowMs = now.ToUnixTimeMilliseconds();
+        long? notBefore = options.RunAt?.ToUnixTimeMilliseconds() ?? (options.Countdown is { } c ? nowMs + (long)c.TotalMilliseconds : null);
+        var id = options.JobIdSuffix is null ? JobIds.New(options.Queue) : $"{options.Queue}:{options.JobIdSuffix}";
+        var envelope = new JobEnvelope
+        {
+            Id = id,
+            Task = task,
+            Queue = options.Queue,
+            Args = args switch
+            {
+                null => JsonSerializer.SerializeToElement(Array.Empty<object>(), ProtocolJson.Default.Options),
+                JsonElement e => e,
+                _ => JsonSerializer.SerializeToElement(args, args.GetType(), _options.ArgumentJson),
+            },
+            Priority = options.Priority,
+            EnqueuedAt = nowMs,
+            NotBefore = notBefore,
+            MaxAttempts = options.MaxAttempts ?? JobDefaults.MaxAttempts,
+            BackoffMs = (long)(options.Backoff?.TotalMilliseconds ?? JobDefaults.BackoffMs),
+            BackoffMaxMs = (long)(options.BackoffMax?.TotalMilliseconds ?? JobDefaults.BackoffMaxMs),
+            SoftTimeoutMs = (long?)options.SoftTimeout?.TotalMilliseconds,
+            HardTimeoutMs = (long?)options.HardTimeout?.TotalMilliseconds,
+            ParentId = options.ParentId,
+            RootId = options.RootId ?? options.ParentId,
+            IdempotencyKey = options.IdempotencyKey,
+        };
+        return await EnqueueAsync(envelope, ct).ConfigureAwait(false);
+    }
+
+    /// <summary>Enqueues a ready-made envelope (after validating it as a node would).</summary>
+    public async Task<string> EnqueueAsync(JobEnvelope envelope, CancellationToken ct = default)
+    {
+        var json = ProtocolJson.Serialize(envelope);
+        var size = Encoding.UTF8.GetByteCount(json);
+        if (size > _options.MaxPayloadBytes) throw new PayloadTooLargeException(size, _options.MaxPayloadBytes);
+        ct.ThrowIfCancellationRequested();
+        var q = _keys.Queue(envelope.Queue);
+        if (JobIds.QueueOf(envelope.Id) != envelope.Queue)
+            throw new ArgumentException($"Job id '{envelope.Id}' does not belong to queue '{envelope.Queue}'.", nameof(envelope));
+        var idem = envelope.IdempotencyKey;
+        var result = (RedisResult[]?)await Db.ScriptEvaluateAsync(ProducerScripts.Enqueue,
+            [q.Job(envelope.Id), q.Ready, q.Scheduled, idem is null ? q.Job(envelope.Id) : q.Idempotency(idem)],
+            [
+                envelope.Id, json, envelope.EnqueuedAt, JobIds.ReadyScore(envelope.Priority, envelope.EnqueuedAt),
+                envelope.NotBefore ?? 0, (long)_options.IdempotencyTtl.TotalMilliseconds, q.WakeChannel,
+                idem is null ? "0" : "1", envelope.MaxAttempts, envelope.Task, q.EventsChannel,
+            ]).ConfigureAwait(false);
+        return (string)result![1]!;
+    }
+
+    /// <summary>The job's state, result, error, attempts and timestamps; null when no such job (or its record expired).</summary>
+    public async Task<JobInfo?> GetAsync(string jobId)
+    {
+        var fields = await Db.HashGetAllAsync(_keys.ForJob(jobId).Job(jobId)).ConfigureAwait(false);
+        return fields.Length == 0 ? null : JobRecord.Read(jobId, fields);
+    }
+
+    /// <summary>
+    /// Waits until the job reaches a terminal state (succeeded, failed, dead-lettered, cancelled) and returns it.
+    /// Woken by Redis pub/sub, not by polling. Throws <see cref="TimeoutException"/> after <paramref name="timeout"/>.
+    /// </summary>
+    public Task<JobInfo> WaitAsync(string jobId, TimeSpan timeout, CancellationToken ct = default) =>
+        _waiters.WaitAsync(jobId, _keys.ForJob(jobId).EventsChannel, timeout, ct);
+
+    /// <summary>
+    /// Cancels a job that has not started yet. Returns true when this call cancelled it, false when it had already
+    /// started or finished; throws <see cref="KeyNotFoundException"/> when there is no such job.
+    /// </summary>
+    public async Task<bool> CancelAsync(string jobId)
+    {
+        var q = _keys.ForJob(jobId);
+        var result = await Db.ScriptEvaluateAsync(ProducerScripts.Cancel, [q.Job(jobId), q.Ready, q.Scheduled],
+            [jobId, _options.Clock.GetUtcNow().ToUnixTimeMilliseconds(), (long)_options.RecordTtl.TotalMilliseconds, q.EventsChannel])
+            .ConfigureAwait(false);
+        if (result.IsNull) throw new KeyNotFoundException($"No job '{jobId}'.");
+        return (string?)result == "cancelled";
+    }
+
+    private IDatabase Db => _redis.GetDatabase();
+
+    public async ValueTask DisposeAsync()
+    {
+        await _waiters.DisposeAsync().ConfigureAwait(false);
+        if (_ownsConnection) await _redis.DisposeAsync().ConfigureAwait(false);
+    }
+}

@@ -1,0 +1,25 @@
+using System.Text.Json;
+
+namespace ClusterJobs.Protocol;
+
+public sealed record JobClientOptions
+{
+    public string KeyPrefix { get; init; } = RedisKeys.DefaultPrefix;
+    /// <summary>Largest envelope <see cref="JobClient.EnqueueAsync"/> accepts, in UTF-8 bytes (default 512 KiB).</summary>
+    public int MaxPayloadBytes { get; init; } = JobDefaults.MaxPayloadBytes;
+    /// <summary>How long an idempotency key keeps pointing at its job.</summary>
+    public TimeSpan IdempotencyTtl { get; init; } = JobDefaults.ResultTtl;
+    /// <summary>How long a cancelled job's record is kept.</summary>
+    public TimeSpan RecordTtl { get; init; } = JobDefaults.ResultTtl;
+    /// <summary>How arguments are written (camelCase by default, as ASP.NET does).</summary>
+    public JsonSerializerOptions ArgumentJson { get; init; } = JsonSerializerOptions.Web;
+    public TimeProvider Clock { get; init; } = TimeProvider.System;
+}
+
+/// <summary>The payload is over the configured cap; store big data elsewhere and pass a reference.</summary>
+public sealed class PayloadTooLargeException(int size, int limit)
+    : ArgumentException($"The job payload is {size} bytes, over the limit of {limit} bytes: store large data elsewhere and pass a reference.")
+{
+    public int Size { get; } = size;
+    public int Limit { get; } = limit;
+}

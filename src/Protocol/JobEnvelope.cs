@@ -1,0 +1,49 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace ClusterJobs.Protocol;
+
+/// <summary>
+/// The job as producers write it (format version <see cref="CurrentVersion"/>). Stored as JSON in the job hash's
+/// <c>envelope</c> field; the field names are the documented wire names (docs/protocol.md).
+/// </summary>
+public sealed record JobEnvelope
+{
+    public const int CurrentVersion = 1;
+
+    [JsonPropertyName("v")] public int Version { get; init; } = CurrentVersion;
+    [JsonPropertyName("id")] public required string Id { get; init; }
+    [JsonPropertyName("task")] public required string Task { get; init; }
+    [JsonPropertyName("queue")] public required string Queue { get; init; }
+    /// <summary>Handler arguments: a JSON object (bound by name) or array (bound by position).</summary>
+    [JsonPropertyName("args")] public JsonElement Args { get; init; }
+    /// <summary>0 (lowest, default) to 9 (highest); higher runs first within a queue.</summary>
+    [JsonPropertyName("priority")] public int Priority { get; init; }
+    /// <summary>Unix milliseconds when the producer enqueued the job.</summary>
+    [JsonPropertyName("enqueued_at")] public long EnqueuedAt { get; init; }
+    /// <summary>Unix milliseconds before which the job must not start (delayed jobs); null = at once.</summary>
+    [JsonPropertyName("not_before")] public long? NotBefore { get; init; }
+    [JsonPropertyName("max_attempts")] public int MaxAttempts { get; init; } = JobDefaults.MaxAttempts;
+    /// <summary>First retry delay; doubles per attempt (with jitter) up to <see cref="BackoffMaxMs"/>.</summary>
+    [JsonPropertyName("backoff_ms")] public long BackoffMs { get; init; } = JobDefaults.BackoffMs;
+    [JsonPropertyName("backoff_max_ms")] public long BackoffMaxMs { get; init; } = JobDefaults.BackoffMaxMs;
+    [JsonPropertyName("soft_timeout_ms")] public long? SoftTimeoutMs { get; init; }
+    [JsonPropertyName("hard_timeout_ms")] public long? HardTimeoutMs { get; init; }
+    [JsonPropertyName("parent_id")] public string? ParentId { get; init; }
+    [JsonPropertyName("root_id")] public string? RootId { get; init; }
+    [JsonPropertyName("idempotency_key")] public string? IdempotencyKey { get; init; }
+    /// <summary>Attempt number of this delivery: 0 as enqueued, 1 on the first run. Redis's job hash holds the truth.</summary>
+    [JsonPropertyName("attempt")] public int Attempt { get; init; }
+}
+
+public static class JobDefaults
+{
+    public const string Queue = "default";
+    public const int MaxAttempts = 3;
+    public const long BackoffMs = 1_000;
+    public const long BackoffMaxMs = 300_000;
+    public const int MaxPriority = 9;
+    /// <summary>Largest envelope accepted by default (512 KiB): big data belongs elsewhere, passed by reference.</summary>
+    public const int MaxPayloadBytes = 512 * 1024;
+    public static readonly TimeSpan ResultTtl = TimeSpan.FromDays(1);
+}

@@ -1,0 +1,19 @@
+namespace ClusterJobs.Protocol;
+
+/// <summary>Field names of the job hash <c>cj:{queue}:job:&lt;id&gt;</c> (docs/protocol.md).</summary>
+public static class JobHashFields
+{
+    public const string Envelope = "envelope";
+    public const string State = "state";
+    public const string Task = "task";
+    public const string Attempts = "attempts";
+    public const string MaxAttempts = "max_attempts";
+    public const string ReadyScore = "ready_score";
+    public const string EnqueuedAt = "enqueued_at";
+    public const string StartedAt = "started_at";
+    public const string FinishedAt = "finished_at";
+    public const string Node = "node";
+    public const string Result = "result";
+    public const string Error = "error";
+    public const string Lost = "lost";
+}

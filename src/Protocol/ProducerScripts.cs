@@ -1,0 +1,53 @@
+namespace ClusterJobs.Protocol;
+
+/// <summary>
+/// The producer's Lua scripts. Each touches keys of one queue only (one hash tag), so it runs atomically on a
+/// standalone Redis, a Redis Cluster or Garnet. Job hash keys are named in KEYS.
+/// </summary>
+public static class ProducerScripts
+{
+    /// <summary>
+    /// KEYS: job hash, ready, scheduled, idempotency key (the job key again when there is none).
+    /// ARGV: id, envelope, now ms, ready score, not-before ms (0 = now), idempotency ttl ms, wake channel,
+    ///       has idempotency key (1/0), max attempts, task, events channel.
+    /// Returns {1, id} when created, {0, existing id} when the idempotency key or id already had a job.
+    /// </summary>
+    public const string Enqueue = """
+        if ARGV[8] == '1' then
+          local existing = redis.call('GET', KEYS[4])
+          if existing then return {0, existing} end
+        end
+        if redis.call('EXISTS', KEYS[1]) == 1 then return {0, ARGV[1]} end
+        if ARGV[8] == '1' then redis.call('SET', KEYS[4], ARGV[1], 'PX', ARGV[6]) end
+        local state = 'queued'
+        if tonumber(ARGV[5]) > tonumber(ARGV[3]) then
+          state = 'scheduled'
+          redis.call('ZADD', KEYS[3], ARGV[5], ARGV[1])
+        else
+          redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
+        end
+        redis.call('HSET', KEYS[1], 'envelope', ARGV[2], 'state', state, 'task', ARGV[10], 'attempts', 0,
+          'max_attempts', ARGV[9], 'ready_score', ARGV[4], 'enqueued_at', ARGV[3])
+        if state == 'queued' then redis.call('PUBLISH', ARGV[7], ARGV[1]) end
+        redis.call('PUBLISH', ARGV[11], ARGV[1] .. ' ' .. state)
+        return {1, ARGV[1]}
+        """;
+
+    /// <summary>
+    /// Cancels a job that has not started. KEYS: job hash, ready, scheduled. ARGV: id, now ms, record ttl ms, events channel.
+    /// Returns the job's state afterwards ('cancelled' when this call cancelled it), or false when there is no such job.
+    /// </summary>
+    public const string Cancel = """
+        local state = redis.call('HGET', KEYS[1], 'state')
+        if not state then return false end
+        if state == 'queued' or state == 'scheduled' or state == 'retrying' then
+          redis.call('ZREM', KEYS[2], ARGV[1])
+          redis.call('ZREM', KEYS[3], ARGV[1])
+          redis.call('HSET', KEYS[1], 'state', 'cancelled', 'finished_at', ARGV[2])
+          redis.call('PEXPIRE', KEYS[1], ARGV[3])
+          redis.call('PUBLISH', ARGV[4], ARGV[1] .. ' cancelled')
+          return 'cancelled'
+        end
+        return state
+        """;
+}

@@ -1,0 +1,94 @@
+using StackExchange.Redis;
+
+namespace ClusterJobs.Protocol;
+
+/// <summary>Turns a REDIS_URL into a connection and Redis's failures into errors that say what to fix.</summary>
+public static class RedisConnection
+{
+    /// <summary>
+    /// Accepts <c>redis://[user][:password]@host:port[/db]</c>, <c>rediss://</c> (TLS), or a StackExchange.Redis
+    /// configuration string (<c>host:port,password=...</c>).
+    /// </summary>
+    public static ConfigurationOptions Parse(string redisUrl)
+    {
+        if (string.IsNullOrWhiteSpace(redisUrl))
+            throw new ArgumentException("The Redis URL is empty.", nameof(redisUrl));
+        if (!redisUrl.StartsWith("redis://", StringComparison.OrdinalIgnoreCase) &&
+            !redisUrl.StartsWith("rediss://", StringComparison.OrdinalIgnoreCase))
+            return ConfigurationOptions.Parse(redisUrl);
+
+        if (!Uri.TryCreate(redisUrl, UriKind.Absolute, out var uri) || string.IsNullOrEmpty(uri.Host))
+            throw new ArgumentException($"'{Redact(redisUrl)}' is not a valid redis:// URL.", nameof(redisUrl));
+        var options = new ConfigurationOptions { Ssl = uri.Scheme.Equals("rediss", StringComparison.OrdinalIgnoreCase) };
+        options.EndPoints.Add(uri.Host, uri.Port > 0 ? uri.Port : 6379);
+        if (!string.IsNullOrEmpty(uri.UserInfo))
+        {
+            var parts = uri.UserInfo.Split(':', 2);
+            var user = Uri.UnescapeDataString(parts[0]);
+            if (parts.Length == 2)
+            {
+                if (user.Length > 0) options.User = user;
+                options.Password = Uri.UnescapeDataString(parts[1]);
+            }
+            else options.Password = user; // redis://secret@host is the password alone, as redis-py reads it
+        }
+        var path = uri.AbsolutePath.Trim('/');
+        if (path.Length > 0)
+        {
+            if (!int.TryParse(path, out var db) || db < 0)
+                throw new ArgumentException($"'{Redact(redisUrl)}': the path must be a database number.", nameof(redisUrl));
+            options.DefaultDatabase = db;
+        }
+        return options;
+    }
+
+    /// <summary>
+    /// Connects, failing at once with a <see cref="RedisUnavailableException"/> that names the cause (wrong password,
+    /// nothing listening). Once connected, StackExchange.Redis reconnects by itself.
+    /// </summary>
+    public static async Task<IConnectionMultiplexer> ConnectAsync(string redisUrl, string clientName = "clusterjobs")
+    {
+        var options = Parse(redisUrl);
+        options.AbortOnConnectFail = true;
+        options.ClientName ??= clientName;
+        options.ConnectTimeout = Math.Min(options.ConnectTimeout, 5_000);
+        try
+        {
+            var mux = await ConnectionMultiplexer.ConnectAsync(options).ConfigureAwait(false);
+            await mux.GetDatabase().PingAsync().ConfigureAwait(false);
+            return mux;
+        }
+        catch (Exception ex) when (ex is RedisConnectionException or RedisServerException or RedisTimeoutException)
+        {
+            throw Explain(ex, redisUrl);
+        }
+    }
+
+    internal static RedisUnavailableException Explain(Exception ex, string redisUrl)
+    {
+        var text = ex.ToString();
+        var where = Redact(redisUrl);
+        if (text.Contains("WRONGPASS", StringComparison.OrdinalIgnoreCase) ||
+            text.Contains("invalid password", StringComparison.OrdinalIgnoreCase) ||
+            text.Contains("invalid username-password", StringComparison.OrdinalIgnoreCase) ||
+            text.Contains("AuthenticationFailure", StringComparison.OrdinalIgnoreCase))
+            return new RedisUnavailableException($"Redis at {where} refused the credentials (AUTH failed): check the password in REDIS_URL.", ex);
+        if (text.Contains("NOAUTH", StringComparison.OrdinalIgnoreCase))
+            return new RedisUnavailableException($"Redis at {where} requires a password and none was given: put it in REDIS_URL (redis://:password@host:port).", ex);
+        return new RedisUnavailableException($"Could not connect to Redis at {where}: {ex.Message}", ex);
+    }
+
+    /// <summary>The URL with any password replaced by ***, for messages and logs.</summary>
+    public static string Redact(string redisUrl)
+    {
+        if (Uri.TryCreate(redisUrl, UriKind.Absolute, out var uri) && uri.UserInfo.Contains(':'))
+            return redisUrl.Replace(uri.UserInfo, uri.UserInfo.Split(':')[0] + ":***");
+        var i = redisUrl.IndexOf("password=", StringComparison.OrdinalIgnoreCase);
+        if (i < 0) return redisUrl;
+        var end = redisUrl.IndexOf(',', i);
+        return redisUrl[..(i + 9)] + "***" + (end < 0 ? "" : redisUrl[end..]);
+    }
+}
+
+/// <summary>Redis could not be reached or refused us; the message says why and what to check.</summary>
+public sealed class RedisUnavailableException(string message, Exception? inner = null) : Exception(message, inner);

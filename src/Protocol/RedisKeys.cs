@@ -1,0 +1,95 @@
+using System.Text.RegularExpressions;
+
+namespace ClusterJobs.Protocol;
+
+/// <summary>
+/// The Redis key layout (docs/protocol.md). Every key of one queue carries the hash tag <c>{queue}</c>, so a queue
+/// lives in one Redis Cluster slot and its Lua scripts and MULTI blocks stay single-slot.
+/// </summary>
+public sealed partial class RedisKeys
+{
+    public const string DefaultPrefix = "cj";
+
+    public RedisKeys(string prefix = DefaultPrefix)
+    {
+        if (string.IsNullOrWhiteSpace(prefix) || prefix.Contains('{') || prefix.Contains('}'))
+            throw new ArgumentException("The key prefix must be non-empty and contain no braces.", nameof(prefix));
+        Prefix = prefix;
+    }
+
+    public string Prefix { get; }
+
+    public QueueKeys Queue(string queue)
+    {
+        JobIds.ValidateQueueName(queue);
+        return new QueueKeys(Prefix, queue);
+    }
+
+    /// <summary>The queue a job id belongs to (job ids are <c>queue:suffix</c>).</summary>
+    public QueueKeys ForJob(string jobId) => Queue(JobIds.QueueOf(jobId));
+}
+
+/// <summary>Keys and channels of one queue.</summary>
+public sealed class QueueKeys(string prefix, string queue)
+{
+    public string Name { get; } = queue;
+    /// <summary>Everything up to and including the hash tag: <c>cj:{queue}:</c>.</summary>
+    public string Base { get; } = $"{prefix}:{{{queue}}}:";
+    /// <summary>ZSET of job ids ready to run; score = <see cref="JobIds.ReadyScore"/> (priority, then age).</summary>
+    public string Ready => Base + "ready";
+    /// <summary>ZSET of delayed job ids (countdowns, retries); score = unix ms when due.</summary>
+    public string Scheduled => Base + "scheduled";
+    /// <summary>ZSET of job ids taken by a node; score = unix ms when the lease expires.</summary>
+    public string Leased => Base + "leased";
+    /// <summary>LIST of dead-lettered job ids, newest last.</summary>
+    public string Dead => Base + "dead";
+    /// <summary>Prefix of job hashes: <c>cj:{queue}:job:</c> + job id.</summary>
+    public string JobPrefix => Base + "job:";
+    public string Job(string jobId) => JobPrefix + jobId;
+    public string Idempotency(string key) => Base + "idem:" + key;
+    /// <summary>Pub/sub channel told about new ready work (payload: job id). Optional for producers; nodes also poll.</summary>
+    public string WakeChannel => Base + "wake";
+    /// <summary>Pub/sub channel told about state changes (payload: <c>job-id state</c>); waiters listen here.</summary>
+    public string EventsChannel => Base + "events";
+}
+
+/// <summary>Job id and queue name rules.</summary>
+public static partial class JobIds
+{
+    [GeneratedRegex("^[A-Za-z0-9_.-]{1,100}$")]
+    private static partial Regex QueueNamePattern();
+
+    [GeneratedRegex("^[A-Za-z0-9_.:-]{1,200}$")]
+    private static partial Regex SuffixPattern();
+
+    public static void ValidateQueueName(string queue)
+    {
+        if (queue is null || !QueueNamePattern().IsMatch(queue))
+            throw new ArgumentException(
+                $"Invalid queue name '{queue}': use 1-100 characters of letters, digits, '_', '.' or '-'.", nameof(queue));
+    }
+
+    public static bool IsValid(string? jobId)
+    {
+        if (jobId is null) return false;
+        var colon = jobId.IndexOf(':');
+        return colon > 0 && QueueNamePattern().IsMatch(jobId[..colon]) && SuffixPattern().IsMatch(jobId[(colon + 1)..]);
+    }
+
+    /// <summary>A new id for <paramref name="queue"/>: time-ordered (UUIDv7), so equal scores keep FIFO order.</summary>
+    public static string New(string queue) => $"{queue}:{Guid.CreateVersion7():N}";
+
+    public static string QueueOf(string jobId)
+    {
+        if (!IsValid(jobId))
+            throw new ArgumentException($"Invalid job id '{jobId}': expected '<queue>:<suffix>'.", nameof(jobId));
+        return jobId[..jobId.IndexOf(':')];
+    }
+
+    /// <summary>
+    /// Ready-set score: lower runs first. Priority bands of 10^13 ms (above any unix-ms timestamp), then age, so a
+    /// higher priority always goes first and equal priorities run oldest first. Exact in a double (&lt; 2^53).
+    /// </summary>
+    public static double ReadyScore(int priority, long enqueuedAtMs) =>
+        (JobDefaults.MaxPriority - Math.Clamp(priority, 0, JobDefaults.MaxPriority)) * 10_000_000_000_000d + enqueuedAtMs;
+}
