@@ -20,7 +20,7 @@ public sealed class ClusterJobsOptions
     public int MaxPayloadBytes { get; set; } = JobDefaults.MaxPayloadBytes;
     public TimeSpan PollInterval { get; set; } = TimeSpan.FromMilliseconds(250);
     public int MaxLostDeliveries { get; set; } = 5;
-    public ClusterSettings Cluster { get; set; } = new();
+    public ClusterBootstrap Cluster { get; set; } = new();
 
     /// <summary>Parses <c>high_priority,low_priority:4</c>: names in priority order, each with an optional slot limit.</summary>
     public static List<ServedQueue> ParseQueues(string spec)

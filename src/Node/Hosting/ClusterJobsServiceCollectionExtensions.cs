@@ -34,7 +34,7 @@ public static class ClusterJobsServiceCollectionExtensions
         services.AddSingleton(sp => new JobClient(sp.GetRequiredService<RedisConnectionService>().Connection,
             new JobClientOptions { KeyPrefix = sp.GetRequiredService<IOptions<ClusterJobsOptions>>().Value.KeyPrefix }));
 
-        services.AddAkka(ClusterSettings.DefaultSystemName, (akka, sp) =>
+        services.AddAkka(ClusterBootstrap.DefaultSystemName, (akka, sp) =>
         {
             var options = sp.GetRequiredService<IOptions<ClusterJobsOptions>>().Value;
             options.Validate();

@@ -5,7 +5,7 @@ namespace ClusterJobs.Node.Hosting;
 /// <summary>
 /// Reads a node's settings from command-line options and environment variables (command line wins):
 /// --queues / CLUSTERJOBS_QUEUES, --concurrency / CLUSTERJOBS_CONCURRENCY, REDIS_URL, CLUSTERJOBS_PREFIX,
-/// CLUSTERJOBS_LEASE_SECONDS, CLUSTERJOBS_MAX_PAYLOAD_BYTES and the CLUSTER_* variables of <see cref="ClusterSettings"/>.
+/// CLUSTERJOBS_LEASE_SECONDS, CLUSTERJOBS_MAX_PAYLOAD_BYTES and the CLUSTER_* variables of <see cref="ClusterBootstrap"/>.
 /// </summary>
 public static class NodeConfiguration
 {
@@ -24,6 +24,6 @@ public static class NodeConfiguration
                 ? TimeSpan.FromSeconds(s) : throw new ArgumentException($"Lease '{lease}' is not a number of seconds.");
         if (Get("max-payload-bytes", "CLUSTERJOBS_MAX_PAYLOAD_BYTES") is { } max)
             options.MaxPayloadBytes = int.TryParse(max, out var b) ? b : throw new ArgumentException($"Max payload '{max}' is not a number.");
-        options.Cluster = ClusterSettings.FromEnvironment(env, roles: ["node"]);
+        options.Cluster = ClusterBootstrap.FromEnvironment(env, roles: ["node"]);
     }
 }

@@ -11,7 +11,7 @@ namespace ClusterJobs.Node.Hosting;
 /// CLUSTER_IP (address others reach us at), CLUSTER_PORT, CLUSTER_SEEDS (comma-separated akka.tcp:// addresses),
 /// CLUSTER_NAME (actor system name, default clusterjobs).
 /// </summary>
-public sealed record ClusterSettings
+public sealed record ClusterBootstrap
 {
     public const string DefaultSystemName = "clusterjobs";
 
@@ -23,11 +23,11 @@ public sealed record ClusterSettings
     public IReadOnlyList<string> Seeds { get; init; } = [];
     public IReadOnlyList<string> Roles { get; init; } = [];
 
-    public static ClusterSettings FromEnvironment(Func<string, string?>? env = null, int defaultPort = 0, params string[] roles)
+    public static ClusterBootstrap FromEnvironment(Func<string, string?>? env = null, int defaultPort = 0, params string[] roles)
     {
         env ??= Environment.GetEnvironmentVariable;
         var port = env("CLUSTER_PORT");
-        return new ClusterSettings
+        return new ClusterBootstrap
         {
             SystemName = NonEmpty(env("CLUSTER_NAME")) ?? DefaultSystemName,
             Host = NonEmpty(env("CLUSTER_IP")) ?? (NonEmpty(env("DOTNET_RUNNING_IN_CONTAINER")) is not null ? System.Net.Dns.GetHostName() : "127.0.0.1"),
@@ -72,7 +72,7 @@ public sealed record ClusterSettings
 
     public static Config LoadClusterHocon()
     {
-        var assembly = typeof(ClusterSettings).Assembly;
+        var assembly = typeof(ClusterBootstrap).Assembly;
         var name = assembly.GetManifestResourceNames().Single(n => n.EndsWith("cluster.hocon", StringComparison.Ordinal));
         using var stream = assembly.GetManifestResourceStream(name)!;
         using var reader = new StreamReader(stream);

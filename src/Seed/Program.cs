@@ -1,0 +1,34 @@
+using Akka.Cluster;
+using Akka.Event;
+using Akka.Hosting;
+using ClusterJobs.Node.Hosting;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+// The seed: a small, stable cluster member with a fixed address (CLUSTER_IP:CLUSTER_PORT, default 127.0.0.1:4053)
+// that nodes list in CLUSTER_SEEDS. It runs no jobs. With no CLUSTER_SEEDS it seeds itself (the first member).
+try
+{
+    var settings = ClusterBootstrap.FromEnvironment(defaultPort: 4053, roles: ["seed"]);
+    if (settings.Seeds.Count == 0)
+        settings = settings with { Seeds = [$"akka.tcp://{settings.SystemName}@{settings.Host}:{settings.Port}"] };
+    var builder = Host.CreateApplicationBuilder(args);
+    builder.Logging.AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss.fff "; });
+    builder.Services.AddAkka(settings.SystemName, (akka, _) =>
+    {
+        akka.ConfigureLoggers(l => { l.ClearLoggers(); l.AddLoggerFactory(); });
+        settings.Apply(akka);
+        akka.AddStartup((system, _) =>
+        {
+            var cluster = Cluster.Get(system);
+            cluster.RegisterOnMemberUp(() => system.Log.Info("Seed up at {0}", cluster.SelfAddress));
+        });
+    });
+    await builder.Build().RunAsync();
+    return 0;
+}
+catch (ArgumentException ex)
+{
+    Console.Error.WriteLine($"clusterjobs-seed: invalid configuration: {ex.Message}");
+    return 2;
+}
