@@ -121,7 +121,7 @@ public sealed class JobClient : IAsyncDisposable
             [jobId, _options.Clock.GetUtcNow().ToUnixTimeMilliseconds(), (long)_options.RecordTtl.TotalMilliseconds, q.EventsChannel])
             .ConfigureAwait(false);
         if (result.IsNull) throw new KeyNotFoundException($"No job '{jobId}'.");
-        return (string?)result == "cancelled";
+        return result.Resp2Type == ResultType.Integer && (long)result == 1;
     }
 
     private IDatabase Db => _redis.GetDatabase();

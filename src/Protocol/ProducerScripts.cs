@@ -35,7 +35,7 @@ public static class ProducerScripts
 
     /// <summary>
     /// Cancels a job that has not started. KEYS: job hash, ready, scheduled. ARGV: id, now ms, record ttl ms, events channel.
-    /// Returns the job's state afterwards ('cancelled' when this call cancelled it), or false when there is no such job.
+    /// Returns 1 when this call cancelled the job, its current state when it could not be cancelled, false when there is no such job.
     /// </summary>
     public const string Cancel = """
         local state = redis.call('HGET', KEYS[1], 'state')
@@ -46,7 +46,7 @@ public static class ProducerScripts
           redis.call('HSET', KEYS[1], 'state', 'cancelled', 'finished_at', ARGV[2])
           redis.call('PEXPIRE', KEYS[1], ARGV[3])
           redis.call('PUBLISH', ARGV[4], ARGV[1] .. ' cancelled')
-          return 'cancelled'
+          return 1
         end
         return state
         """;

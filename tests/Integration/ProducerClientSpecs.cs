@@ -1,0 +1,138 @@
+using ClusterJobs.Protocol;
+using ClusterJobs.Tests.Shared;
+using StackExchange.Redis;
+
+namespace ClusterJobs.Integration.Tests;
+
+/// <summary>The producer client against a real broker (Redis and embedded Garnet), with no node running.</summary>
+[Collection(BrokerCollection.Name)]
+public sealed class ProducerClientSpecs(BrokerFixture brokers)
+{
+    private readonly string _prefix = BrokerFixture.NewPrefix();
+
+    private async Task<(JobClient Client, IConnectionMultiplexer Redis)> Connect(BrokerKind kind)
+    {
+        var redis = await RedisConnection.ConnectAsync(brokers.Url(kind));
+        return (new JobClient(redis, new JobClientOptions { KeyPrefix = _prefix }), redis);
+    }
+
+    [Theory, InlineData(BrokerKind.Redis), InlineData(BrokerKind.Garnet)]
+    public async Task Enqueue_writes_the_job_record_and_its_queue_entry_together(BrokerKind kind)
+    {
+        var (client, redis) = await Connect(kind);
+        var id = await client.EnqueueAsync("send_email", new { recipient = "ada@example.com" }, new EnqueueOptions { Queue = "emails", Priority = 5 });
+
+        Assert.StartsWith("emails:", id);
+        var job = await client.GetAsync(id);
+        Assert.NotNull(job);
+        Assert.Equal(JobState.Queued, job.State);
+        Assert.Equal("send_email", job.Task);
+        Assert.Equal("ada@example.com", job.Envelope!.Args.GetProperty("recipient").GetString());
+        Assert.Equal(0, job.Attempts);
+        var score = await redis.GetDatabase().SortedSetScoreAsync(client.Keys.Queue("emails").Ready, id);
+        Assert.Equal(JobIds.ReadyScore(5, job.Envelope.EnqueuedAt), score);
+    }
+
+    [Theory, InlineData(BrokerKind.Redis), InlineData(BrokerKind.Garnet)]
+    public async Task A_countdown_or_a_run_at_time_schedules_the_job_instead_of_queueing_it(BrokerKind kind)
+    {
+        var (client, redis) = await Connect(kind);
+        var before = DateTimeOffset.UtcNow;
+        var delayed = await client.EnqueueAsync("add", new[] { 1, 2 }, new EnqueueOptions { Countdown = TimeSpan.FromMinutes(5) });
+        var at = DateTimeOffset.UtcNow.AddHours(1);
+        var timed = await client.EnqueueAsync("add", new[] { 1, 2 }, new EnqueueOptions { RunAt = at });
+
+        var q = client.Keys.Queue("default");
+        var db = redis.GetDatabase();
+        Assert.Equal(JobState.Scheduled, (await client.GetAsync(delayed))!.State);
+        Assert.InRange((double)(await db.SortedSetScoreAsync(q.Scheduled, delayed))!, before.AddMinutes(5).ToUnixTimeMilliseconds(), before.AddMinutes(5).ToUnixTimeMilliseconds() + 5_000);
+        Assert.Equal(at.ToUnixTimeMilliseconds(), await db.SortedSetScoreAsync(q.Scheduled, timed));
+        Assert.Null(await db.SortedSetScoreAsync(q.Ready, delayed));
+    }
+
+    [Theory, InlineData(BrokerKind.Redis), InlineData(BrokerKind.Garnet)]
+    public async Task The_same_idempotency_key_gives_back_the_same_job_and_never_a_second_one(BrokerKind kind)
+    {
+        var (client, redis) = await Connect(kind);
+        var options = new EnqueueOptions { IdempotencyKey = "order-42-receipt" };
+        var ids = await Task.WhenAll(Enumerable.Range(0, 20).Select(_ => client.EnqueueAsync("send_email", new { recipient = "a@b.c" }, options)));
+
+        Assert.Single(ids.Distinct());
+        Assert.Equal(1, await redis.GetDatabase().SortedSetLengthAsync(client.Keys.Queue("default").Ready));
+    }
+
+    [Theory, InlineData(BrokerKind.Redis), InlineData(BrokerKind.Garnet)]
+    public async Task A_job_not_yet_started_can_be_cancelled_and_leaves_its_queue(BrokerKind kind)
+    {
+        var (client, redis) = await Connect(kind);
+        var id = await client.EnqueueAsync("add", new[] { 1, 2 });
+        var waiting = client.WaitAsync(id, TimeSpan.FromSeconds(10));
+
+        Assert.True(await client.CancelAsync(id));
+        var done = await waiting;
+        Assert.Equal(JobState.Cancelled, done.State);
+        Assert.False(await client.CancelAsync(id));
+        Assert.Equal(0, await redis.GetDatabase().SortedSetLengthAsync(client.Keys.Queue("default").Ready));
+        await Assert.ThrowsAsync<KeyNotFoundException>(() => client.CancelAsync("default:no-such-job"));
+    }
+
+    [Theory, InlineData(BrokerKind.Redis), InlineData(BrokerKind.Garnet)]
+    public async Task Waiting_for_a_job_that_never_finishes_times_out_saying_where_it_is(BrokerKind kind)
+    {
+        var (client, _) = await Connect(kind);
+        var id = await client.EnqueueAsync("add", new[] { 1, 2 });
+        var ex = await Assert.ThrowsAsync<TimeoutException>(() => client.WaitAsync(id, TimeSpan.FromMilliseconds(200)));
+        Assert.Contains("queued", ex.Message);
+        Assert.Null(await client.GetAsync("default:unknown"));
+    }
+
+    [Theory, InlineData(BrokerKind.Redis), InlineData(BrokerKind.Garnet)]
+    public async Task Invalid_options_and_oversized_payloads_are_refused_at_the_call_and_nothing_is_written(BrokerKind kind)
+    {
+        var (client, redis) = await Connect(kind);
+        var negative = await Assert.ThrowsAsync<ArgumentException>(() => client.EnqueueAsync("add", null, new EnqueueOptions { HardTimeout = TimeSpan.FromSeconds(-1) }));
+        Assert.Equal("HardTimeout", negative.ParamName);
+        var zero = await Assert.ThrowsAsync<ArgumentException>(() => client.EnqueueAsync("add", null, new EnqueueOptions { MaxAttempts = 0 }));
+        Assert.Equal("MaxAttempts", zero.ParamName);
+        await Assert.ThrowsAsync<ArgumentException>(() => client.EnqueueAsync("add", null, new EnqueueOptions { Queue = "bad queue!" }));
+        var big = await Assert.ThrowsAsync<PayloadTooLargeException>(() => client.EnqueueAsync("add", new { blob = new string('x', 600 * 1024) }));
+        Assert.Equal(JobDefaults.MaxPayloadBytes, big.Limit);
+
+        var small = new JobClient(redis, new JobClientOptions { KeyPrefix = _prefix, MaxPayloadBytes = 2048 });
+        await Assert.ThrowsAsync<PayloadTooLargeException>(() => small.EnqueueAsync("add", new { blob = new string('x', 4096) }));
+        Assert.Empty(redis.GetServers()[0].Keys(pattern: _prefix + ":*"));
+    }
+
+    [Fact]
+    public async Task A_wrong_redis_password_is_a_clear_error_at_connect()
+    {
+        await using var secured = await RedisServer.StartBinaryAsync(password: "right-password");
+        var wrong = secured.Url.Replace("right-password", "wrong-password");
+        var ex = await Assert.ThrowsAsync<RedisUnavailableException>(() => JobClient.ConnectAsync(wrong));
+        Assert.Contains("refused the credentials", ex.Message);
+        Assert.DoesNotContain("wrong-password", ex.Message);
+
+        var none = await Assert.ThrowsAsync<RedisUnavailableException>(() => JobClient.ConnectAsync($"redis://127.0.0.1:{secured.Port}"));
+        Assert.Contains("password", none.Message);
+
+        await using var client = await JobClient.ConnectAsync(secured.Url);
+        Assert.StartsWith("default:", await client.EnqueueAsync("add", new[] { 1, 2 }));
+    }
+
+    [Fact]
+    public async Task A_wrong_garnet_password_is_the_same_clear_error()
+    {
+        using var garnet = new ClusterJobs.Node.Embedded.EmbeddedGarnet(password: "right-password", memory: "64m");
+        var ex = await Assert.ThrowsAsync<RedisUnavailableException>(() => JobClient.ConnectAsync($"redis://:wrong@127.0.0.1:{garnet.Port}"));
+        Assert.Contains("refused the credentials", ex.Message);
+        await using var client = await JobClient.ConnectAsync($"redis://:right-password@127.0.0.1:{garnet.Port}");
+        Assert.NotNull(await client.EnqueueAsync("add", new[] { 1, 2 }));
+    }
+
+    [Fact]
+    public async Task Nothing_listening_is_a_clear_error_at_connect()
+    {
+        var ex = await Assert.ThrowsAsync<RedisUnavailableException>(() => JobClient.ConnectAsync($"redis://127.0.0.1:{RedisServer.FreePort()}"));
+        Assert.Contains("Could not connect to Redis", ex.Message);
+    }
+}

@@ -1,0 +1,55 @@
+using Akka.Actor;
+using Akka.Hosting;
+using ClusterJobs.Node.Demo;
+using ClusterJobs.Node.Hosting;
+using ClusterJobs.Protocol;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using StackExchange.Redis;
+
+namespace ClusterJobs.Tests.Shared;
+
+/// <summary>
+/// A whole node in the test process (its own actor system on a free loopback port, one-node cluster), with every
+/// message going through its serializer (serialize-messages = on). Serves the demo tasks plus any the test adds.
+/// </summary>
+public sealed class TestNode : IAsyncDisposable
+{
+    private readonly IHost _host;
+
+    private TestNode(IHost host) => _host = host;
+
+    public IServiceProvider Services => _host.Services;
+    public JobClient Client => Services.GetRequiredService<JobClient>();
+    public ActorSystem System => Services.GetRequiredService<ActorSystem>();
+    public IConnectionMultiplexer Redis => Services.GetRequiredService<RedisConnectionService>().Connection;
+    public RedisKeys Keys => Client.Keys;
+
+    public static async Task<TestNode> StartAsync(string redisUrl, string prefix, Action<ClusterJobsOptions>? configure = null,
+        Action<ClusterJobsBuilder>? tasks = null)
+    {
+        var builder = Host.CreateApplicationBuilder();
+        builder.Logging.ClearProviders();
+        builder.Logging.AddSimpleConsole(o => o.SingleLine = true).SetMinimumLevel(LogLevel.Warning);
+        var jobs = builder.Services.AddClusterJobs(o =>
+        {
+            o.RedisUrl = redisUrl;
+            o.KeyPrefix = prefix;
+            o.Concurrency = 8;
+            o.PollInterval = TimeSpan.FromMilliseconds(100);
+            configure?.Invoke(o);
+        }, (akka, _) => akka.AddHocon("akka.actor.serialize-messages = on\nakka.loglevel = WARNING", HoconAddMode.Prepend));
+        jobs.AddDemoTasks();
+        tasks?.Invoke(jobs);
+        var host = builder.Build();
+        await host.StartAsync();
+        return new TestNode(host);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _host.StopAsync(TimeSpan.FromSeconds(10));
+        _host.Dispose();
+    }
+}
