@@ -1,0 +1,89 @@
+using ClusterJobs.Protocol;
+using ClusterJobs.Tests.Shared;
+using Xunit.Abstractions;
+
+namespace ClusterJobs.Integration.Tests;
+
+/// <summary>The seed and nodes as real processes, on a real Redis: the end-to-end path and a node crash.</summary>
+[Collection(BrokerCollection.Name)]
+public sealed class ProcessSpecs(BrokerFixture brokers, ITestOutputHelper output)
+{
+    private readonly string _prefix = BrokerFixture.NewPrefix();
+    private static readonly TimeSpan Startup = TimeSpan.FromSeconds(40);
+
+    private Dictionary<string, string> NodeEnv(int seedPort, string? lease = null) => new()
+    {
+        ["REDIS_URL"] = brokers.RealRedisUrl,
+        ["CLUSTERJOBS_PREFIX"] = _prefix,
+        ["CLUSTER_IP"] = "127.0.0.1",
+        ["CLUSTER_PORT"] = "0",
+        ["CLUSTER_SEEDS"] = ClusterProcess.SeedAddress(seedPort),
+        ["CLUSTERJOBS_CONCURRENCY"] = "16",
+        ["CLUSTERJOBS_LEASE_SECONDS"] = lease ?? "10",
+    };
+
+    [Fact]
+    public async Task A_seed_and_a_node_as_processes_run_a_thousand_jobs_from_the_client()
+    {
+        var seedPort = RedisServer.FreePort();
+        await using var seed = ClusterProcess.StartSeed(seedPort);
+        await using var node = ClusterProcess.StartNode("node", NodeEnv(seedPort));
+        await node.WaitForOutputAsync("Welcome from [akka.tcp://clusterjobs@127.0.0.1:" + seedPort, Startup);
+        await using var client = await JobClient.ConnectAsync(brokers.RealRedisUrl, new JobClientOptions { KeyPrefix = _prefix });
+
+        var ids = await Task.WhenAll(Enumerable.Range(0, 1000).Select(i => client.EnqueueAsync("add", new[] { i, i })));
+        var jobs = await Task.WhenAll(ids.Select(id => client.WaitAsync(id, TimeSpan.FromSeconds(60))));
+
+        Assert.All(jobs, j => Assert.Equal(JobState.Succeeded, j.State));
+        Assert.Equal(Enumerable.Range(0, 1000).Select(i => 2L * i), jobs.Select(j => j.ResultAs<long>()));
+        output.WriteLine($"1000 of 1000 jobs succeeded on {jobs.Select(j => j.Node).Distinct().Single()}");
+    }
+
+    [Fact]
+    public async Task A_node_killed_with_jobs_in_flight_loses_none_of_them()
+    {
+        var seedPort = RedisServer.FreePort();
+        await using var seed = ClusterProcess.StartSeed(seedPort);
+        var first = ClusterProcess.StartNode("node-1", NodeEnv(seedPort, lease: "2"));
+        await first.WaitForOutputAsync("Welcome from", Startup);
+        await using var client = await JobClient.ConnectAsync(brokers.RealRedisUrl, new JobClientOptions { KeyPrefix = _prefix });
+        var ids = await Task.WhenAll(Enumerable.Range(0, 300).Select(_ => client.EnqueueAsync("sleep", new { ms = 100 })));
+        await WaitUntilAsync(async () => (await Task.WhenAll(ids.Take(100).Select(client.GetAsync))).Count(j => j!.State == JobState.Succeeded) >= 30);
+
+        first.Kill9();
+        var inFlight = (await Task.WhenAll(ids.Select(client.GetAsync))).Count(j => j!.State == JobState.Running);
+        await first.DisposeAsync();
+        await using var second = ClusterProcess.StartNode("node-2", NodeEnv(seedPort, lease: "2"));
+        var jobs = await Task.WhenAll(ids.Select(id => client.WaitAsync(id, TimeSpan.FromSeconds(90))));
+
+        Assert.True(inFlight > 0, "the kill should catch jobs in flight");
+        Assert.All(jobs, j => Assert.Equal(JobState.Succeeded, j.State));
+        Assert.All(jobs, j => Assert.Equal(1, j.Attempts));
+        output.WriteLine($"killed node-1 with {inFlight} job(s) running; 300 of 300 succeeded afterwards");
+    }
+
+    [Fact]
+    public async Task A_node_given_a_wrong_redis_password_stops_at_startup_saying_so()
+    {
+        await using var secured = await RedisServer.StartBinaryAsync(password: "right-password");
+        var env = NodeEnv(RedisServer.FreePort());
+        env["REDIS_URL"] = $"redis://:wrong-password@127.0.0.1:{secured.Port}";
+        env.Remove("CLUSTER_SEEDS");
+        await using var node = ClusterProcess.StartNode("node", env);
+
+        Assert.Equal(2, await node.WaitForExitAsync(TimeSpan.FromSeconds(30)));
+        Assert.Contains("refused the credentials (AUTH failed): check the password in REDIS_URL", node.Output);
+        Assert.DoesNotContain("wrong-password", node.Output);
+        Assert.DoesNotContain("Unhandled exception", node.Output);
+    }
+
+    private static async Task WaitUntilAsync(Func<Task<bool>> condition)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (!await condition())
+        {
+            if (DateTime.UtcNow > deadline) throw new TimeoutException("condition not met in 60 s");
+            await Task.Delay(25);
+        }
+    }
+}
