@@ -37,7 +37,7 @@ public sealed class ClusterProcess : IAsyncDisposable
 
     public static string SeedAddress(int port) => $"akka.tcp://clusterjobs@127.0.0.1:{port}";
 
-    private static ClusterProcess Start(string program, string name, IDictionary<string, string> env, params string[] args)
+    public static ClusterProcess Start(string program, string name, IDictionary<string, string> env, params string[] args)
     {
         var info = new ProcessStartInfo("dotnet")
         {

@@ -1,0 +1,238 @@
+using Akka.Actor;
+using Akka.TestKit;
+using ClusterJobs.Node.Ingress;
+using ClusterJobs.Node.Routing;
+using ClusterJobs.Node.Workers;
+using Xunit.Abstractions;
+
+namespace ClusterJobs.Node.Tests;
+
+public sealed class QueueRouterActorSpecs : Akka.TestKit.Xunit2.TestKit
+{
+    private const string Queue = "q";
+    private static readonly TimeSpan Quiet = TimeSpan.FromMilliseconds(200);
+
+    private readonly TestProbe _ingress;
+    private readonly IActorRef _router;
+
+    public QueueRouterActorSpecs(ITestOutputHelper output) : base(SpecConfig.Hocon, output: output)
+    {
+        _ingress = CreateTestProbe("ingress");
+        _router = Sys.ActorOf(Props.Create(() => new QueueRouterActor(Queue, Forwarder.Props(_ingress.Ref))), "router");
+    }
+
+    /// <summary>The ingress probe got a Fetch (from the router) and answers it with these jobs.</summary>
+    private QueueIngress.Fetch AnswerFetch(IReadOnlyList<JobLease> jobs, bool exhausted)
+    {
+        var fetch = _ingress.ExpectMsg<QueueIngress.Fetch>();
+        _ingress.Reply(new QueueIngress.Taken(jobs, exhausted));
+        return fetch;
+    }
+
+    private static string[] Ids(WorkerPool.Dispatch d) => d.Jobs.Select(j => j.Envelope.Id).ToArray();
+
+    private QueueRouter.RouterStatus Status()
+    {
+        var probe = CreateTestProbe();
+        probe.Send(_router, QueueRouter.GetStatus.Instance);
+        return probe.ExpectMsg<QueueRouter.RouterStatus>();
+    }
+
+    [Fact]
+    public void Fetches_as_many_jobs_as_pools_demand()
+    {
+        var pool = CreateTestProbe();
+        pool.Send(_router, new QueueRouter.Demand(3, Park: false));
+
+        Assert.Equal(3, _ingress.ExpectMsg<QueueIngress.Fetch>().Max);
+    }
+
+    [Fact]
+    public void Never_dispatches_more_jobs_to_a_pool_than_it_asked_for()
+    {
+        var pool = CreateTestProbe();
+        pool.Send(_router, new QueueRouter.Demand(2, Park: false));
+        // The ingress hands over more than asked (it never should, but the router must still keep to the demand).
+        AnswerFetch(Jobs.Leases(Queue, "a", "b", "c", "d", "e"), exhausted: false);
+
+        var dispatch = pool.ExpectMsg<WorkerPool.Dispatch>();
+        Assert.Equal(Queue, dispatch.Queue);
+        Assert.Equal(["q:a", "q:b"], Ids(dispatch));
+        pool.ExpectNoMsg(Quiet);
+
+        // More demand is served from the buffer, without asking Redis again.
+        pool.Send(_router, new QueueRouter.Demand(1, Park: false));
+        Assert.Equal(["q:c"], Ids(pool.ExpectMsg<WorkerPool.Dispatch>()));
+        pool.ExpectNoMsg(Quiet);
+        _ingress.ExpectNoMsg(Quiet);
+        Assert.Equal(new QueueRouter.RouterStatus(Queue, Buffered: 2, Pools: 1, Credit: 0, InFlight: 3), Status());
+    }
+
+    [Fact]
+    public void Each_job_goes_to_the_pool_with_the_most_free_slots()
+    {
+        var a = CreateTestProbe("a");
+        var b = CreateTestProbe("b");
+        a.Send(_router, new QueueRouter.Demand(3, Park: false));
+        b.Send(_router, new QueueRouter.Demand(1, Park: false));
+
+        // Fetch(3) went out on a's demand; b's demand arrives while it is outstanding (no second fetch yet).
+        Assert.Equal(3, AnswerFetch(Jobs.Leases(Queue, "1", "2", "3"), exhausted: false).Max);
+
+        // One job at a time to the current most credit: a(3) -> a(2) -> a(1) ties with b(1): the earlier pool wins.
+        Assert.Equal(["q:1", "q:2", "q:3"], Ids(a.ExpectMsg<WorkerPool.Dispatch>()));
+        a.ExpectNoMsg(Quiet);
+
+        // b's slot is still wanted: the router fetches one more job, and b gets it.
+        Assert.Equal(1, AnswerFetch(Jobs.Leases(Queue, "4"), exhausted: false).Max);
+        Assert.Equal(["q:4"], Ids(b.ExpectMsg<WorkerPool.Dispatch>()));
+    }
+
+    [Fact]
+    public void Load_follows_free_capacity_across_pools()
+    {
+        var a = CreateTestProbe("a");
+        var b = CreateTestProbe("b");
+        a.Send(_router, new QueueRouter.Demand(2, Park: false));
+        var fetch = _ingress.ExpectMsg<QueueIngress.Fetch>();
+        b.Send(_router, new QueueRouter.Demand(3, Park: false));
+        Assert.Equal(2, fetch.Max);
+        _ingress.Reply(new QueueIngress.Taken(Jobs.Leases(Queue, "1", "2", "3"), Exhausted: false));
+
+        // b(3) -> tie a(2)/b(2) goes to a -> b(2) beats a(1).
+        Assert.Equal(["q:2"], Ids(a.ExpectMsg<WorkerPool.Dispatch>()));
+        Assert.Equal(["q:1", "q:3"], Ids(b.ExpectMsg<WorkerPool.Dispatch>()));
+        // Still 1 + 1 slots wanted.
+        Assert.Equal(2, _ingress.ExpectMsg<QueueIngress.Fetch>().Max);
+    }
+
+    [Fact]
+    public void Non_parked_demand_is_answered_with_Empty_when_the_queue_is_exhausted_and_parked_demand_is_not()
+    {
+        var parked = CreateTestProbe("parked");
+        var asking = CreateTestProbe("asking");
+        parked.Send(_router, new QueueRouter.Demand(2, Park: true));
+        asking.Send(_router, new QueueRouter.Demand(3, Park: false));
+        AnswerFetch([], exhausted: true);
+
+        Assert.Equal(new WorkerPool.Empty(Queue, 3), asking.ExpectMsg<WorkerPool.Empty>());
+        parked.ExpectNoMsg(Quiet);
+        _ingress.ExpectNoMsg(Quiet); // exhausted: no fetching until the ingress says work may be there
+        Assert.Equal(2, Status().Credit); // only the parked slots are still held
+
+        // New work: the pool told Empty hears about it; the parked demand is served.
+        _router.Tell(QueueIngress.WorkMayBeAvailable.Instance, _ingress.Ref);
+        Assert.Equal(new WorkerPool.WorkAvailable(Queue), asking.ExpectMsg<WorkerPool.WorkAvailable>());
+        Assert.Equal(2, AnswerFetch(Jobs.Leases(Queue, "x", "y"), exhausted: false).Max);
+        Assert.Equal(["q:x", "q:y"], Ids(parked.ExpectMsg<WorkerPool.Dispatch>()));
+        asking.ExpectNoMsg(Quiet); // WorkAvailable is said once per Empty
+    }
+
+    [Fact]
+    public void Demand_arriving_while_the_queue_is_exhausted_is_answered_with_Empty_at_once()
+    {
+        var first = CreateTestProbe();
+        first.Send(_router, new QueueRouter.Demand(1, Park: false));
+        AnswerFetch([], exhausted: true);
+        first.ExpectMsg<WorkerPool.Empty>();
+
+        var second = CreateTestProbe();
+        second.Send(_router, new QueueRouter.Demand(4, Park: false));
+        Assert.Equal(new WorkerPool.Empty(Queue, 4), second.ExpectMsg<WorkerPool.Empty>());
+        _ingress.ExpectNoMsg(Quiet);
+    }
+
+    [Fact]
+    public void Withdraw_returns_the_parked_credit()
+    {
+        var pool = CreateTestProbe();
+        pool.Send(_router, new QueueRouter.Demand(4, Park: true));
+        AnswerFetch(Jobs.Leases(Queue, "only"), exhausted: true);
+        Assert.Equal(["q:only"], Ids(pool.ExpectMsg<WorkerPool.Dispatch>()));
+
+        pool.Send(_router, QueueRouter.Withdraw.Instance);
+        Assert.Equal(new WorkerPool.Withdrawn(Queue, 3), pool.ExpectMsg<WorkerPool.Withdrawn>());
+        var status = Status();
+        Assert.Equal(0, status.Credit);
+        Assert.Equal(1, status.InFlight);
+
+        // With no credit left, new work does not make the router fetch for this pool.
+        _router.Tell(QueueIngress.WorkMayBeAvailable.Instance, _ingress.Ref);
+        _ingress.ExpectNoMsg(Quiet);
+        pool.ExpectNoMsg(Quiet);
+    }
+
+    [Fact]
+    public void Withdraw_from_an_unknown_pool_returns_nothing()
+    {
+        var stranger = CreateTestProbe();
+        stranger.Send(_router, QueueRouter.Withdraw.Instance);
+        Assert.Equal(new WorkerPool.Withdrawn(Queue, 0), stranger.ExpectMsg<WorkerPool.Withdrawn>());
+    }
+
+    [Fact]
+    public void JobsCompleted_releases_the_jobs_leases_at_the_ingress()
+    {
+        var pool = CreateTestProbe();
+        pool.Send(_router, new QueueRouter.Demand(2, Park: true));
+        AnswerFetch(Jobs.Leases(Queue, "a", "b"), exhausted: false);
+        pool.ExpectMsg<WorkerPool.Dispatch>();
+
+        pool.Send(_router, new QueueRouter.JobsCompleted(["q:a", "q:b"]));
+        Assert.Equal(["q:a", "q:b"], _ingress.ExpectMsg<QueueIngress.Release>().JobIds);
+        Assert.Equal(0, Status().InFlight);
+    }
+
+    [Fact]
+    public void The_running_jobs_of_a_pool_that_dies_go_back_to_the_ingress_as_Reclaim()
+    {
+        var pool = CreateTestProbe();
+        pool.Send(_router, new QueueRouter.Demand(3, Park: true));
+        AnswerFetch(Jobs.Leases(Queue, "a", "b", "c"), exhausted: false);
+        pool.ExpectMsg<WorkerPool.Dispatch>();
+        pool.Send(_router, new QueueRouter.JobsCompleted(["q:b"]));
+        _ingress.ExpectMsg<QueueIngress.Release>();
+
+        Sys.Stop(pool.Ref);
+
+        var reclaim = _ingress.ExpectMsg<QueueIngress.Reclaim>();
+        Assert.Equal(["q:a", "q:c"], reclaim.JobIds.Order().ToArray());
+        _ingress.ExpectNoMsg(Quiet);
+        Assert.Equal(new QueueRouter.RouterStatus(Queue, 0, Pools: 0, Credit: 0, InFlight: 0), Status());
+    }
+
+    [Fact]
+    public void A_pool_that_dies_with_nothing_running_reclaims_nothing_and_its_credit_is_forgotten()
+    {
+        var pool = CreateTestProbe();
+        pool.Send(_router, new QueueRouter.Demand(2, Park: true));
+        AnswerFetch([], exhausted: true);
+
+        Sys.Stop(pool.Ref);
+        AwaitAssert(() => Assert.Equal(0, Status().Pools));
+        _ingress.ExpectNoMsg(Quiet);
+
+        // Work that arrives later is not fetched for the dead pool.
+        _router.Tell(QueueIngress.WorkMayBeAvailable.Instance, _ingress.Ref);
+        _ingress.ExpectNoMsg(Quiet);
+    }
+
+    [Fact]
+    public void Jobs_buffered_when_a_pool_withdrew_go_to_the_next_demand()
+    {
+        var pool = CreateTestProbe();
+        pool.Send(_router, new QueueRouter.Demand(2, Park: true));
+        var fetch = _ingress.ExpectMsg<QueueIngress.Fetch>();
+        pool.Send(_router, QueueRouter.Withdraw.Instance);
+        Assert.Equal(2, pool.ExpectMsg<WorkerPool.Withdrawn>().Slots);
+        _ingress.Reply(new QueueIngress.Taken(Jobs.Leases(Queue, "late1", "late2"), Exhausted: false));
+        pool.ExpectNoMsg(Quiet);
+        Assert.Equal(2, fetch.Max);
+        Assert.Equal(2, Status().Buffered);
+
+        var other = CreateTestProbe();
+        other.Send(_router, new QueueRouter.Demand(5, Park: false));
+        Assert.Equal(["q:late1", "q:late2"], Ids(other.ExpectMsg<WorkerPool.Dispatch>()));
+        Assert.Equal(3, _ingress.ExpectMsg<QueueIngress.Fetch>().Max);
+    }
+}

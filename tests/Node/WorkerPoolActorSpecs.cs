@@ -1,0 +1,275 @@
+using Akka.Actor;
+using Akka.TestKit;
+using ClusterJobs.Node.Routing;
+using ClusterJobs.Node.Workers;
+using Xunit.Abstractions;
+
+namespace ClusterJobs.Node.Tests;
+
+public sealed class WorkerPoolActorSpecs : Akka.TestKit.Xunit2.TestKit
+{
+    private static readonly TimeSpan Quiet = TimeSpan.FromMilliseconds(250);
+
+    private readonly TestProbe _workers;
+    private readonly Dictionary<string, TestProbe> _routerProbes = new();
+    private readonly QueueRouters _routers = new();
+
+    public WorkerPoolActorSpecs(ITestOutputHelper output) : base(SpecConfig.Hocon, output: output)
+    {
+        _workers = CreateTestProbe("workers");
+    }
+
+    /// <summary>A worker that says it started a job; it is free again only when the spec says so.</summary>
+    private sealed class StubWorker : ReceiveActor
+    {
+        public StubWorker(IActorRef probe) => Receive<WorkerActor.Run>(r => probe.Tell(new Started(Self, r.Job)));
+    }
+
+    private sealed record Started(IActorRef Worker, JobLease Job) : INoSerializationVerificationNeeded;
+
+    private TestProbe Router(string queue) => _routerProbes[queue];
+
+    private IActorRef StartPool(int capacity, params ServedQueue[] queues)
+    {
+        foreach (var q in queues)
+        {
+            var probe = CreateTestProbe($"router-{q.Name}");
+            _routerProbes[q.Name] = probe;
+            _routers.Add(q.Name, probe.Ref);
+        }
+        var workers = _workers.Ref;
+        Func<Props> workerProps = () => Props.Create(() => new StubWorker(workers));
+        var routers = _routers;
+        var served = queues.ToList();
+        return Sys.ActorOf(Props.Create(() => new WorkerPoolActor(served, capacity, routers, workerProps)), "workers");
+    }
+
+    private static QueueRouter.Demand Demand(TestProbe router) => router.ExpectMsg<QueueRouter.Demand>();
+
+    private WorkerPool.PoolStatus Status(IActorRef pool)
+    {
+        var probe = CreateTestProbe();
+        probe.Send(pool, WorkerPool.GetStatus.Instance);
+        return probe.ExpectMsg<WorkerPool.PoolStatus>();
+    }
+
+    /// <summary>No router hears from the pool for a while (all watched at once, well inside the pool's 1 s tick).</summary>
+    private void ExpectNoDemand()
+    {
+        Thread.Sleep(Quiet);
+        foreach (var (queue, router) in _routerProbes)
+            Assert.False(router.HasMessages, $"The pool sent {router.ReceiveOne(TimeSpan.Zero)} to the router of '{queue}'.");
+    }
+
+    [Fact]
+    public void Offers_its_free_slots_to_the_first_queue_as_non_parked_demand()
+    {
+        StartPool(3, new ServedQueue("high", 3), new ServedQueue("low", 3));
+
+        Assert.Equal(new QueueRouter.Demand(3, Park: false), Demand(Router("high")));
+        Router("low").ExpectNoMsg(Quiet); // one queue at a time
+    }
+
+    [Fact]
+    public void A_single_queue_gets_parked_demand()
+    {
+        StartPool(2, new ServedQueue("only", 5));
+        Assert.Equal(new QueueRouter.Demand(2, Park: true), Demand(Router("only")));
+    }
+
+    [Fact]
+    public void On_Empty_it_asks_the_next_queue_and_parks_its_slots_on_the_last()
+    {
+        StartPool(3, new ServedQueue("high", 3), new ServedQueue("low", 3));
+        Demand(Router("high"));
+
+        Router("high").Reply(new WorkerPool.Empty("high", 3));
+
+        Assert.Equal(new QueueRouter.Demand(3, Park: true), Demand(Router("low")));
+        ExpectNoDemand();
+    }
+
+    [Fact]
+    public void Work_at_a_higher_queue_withdraws_the_slots_parked_at_a_lower_one_and_offers_them_up()
+    {
+        StartPool(3, new ServedQueue("high", 3), new ServedQueue("low", 3));
+        Demand(Router("high"));
+        Router("high").Reply(new WorkerPool.Empty("high", 3));
+        Demand(Router("low"));
+
+        Router("high").Reply(new WorkerPool.WorkAvailable("high"));
+
+        Router("low").ExpectMsg<QueueRouter.Withdraw>();
+        Router("high").ExpectNoMsg(Quiet); // all its slots are still parked at low
+        Router("low").Reply(new WorkerPool.Withdrawn("low", 3));
+        Assert.Equal(new QueueRouter.Demand(3, Park: false), Demand(Router("high")));
+    }
+
+    [Fact]
+    public void Slots_of_jobs_the_parked_queue_dispatched_meanwhile_are_not_offered_twice()
+    {
+        var pool = StartPool(3, new ServedQueue("high", 3), new ServedQueue("low", 3));
+        Demand(Router("high"));
+        Router("high").Reply(new WorkerPool.Empty("high", 3));
+        Demand(Router("low"));
+        Router("high").Reply(new WorkerPool.WorkAvailable("high"));
+        Router("low").ExpectMsg<QueueRouter.Withdraw>();
+
+        // low had already dispatched one job before it saw the Withdraw; it returns the other two slots.
+        Router("low").Reply(new WorkerPool.Dispatch("low", Jobs.Leases("low", "early")));
+        Router("low").Reply(new WorkerPool.Withdrawn("low", 2));
+
+        Assert.Equal(new QueueRouter.Demand(2, Park: false), Demand(Router("high")));
+        Assert.Equal("low:early", _workers.ExpectMsg<Started>().Job.Envelope.Id);
+        var status = Status(pool);
+        Assert.Equal(1, status.Busy);
+        Assert.Equal(0, status.CreditByQueue["low"]);
+        Assert.Equal(2, status.CreditByQueue["high"]);
+    }
+
+    [Fact]
+    public void Dispatched_jobs_run_on_workers_and_freed_slots_are_offered_again_from_the_top()
+    {
+        var pool = StartPool(3, new ServedQueue("high", 3), new ServedQueue("low", 3));
+        Demand(Router("high"));
+        Router("high").Reply(new WorkerPool.Dispatch("high", Jobs.Leases("high", "1", "2")));
+        var started = new[] { _workers.ExpectMsg<Started>(), _workers.ExpectMsg<Started>() };
+        Assert.Equal(["high:1", "high:2"], started.Select(s => s.Job.Envelope.Id).Order().ToArray());
+        Assert.NotEqual(started[0].Worker, started[1].Worker);
+        Router("low").ExpectNoMsg(Quiet); // still waiting for high's answer on the third slot
+
+        Router("high").Reply(new WorkerPool.Empty("high", 1));
+        Assert.Equal(new QueueRouter.Demand(1, Park: true), Demand(Router("low")));
+
+        pool.Tell(new WorkerPool.WorkerFree(started[0].Worker, "high"));
+        Assert.Equal(new QueueRouter.Demand(1, Park: false), Demand(Router("high")));
+        Router("low").ExpectNoMsg(Quiet);
+    }
+
+    [Fact]
+    public void Never_asks_for_more_than_its_capacity_while_all_workers_are_busy()
+    {
+        var pool = StartPool(2, new ServedQueue("high", 5), new ServedQueue("low", 5));
+        Assert.Equal(2, Demand(Router("high")).Slots);
+        Router("high").Reply(new WorkerPool.Dispatch("high", Jobs.Leases("high", "1", "2")));
+        var first = _workers.ExpectMsg<Started>();
+        _workers.ExpectMsg<Started>();
+
+        ExpectNoDemand();
+        Assert.Equal(2, Status(pool).Busy);
+
+        pool.Tell(new WorkerPool.WorkerFree(first.Worker, "high"));
+        Assert.Equal(new QueueRouter.Demand(1, Park: false), Demand(Router("high")));
+        Router("high").Reply(new WorkerPool.Dispatch("high", Jobs.Leases("high", "3")));
+        Assert.Equal(first.Worker, _workers.ExpectMsg<Started>().Worker);
+        ExpectNoDemand();
+    }
+
+    [Fact]
+    public void Never_runs_more_jobs_than_it_has_workers_even_when_a_router_sends_too_many()
+    {
+        var pool = StartPool(2, new ServedQueue("only", 5));
+        Demand(Router("only"));
+
+        Router("only").Reply(new WorkerPool.Dispatch("only", Jobs.Leases("only", "1", "2", "3")));
+
+        _workers.ExpectMsg<Started>();
+        _workers.ExpectMsg<Started>();
+        _workers.ExpectNoMsg(Quiet);
+        Assert.Equal(2, Status(pool).Busy);
+    }
+
+    /// <summary>
+    /// Exposes a bug: WorkerPoolActor.OnDispatch subtracts every dispatched job from the queue's credit, also the jobs it
+    /// could not run; the credit goes negative and the pool asks for more work while no worker is free.
+    /// </summary>
+    [Fact]
+    public void After_a_router_sent_too_many_jobs_the_pool_does_not_ask_for_more_while_no_worker_is_free()
+    {
+        StartPool(2, new ServedQueue("high", 5), new ServedQueue("low", 5));
+        Demand(Router("high"));
+
+        Router("high").Reply(new WorkerPool.Dispatch("high", Jobs.Leases("high", "1", "2", "3")));
+        _workers.ExpectMsg<Started>();
+        _workers.ExpectMsg<Started>();
+
+        ExpectNoDemand();
+    }
+
+    [Fact]
+    public void The_per_queue_limit_holds_and_the_rest_of_the_slots_go_to_the_next_queue()
+    {
+        var pool = StartPool(3, new ServedQueue("high", 1), new ServedQueue("low", 3));
+        Assert.Equal(new QueueRouter.Demand(1, Park: false), Demand(Router("high")));
+        Router("high").Reply(new WorkerPool.Dispatch("high", Jobs.Leases("high", "1")));
+        var running = _workers.ExpectMsg<Started>();
+
+        Assert.Equal(new QueueRouter.Demand(2, Park: true), Demand(Router("low")));
+        Router("high").ExpectNoMsg(Quiet); // its one slot is busy
+
+        pool.Tell(new WorkerPool.WorkerFree(running.Worker, "high"));
+        Assert.Equal(new QueueRouter.Demand(1, Park: false), Demand(Router("high")));
+        var status = Status(pool);
+        Assert.Equal(0, status.Busy);
+        Assert.Equal(1, status.CreditByQueue["high"]);
+        Assert.Equal(2, status.CreditByQueue["low"]);
+    }
+
+    [Fact]
+    public void The_per_queue_limit_also_holds_for_the_parked_queue()
+    {
+        StartPool(4, new ServedQueue("high", 4), new ServedQueue("low", 1));
+        Demand(Router("high"));
+        Router("high").Reply(new WorkerPool.Empty("high", 4));
+
+        Assert.Equal(new QueueRouter.Demand(1, Park: true), Demand(Router("low")));
+        ExpectNoDemand();
+    }
+
+    [Fact]
+    public void Recorded_outcomes_are_reported_to_the_router_of_their_queue_as_JobsCompleted()
+    {
+        var pool = StartPool(2, new ServedQueue("high", 2), new ServedQueue("low", 2));
+        Demand(Router("high"));
+
+        pool.Tell(new WorkerPool.Recorded("low", ["low:a", "low:b"]));
+
+        Assert.Equal(["low:a", "low:b"], Router("low").ExpectMsg<QueueRouter.JobsCompleted>().JobIds);
+        Router("high").ExpectNoMsg(Quiet);
+    }
+
+    /// <summary>
+    /// Exposes a bug: with three queues, WorkAvailable from the first queue while the pool waits for the second one's
+    /// answer is forgotten when that answer is Empty (the Empty handler continues at the queue after the second), so all
+    /// slots park at the last queue and the first queue, which has work, is never asked again.
+    /// </summary>
+    [Fact]
+    public void Work_at_the_first_queue_announced_while_a_middle_queue_is_asked_is_not_lost()
+    {
+        StartPool(2, new ServedQueue("a", 2), new ServedQueue("b", 2), new ServedQueue("c", 2));
+        Demand(Router("a"));
+        Router("a").Reply(new WorkerPool.Empty("a", 2));
+        Assert.Equal(new QueueRouter.Demand(2, Park: false), Demand(Router("b")));
+
+        Router("a").Reply(new WorkerPool.WorkAvailable("a")); // a got work while b looks in Redis
+        Router("b").Reply(new WorkerPool.Empty("b", 2));
+
+        // a has work: the slots should go to a, not park at c (where nothing brings them back while c is idle).
+        Assert.Equal(new QueueRouter.Demand(2, Park: false), Router("a").ExpectMsg<QueueRouter.Demand>(TimeSpan.FromSeconds(2)));
+    }
+
+    [Fact]
+    public void Reports_its_load()
+    {
+        var pool = StartPool(3, new ServedQueue("high", 3), new ServedQueue("low", 3));
+        Demand(Router("high"));
+        Router("high").Reply(new WorkerPool.Dispatch("high", Jobs.Leases("high", "1")));
+        _workers.ExpectMsg<Started>();
+
+        var status = Status(pool);
+        Assert.Equal(3, status.Capacity);
+        Assert.Equal(1, status.Busy);
+        Assert.Equal(1, status.BusyByQueue["high"]);
+        Assert.Equal(2, status.CreditByQueue["high"]);
+    }
+}

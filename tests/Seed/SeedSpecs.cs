@@ -1,0 +1,96 @@
+using Akka.Actor;
+using Akka.Cluster;
+using Akka.Configuration;
+using ClusterJobs.Node.Hosting;
+using ClusterJobs.Tests.Shared;
+
+namespace ClusterJobs.Seed.Tests;
+
+/// <summary>The seed process: a fixed address that cluster members join through.</summary>
+public sealed class SeedSpecs
+{
+    [Fact]
+    public async Task A_member_that_lists_the_seed_in_CLUSTER_SEEDS_joins_the_cluster_and_sees_the_seed()
+    {
+        var seedPort = RedisServer.FreePort();
+        await using var seed = ClusterProcess.StartSeed(seedPort);
+        await seed.WaitForOutputAsync("Seed up at akka.tcp://clusterjobs@127.0.0.1:" + seedPort, TimeSpan.FromSeconds(30));
+
+        var settings = ClusterBootstrap.FromEnvironment(name => name switch
+        {
+            "CLUSTER_SEEDS" => ClusterProcess.SeedAddress(seedPort),
+            "CLUSTER_IP" => "127.0.0.1",
+            _ => null,
+        });
+        var config = ConfigurationFactory.ParseString($$"""
+            akka.actor.provider = cluster
+            akka.remote.dot-netty.tcp { hostname = 127.0.0.1, port = 0 }
+            akka.cluster.seed-nodes = ["{{settings.Seeds.Single()}}"]
+            akka.loglevel = WARNING
+            """).WithFallback(ClusterBootstrap.LoadClusterHocon());
+        using var member = ActorSystem.Create(settings.SystemName, config);
+        var cluster = Cluster.Get(member);
+        var up = new TaskCompletionSource();
+        cluster.RegisterOnMemberUp(() => up.TrySetResult());
+
+        await up.Task.WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.Contains(cluster.State.Members, m => m.Address.Port == seedPort && m.HasRole("seed"));
+        await seed.WaitForOutputAsync($"is JOINING", TimeSpan.FromSeconds(5));
+        await CoordinatedShutdown.Get(member).Run(CoordinatedShutdown.ClrExitReason.Instance);
+    }
+
+    [Fact]
+    public async Task A_seed_given_a_bad_port_refuses_to_start_with_a_clear_message()
+    {
+        await using var bad = ClusterProcess.Start("ClusterJobs.Seed", "seed", new Dictionary<string, string> { ["CLUSTER_PORT"] = "not-a-port" });
+        Assert.Equal(2, await bad.WaitForExitAsync(TimeSpan.FromSeconds(30)));
+        Assert.Contains("CLUSTER_PORT 'not-a-port' is not a port number", bad.Output);
+    }
+}
+
+/// <summary>How CLUSTER_* variables become cluster settings (shared by the seed and the nodes).</summary>
+public sealed class ClusterBootstrapSpecs
+{
+    [Fact]
+    public void Seeds_ports_and_the_advertised_address_come_from_the_environment()
+    {
+        var env = new Dictionary<string, string?>
+        {
+            ["CLUSTER_IP"] = "node-3", ["CLUSTER_PORT"] = "5000",
+            ["CLUSTER_SEEDS"] = "akka.tcp://clusterjobs@seed:4053, akka.tcp://clusterjobs@seed2:4053",
+        };
+        var settings = ClusterBootstrap.FromEnvironment(n => env.GetValueOrDefault(n), roles: ["node"]);
+        Assert.Equal("node-3", settings.Host);
+        Assert.Equal(5000, settings.Port);
+        Assert.Equal(["akka.tcp://clusterjobs@seed:4053", "akka.tcp://clusterjobs@seed2:4053"], settings.Seeds);
+        Assert.Equal(["node"], settings.Roles);
+    }
+
+    [Fact]
+    public void With_nothing_set_a_process_is_a_loopback_cluster_of_its_own()
+    {
+        var settings = ClusterBootstrap.FromEnvironment(_ => null, defaultPort: 4053);
+        Assert.Equal("127.0.0.1", settings.Host);
+        Assert.Equal(4053, settings.Port);
+        Assert.Empty(settings.Seeds);
+        Assert.Equal("clusterjobs", settings.SystemName);
+    }
+
+    [Theory]
+    [InlineData("CLUSTER_PORT", "70000", "is not a port number")]
+    [InlineData("CLUSTER_SEEDS", "seed:4053", "must look like akka.tcp://")]
+    public void A_malformed_variable_is_refused_naming_it(string name, string value, string message)
+    {
+        var ex = Assert.Throws<ArgumentException>(() => ClusterBootstrap.FromEnvironment(n => n == name ? value : null));
+        Assert.Contains(name, ex.Message);
+        Assert.Contains(message, ex.Message);
+    }
+
+    [Fact]
+    public void The_shared_cluster_defaults_configure_a_keep_majority_split_brain_resolver()
+    {
+        var config = ClusterBootstrap.LoadClusterHocon();
+        Assert.Equal("keep-majority", config.GetString("akka.cluster.split-brain-resolver.active-strategy"));
+        Assert.Equal("cluster", config.GetString("akka.actor.provider"));
+    }
+}
