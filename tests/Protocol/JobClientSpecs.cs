@@ -263,21 +263,30 @@ public class JobClientSpecs
     [Fact]
     public async Task Cancel_sends_the_cancel_script_with_the_jobs_queue_keys_and_the_record_ttl()
     {
-        _redis.CancelReply = RedisResult.Create((RedisValue)"cancelled");
-
-        var cancelled = await Client(new JobClientOptions { RecordTtl = TimeSpan.FromMinutes(10) }).CancelAsync("emails:1");
+        await Client(new JobClientOptions { RecordTtl = TimeSpan.FromMinutes(10) }).CancelAsync("emails:1");
 
         var call = Assert.Single(_redis.Scripts);
-        Assert.True(cancelled, $"DEBUG {call.Script == ProducerScripts.Cancel} {(string?)_redis.CancelReply}");
         Assert.Equal(ProducerScripts.Cancel, call.Script);
         Assert.Equal(["cj:{emails}:job:emails:1", "cj:{emails}:ready", "cj:{emails}:scheduled"], call.Keys);
         Assert.Equal(["emails:1", NowMs.ToString(), "600000", "cj:{emails}:events"], call.Args);
     }
 
     [Fact]
-    public async Task Cancel_of_a_job_that_already_started_returns_false()
+    public async Task Cancel_returns_true_when_the_script_answers_1_because_this_call_cancelled_the_job()
     {
-        _redis.CancelReply = RedisResult.Create((RedisValue)"running");
+        _redis.CancelReply = RedisResult.Create(1, ResultType.Integer);
+
+        Assert.True(await Client().CancelAsync("emails:1"));
+    }
+
+    [Theory]
+    [InlineData("running")]
+    [InlineData("succeeded")]
+    [InlineData("dead_lettered")]
+    [InlineData("cancelled")]
+    public async Task Cancel_returns_false_when_the_script_answers_a_state_because_the_job_was_past_cancelling(string state)
+    {
+        _redis.CancelReply = RedisResult.Create((RedisValue)state, ResultType.BulkString);
 
         Assert.False(await Client().CancelAsync("emails:1"));
     }
@@ -320,7 +329,7 @@ public sealed class FakeRedis
     public bool Disposed { get; private set; }
     public Func<ScriptCall, RedisResult> EnqueueReply { get; set; } =
         call => RedisResult.Create([RedisResult.Create(1), RedisResult.Create((RedisValue)call.Args[0])]);
-    public RedisResult CancelReply { get; set; } = RedisResult.Create((RedisValue)"cancelled");
+    public RedisResult CancelReply { get; set; } = RedisResult.Create(1, ResultType.Integer);
 
     public IConnectionMultiplexer Multiplexer { get; private set; } = null!;
 

@@ -154,6 +154,8 @@ public class JobEnvelopeSpecs
     [InlineData("""{"id":"emails:1","task":"send","queue":"emails","priority":"high"}""")]
     [InlineData("""{"id":"emails:1","task":"send","queue":"emails",}""")]
     [InlineData("""["emails:1","send","emails"]""")]
+    [InlineData("""{"id":"emails:1","task":"send","queue":"emails","args":[],"priority":null}""")]
+    [InlineData("""{"id":"emails:1","task":"send","queue":"emails","args":[],"max_attempts":"3"}""")]
     public void Malformed_envelope_json_is_rejected_with_a_JsonException(string json) =>
         Assert.ThrowsAny<JsonException>(() => ProtocolJson.DeserializeEnvelope(json));
 }
