@@ -104,7 +104,7 @@ internal sealed record Queued(string JobId, string Message);
 /// <summary>A job as the API shows it: the state by its wire name, the error without its stack trace.</summary>
 internal sealed record JobView(
     string Id, string? Task, string Queue, string State, System.Text.Json.JsonElement? Result, JobErrorView? Error,
-    int Attempts, int MaxAttempts, DateTimeOffset? EnqueuedAt, DateTimeOffset? StartedAt, DateTimeOffset? FinishedAt, string? Node)
+    int Attempts, int? MaxAttempts, DateTimeOffset? EnqueuedAt, DateTimeOffset? StartedAt, DateTimeOffset? FinishedAt, string? Node)
 {
     public static JobView From(JobInfo job) => new(
         job.Id, job.Task, job.Queue, job.State.ToWire(), job.Result,

@@ -56,16 +56,16 @@ public sealed class JobClient : IAsyncDisposable
             Queue = options.Queue,
             Args = args switch
             {
-                null => JsonSerializer.SerializeToElement(Array.Empty<object>(), ProtocolJson.Default.Options),
+                null => EmptyArgs,
                 JsonElement e => e,
                 _ => JsonSerializer.SerializeToElement(args, args.GetType(), _options.ArgumentJson),
             },
             Priority = options.Priority,
             EnqueuedAt = nowMs,
             NotBefore = notBefore,
-            MaxAttempts = options.MaxAttempts ?? JobDefaults.MaxAttempts,
-            BackoffMs = (long)(options.Backoff?.TotalMilliseconds ?? JobDefaults.BackoffMs),
-            BackoffMaxMs = (long)(options.BackoffMax?.TotalMilliseconds ?? JobDefaults.BackoffMaxMs),
+            MaxAttempts = options.MaxAttempts,
+            BackoffMs = (long?)options.Backoff?.TotalMilliseconds,
+            BackoffMaxMs = (long?)options.BackoffMax?.TotalMilliseconds,
             SoftTimeoutMs = (long?)options.SoftTimeout?.TotalMilliseconds,
             HardTimeoutMs = (long?)options.HardTimeout?.TotalMilliseconds,
             ParentId = options.ParentId,
@@ -78,6 +78,7 @@ public sealed class JobClient : IAsyncDisposable
     /// <summary>Enqueues a ready-made envelope (after validating it as a node would).</summary>
     public async Task<string> EnqueueAsync(JobEnvelope envelope, CancellationToken ct = default)
     {
+        if (envelope.Args.ValueKind == JsonValueKind.Undefined) envelope = envelope with { Args = EmptyArgs };
         var json = ProtocolJson.Serialize(envelope);
         var size = Encoding.UTF8.GetByteCount(json);
         if (size > _options.MaxPayloadBytes) throw new PayloadTooLargeException(size, _options.MaxPayloadBytes);
@@ -91,7 +92,7 @@ public sealed class JobClient : IAsyncDisposable
             [
                 envelope.Id, json, envelope.EnqueuedAt, JobIds.ReadyScore(envelope.Priority, envelope.EnqueuedAt),
                 envelope.NotBefore ?? 0, (long)_options.IdempotencyTtl.TotalMilliseconds, q.WakeChannel,
-                idem is null ? "0" : "1", envelope.MaxAttempts, envelope.Task, q.EventsChannel,
+                idem is null ? "0" : "1", envelope.MaxAttempts?.ToString() ?? "", envelope.Task, q.EventsChannel,
             ]).ConfigureAwait(false);
         return (string)result![1]!;
     }
@@ -111,20 +112,24 @@ public sealed class JobClient : IAsyncDisposable
         _waiters.WaitAsync(jobId, _keys.ForJob(jobId).EventsChannel, timeout, ct);
 
     /// <summary>
-    /// Cancels a job that has not started yet. Returns true when this call cancelled it, false when it had already
-    /// started or finished; throws <see cref="KeyNotFoundException"/> when there is no such job.
+    /// Cancels a job from anywhere: one not started ends Cancelled at once; a running one has its handler's token
+    /// cancelled by the node running it and ends Cancelled (wait for it with <see cref="WaitAsync"/>). Returns true when
+    /// cancelled or cancellation was requested, false when the job had already finished; throws
+    /// <see cref="KeyNotFoundException"/> when there is no such job.
     /// </summary>
     public async Task<bool> CancelAsync(string jobId)
     {
         var q = _keys.ForJob(jobId);
         var result = await Db.ScriptEvaluateAsync(ProducerScripts.Cancel, [q.Job(jobId), q.Ready, q.Scheduled],
-            [jobId, _options.Clock.GetUtcNow().ToUnixTimeMilliseconds(), (long)_options.RecordTtl.TotalMilliseconds, q.EventsChannel])
+            [jobId, _options.Clock.GetUtcNow().ToUnixTimeMilliseconds(), (long)_options.RecordTtl.TotalMilliseconds, q.EventsChannel, q.CancelChannel])
             .ConfigureAwait(false);
         if (result.IsNull) throw new KeyNotFoundException($"No job '{jobId}'.");
-        return result.Resp2Type == ResultType.Integer && (long)result == 1;
+        return result.Resp2Type == ResultType.Integer && (long)result is 1 or 2;
     }
 
     private IDatabase Db => _redis.GetDatabase();
+
+    private static readonly JsonElement EmptyArgs = JsonDocument.Parse("[]").RootElement.Clone();
 
     public async ValueTask DisposeAsync()
     {

@@ -11,7 +11,8 @@ public sealed record JobEnvelope
 {
     public const int CurrentVersion = 1;
 
-    [JsonPropertyName("v")] public int Version { get; init; } = CurrentVersion;
+    /// <summary>Format version. A settable property on purpose: source-generated JSON would zero a missing init-only field.</summary>
+    [JsonPropertyName("v")] public int Version { get; set; } = CurrentVersion;
     [JsonPropertyName("id")] public required string Id { get; init; }
     [JsonPropertyName("task")] public required string Task { get; init; }
     [JsonPropertyName("queue")] public required string Queue { get; init; }
@@ -23,10 +24,12 @@ public sealed record JobEnvelope
     [JsonPropertyName("enqueued_at")] public long EnqueuedAt { get; init; }
     /// <summary>Unix milliseconds before which the job must not start (delayed jobs); null = at once.</summary>
     [JsonPropertyName("not_before")] public long? NotBefore { get; init; }
-    [JsonPropertyName("max_attempts")] public int MaxAttempts { get; init; } = JobDefaults.MaxAttempts;
-    /// <summary>First retry delay; doubles per attempt (with jitter) up to <see cref="BackoffMaxMs"/>.</summary>
-    [JsonPropertyName("backoff_ms")] public long BackoffMs { get; init; } = JobDefaults.BackoffMs;
-    [JsonPropertyName("backoff_max_ms")] public long BackoffMaxMs { get; init; } = JobDefaults.BackoffMaxMs;
+    /// <summary>Attempts in all (first run included); null = the task's retry policy (default 3).</summary>
+    [JsonPropertyName("max_attempts")] public int? MaxAttempts { get; init; }
+    /// <summary>First retry delay; null = the task's retry policy (default 1 s, doubling per attempt with jitter).</summary>
+    [JsonPropertyName("backoff_ms")] public long? BackoffMs { get; init; }
+    /// <summary>Cap on the retry delay; null = the task's retry policy (default 5 min).</summary>
+    [JsonPropertyName("backoff_max_ms")] public long? BackoffMaxMs { get; init; }
     [JsonPropertyName("soft_timeout_ms")] public long? SoftTimeoutMs { get; init; }
     [JsonPropertyName("hard_timeout_ms")] public long? HardTimeoutMs { get; init; }
     [JsonPropertyName("parent_id")] public string? ParentId { get; init; }

@@ -16,4 +16,7 @@ public static class JobHashFields
     public const string Result = "result";
     public const string Error = "error";
     public const string Lost = "lost";
+    public const string CancelRequested = "cancel_requested";
+    /// <summary>Prefix of per-attempt error fields: <c>error:1</c>, <c>error:2</c>...</summary>
+    public const string ErrorOfAttempt = "error:";
 }

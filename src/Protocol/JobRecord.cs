@@ -25,15 +25,38 @@ public static class JobRecord
             Id = jobId,
             State = JobStates.TryFromWire(Str(JobHashFields.State), out var s) ? s : JobState.Queued,
             Task = Str(JobHashFields.Task) ?? envelope?.Task,
-            Result = Str(JobHashFields.Result) is { } r ? JsonDocument.Parse(r).RootElement.Clone() : null,
+            Result = ParseResult(Str(JobHashFields.Result)),
             Error = error,
             Attempts = (int)(Long(JobHashFields.Attempts) ?? 0),
-            MaxAttempts = (int)(Long(JobHashFields.MaxAttempts) ?? envelope?.MaxAttempts ?? JobDefaults.MaxAttempts),
+            MaxAttempts = (int?)Long(JobHashFields.MaxAttempts) ?? envelope?.MaxAttempts,
             EnqueuedAt = Time(JobHashFields.EnqueuedAt),
             StartedAt = Time(JobHashFields.StartedAt),
             FinishedAt = Time(JobHashFields.FinishedAt),
             Node = Str(JobHashFields.Node),
             Envelope = envelope,
+            History = ReadHistory(map),
+            CancelRequested = map.ContainsKey(JobHashFields.CancelRequested),
         };
+    }
+
+    /// <summary>Each failed attempt's error, from the <c>error:&lt;attempt&gt;</c> fields, oldest first.</summary>
+    private static IReadOnlyList<JobError> ReadHistory(Dictionary<string, RedisValue> map)
+    {
+        var history = new SortedList<int, JobError>();
+        foreach (var (name, value) in map)
+        {
+            if (!name.StartsWith("error:", StringComparison.Ordinal) || !int.TryParse(name.AsSpan(6), out var attempt)) continue;
+            try { if (ProtocolJson.DeserializeError((string)value!) is { } e) history[attempt] = e; }
+            catch (JsonException) { history[attempt] = new JobError { Type = "Unknown", Message = (string)value!, Attempt = attempt }; }
+        }
+        return history.Values.ToList();
+    }
+
+    /// <summary>A result that is not JSON (written by hand, say) is returned as a JSON string rather than failing the read.</summary>
+    private static JsonElement? ParseResult(string? raw)
+    {
+        if (raw is null) return null;
+        try { return JsonDocument.Parse(raw).RootElement.Clone(); }
+        catch (JsonException) { return JsonSerializer.SerializeToElement(raw, ProtocolJson.Default.String); }
     }
 }

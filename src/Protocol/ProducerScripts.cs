@@ -34,8 +34,11 @@ public static class ProducerScripts
         """;
 
     /// <summary>
-    /// Cancels a job that has not started. KEYS: job hash, ready, scheduled. ARGV: id, now ms, record ttl ms, events channel.
-    /// Returns 1 when this call cancelled the job, its current state when it could not be cancelled, false when there is no such job.
+    /// Cancels a job. One not started leaves its queue and ends cancelled at once; for a running one, cancellation is
+    /// requested (flag on the job, message on the cancel channel) and the node running it ends it cancelled.
+    /// KEYS: job hash, ready, scheduled. ARGV: id, now ms, record ttl ms, events channel, cancel channel.
+    /// Returns 1 when cancelled, 2 when requested for a running job, the state when it is already finished, false when
+    /// there is no such job.
     /// </summary>
     public const string Cancel = """
         local state = redis.call('HGET', KEYS[1], 'state')
@@ -47,6 +50,11 @@ public static class ProducerScripts
           redis.call('PEXPIRE', KEYS[1], ARGV[3])
           redis.call('PUBLISH', ARGV[4], ARGV[1] .. ' cancelled')
           return 1
+        end
+        if state == 'running' then
+          redis.call('HSET', KEYS[1], 'cancel_requested', ARGV[2])
+          redis.call('PUBLISH', ARGV[5], ARGV[1])
+          return 2
         end
         return state
         """;

@@ -8,6 +8,7 @@ namespace ClusterJobs.Protocol;
 [JsonSerializable(typeof(JobEnvelope))]
 [JsonSerializable(typeof(JobError))]
 [JsonSerializable(typeof(JsonElement))]
+[JsonSerializable(typeof(string))]
 public sealed partial class ProtocolJson : JsonSerializerContext
 {
     public static string Serialize(JobEnvelope envelope) => JsonSerializer.Serialize(envelope, Default.JobEnvelope);

@@ -30,7 +30,7 @@ public static class RedisConnection
                 if (user.Length > 0) options.User = user;
                 options.Password = Uri.UnescapeDataString(parts[1]);
             }
-            else options.Password = user; // redis://secret@host is the password alone, as redis-py reads it
+            else options.Password = user; // redis://secret@host is the password alone, as redis-cli -u reads it
         }
         var path = uri.AbsolutePath.Trim('/');
         if (path.Length > 0)
@@ -81,12 +81,22 @@ public static class RedisConnection
     /// <summary>The URL with any password replaced by ***, for messages and logs.</summary>
     public static string Redact(string redisUrl)
     {
-        if (Uri.TryCreate(redisUrl, UriKind.Absolute, out var uri) && uri.UserInfo.Contains(':'))
-            return redisUrl.Replace(uri.UserInfo, uri.UserInfo.Split(':')[0] + ":***");
+        var scheme = redisUrl.IndexOf("://", StringComparison.Ordinal);
+        if (scheme >= 0)
+        {
+            var start = scheme + 3;
+            var end = redisUrl.IndexOfAny(['/', '?'], start);
+            var at = redisUrl.LastIndexOf('@', end < 0 ? redisUrl.Length - 1 : end - 1);
+            if (at < start) return redisUrl;
+            var colon = redisUrl.IndexOf(':', start, at - start);
+            // user:password@ keeps the user; a lone secret@ is a password (as redis-cli reads it).
+            var secretStart = colon < 0 ? start : colon + 1;
+            return redisUrl[..secretStart] + "***" + redisUrl[at..];
+        }
         var i = redisUrl.IndexOf("password=", StringComparison.OrdinalIgnoreCase);
         if (i < 0) return redisUrl;
-        var end = redisUrl.IndexOf(',', i);
-        return redisUrl[..(i + 9)] + "***" + (end < 0 ? "" : redisUrl[end..]);
+        var comma = redisUrl.IndexOf(',', i);
+        return redisUrl[..(i + 9)] + "***" + (comma < 0 ? "" : redisUrl[comma..]);
     }
 }
 

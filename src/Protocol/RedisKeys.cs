@@ -49,6 +49,8 @@ public sealed class QueueKeys(string prefix, string queue)
     public string Idempotency(string key) => Base + "idem:" + key;
     /// <summary>Pub/sub channel told about new ready work (payload: job id). Optional for producers; nodes also poll.</summary>
     public string WakeChannel => Base + "wake";
+    /// <summary>Pub/sub channel told to cancel a running job (payload: job id); every node serving the queue listens.</summary>
+    public string CancelChannel => Base + "cancel";
     /// <summary>Pub/sub channel told about state changes (payload: <c>job-id state</c>); waiters listen here.</summary>
     public string EventsChannel => Base + "events";
 }
@@ -56,10 +58,10 @@ public sealed class QueueKeys(string prefix, string queue)
 /// <summary>Job id and queue name rules.</summary>
 public static partial class JobIds
 {
-    [GeneratedRegex("^[A-Za-z0-9_.-]{1,100}$")]
+    [GeneratedRegex("^[A-Za-z0-9_.-]{1,100}\\z")]
     private static partial Regex QueueNamePattern();
 
-    [GeneratedRegex("^[A-Za-z0-9_.:-]{1,200}$")]
+    [GeneratedRegex("^[A-Za-z0-9_.:-]{1,200}\\z")]
     private static partial Regex SuffixPattern();
 
     public static void ValidateQueueName(string queue)
@@ -76,8 +78,18 @@ public static partial class JobIds
         return colon > 0 && QueueNamePattern().IsMatch(jobId[..colon]) && SuffixPattern().IsMatch(jobId[(colon + 1)..]);
     }
 
-    /// <summary>A new id for <paramref name="queue"/>: time-ordered (UUIDv7), so equal scores keep FIFO order.</summary>
-    public static string New(string queue) => $"{queue}:{Guid.CreateVersion7():N}";
+    private static long _sequence = Random.Shared.NextInt64(0, 1L << 20);
+
+    /// <summary>
+    /// A new id for <paramref name="queue"/>: unix ms (12 hex), a per-process counter (8 hex) and randomness (12 hex).
+    /// Ids of one producer sort in creation order, even within a millisecond, so equal ready scores stay FIFO.
+    /// </summary>
+    public static string New(string queue)
+    {
+        var ms = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        var seq = (uint)Interlocked.Increment(ref _sequence);
+        return $"{queue}:{ms:x12}{seq:x8}{Random.Shared.NextInt64(1L << 47):x12}";
+    }
 
     public static string QueueOf(string jobId)
     {

@@ -30,7 +30,11 @@ internal static class NodeScripts
           local id = popped[i]
           local k = prefix .. id
           local env = redis.call('HGET', k, 'envelope')
-          if env then
+          if env and redis.call('HEXISTS', k, 'cancel_requested') == 1 then
+            -- cancelled while its node was lost: it ends here instead of running again
+            redis.call('HSET', k, 'state', 'cancelled', 'finished_at', now)
+            redis.call('PUBLISH', ARGV[6], id .. ' cancelled')
+          elseif env then
             local attempt = redis.call('HINCRBY', k, 'attempts', 1)
             redis.call('HSET', k, 'state', 'running', 'started_at', now, 'node', ARGV[5])
             redis.call('ZADD', KEYS[3], ARGV[4], id)
@@ -68,11 +72,12 @@ internal static class NodeScripts
               redis.call('PEXPIRE', k, ttl)
             elseif outcome == 'r' then
               state = 'retrying'
-              redis.call('HSET', k, 'state', state, 'error', payload)
+              redis.call('HSET', k, 'state', state, 'error', payload, 'error:' .. redis.call('HGET', k, 'attempts'), payload)
               redis.call('ZADD', KEYS[2], due, id)
             elseif outcome == 'd' then
               state = 'dead_lettered'
-              redis.call('HSET', k, 'state', state, 'error', payload, 'finished_at', now)
+              redis.call('HSET', k, 'state', state, 'error', payload, 'finished_at', now,
+                'error:' .. redis.call('HGET', k, 'attempts'), payload)
               redis.call('RPUSH', KEYS[3], id)
             elseif outcome == 'c' then
               state = 'cancelled'

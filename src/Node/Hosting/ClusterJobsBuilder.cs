@@ -15,12 +15,14 @@ public sealed class ClusterJobsBuilder
     public IServiceCollection Services { get; }
 
     /// <summary>Registers <typeparamref name="THandler"/> (an <see cref="IJobHandler{TArgs}"/> or
-    /// <see cref="IJobHandler{TArgs,TResult}"/>) under <paramref name="name"/>, e.g. <c>"send_email"</c>.</summary>
-    public ClusterJobsBuilder AddTask<THandler>(string name) where THandler : class
+    /// <see cref="IJobHandler{TArgs,TResult}"/>) under <paramref name="name"/>, e.g. <c>"send_email"</c>, with its
+    /// retry policy (default: 3 attempts, exponential backoff from 1 s with jitter, capped at 5 min).</summary>
+    public ClusterJobsBuilder AddTask<THandler>(string name, RetryPolicy? retry = null) where THandler : class
     {
         if (string.IsNullOrWhiteSpace(name)) throw new ArgumentException("A task needs a name.", nameof(name));
+        retry?.Validate();
         Services.AddTransient<THandler>();
-        _tasks.Add(json => TaskRegistration.For<THandler>(name, json));
+        _tasks.Add(json => TaskRegistration.For<THandler>(name, json).WithRetry(retry ?? RetryPolicy.Default));
         return this;
     }
 

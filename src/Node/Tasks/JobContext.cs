@@ -5,9 +5,10 @@ namespace ClusterJobs.Node.Tasks;
 /// <summary>What a handler knows about the job it runs.</summary>
 public sealed class JobContext
 {
-    internal JobContext(JobEnvelope envelope, int attempt, string node, IServiceProvider services)
+    internal JobContext(JobEnvelope envelope, int attempt, string node, IServiceProvider services, RetryPolicy retry)
     {
         Envelope = envelope;
+        Retry = retry;
         Attempt = attempt;
         Node = node;
         Services = services;
@@ -19,8 +20,10 @@ public sealed class JobContext
     public string Queue => Envelope.Queue;
     /// <summary>1 on the first run, 2 on the first retry...</summary>
     public int Attempt { get; }
-    public int MaxAttempts => Envelope.MaxAttempts;
-    public bool IsLastAttempt => Attempt >= Envelope.MaxAttempts;
+    /// <summary>The retry policy in force for this job (the task's, with the job's overrides).</summary>
+    public RetryPolicy Retry { get; }
+    public int MaxAttempts => Retry.MaxAttempts;
+    public bool IsLastAttempt => Attempt >= MaxAttempts;
     /// <summary>The cluster node (address) running this attempt.</summary>
     public string Node { get; }
     /// <summary>The job's DI scope: one per attempt.</summary>

@@ -9,3 +9,9 @@ public sealed class UnknownTaskException(string task, IEnumerable<string> known)
 
 /// <summary>Throw from a handler to fail the job at once, without using up its remaining attempts.</summary>
 public sealed class PermanentJobFailureException(string message, Exception? inner = null) : Exception(message, inner);
+
+/// <summary>An attempt ran past its soft limit (its token was cancelled) or its hard limit (it was abandoned).</summary>
+public sealed class JobTimeoutException(string message, bool hard, Exception? inner = null) : TimeoutException(message, inner)
+{
+    public bool Hard { get; } = hard;
+}

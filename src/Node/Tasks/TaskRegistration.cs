@@ -13,6 +13,7 @@ public sealed class TaskRegistration
         Func<IServiceProvider, JsonElement, JobContext, CancellationToken, Task<string>> invoke)
     {
         Name = name;
+        Retry = RetryPolicy.Default;
         HandlerType = handlerType;
         ArgsType = argsType;
         _invoke = invoke;
@@ -21,6 +22,15 @@ public sealed class TaskRegistration
     public string Name { get; }
     public Type HandlerType { get; }
     public Type ArgsType { get; }
+    /// <summary>How failed attempts are retried (the job's envelope may override attempts and delays).</summary>
+    public RetryPolicy Retry { get; private init; }
+
+    /// <summary>This registration with <paramref name="retry"/> as its retry policy.</summary>
+    public TaskRegistration WithRetry(RetryPolicy retry)
+    {
+        retry.Validate();
+        return new TaskRegistration(Name, HandlerType, ArgsType, _invoke) { Retry = retry };
+    }
 
     /// <summary>Runs the handler; returns its result as JSON ("null" for handlers without a result).</summary>
     public Task<string> InvokeAsync(IServiceProvider services, JsonElement args, JobContext context, CancellationToken ct) =>

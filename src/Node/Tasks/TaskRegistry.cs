@@ -19,6 +19,8 @@ public sealed class TaskRegistry
 
     public IReadOnlyCollection<string> Names => _tasks.Keys;
 
+    public TaskRegistration? TryGet(string task) => _tasks.GetValueOrDefault(task);
+
     public TaskRegistration Get(string task) =>
         _tasks.TryGetValue(task, out var registration) ? registration : throw new UnknownTaskException(task, _tasks.Keys);
 

@@ -20,8 +20,10 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
     private readonly IActorRef _results;
     private readonly string _node;
     private readonly ILoggingAdapter _log = Context.GetLogger();
+    private readonly HashSet<long> _abandoned = [];
     private JobLease? _current;
     private CancellationTokenSource? _cts;
+    private Task? _running;
     private long _run;
 
     public WorkerActor(TaskRegistry tasks, IServiceProvider services, IActorRef results, string node)
@@ -32,14 +34,23 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
         _node = node;
 
         Receive<Run>(r => Start(r.Job));
-        Receive<Finished>(f => { if (f.Run == _run && _current is not null) Complete(f.Outcome); });
+        Receive<Finished>(f =>
+        {
+            if (f.Run == _run && _current is not null) Complete(f.Outcome);
+            else if (_abandoned.Remove(f.Run)) Context.Parent.Tell(WorkerPool.RunawayEnded.Instance);
+        });
         Receive<HardTimeout>(t =>
         {
             if (t.Run != _run || _current is not { } job) return;
-            _cts?.Cancel();
             var limit = TimeSpan.FromMilliseconds(job.Envelope.HardTimeoutMs ?? 0);
             _log.Warning("Job {0} passed its hard time limit of {1}; abandoning it", job.Envelope.Id, limit);
-            Complete(Outcomes.Failed(job, new TimeoutException($"The job exceeded its hard time limit of {limit}."), _node));
+            Abandon(Outcomes.Failed(job, new JobTimeoutException($"The job exceeded its hard time limit of {limit}.", hard: true), _node, PolicyFor(job)));
+        });
+        Receive<CancelRunning>(c =>
+        {
+            if (_current is not { } job || job.Envelope.Id != c.JobId) return;
+            _log.Info("Job {0} cancelled while running", c.JobId);
+            Abandon(new JobOutcome.Cancelled(job.Envelope.Id));
         });
     }
 
@@ -54,42 +65,60 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
         if (job.Envelope.HardTimeoutMs is { } hard)
             Timers.StartSingleTimer("hard", new HardTimeout(run), TimeSpan.FromMilliseconds(hard));
         var token = _cts.Token;
-        Task.Run(() => Execute(job, token), token)
-            .PipeTo(Self, success: outcome => new Finished(run, outcome),
-                failure: ex => new Finished(run, Outcomes.Failed(job, ex, _node)));
+        // Task.Run: even a handler that blocks before its first await never runs on this actor's thread.
+        var policy = PolicyFor(job);
+        var running = Task.Run(() => Execute(job, policy, token), CancellationToken.None);
+        _running = running;
+        running.PipeTo(Self, success: outcome => new Finished(run, outcome),
+            failure: ex => new Finished(run, Outcomes.Failed(job, ex, _node, policy)));
     }
 
-    private async Task<JobOutcome> Execute(JobLease job, CancellationToken ct)
+    private RetryPolicy PolicyFor(JobLease job) =>
+        (_tasks.TryGet(job.Envelope.Task)?.Retry ?? RetryPolicy.Default).For(job.Envelope);
+
+    private async Task<JobOutcome> Execute(JobLease job, RetryPolicy policy, CancellationToken ct)
     {
         try
         {
             var task = _tasks.Get(job.Envelope.Task);
             await using var scope = _services.CreateAsyncScope();
-            var context = new JobContext(job.Envelope, job.Attempt, _node, scope.ServiceProvider);
+            var context = new JobContext(job.Envelope, job.Attempt, _node, scope.ServiceProvider, policy);
             var result = await task.InvokeAsync(scope.ServiceProvider, job.Envelope.Args, context, ct).ConfigureAwait(false);
             return new JobOutcome.Succeeded(job.Envelope.Id, result);
         }
         catch (OperationCanceledException ex) when (ct.IsCancellationRequested)
         {
             var limit = TimeSpan.FromMilliseconds(job.Envelope.SoftTimeoutMs ?? 0);
-            return Outcomes.Failed(job, new TimeoutException($"The job exceeded its soft time limit of {limit}.", ex), _node);
+            return Outcomes.Failed(job, new JobTimeoutException($"The job exceeded its soft time limit of {limit}.", hard: false, ex), _node, policy);
         }
         catch (Exception ex)
         {
-            return Outcomes.Failed(job, ex, _node);
+            return Outcomes.Failed(job, ex, _node, policy);
         }
+    }
+
+    /// <summary>Gives up on the running handler (hard limit or cancel): its token is cancelled and the slot is free now.</summary>
+    private void Abandon(JobOutcome outcome)
+    {
+        _cts?.Cancel();
+        if (_running is { IsCompleted: false })
+        {
+            _abandoned.Add(_run);
+            Context.Parent.Tell(WorkerPool.RunawayStarted.Instance);
+        }
+        Complete(outcome);
     }
 
     private void Complete(JobOutcome outcome)
     {
         var job = _current!;
         Timers.Cancel("hard");
-        _cts?.Dispose();
-        _cts = null;
+        _cts = null; // not disposed: an abandoned handler may still hold its token
         _current = null;
+        _running = null;
         _run++;
         _results.Tell(new ResultWriter.Record(job.Envelope.Queue, outcome, Context.Parent));
-        Context.Parent.Tell(new WorkerPool.WorkerFree(Self, job.Envelope.Queue));
+        Context.Parent.Tell(new WorkerPool.WorkerFree(Self, job.Envelope.Queue, job.Envelope.Id));
     }
 
     /// <summary>A crash of ours (not the handler's) restarts this actor; its job is recorded as a failed attempt, never lost.</summary>
@@ -98,8 +127,8 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
         if (_current is { } job)
         {
             _cts?.Cancel();
-            _results.Tell(new ResultWriter.Record(job.Envelope.Queue, Outcomes.Failed(job, reason, _node), Context.Parent));
-            Context.Parent.Tell(new WorkerPool.WorkerFree(Self, job.Envelope.Queue));
+            _results.Tell(new ResultWriter.Record(job.Envelope.Queue, Outcomes.Failed(job, reason, _node, PolicyFor(job)), Context.Parent));
+            Context.Parent.Tell(new WorkerPool.WorkerFree(Self, job.Envelope.Queue, job.Envelope.Id));
         }
         base.PreRestart(reason, message);
     }
@@ -109,14 +138,17 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
     /// <summary>From the pool: run this job.</summary>
     public sealed record Run(JobLease Job) : INoSerializationVerificationNeeded;
 
+    /// <summary>From the pool: cancel this job if it is the one running here (its token is cancelled, it ends Cancelled).</summary>
+    public sealed record CancelRunning(string JobId) : INoSerializationVerificationNeeded;
+
     private sealed record Finished(long Run, JobOutcome Outcome) : INoSerializationVerificationNeeded;
     private sealed record HardTimeout(long Run) : INoSerializationVerificationNeeded;
 }
 
-/// <summary>Turns a failed attempt into a retry or a dead letter by the job's policy.</summary>
+/// <summary>Turns a failed attempt into a retry or a dead letter by the job's retry policy.</summary>
 public static class Outcomes
 {
-    public static JobOutcome Failed(JobLease job, Exception ex, string node, DateTimeOffset? now = null)
+    public static JobOutcome Failed(JobLease job, Exception ex, string node, RetryPolicy policy, DateTimeOffset? now = null)
     {
         var at = now ?? DateTimeOffset.UtcNow;
         var error = new JobError
@@ -128,11 +160,9 @@ public static class Outcomes
             Attempt = job.Attempt,
             At = at.ToUnixTimeMilliseconds(),
         };
-        var envelope = job.Envelope;
-        if (IsPermanent(ex) || job.Attempt >= envelope.MaxAttempts)
-            return new JobOutcome.DeadLettered(envelope.Id, error);
-        var delay = RetryBackoff.Delay(job.Attempt, envelope.BackoffMs, envelope.BackoffMaxMs);
-        return new JobOutcome.Retry(envelope.Id, error, (at + delay).ToUnixTimeMilliseconds());
+        if (IsPermanent(ex) || !policy.Retries(ex) || job.Attempt >= policy.MaxAttempts)
+            return new JobOutcome.DeadLettered(job.Envelope.Id, error);
+        return new JobOutcome.Retry(job.Envelope.Id, error, (at + policy.DelayAfter(job.Attempt)).ToUnixTimeMilliseconds());
     }
 
     /// <summary>Failures that would fail the same way again: retrying them only wastes attempts.</summary>

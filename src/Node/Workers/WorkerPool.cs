@@ -23,7 +23,19 @@ public static class WorkerPool
     public sealed record Withdrawn(string Queue, int Slots) : IClusterJobsMessage;
 
     /// <summary>From a worker: its job's outcome went to the result writer; the worker is free.</summary>
-    internal sealed record WorkerFree(IActorRef Worker, string Queue) : INoSerializationVerificationNeeded;
+    internal sealed record WorkerFree(IActorRef Worker, string Queue, string JobId) : INoSerializationVerificationNeeded;
+
+    /// <summary>From a worker: it abandoned a handler (hard limit, cancel) that is still running.</summary>
+    internal sealed class RunawayStarted : INoSerializationVerificationNeeded
+    {
+        public static readonly RunawayStarted Instance = new();
+    }
+
+    /// <summary>From a worker: an abandoned handler finally returned.</summary>
+    internal sealed class RunawayEnded : INoSerializationVerificationNeeded
+    {
+        public static readonly RunawayEnded Instance = new();
+    }
 
     /// <summary>From the result writer: these jobs' outcomes are in Redis.</summary>
     internal sealed record Recorded(string Queue, IReadOnlyList<string> JobIds) : INoSerializationVerificationNeeded;
@@ -35,5 +47,7 @@ public static class WorkerPool
         private GetStatus() { }
     }
 
-    public sealed record PoolStatus(int Capacity, int Busy, IReadOnlyDictionary<string, int> BusyByQueue, IReadOnlyDictionary<string, int> CreditByQueue);
+    /// <summary>The pool's load; runaways are abandoned handlers still running (ignoring cancellation or blocking).</summary>
+    public sealed record PoolStatus(int Capacity, int Busy, IReadOnlyDictionary<string, int> BusyByQueue,
+        IReadOnlyDictionary<string, int> CreditByQueue, int Runaways, int RunawaysTotal);
 }

@@ -1,6 +1,8 @@
 using Akka.Actor;
 using Akka.Hosting;
 using Akka.Event;
+using ClusterJobs.Protocol;
+using StackExchange.Redis;
 using ClusterJobs.Node.Routing;
 using static ClusterJobs.Node.Workers.WorkerPool;
 
@@ -23,14 +25,22 @@ public sealed class WorkerPoolActor : ReceiveActor, IWithTimers
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly Stack<IActorRef> _idle = new();
     private readonly Dictionary<IActorRef, string> _busy = new();
+    private readonly Dictionary<string, IActorRef> _runningJobs = new();
+    private readonly IConnectionMultiplexer _redis;
+    private readonly RedisKeys _keys;
+    private int _runaways;
+    private int _runawaysTotal;
     private readonly Dictionary<string, int> _busyByQueue = new();
     private readonly Dictionary<string, int> _credit = new();
     private int _askIndex;
     private string? _awaiting;
     private bool _withdrawing;
 
-    public WorkerPoolActor(IReadOnlyList<ServedQueue> queues, int capacity, QueueRouters routers, Func<Props> workerProps)
+    public WorkerPoolActor(IReadOnlyList<ServedQueue> queues, int capacity, QueueRouters routers, Func<Props> workerProps,
+        IConnectionMultiplexer redis, RedisKeys keys)
     {
+        _redis = redis;
+        _keys = keys;
         if (queues.Count == 0) throw new ArgumentException("A worker pool needs at least one queue.", nameof(queues));
         _queues = queues;
         _capacity = capacity;
@@ -66,6 +76,7 @@ public sealed class WorkerPoolActor : ReceiveActor, IWithTimers
         Receive<WorkerFree>(f =>
         {
             if (_busy.Remove(f.Worker)) _busyByQueue[f.Queue]--;
+            _runningJobs.Remove(f.JobId);
             _idle.Push(f.Worker);
             if (_awaiting is null) _askIndex = 0;
             Offer();
@@ -77,8 +88,19 @@ public sealed class WorkerPoolActor : ReceiveActor, IWithTimers
             _askIndex = 0;
             Offer();
         });
+        Receive<CancelRequested>(c =>
+        {
+            if (_runningJobs.TryGetValue(c.JobId, out var worker)) worker.Tell(new WorkerActor.CancelRunning(c.JobId));
+        });
+        Receive<RunawayStarted>(_ =>
+        {
+            _runaways++;
+            _runawaysTotal++;
+            _log.Warning("{0} abandoned handler(s) still running on this node (they ignored cancellation or block their thread)", _runaways);
+        });
+        Receive<RunawayEnded>(_ => _runaways--);
         Receive<GetStatus>(_ => Sender.Tell(new PoolStatus(_capacity, _busy.Count,
-            new Dictionary<string, int>(_busyByQueue), new Dictionary<string, int>(_credit))));
+            new Dictionary<string, int>(_busyByQueue), new Dictionary<string, int>(_credit), _runaways, _runawaysTotal)));
     }
 
     public ITimerScheduler Timers { get; set; } = null!;
@@ -86,7 +108,20 @@ public sealed class WorkerPoolActor : ReceiveActor, IWithTimers
     protected override void PreStart()
     {
         Timers.StartPeriodicTimer("tick", Tick.Instance, TimeSpan.FromSeconds(1));
+        var self = Self;
+        foreach (var q in _queues)
+            _redis.GetSubscriber().Subscribe(RedisChannel.Literal(_keys.Queue(q.Name).CancelChannel),
+                (_, id) => self.Tell(new CancelRequested((string)id!)));
         Offer();
+    }
+
+    protected override void PostStop()
+    {
+        foreach (var q in _queues)
+        {
+            try { _redis.GetSubscriber().Unsubscribe(RedisChannel.Literal(_keys.Queue(q.Name).CancelChannel)); }
+            catch (Exception) { /* connection gone */ }
+        }
     }
 
     /// <summary>A crashed worker is restarted (its job is recorded as a failed attempt by the worker itself).</summary>
@@ -108,6 +143,7 @@ public sealed class WorkerPoolActor : ReceiveActor, IWithTimers
                 continue;
             }
             _busy[worker] = d.Queue;
+            _runningJobs[job.Envelope.Id] = worker;
             _busyByQueue[d.Queue]++;
             worker.Tell(new WorkerActor.Run(job));
         }
@@ -148,17 +184,19 @@ public sealed class WorkerPoolActor : ReceiveActor, IWithTimers
     }
 
     private sealed class Tick : INoSerializationVerificationNeeded { public static readonly Tick Instance = new(); }
+    private sealed record CancelRequested(string JobId) : INoSerializationVerificationNeeded;
 }
 
 public static class WorkerPoolActorExtensions
 {
     /// <summary>Starts the node's worker pool (registered as <see cref="WorkerPoolActor"/>), after the routers it pulls from.</summary>
     public static AkkaConfigurationBuilder AddWorkerPool(this AkkaConfigurationBuilder builder, IReadOnlyList<ServedQueue> queues,
-        int concurrency, QueueRouters routers, Func<ActorSystem, IActorRegistry, Props> workerProps) =>
+        int concurrency, QueueRouters routers, Func<ActorSystem, IActorRegistry, Props> workerProps,
+        Func<IConnectionMultiplexer> redis, RedisKeys keys) =>
         builder.WithActors((system, registry, _) =>
         {
             var worker = workerProps(system, registry);
             registry.Register<WorkerPoolActor>(system.ActorOf(
-                Props.Create(() => new WorkerPoolActor(queues, concurrency, routers, () => worker)), "workers"));
+                Props.Create(() => new WorkerPoolActor(queues, concurrency, routers, () => worker, redis(), keys)), "workers"));
         });
 }
