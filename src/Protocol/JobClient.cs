@@ -127,6 +127,78 @@ public sealed class JobClient : IAsyncDisposable
         return result.Resp2Type == ResultType.Integer && (long)result is 1 or 2;
     }
 
+    /// <summary>
+    /// Dead-lettered jobs of <paramref name="queue"/>, oldest first, optionally only those of <paramref name="task"/>:
+    /// each with its error (why it was dead-lettered) and its history of failed attempts.
+    /// </summary>
+    public async Task<IReadOnlyList<JobInfo>> ListDeadLettersAsync(string queue, string? task = null, int offset = 0, int count = 100)
+    {
+        if (offset < 0 || count < 1) throw new ArgumentException("offset must be >= 0 and count >= 1.");
+        var q = _keys.Queue(queue);
+        var found = new List<JobInfo>();
+        var skipped = 0;
+        const int page = 500;
+        for (long start = 0; found.Count < count; start += page)
+        {
+            var ids = await Db.ListRangeAsync(q.Dead, start, start + page - 1).ConfigureAwait(false);
+            if (ids.Length == 0) break;
+            var batch = Db.CreateBatch();
+            var reads = ids.Select(id => (Id: (string)id!, Fields: batch.HashGetAllAsync(q.Job((string)id!)))).ToList();
+            batch.Execute();
+            foreach (var (id, fields) in reads)
+            {
+                var entries = await fields.ConfigureAwait(false);
+                if (entries.Length == 0) continue;
+                var info = JobRecord.Read(id, entries);
+                if (task is not null && info.Task != task) continue;
+                if (skipped++ < offset) continue;
+                found.Add(info);
+                if (found.Count == count) break;
+            }
+        }
+        return found;
+    }
+
+    /// <summary>
+    /// Replays a dead-lettered job: a new job with the same task and arguments, fresh attempts, and <c>replay_of</c>
+    /// pointing at the original (whose record gets <c>replayed_as</c>). Returns the new job's id.
+    /// </summary>
+    public async Task<string> ReplayAsync(string jobId)
+    {
+        var old = await GetAsync(jobId).ConfigureAwait(false) ?? throw new KeyNotFoundException($"No job '{jobId}'.");
+        if (old.State != JobState.DeadLettered)
+            throw new InvalidOperationException($"Job '{jobId}' is {old.State.ToWire()}, not dead-lettered: only dead letters are replayed.");
+        if (old.ReplayedAs is not null)
+            throw new InvalidOperationException($"Job '{jobId}' was replayed already, as '{old.ReplayedAs}'.");
+        var original = old.Envelope ?? throw new InvalidOperationException($"Job '{jobId}' has no readable envelope to replay.");
+        var q = _keys.ForJob(jobId);
+        var now = _options.Clock.GetUtcNow().ToUnixTimeMilliseconds();
+        var envelope = original with
+        {
+            Id = JobIds.New(q.Name), EnqueuedAt = now, NotBefore = null, Attempt = 0, ReplayOf = jobId,
+            RootId = original.RootId, IdempotencyKey = null,
+        };
+        var score = JobIds.ReadyScore(envelope.Priority, now);
+        var replayed = (long)await Db.ScriptEvaluateAsync(ProducerScripts.Replay, [q.Job(jobId), q.Dead, q.Ready, q.Job(envelope.Id)],
+            [jobId, envelope.Id, ProtocolJson.Serialize(envelope), now, score, q.WakeChannel, q.EventsChannel, envelope.Task,
+             (long)_options.RecordTtl.TotalMilliseconds]).ConfigureAwait(false);
+        if (replayed != 1) throw new InvalidOperationException($"Job '{jobId}' was replayed or changed meanwhile.");
+        return envelope.Id;
+    }
+
+    /// <summary>Replays every dead letter of <paramref name="queue"/> (of <paramref name="task"/> only, if given); returns the new ids.</summary>
+    public async Task<IReadOnlyList<string>> ReplayAllAsync(string queue, string? task = null)
+    {
+        var replayed = new List<string>();
+        while (true)
+        {
+            var batch = await ListDeadLettersAsync(queue, task, offset: 0, count: 200).ConfigureAwait(false);
+            var candidates = batch.Where(j => j.Envelope is not null && j.ReplayedAs is null).ToList();
+            if (candidates.Count == 0) return replayed;
+            foreach (var job in candidates) replayed.Add(await ReplayAsync(job.Id).ConfigureAwait(false));
+        }
+    }
+
     private IDatabase Db => _redis.GetDatabase();
 
     private static readonly JsonElement EmptyArgs = JsonDocument.Parse("[]").RootElement.Clone();

@@ -35,6 +35,8 @@ public sealed record JobEnvelope
     [JsonPropertyName("parent_id")] public string? ParentId { get; init; }
     [JsonPropertyName("root_id")] public string? RootId { get; init; }
     [JsonPropertyName("idempotency_key")] public string? IdempotencyKey { get; init; }
+    /// <summary>For a replayed dead letter: the id of the job it replays (its lineage).</summary>
+    [JsonPropertyName("replay_of")] public string? ReplayOf { get; init; }
     /// <summary>Attempt number of this delivery: 0 as enqueued, 1 on the first run. Redis's job hash holds the truth.</summary>
     [JsonPropertyName("attempt")] public int Attempt { get; init; }
 }

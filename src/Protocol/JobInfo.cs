@@ -27,6 +27,18 @@ public sealed record JobInfo
     public IReadOnlyList<JobError> History { get; init; } = [];
     /// <summary>Cancellation was asked for while the job ran; the node running it ends it Cancelled.</summary>
     public bool CancelRequested { get; init; }
+    /// <summary>The latest progress the handler reported (0-100), and its message.</summary>
+    public int? ProgressPercent { get; init; }
+    public string? ProgressMessage { get; init; }
+    /// <summary>For a split job: how many children it has and how many are not finished yet.</summary>
+    public int? ChildrenTotal { get; init; }
+    public int? ChildrenPending { get; init; }
+    /// <summary>For a split job: its children's ids (<c>id.0</c>, <c>id.1</c>...), in split order.</summary>
+    public IReadOnlyList<string> ChildIds => ChildrenTotal is { } n ? Enumerable.Range(0, n).Select(i => $"{Id}.{i}").ToList() : [];
+    public string? ParentId => Envelope?.ParentId;
+    /// <summary>For a replayed dead letter: the job it replays. For the original: the job that replays it.</summary>
+    public string? ReplayOf => Envelope?.ReplayOf;
+    public string? ReplayedAs { get; init; }
 
     public T? ResultAs<T>(JsonSerializerOptions? options = null) =>
         Result is { } r ? r.Deserialize<T>(options ?? JsonSerializerOptions.Web) : default;

@@ -36,6 +36,11 @@ public static class JobRecord
             Envelope = envelope,
             History = ReadHistory(map),
             CancelRequested = map.ContainsKey(JobHashFields.CancelRequested),
+            ProgressPercent = (int?)Long(JobHashFields.ProgressPercent),
+            ReplayedAs = Str("replayed_as"),
+            ProgressMessage = Str(JobHashFields.ProgressMessage) is { Length: > 0 } m ? m : null,
+            ChildrenTotal = (int?)Long(JobHashFields.ChildrenTotal),
+            ChildrenPending = (int?)Long(JobHashFields.ChildrenPending),
         };
     }
 

@@ -6,6 +6,8 @@ public enum JobState
     Queued,
     Scheduled,
     Running,
+    /// <summary>Split into child jobs and waiting for them (holding no worker slot).</summary>
+    Waiting,
     Retrying,
     Succeeded,
     Failed,
@@ -20,6 +22,7 @@ public static class JobStates
         JobState.Queued => "queued",
         JobState.Scheduled => "scheduled",
         JobState.Running => "running",
+        JobState.Waiting => "waiting",
         JobState.Retrying => "retrying",
         JobState.Succeeded => "succeeded",
         JobState.Failed => "failed",
@@ -39,6 +42,7 @@ public static class JobStates
             case "queued": state = JobState.Queued; return true;
             case "scheduled": state = JobState.Scheduled; return true;
             case "running": state = JobState.Running; return true;
+            case "waiting": state = JobState.Waiting; return true;
             case "retrying": state = JobState.Retrying; return true;
             case "succeeded": state = JobState.Succeeded; return true;
             case "failed": state = JobState.Failed; return true;

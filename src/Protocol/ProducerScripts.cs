@@ -58,4 +58,24 @@ public static class ProducerScripts
         end
         return state
         """;
+
+    /// <summary>
+    /// Replays a dead-lettered job as a new job that keeps its lineage (<c>replay_of</c>; the old record gets
+    /// <c>replayed_as</c> and expires after the record ttl). KEYS: old job hash, dead list, ready, new job hash.
+    /// ARGV: old id, new id, new envelope, now ms, ready score, wake channel, events channel, task, record ttl ms.
+    /// Returns 1, or 0 when the old job is not dead-lettered or was replayed already.
+    /// </summary>
+    public const string Replay = """
+        if redis.call('HGET', KEYS[1], 'state') ~= 'dead_lettered' then return 0 end
+        if redis.call('HEXISTS', KEYS[1], 'replayed_as') == 1 then return 0 end
+        redis.call('LREM', KEYS[2], 0, ARGV[1])
+        redis.call('HSET', KEYS[1], 'replayed_as', ARGV[2])
+        redis.call('PEXPIRE', KEYS[1], ARGV[9])
+        redis.call('HSET', KEYS[4], 'envelope', ARGV[3], 'state', 'queued', 'task', ARGV[8], 'attempts', 0,
+          'ready_score', ARGV[5], 'enqueued_at', ARGV[4], 'replay_of', ARGV[1])
+        redis.call('ZADD', KEYS[3], ARGV[5], ARGV[2])
+        redis.call('PUBLISH', ARGV[6], ARGV[2])
+        redis.call('PUBLISH', ARGV[7], ARGV[2] .. ' queued')
+        return 1
+        """;
 }

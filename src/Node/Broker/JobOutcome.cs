@@ -33,6 +33,12 @@ public abstract record JobOutcome(string JobId)
         internal override char Code => 'c';
     }
 
+    /// <summary>The job split into children and waits for them (recorded by its own script, not the batch).</summary>
+    public sealed record Split(string JobId, IReadOnlyList<ChildEnvelope> Children, bool CollectFailures) : JobOutcome(JobId)
+    {
+        internal override char Code => 'w';
+    }
+
     /// <summary>Never started here (handed back on shutdown): back to the ready set, no attempt used.</summary>
     public sealed record Returned(string JobId) : JobOutcome(JobId)
     {

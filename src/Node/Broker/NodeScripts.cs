@@ -10,7 +10,8 @@ internal static class NodeScripts
     /// Promotes due delayed jobs, then leases up to N ready jobs to this node.
     /// KEYS: ready, scheduled, leased, dead. ARGV: job prefix, now, max, lease deadline, node, events channel,
     /// missing-record error json.
-    /// Returns a flat array: id, envelope, attempt for each job taken (ids without a record are dead-lettered here).
+    /// Returns a flat array: id, envelope, attempt, phase ('' or 'reduce') for each job taken (ids without a record are
+    /// dead-lettered here; ids cancelled while their node was lost end cancelled here).
     /// </summary>
     public const string Take = """
         local prefix, now = ARGV[1], ARGV[2]
@@ -41,6 +42,7 @@ internal static class NodeScripts
             out[#out + 1] = id
             out[#out + 1] = env
             out[#out + 1] = attempt
+            out[#out + 1] = redis.call('HGET', k, 'phase') or ''
           else
             redis.call('HSET', k, 'state', 'dead_lettered', 'error', ARGV[7], 'finished_at', now)
             redis.call('RPUSH', KEYS[4], id)
@@ -57,7 +59,7 @@ internal static class NodeScripts
     /// d = dead-lettered (payload = error json), c = cancelled, q = back to ready untouched (not run).
     /// A job no longer running here (already finished, cancelled or reclaimed) is left alone.
     /// </summary>
-    public const string Complete = """
+    public const string Complete = ChildFinished + "\n" + """
         local prefix, now, ttl, events = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
         local done = 0
         for i = 6, #ARGV, 4 do
@@ -91,10 +93,80 @@ internal static class NodeScripts
               redis.call('PUBLISH', ARGV[5], id)
             end
             redis.call('PUBLISH', events, id .. ' ' .. state)
+            if state == 'succeeded' or state == 'dead_lettered' or state == 'cancelled' then
+              ChildFinished(k, id, state, payload)
+            end
             done = done + 1
           end
         end
         return done
+        """;
+
+    /// <summary>
+    /// Lua function used by Complete: a child job reached a terminal state. Its result (or error) goes into its waiting
+    /// parent's hash; the last child puts the parent back in the ready set for its reduce step. A child that failed fails
+    /// the parent (and so on up the tree) unless the parent collects failures. Uses prefix, now, ttl, events, ARGV[5]
+    /// (wake channel) and KEYS[3] (dead), KEYS[4] (ready) of the calling script.
+    /// </summary>
+    private const string ChildFinished = """
+        local function ChildFinished(k, id, state, payload)
+          local parent = redis.call('HGET', k, 'parent')
+          while parent do
+            local pk = ARGV[1] .. parent
+            if redis.call('HGET', pk, 'state') ~= 'waiting' then return end
+            local failParent = false
+            if state == 'succeeded' then
+              redis.call('HSET', pk, 'child:' .. id, payload)
+            elseif redis.call('HGET', pk, 'child_policy') == 'collect' then
+              if state == 'cancelled' then payload = '{"type":"Cancelled","message":"The child job was cancelled."}' end
+              redis.call('HSET', pk, 'child_error:' .. id, payload)
+            else
+              failParent = true
+            end
+            if not failParent then
+              if redis.call('HINCRBY', pk, 'children_pending', -1) <= 0 then
+                redis.call('HSET', pk, 'state', 'queued', 'phase', 'reduce')
+                redis.call('ZADD', KEYS[4], redis.call('HGET', pk, 'ready_score') or 0, parent)
+                redis.call('PUBLISH', ARGV[5], parent)
+                redis.call('PUBLISH', ARGV[4], parent .. ' queued')
+              end
+              return
+            end
+            local err = '{"type":"ChildJobFailed","message":"Child job ' .. id .. ' ended ' .. state .. '.","at":' .. ARGV[2] .. '}'
+            redis.call('HSET', pk, 'state', 'failed', 'error', err, 'finished_at', ARGV[2])
+            redis.call('PEXPIRE', pk, ARGV[3])
+            redis.call('PUBLISH', ARGV[4], parent .. ' failed')
+            id, state, payload = parent, 'failed', err
+            parent = redis.call('HGET', pk, 'parent')
+          end
+        end
+        """;
+
+    /// <summary>
+    /// A running job splits into children: they are enqueued in the same queue, the parent leaves its lease and waits
+    /// (holding no worker slot) until they are done. KEYS: parent hash, leased, ready.
+    /// ARGV: job prefix, parent id, now, child policy ('fail' or 'collect'), wake channel, events channel, then per
+    /// child: id, envelope, ready score. Returns the number of children, or -1 when the parent no longer runs here.
+    /// </summary>
+    public const string Split = """
+        if redis.call('HGET', KEYS[1], 'state') ~= 'running' then return -1 end
+        redis.call('ZREM', KEYS[2], ARGV[2])
+        local n = 0
+        for i = 7, #ARGV, 3 do
+          local cid, env, score = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+          local ck = ARGV[1] .. cid
+          if redis.call('EXISTS', ck) == 0 then
+            redis.call('HSET', ck, 'envelope', env, 'state', 'queued', 'attempts', 0, 'ready_score', score,
+              'enqueued_at', ARGV[3], 'parent', ARGV[2])
+            redis.call('ZADD', KEYS[3], score, cid)
+          end
+          n = n + 1
+        end
+        redis.call('HSET', KEYS[1], 'state', 'waiting', 'children_total', n, 'children_pending', n,
+          'child_policy', ARGV[4], 'phase', 'split')
+        redis.call('PUBLISH', ARGV[5], ARGV[2])
+        redis.call('PUBLISH', ARGV[6], ARGV[2] .. ' waiting')
+        return n
         """;
 
     /// <summary>Extends the leases of jobs still leased. KEYS: leased. ARGV: new deadline, ids...</summary>

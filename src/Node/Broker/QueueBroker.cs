@@ -1,10 +1,14 @@
+using ClusterJobs.Node.Tasks;
 using ClusterJobs.Protocol;
 using StackExchange.Redis;
 
 namespace ClusterJobs.Node.Broker;
 
 /// <summary>A job taken from Redis: its raw envelope (parsed by the ingress) and the attempt number it runs as.</summary>
-public readonly record struct TakenJob(string Id, string EnvelopeJson, int Attempt);
+public readonly record struct TakenJob(string Id, string EnvelopeJson, int Attempt, string? Phase = null);
+
+/// <summary>A child job to enqueue under a splitting parent: its id, envelope and ready score.</summary>
+public sealed record ChildEnvelope(string Id, string EnvelopeJson, double ReadyScore);
 
 /// <summary>The node's side of one queue in Redis: take, record, renew and reclaim, each one batched script call.</summary>
 public sealed class QueueBroker
@@ -44,9 +48,12 @@ public sealed class QueueBroker
             [Keys.JobPrefix, now, max, now + (long)_settings.LeaseDuration.TotalMilliseconds, _node, Keys.EventsChannel, missing])
             .ConfigureAwait(false);
         if (raw is null || raw.Length == 0) return [];
-        var jobs = new TakenJob[raw.Length / 3];
+        var jobs = new TakenJob[raw.Length / 4];
         for (var i = 0; i < jobs.Length; i++)
-            jobs[i] = new TakenJob((string)raw[i * 3]!, (string)raw[i * 3 + 1]!, (int)raw[i * 3 + 2]);
+        {
+            var phase = (string?)raw[i * 4 + 3];
+            jobs[i] = new TakenJob((string)raw[i * 4]!, (string)raw[i * 4 + 1]!, (int)raw[i * 4 + 2], string.IsNullOrEmpty(phase) ? null : phase);
+        }
         return jobs;
     }
 
@@ -70,6 +77,54 @@ public sealed class QueueBroker
         }
         return (int)await Db.ScriptEvaluateAsync(NodeScripts.Complete,
             [Keys.Leased, Keys.Scheduled, Keys.Dead, Keys.Ready], args).ConfigureAwait(false);
+    }
+
+    /// <summary>Enqueues a running job's children and makes it wait for them; returns the number of children, -1 when the job no longer runs here.</summary>
+    public async Task<int> SplitAsync(string parentId, IReadOnlyList<ChildEnvelope> children, bool collectFailures)
+    {
+        var args = new RedisValue[6 + children.Count * 3];
+        args[0] = Keys.JobPrefix;
+        args[1] = parentId;
+        args[2] = Now;
+        args[3] = collectFailures ? "collect" : "fail";
+        args[4] = Keys.WakeChannel;
+        args[5] = Keys.EventsChannel;
+        var i = 6;
+        foreach (var child in children)
+        {
+            args[i++] = child.Id;
+            args[i++] = child.EnvelopeJson;
+            args[i++] = child.ReadyScore;
+        }
+        return (int)await Db.ScriptEvaluateAsync(NodeScripts.Split, [Keys.Job(parentId), Keys.Leased, Keys.Ready], args)
+            .ConfigureAwait(false);
+    }
+
+    /// <summary>A waiting parent's children outcomes, in split order (children ids end in <c>.&lt;index&gt;</c>).</summary>
+    public async Task<IReadOnlyList<ChildResult>> ReadChildrenAsync(string parentId)
+    {
+        var fields = await Db.HashGetAllAsync(Keys.Job(parentId)).ConfigureAwait(false);
+        var children = new List<(int Index, ChildResult Result)>();
+        foreach (var field in fields)
+        {
+            var name = (string)field.Name!;
+            var succeeded = name.StartsWith("child:", StringComparison.Ordinal);
+            if (!succeeded && !name.StartsWith("child_error:", StringComparison.Ordinal)) continue;
+            var id = name[(name.IndexOf(':') + 1)..];
+            var index = int.TryParse(id.AsSpan(id.LastIndexOf('.') + 1), out var n) ? n : int.MaxValue;
+            children.Add((index, new ChildResult(id, succeeded, (string)field.Value!)));
+        }
+        return children.OrderBy(c => c.Index).Select(c => c.Result).ToList();
+    }
+
+    /// <summary>Records a running job's progress and publishes it (<c>id progress percent message</c>).</summary>
+    public async Task ReportProgressAsync(string jobId, int percent, string? message)
+    {
+        var db = Db;
+        var tx = db.CreateTransaction();
+        _ = tx.HashSetAsync(Keys.Job(jobId), [new(JobHashFields.ProgressPercent, percent), new(JobHashFields.ProgressMessage, message ?? "")]);
+        _ = tx.PublishAsync(RedisChannel.Literal(Keys.EventsChannel), $"{jobId} progress {percent} {message}".TrimEnd());
+        await tx.ExecuteAsync().ConfigureAwait(false);
     }
 
     /// <summary>Extends the leases of jobs this node still runs; returns how many were still leased.</summary>

@@ -51,10 +51,39 @@ public sealed class FailTask : IJobHandler<FailArgs, string>
 
 public static class DemoTaskRegistration
 {
-    /// <summary>The tasks the stock node binary serves: send_email, add, sleep, fail.</summary>
+    /// <summary>The tasks the stock node binary serves: send_email, add, sleep, fail, sum.</summary>
     public static ClusterJobsBuilder AddDemoTasks(this ClusterJobsBuilder builder) => builder
-        .AddTask<SendEmailTask>("send_email")
+        .AddTask<SendEmailTask>("send_email", RetryPolicy.Celery(maxRetries: 3, defaultRetryDelay: TimeSpan.FromSeconds(30)))
+        .AddTask<SumTask>("sum", splitting: new SplitOptions { ChunkSize = 1_000 })
         .AddTask<AddTask>("add")
         .AddTask<SleepTask>("sleep")
         .AddTask<FailTask>("fail");
+}
+
+/// <summary>Numbers to add; <c>MsPerItem</c> makes an unsplit part take that long per item (a stand-in for real work).</summary>
+public sealed record SumArgs(long[] Items, int MsPerItem = 0);
+
+/// <summary>
+/// Sums numbers, splitting big inputs into child jobs (at most 10 per level) and adding their sums back up: shows
+/// splitting and reducing. Registered with a chunk size of 1,000 items.
+/// </summary>
+public sealed class SumTask : IJobHandler<SumArgs, long>, IJobSplitter<SumArgs>, IJobReducer<long>
+{
+    public async Task<long> HandleAsync(SumArgs args, JobContext job, CancellationToken ct)
+    {
+        if (args.MsPerItem > 0) await Task.Delay(args.MsPerItem * args.Items.Length, ct);
+        return args.Items.Sum();
+    }
+
+    public int SizeOf(SumArgs args) => args.Items.Length;
+
+    public IEnumerable<SumArgs> Split(SumArgs args, int chunkSize)
+    {
+        var parts = Math.Clamp((args.Items.Length + chunkSize - 1) / chunkSize, 2, 10);
+        var size = (args.Items.Length + parts - 1) / parts;
+        return args.Items.Chunk(size).Select(chunk => new SumArgs(chunk, args.MsPerItem));
+    }
+
+    public Task<long> ReduceAsync(IReadOnlyList<ChildOutcome<long>> children, JobContext job, CancellationToken ct) =>
+        Task.FromResult(children.Sum(c => c.Result));
 }

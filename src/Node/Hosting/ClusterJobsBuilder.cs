@@ -16,13 +16,15 @@ public sealed class ClusterJobsBuilder
 
     /// <summary>Registers <typeparamref name="THandler"/> (an <see cref="IJobHandler{TArgs}"/> or
     /// <see cref="IJobHandler{TArgs,TResult}"/>) under <paramref name="name"/>, e.g. <c>"send_email"</c>, with its
-    /// retry policy (default: 3 attempts, exponential backoff from 1 s with jitter, capped at 5 min).</summary>
-    public ClusterJobsBuilder AddTask<THandler>(string name, RetryPolicy? retry = null) where THandler : class
+    /// retry policy (default: 3 attempts, exponential backoff from 1 s with jitter, capped at 5 min).
+    /// A handler that is also an <see cref="IJobSplitter{TArgs}"/> splits inputs over <see cref="SplitOptions.ChunkSize"/>
+    /// and hard-timed-out attempts; one that is an <see cref="IJobReducer{TResult}"/> combines its children's results.</summary>
+    public ClusterJobsBuilder AddTask<THandler>(string name, RetryPolicy? retry = null, SplitOptions? splitting = null) where THandler : class
     {
         if (string.IsNullOrWhiteSpace(name)) throw new ArgumentException("A task needs a name.", nameof(name));
         retry?.Validate();
         Services.AddTransient<THandler>();
-        _tasks.Add(json => TaskRegistration.For<THandler>(name, json).WithRetry(retry ?? RetryPolicy.Default));
+        _tasks.Add(json => TaskRegistration.For<THandler>(name, json).With(retry ?? RetryPolicy.Default, splitting));
         return this;
     }
 

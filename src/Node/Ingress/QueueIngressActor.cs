@@ -141,7 +141,7 @@ public sealed class QueueIngressActor : ReceiveActor, IWithTimers
             var envelope = ProtocolJson.DeserializeEnvelope(job.EnvelopeJson);
             if (envelope is null || envelope.Id != job.Id || envelope.Queue != _broker.Keys.Name || string.IsNullOrEmpty(envelope.Task)) return null;
             if (envelope.Version > JobEnvelope.CurrentVersion) return null;
-            return new JobLease(envelope with { Attempt = job.Attempt }, job.Attempt);
+            return new JobLease(envelope with { Attempt = job.Attempt }, job.Attempt, job.Phase);
         }
         catch (JsonException) { return null; }
     }

@@ -22,6 +22,13 @@ public sealed class ResultWriterActor : ReceiveActor, IWithTimers
     public ResultWriterActor(Func<string, QueueBroker> brokers)
     {
         _brokers = brokers;
+        Receive<Record>(r => r.Outcome is JobOutcome.Split, r =>
+        {
+            var split = (JobOutcome.Split)r.Outcome;
+            var q = State(r.Queue);
+            q.Broker.SplitAsync(split.JobId, split.Children, split.CollectFailures)
+                .PipeTo(Self, success: _ => new Written(r.Queue, [r], Batch: false), failure: ex => new WriteFailed(r.Queue, [r], ex));
+        });
         Receive<Record>(r =>
         {
             var q = State(r.Queue);
@@ -31,15 +38,26 @@ public sealed class ResultWriterActor : ReceiveActor, IWithTimers
         Receive<Written>(w =>
         {
             var q = State(w.Queue);
+            if (w.Batch is false)
+            {
+                foreach (var r in w.Records) r.NotifyWhenRecorded.Tell(new WorkerPool.Recorded(w.Queue, [r.Outcome.JobId]));
+                return;
+            }
             q.Writing = false;
             q.Failures = 0;
-            foreach (var group in w.Batch.GroupBy(r => r.NotifyWhenRecorded))
+            foreach (var group in w.Records.GroupBy(r => r.NotifyWhenRecorded))
                 group.Key.Tell(new WorkerPool.Recorded(w.Queue, group.Select(r => r.Outcome.JobId).ToList()));
             if (q.Pending.Count > 0) Flush(w.Queue, q);
         });
         Receive<WriteFailed>(f =>
         {
             var q = State(f.Queue);
+            if (f.Batch.Count == 1 && f.Batch[0].Outcome is JobOutcome.Split)
+            {
+                _log.Warning(f.Error, "Splitting job {0} failed; retrying", f.Batch[0].Outcome.JobId);
+                Timers.StartSingleTimer("split-" + f.Batch[0].Outcome.JobId, f.Batch[0], TimeSpan.FromMilliseconds(500));
+                return;
+            }
             q.Writing = false;
             q.Failures++;
             q.Pending.InsertRange(0, f.Batch);
@@ -81,7 +99,7 @@ public sealed class ResultWriterActor : ReceiveActor, IWithTimers
         public int Failures { get; set; }
     }
 
-    private sealed record Written(string Queue, List<Record> Batch) : INoSerializationVerificationNeeded;
+    private sealed record Written(string Queue, List<Record> Records, bool Batch = true) : INoSerializationVerificationNeeded;
     private sealed record WriteFailed(string Queue, List<Record> Batch, Exception Error) : INoSerializationVerificationNeeded;
     private sealed record RetryWrite(string Queue) : INoSerializationVerificationNeeded;
 }

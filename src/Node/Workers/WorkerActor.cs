@@ -26,8 +26,11 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
     private Task? _running;
     private long _run;
 
-    public WorkerActor(TaskRegistry tasks, IServiceProvider services, IActorRef results, string node)
+    private readonly Func<string, QueueBroker> _brokers;
+
+    public WorkerActor(TaskRegistry tasks, IServiceProvider services, IActorRef results, string node, Func<string, QueueBroker> brokers)
     {
+        _brokers = brokers;
         _tasks = tasks;
         _services = services;
         _results = results;
@@ -44,7 +47,8 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
             if (t.Run != _run || _current is not { } job) return;
             var limit = TimeSpan.FromMilliseconds(job.Envelope.HardTimeoutMs ?? 0);
             _log.Warning("Job {0} passed its hard time limit of {1}; abandoning it", job.Envelope.Id, limit);
-            Abandon(Outcomes.Failed(job, new JobTimeoutException($"The job exceeded its hard time limit of {limit}.", hard: true), _node, PolicyFor(job)));
+            Abandon(SplitAfterTimeout(job) ?? Outcomes.Failed(job,
+                new JobTimeoutException($"The job exceeded its hard time limit of {limit}.", hard: true), _node, PolicyFor(job)));
         });
         Receive<CancelRunning>(c =>
         {
@@ -80,11 +84,28 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
     {
         try
         {
-            var task = _tasks.Get(job.Envelope.Task);
+            var envelope = job.Envelope;
+            var task = _tasks.Get(envelope.Task);
+            var broker = _brokers(envelope.Queue);
             await using var scope = _services.CreateAsyncScope();
-            var context = new JobContext(job.Envelope, job.Attempt, _node, scope.ServiceProvider, policy);
-            var result = await task.InvokeAsync(scope.ServiceProvider, job.Envelope.Args, context, ct).ConfigureAwait(false);
-            return new JobOutcome.Succeeded(job.Envelope.Id, result);
+            var sp = scope.ServiceProvider;
+            var context = new JobContext(envelope, job.Attempt, _node, sp, policy)
+            {
+                ProgressSink = (percent, message) => broker.ReportProgressAsync(envelope.Id, percent, message),
+            };
+            if (job.IsReduce)
+            {
+                var children = await broker.ReadChildrenAsync(envelope.Id).ConfigureAwait(false);
+                var reduced = task.Reduce is { } reduce
+                    ? await reduce(sp, children, context, ct).ConfigureAwait(false)
+                    : "[" + string.Join(',', children.Select(c => c.Succeeded ? c.Json : "null")) + "]";
+                return new JobOutcome.Succeeded(envelope.Id, reduced);
+            }
+            if (task.Splitting.ChunkSize is { } chunk && task.SizeOf!(sp, envelope.Args) > chunk)
+                return Splitting.Children(job, task, task.SplitArgs!(sp, envelope.Args, chunk).Select(a => new ChildJob(task.Name, a)));
+            var result = await task.InvokeAsync(sp, envelope.Args, context, ct).ConfigureAwait(false);
+            if (context.RequestedChildren is { } requested) return Splitting.Children(job, task, requested);
+            return new JobOutcome.Succeeded(envelope.Id, result);
         }
         catch (OperationCanceledException ex) when (ct.IsCancellationRequested)
         {
@@ -94,6 +115,25 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
         catch (Exception ex)
         {
             return Outcomes.Failed(job, ex, _node, policy);
+        }
+    }
+
+    /// <summary>A task with a splitter retries a hard-timed-out attempt as split children instead of the whole again.</summary>
+    private JobOutcome? SplitAfterTimeout(JobLease job)
+    {
+        if (job.IsReduce || _tasks.TryGet(job.Envelope.Task) is not { CanSplit: true } task) return null;
+        try
+        {
+            using var scope = _services.CreateScope();
+            var size = task.SizeOf!(scope.ServiceProvider, job.Envelope.Args);
+            if (size < 2) return null;
+            var chunk = Math.Max(1, Math.Min(task.Splitting.ChunkSize ?? int.MaxValue, (size + 1) / 2));
+            return Splitting.Children(job, task, task.SplitArgs!(scope.ServiceProvider, job.Envelope.Args, chunk).Select(a => new ChildJob(task.Name, a)));
+        }
+        catch (Exception ex)
+        {
+            _log.Warning(ex, "Job {0} timed out and could not be split; retrying it whole", job.Envelope.Id);
+            return null;
         }
     }
 
@@ -170,8 +210,37 @@ public static class Outcomes
         ex is JobArgumentException or UnknownTaskException or PermanentJobFailureException;
 }
 
+/// <summary>Turns a split into child envelopes: ids <c>parent.0</c>, <c>parent.1</c>... in the parent's queue.</summary>
+public static class Splitting
+{
+    public static JobOutcome.Split Children(JobLease parent, TaskRegistration task, IEnumerable<ChildJob> children, DateTimeOffset? now = null)
+    {
+        var at = (now ?? DateTimeOffset.UtcNow).ToUnixTimeMilliseconds();
+        var p = parent.Envelope;
+        var envelopes = children.Select((child, i) =>
+        {
+            var envelope = new JobEnvelope
+            {
+                Id = $"{p.Id}.{i}",
+                Task = child.Task,
+                Queue = p.Queue,
+                Args = child.Args is System.Text.Json.JsonElement e ? e : System.Text.Json.JsonSerializer.SerializeToElement(child.Args, System.Text.Json.JsonSerializerOptions.Web),
+                Priority = p.Priority,
+                EnqueuedAt = at,
+                SoftTimeoutMs = p.SoftTimeoutMs,
+                HardTimeoutMs = p.HardTimeoutMs,
+                ParentId = p.Id,
+                RootId = p.RootId ?? p.Id,
+            };
+            return new ChildEnvelope(envelope.Id, ProtocolJson.Serialize(envelope), JobIds.ReadyScore(p.Priority, at));
+        }).ToList();
+        if (envelopes.Count == 0) throw new InvalidOperationException($"Task '{task.Name}' split job {p.Id} into no children.");
+        return new JobOutcome.Split(p.Id, envelopes, task.Splitting.OnChildFailure == ChildFailurePolicy.Collect);
+    }
+}
+
 public static class WorkerActorExtensions
 {
-    public static Props WorkerProps(TaskRegistry tasks, IServiceProvider services, IActorRef results, string node) =>
-        Props.Create(() => new WorkerActor(tasks, services, results, node));
+    public static Props WorkerProps(TaskRegistry tasks, IServiceProvider services, IActorRef results, string node, Func<string, QueueBroker> brokers) =>
+        Props.Create(() => new WorkerActor(tasks, services, results, node, brokers));
 }

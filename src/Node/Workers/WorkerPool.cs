@@ -4,8 +4,11 @@ using ClusterJobs.Protocol;
 
 namespace ClusterJobs.Node.Workers;
 
-/// <summary>A job handed to a node to run: the envelope and the attempt number it runs as.</summary>
-public sealed record JobLease(JobEnvelope Envelope, int Attempt);
+/// <summary>A job handed to a node to run: the envelope, the attempt number, and its phase ("reduce" once its children are done).</summary>
+public sealed record JobLease(JobEnvelope Envelope, int Attempt, string? Phase = null)
+{
+    public bool IsReduce => Phase == "reduce";
+}
 
 /// <summary>Messages a worker pool receives.</summary>
 public static class WorkerPool
