@@ -1,4 +1,7 @@
+using Akka.Actor;
 using ClusterJobs.Node.Demo;
+using ClusterJobs.Node.Workers;
+using Microsoft.Extensions.DependencyInjection;
 using ClusterJobs.Node.Hosting;
 using ClusterJobs.Protocol;
 using Microsoft.Extensions.Hosting;
@@ -17,7 +20,10 @@ try
     using var host = builder.Build();
     if (demo) return await DemoRunner.RunAsync(host, Console.Out);
     await host.RunAsync();
-    return 0;
+    // A node that recycled itself (too many runaway handlers) exits 75 so its supervisor starts a fresh one.
+    return CoordinatedShutdown.Get(host.Services.GetRequiredService<ActorSystem>()).ShutdownReason is WorkerPoolActor.RecycleReason
+        ? WorkerPoolActor.RecycleExitCode
+        : 0;
 }
 catch (RedisUnavailableException ex)
 {

@@ -63,6 +63,32 @@ public sealed class ProcessSpecs(BrokerFixture brokers, ITestOutputHelper output
     }
 
     [Fact]
+    public async Task A_node_killed_while_a_parent_waits_for_its_children_does_not_stop_the_parent_completing_exactly()
+    {
+        var seedPort = RedisServer.FreePort();
+        await using var seed = ClusterProcess.StartSeed(seedPort);
+        var first = ClusterProcess.StartNode("node-1", NodeEnv(seedPort, lease: "2"));
+        await first.WaitForOutputAsync("Welcome from", Startup);
+        await using var client = await JobClient.ConnectAsync(brokers.RealRedisUrl, new JobClientOptions { KeyPrefix = _prefix });
+        // 10,000 items, split by the stock `sum` task into 10 children of 1,000 that take 1 s each (16 slots).
+        var items = Enumerable.Range(1, 10_000).Select(i => (long)i).ToArray();
+        var id = await client.EnqueueAsync("sum", new { items, msPerItem = 1 });
+        await NodeSpecs.WaitForState(client, id, JobState.Waiting);
+        await Task.Delay(300);
+
+        first.Kill9();
+        await first.DisposeAsync();
+        var parent = await client.GetAsync(id);
+        await using var second = ClusterProcess.StartNode("node-2", NodeEnv(seedPort, lease: "2"));
+        var job = await client.WaitAsync(id, TimeSpan.FromSeconds(60));
+
+        Assert.Equal(JobState.Waiting, parent!.State);
+        Assert.Equal(JobState.Succeeded, job.State);
+        Assert.Equal(items.Sum(), job.ResultAs<long>());
+        output.WriteLine($"killed node-1 while the parent waited ({parent.ChildrenPending} of {parent.ChildrenTotal} children pending); the parent completed on node-2 with the exact sum");
+    }
+
+    [Fact]
     public async Task A_node_given_a_wrong_redis_password_stops_at_startup_saying_so()
     {
         await using var secured = await RedisServer.StartBinaryAsync(password: "right-password");

@@ -86,6 +86,20 @@ public sealed class SupervisionSpecs(BrokerFixture brokers)
         Assert.Equal(2, status.RunawaysTotal); // both abandoned handlers are counted and visible
     }
 
+    [Fact]
+    public async Task A_node_with_more_runaway_handlers_than_it_tolerates_recycles_itself()
+    {
+        await using var node = await TestNode.StartAsync(brokers.Url(BrokerKind.Redis), _prefix, o => { o.Concurrency = 3; o.MaxRunaways = 1; },
+            tasks => tasks.AddTask<NeverReturns>("never_returns"));
+        var options = new EnqueueOptions { HardTimeout = TimeSpan.FromMilliseconds(200), MaxAttempts = 1 };
+        var ids = await Task.WhenAll(Enumerable.Range(0, 2).Select(_ => node.Client.EnqueueAsync("never_returns", new { }, options)));
+
+        await node.System.WhenTerminated.WaitAsync(TimeSpan.FromSeconds(20));
+
+        Assert.IsType<WorkerPoolActor.RecycleReason>(CoordinatedShutdown.Get(node.System).ShutdownReason);
+        foreach (var id in ids) Assert.Equal(JobState.DeadLettered, (await node.Client.WaitAsync(id, Wait)).State);
+    }
+
     [Theory, InlineData(BrokerKind.Redis), InlineData(BrokerKind.Garnet)]
     public async Task A_soft_timeout_cancels_the_handlers_token(BrokerKind kind)
     {

@@ -20,6 +20,12 @@ public sealed class ClusterJobsOptions
     public int MaxPayloadBytes { get; set; } = JobDefaults.MaxPayloadBytes;
     public TimeSpan PollInterval { get; set; } = TimeSpan.FromMilliseconds(250);
     public int MaxLostDeliveries { get; set; } = 5;
+    /// <summary>
+    /// Abandoned handlers (past their hard limit or cancelled, yet still running) this node tolerates. Past it the node
+    /// recycles itself, like Celery's max-tasks-per-child: it leaves the cluster and exits with code 75 so its
+    /// supervisor (docker, systemd) starts a fresh process. 0 turns recycling off.
+    /// </summary>
+    public int MaxRunaways { get; set; } = 16;
     public ClusterBootstrap Cluster { get; set; } = new();
 
     /// <summary>Parses <c>high_priority,low_priority:4</c>: names in priority order, each with an optional slot limit.</summary>
@@ -45,5 +51,6 @@ public sealed class ClusterJobsOptions
         if (LeaseDuration < TimeSpan.FromSeconds(1)) throw new ArgumentException("LeaseDuration must be at least 1 s.");
         if (MaxPayloadBytes < 1024) throw new ArgumentException("MaxPayloadBytes must be at least 1024.");
         if (MaxLostDeliveries < 1) throw new ArgumentException("MaxLostDeliveries must be at least 1.");
+        if (MaxRunaways < 0) throw new ArgumentException("MaxRunaways must not be negative.");
     }
 }

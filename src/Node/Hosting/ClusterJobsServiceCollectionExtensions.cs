@@ -68,9 +68,12 @@ public static class ClusterJobsServiceCollectionExtensions
         if (options.HostRouters)
             akka.AddQueueRouters(options.Queues.Select(q => q.Name), routers,
                 queue => QueueIngressActorExtensions.IngressProps(redis.Connection, Broker(queue), brokerSettings, ingressSettings));
+        // Handlers that block their thread must not starve the actors and Redis continuations of thread-pool threads.
+        ThreadPool.GetMinThreads(out var workers, out var io);
+        ThreadPool.SetMinThreads(Math.Max(workers, options.Concurrency + options.MaxRunaways + Environment.ProcessorCount * 2), io);
         var served = options.Queues.Select(q => q with { MaxConcurrency = q.Limit(options.Concurrency) }).ToList();
         return akka.AddWorkerPool(served, options.Concurrency, routers, (system, registry) =>
             WorkerActorExtensions.WorkerProps(sp.GetRequiredService<TaskRegistry>(), sp, registry.Get<ResultWriterActor>(), node!, Broker),
-            () => redis.Connection, keys);
+            () => redis.Connection, keys, options.MaxRunaways);
     }
 }

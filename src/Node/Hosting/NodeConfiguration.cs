@@ -24,6 +24,8 @@ public static class NodeConfiguration
                 ? TimeSpan.FromSeconds(s) : throw new ArgumentException($"Lease '{lease}' is not a number of seconds.");
         if (Get("max-payload-bytes", "CLUSTERJOBS_MAX_PAYLOAD_BYTES") is { } max)
             options.MaxPayloadBytes = int.TryParse(max, out var b) ? b : throw new ArgumentException($"Max payload '{max}' is not a number.");
+        if (Get("max-runaways", "CLUSTERJOBS_MAX_RUNAWAYS") is { } runaways)
+            options.MaxRunaways = int.TryParse(runaways, out var r) ? r : throw new ArgumentException($"Max runaways '{runaways}' is not a number.");
         options.Cluster = ClusterBootstrap.FromEnvironment(env, roles: ["node"]);
     }
 }

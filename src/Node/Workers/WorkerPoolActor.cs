@@ -28,6 +28,7 @@ public sealed class WorkerPoolActor : ReceiveActor, IWithTimers
     private readonly Dictionary<string, IActorRef> _runningJobs = new();
     private readonly IConnectionMultiplexer _redis;
     private readonly RedisKeys _keys;
+    private readonly int _maxRunaways;
     private int _runaways;
     private int _runawaysTotal;
     private readonly Dictionary<string, int> _busyByQueue = new();
@@ -37,8 +38,9 @@ public sealed class WorkerPoolActor : ReceiveActor, IWithTimers
     private bool _withdrawing;
 
     public WorkerPoolActor(IReadOnlyList<ServedQueue> queues, int capacity, QueueRouters routers, Func<Props> workerProps,
-        IConnectionMultiplexer redis, RedisKeys keys)
+        IConnectionMultiplexer redis, RedisKeys keys, int maxRunaways = 0)
     {
+        _maxRunaways = maxRunaways;
         _redis = redis;
         _keys = keys;
         if (queues.Count == 0) throw new ArgumentException("A worker pool needs at least one queue.", nameof(queues));
@@ -97,6 +99,7 @@ public sealed class WorkerPoolActor : ReceiveActor, IWithTimers
             _runaways++;
             _runawaysTotal++;
             _log.Warning("{0} abandoned handler(s) still running on this node (they ignored cancellation or block their thread)", _runaways);
+            if (_maxRunaways > 0 && _runaways > _maxRunaways) Recycle();
         });
         Receive<RunawayEnded>(_ => _runaways--);
         Receive<GetStatus>(_ => Sender.Tell(new PoolStatus(_capacity, _busy.Count,
@@ -177,6 +180,23 @@ public sealed class WorkerPoolActor : ReceiveActor, IWithTimers
         }
     }
 
+    /// <summary>Too many runaway handlers hold threads we cannot take back: leave and exit so a fresh process replaces us.</summary>
+    private void Recycle()
+    {
+        _log.Error("{0} runaway handlers exceed the limit of {1}: recycling this node (exit code 75)", _runaways, _maxRunaways);
+        CoordinatedShutdown.Get(Context.System).Run(RecycleReason.Instance);
+    }
+
+    public const int RecycleExitCode = 75;
+
+    /// <summary>Why the node shut down: too many runaway handlers.</summary>
+    public sealed class RecycleReason : CoordinatedShutdown.Reason
+    {
+        public static readonly RecycleReason Instance = new();
+        private RecycleReason() { }
+        public override int ExitCode => RecycleExitCode;
+    }
+
     private int IndexOf(string queue)
     {
         for (var i = 0; i < _queues.Count; i++) if (_queues[i].Name == queue) return i;
@@ -192,11 +212,11 @@ public static class WorkerPoolActorExtensions
     /// <summary>Starts the node's worker pool (registered as <see cref="WorkerPoolActor"/>), after the routers it pulls from.</summary>
     public static AkkaConfigurationBuilder AddWorkerPool(this AkkaConfigurationBuilder builder, IReadOnlyList<ServedQueue> queues,
         int concurrency, QueueRouters routers, Func<ActorSystem, IActorRegistry, Props> workerProps,
-        Func<IConnectionMultiplexer> redis, RedisKeys keys) =>
+        Func<IConnectionMultiplexer> redis, RedisKeys keys, int maxRunaways) =>
         builder.WithActors((system, registry, _) =>
         {
             var worker = workerProps(system, registry);
             registry.Register<WorkerPoolActor>(system.ActorOf(
-                Props.Create(() => new WorkerPoolActor(queues, concurrency, routers, () => worker, redis(), keys)), "workers"));
+                Props.Create(() => new WorkerPoolActor(queues, concurrency, routers, () => worker, redis(), keys, maxRunaways)), "workers"));
         });
 }
