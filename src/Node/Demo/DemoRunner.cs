@@ -21,6 +21,8 @@ public static class DemoRunner
             foreach (var recipient in recipients)
                 ids.Add(await client.EnqueueAsync("send_email", new SendEmailArgs(recipient)));
             ids.Add(await client.EnqueueAsync("add", new[] { 2, 40 }));
+            // 5,000 numbers: over the sum task's chunk size, so it splits into child jobs and reduces their sums.
+            ids.Add(await client.EnqueueAsync("sum", new { items = Enumerable.Range(1, 5_000) }));
             output.WriteLine($"Enqueued {ids.Count} jobs; waiting for their results...");
             foreach (var id in ids)
             {

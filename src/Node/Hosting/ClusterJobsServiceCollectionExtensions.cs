@@ -40,6 +40,7 @@ public static class ClusterJobsServiceCollectionExtensions
             options.Validate();
             akka.ConfigureLoggers(l => { l.ClearLoggers(); l.AddLoggerFactory(); });
             options.Cluster.Apply(akka);
+            akka.AddHocon($"akka.actor.guardian-supervisor-strategy = \"{typeof(NodeGuardianStrategy).AssemblyQualifiedName}\"", HoconAddMode.Prepend);
             akka.WithCustomSerializer("clusterjobs", [typeof(IClusterJobsMessage)], system => new ClusterJobsMessageSerializer(system));
             akka.AddClusterJobsActors(sp, options);
             configureAkka?.Invoke(akka, sp);

@@ -89,7 +89,9 @@ public sealed class QueueIngressActor : ReceiveActor, IWithTimers
     protected override void PreStart()
     {
         var self = Self;
-        _redis.GetSubscriber().Subscribe(RedisChannel.Literal(_broker.Keys.WakeChannel), (_, _) => self.Tell(Wake.Instance));
+        // Asynchronous on purpose: a Redis outage at start must not fail the actor (the poll timer covers the gap).
+        _redis.GetSubscriber().SubscribeAsync(RedisChannel.Literal(_broker.Keys.WakeChannel), (_, _) => self.Tell(Wake.Instance))
+            .PipeTo(Self, success: () => Done.Instance, failure: ex => new BackgroundFailed("subscribe to wake messages", ex));
         Timers.StartPeriodicTimer("poll", Poll.Instance, _settings.PollInterval);
         Timers.StartPeriodicTimer("reclaim", ReclaimExpired.Instance, _settings.ReclaimInterval);
         var renewEvery = TimeSpan.FromTicks(_brokerSettings.LeaseDuration.Ticks / 4);

@@ -59,6 +59,13 @@ public sealed class QueueRouterActor : ReceiveActor
             _pools.Values.Sum(p => p.Credit), _pools.Values.Sum(p => p.Running.Count))));
     }
 
+    /// <summary>The ingress keeps its leases across a failed message (resume); see docs/supervision.md.</summary>
+    protected override SupervisorStrategy SupervisorStrategy() => new OneForOneStrategy(ex =>
+    {
+        _log.Error(ex, "Ingress of queue {0} failed; resuming it", _queue);
+        return Hosting.NodeGuardianStrategy.Decide(ex);
+    });
+
     private void OnDemand(Demand demand)
     {
         if (!_pools.TryGetValue(Sender, out var pool))

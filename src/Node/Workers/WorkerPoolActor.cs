@@ -113,8 +113,9 @@ public sealed class WorkerPoolActor : ReceiveActor, IWithTimers
         Timers.StartPeriodicTimer("tick", Tick.Instance, TimeSpan.FromSeconds(1));
         var self = Self;
         foreach (var q in _queues)
-            _redis.GetSubscriber().Subscribe(RedisChannel.Literal(_keys.Queue(q.Name).CancelChannel),
-                (_, id) => self.Tell(new CancelRequested((string)id!)));
+            _redis.GetSubscriber().SubscribeAsync(RedisChannel.Literal(_keys.Queue(q.Name).CancelChannel),
+                    (_, id) => self.Tell(new CancelRequested((string)id!)))
+                .ContinueWith(t => _ = t.Exception, TaskContinuationOptions.OnlyOnFaulted);
         Offer();
     }
 
