@@ -104,16 +104,30 @@ public class JobEnvelopeSpecs
         Assert.Contains("max_attempts", names);
     }
 
+    /// <summary>docs/protocol.md: v is 1 if missing.</summary>
+    [Theory]
+    [InlineData("v", 1)]
+    public void A_field_left_out_of_the_json_reads_as_its_documented_default(string field, long expected)
+    {
+        var json = JsonDocument.Parse(ProtocolJson.Serialize(FullyPopulated())).RootElement;
+        var without = "{" + string.Join(",", json.EnumerateObject().Where(p => p.Name != field).Select(p => p.ToString())) + "}";
+
+        var envelope = ProtocolJson.DeserializeEnvelope(without)!;
+
+        var written = JsonDocument.Parse(ProtocolJson.Serialize(envelope)).RootElement;
+        Assert.Equal(expected, written.GetProperty(field).GetInt64());
+    }
+
     [Fact]
-    public void An_envelope_missing_the_optional_fields_gets_the_documented_defaults()
+    public void Retry_fields_left_out_mean_the_tasks_own_retry_policy_applies()
     {
         var envelope = ProtocolJson.DeserializeEnvelope("""{"id":"emails:1","task":"send","queue":"emails","args":[]}""")!;
 
-        Assert.Equal(JobEnvelope.CurrentVersion, envelope.Version);
         Assert.Equal(1, envelope.Version);
-        Assert.Equal(3, envelope.MaxAttempts);
-        Assert.Equal(1_000, envelope.BackoffMs);
-        Assert.Equal(JobDefaults.BackoffMaxMs, envelope.BackoffMaxMs);
+        Assert.Null(envelope.MaxAttempts);
+        Assert.Null(envelope.BackoffMs);
+        Assert.Null(envelope.BackoffMaxMs);
+        Assert.DoesNotContain("max_attempts", ProtocolJson.Serialize(envelope));
     }
 
     [Fact]

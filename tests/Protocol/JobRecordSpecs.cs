@@ -138,8 +138,8 @@ public class JobRecordSpecs
     }
 
     [Fact]
-    public void Without_a_max_attempts_field_or_an_envelope_the_default_of_3_applies() =>
-        Assert.Equal(3, JobRecord.Read(Id, Hash((JobHashFields.State, "queued"))).MaxAttempts);
+    public void Without_a_max_attempts_field_or_an_envelope_override_the_attempts_are_the_tasks_policy_so_unknown_here() =>
+        Assert.Null(JobRecord.Read(Id, Hash((JobHashFields.State, "queued"), (JobHashFields.MaxAttempts, ""))).MaxAttempts);
 
     [Fact]
     public void A_malformed_envelope_leaves_the_envelope_null_instead_of_failing_the_read()

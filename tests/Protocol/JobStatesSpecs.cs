@@ -7,6 +7,7 @@ public class JobStatesSpecs
         { JobState.Queued, "queued" },
         { JobState.Scheduled, "scheduled" },
         { JobState.Running, "running" },
+        { JobState.Waiting, "waiting" },
         { JobState.Retrying, "retrying" },
         { JobState.Succeeded, "succeeded" },
         { JobState.Failed, "failed" },
