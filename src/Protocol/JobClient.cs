@@ -201,7 +201,7 @@ public sealed class JobClient : IAsyncDisposable
 
     private IDatabase Db => _redis.GetDatabase();
 
-    private static readonly JsonElement EmptyArgs = JsonDocument.Parse("[]").RootElement.Clone();
+    private static JsonElement EmptyArgs => JobEnvelope.EmptyArgs;
 
     public async ValueTask DisposeAsync()
     {

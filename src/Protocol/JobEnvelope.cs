@@ -17,7 +17,10 @@ public sealed record JobEnvelope
     [JsonPropertyName("task")] public required string Task { get; init; }
     [JsonPropertyName("queue")] public required string Queue { get; init; }
     /// <summary>Handler arguments: a JSON object (bound by name) or array (bound by position).</summary>
-    [JsonPropertyName("args")] public JsonElement Args { get; init; }
+    [JsonPropertyName("args"), JsonConverter(typeof(ArgsConverter))] public JsonElement Args { get; init; } = EmptyArgs;
+
+    /// <summary>No arguments: an empty positional list.</summary>
+    public static readonly JsonElement EmptyArgs = JsonDocument.Parse("[]").RootElement.Clone();
     /// <summary>0 (lowest, default) to 9 (highest); higher runs first within a queue.</summary>
     [JsonPropertyName("priority")] public int Priority { get; init; }
     /// <summary>Unix milliseconds when the producer enqueued the job.</summary>
@@ -51,4 +54,17 @@ public static class JobDefaults
     /// <summary>Largest envelope accepted by default (512 KiB): big data belongs elsewhere, passed by reference.</summary>
     public const int MaxPayloadBytes = 512 * 1024;
     public static readonly TimeSpan ResultTtl = TimeSpan.FromDays(1);
+}
+
+/// <summary>Writes missing arguments (an envelope read without <c>args</c>) as the empty list, so every envelope serializes.</summary>
+public sealed class ArgsConverter : JsonConverter<JsonElement>
+{
+    public override JsonElement Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options) =>
+        JsonElement.ParseValue(ref reader);
+
+    public override void Write(Utf8JsonWriter writer, JsonElement value, JsonSerializerOptions options)
+    {
+        if (value.ValueKind == JsonValueKind.Undefined) JobEnvelope.EmptyArgs.WriteTo(writer);
+        else value.WriteTo(writer);
+    }
 }

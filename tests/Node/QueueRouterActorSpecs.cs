@@ -171,16 +171,35 @@ public sealed class QueueRouterActorSpecs : Akka.TestKit.Xunit2.TestKit
     }
 
     [Fact]
-    public void JobsCompleted_releases_the_jobs_leases_at_the_ingress()
+    public void Completed_jobs_are_no_longer_counted_as_running_at_their_pool()
     {
         var pool = CreateTestProbe();
         pool.Send(_router, new QueueRouter.Demand(2, Park: true));
         AnswerFetch(Jobs.Leases(Queue, "a", "b"), exhausted: false);
         pool.ExpectMsg<WorkerPool.Dispatch>();
+        Assert.Equal(2, Status().InFlight);
 
         pool.Send(_router, new QueueRouter.JobsCompleted(["q:a", "q:b"]));
-        Assert.Equal(["q:a", "q:b"], _ingress.ExpectMsg<QueueIngress.Release>().JobIds);
+
         Assert.Equal(0, Status().InFlight);
+        Sys.Stop(pool.Ref);
+        AwaitAssert(() => Assert.Equal(0, Status().Pools));
+        _ingress.ExpectNoMsg(Quiet); // nothing to reclaim: both outcomes are recorded
+    }
+
+    [Fact]
+    public void On_hand_over_the_buffered_jobs_go_back_to_the_queue_and_the_router_stops()
+    {
+        var pool = CreateTestProbe();
+        pool.Send(_router, new QueueRouter.Demand(1, Park: true));
+        AnswerFetch(Jobs.Leases(Queue, "run", "spare1", "spare2"), exhausted: false);
+        pool.ExpectMsg<WorkerPool.Dispatch>();
+        Watch(_router);
+
+        _router.Tell(QueueRouter.HandOver.Instance);
+
+        Assert.Equal(["q:spare1", "q:spare2"], _ingress.ExpectMsg<QueueIngress.Return>().JobIds);
+        ExpectTerminated(_router);
     }
 
     [Fact]
@@ -191,7 +210,6 @@ public sealed class QueueRouterActorSpecs : Akka.TestKit.Xunit2.TestKit
         AnswerFetch(Jobs.Leases(Queue, "a", "b", "c"), exhausted: false);
         pool.ExpectMsg<WorkerPool.Dispatch>();
         pool.Send(_router, new QueueRouter.JobsCompleted(["q:b"]));
-        _ingress.ExpectMsg<QueueIngress.Release>();
 
         Sys.Stop(pool.Ref);
 

@@ -5,6 +5,20 @@ using ClusterJobs.Protocol;
 
 namespace ClusterJobs.Node.Tests;
 
+/// <summary>
+/// Test classes run in parallel on small CI machines (2 cores) and TestKit's blocking expectations hold thread-pool
+/// threads; a higher floor keeps actors and handlers from waiting for the pool to grow.
+/// </summary>
+internal static class ThreadPoolFloor
+{
+    [System.Runtime.CompilerServices.ModuleInitializer]
+    internal static void Raise()
+    {
+        ThreadPool.GetMinThreads(out var workers, out var io);
+        ThreadPool.SetMinThreads(Math.Max(workers, 32), Math.Max(io, 32));
+    }
+}
+
 /// <summary>TestKit configuration shared by the actor specs: every message goes through its serializer, as between nodes.</summary>
 public static class SpecConfig
 {

@@ -2,28 +2,58 @@ using Akka.Actor;
 using Akka.TestKit;
 using ClusterJobs.Node.Routing;
 using ClusterJobs.Node.Workers;
+using ClusterJobs.Protocol;
+using ClusterJobs.Tests.Shared;
+using StackExchange.Redis;
 using Xunit.Abstractions;
 
 namespace ClusterJobs.Node.Tests;
 
-public sealed class WorkerPoolActorSpecs : Akka.TestKit.Xunit2.TestKit
+/// <summary>The pool listens for cancel requests in Redis, so these specs run in the broker collection (on Garnet).</summary>
+[Collection(BrokerCollection.Name)]
+public sealed class WorkerPoolActorSpecs : Akka.TestKit.Xunit2.TestKit, IAsyncLifetime
 {
     private static readonly TimeSpan Quiet = TimeSpan.FromMilliseconds(250);
 
+    private readonly BrokerFixture _broker;
     private readonly TestProbe _workers;
+    private readonly TestProbe _leases;
+    private readonly TestProbe _results;
     private readonly Dictionary<string, TestProbe> _routerProbes = new();
     private readonly QueueRouters _routers = new();
+    private readonly RedisKeys _keys = new(BrokerFixture.NewPrefix());
+    private IConnectionMultiplexer _redis = null!;
 
-    public WorkerPoolActorSpecs(ITestOutputHelper output) : base(SpecConfig.Hocon, output: output)
+    public WorkerPoolActorSpecs(BrokerFixture broker, ITestOutputHelper output) : base(SpecConfig.Hocon, output: output)
     {
+        _broker = broker;
         _workers = CreateTestProbe("workers");
+        _leases = CreateTestProbe("leases");
+        _results = CreateTestProbe("results");
+    }
+
+    public async Task InitializeAsync() => _redis = await RedisConnection.ConnectAsync(_broker.Url(BrokerKind.Garnet), "pool-specs");
+
+    public async Task DisposeAsync()
+    {
+        await Sys.Terminate(); // the pool unsubscribes before the connection goes
+        await _redis.DisposeAsync();
     }
 
     /// <summary>A worker that says it started a job; it is free again only when the spec says so.</summary>
     private sealed class StubWorker : ReceiveActor
     {
-        public StubWorker(IActorRef probe) => Receive<WorkerActor.Run>(r => probe.Tell(new Started(Self, r.Job)));
+        public StubWorker(IActorRef probe)
+        {
+            Receive<WorkerActor.Run>(r => probe.Tell(new Started(Self, r.Job)));
+            Receive<WorkerActor.CancelRunning>(c => probe.Tell(new CancelAsked(Self, c.JobId)));
+            Receive<WorkerActor.HandBack>(_ => probe.Tell(new HandBackAsked(Self)));
+        }
     }
+
+    private sealed record HandBackAsked(IActorRef Worker) : INoSerializationVerificationNeeded;
+
+    private sealed record CancelAsked(IActorRef Worker, string JobId) : INoSerializationVerificationNeeded;
 
     private sealed record Started(IActorRef Worker, JobLease Job) : INoSerializationVerificationNeeded;
 
@@ -41,8 +71,13 @@ public sealed class WorkerPoolActorSpecs : Akka.TestKit.Xunit2.TestKit
         Func<Props> workerProps = () => Props.Create(() => new StubWorker(workers));
         var routers = _routers;
         var served = queues.ToList();
-        return Sys.ActorOf(Props.Create(() => new WorkerPoolActor(served, capacity, routers, workerProps)), "workers");
+        var (redis, keys, leases, results) = (_redis, _keys, _leases.Ref, _results.Ref);
+        return Sys.ActorOf(Props.Create(() => new WorkerPoolActor(served, capacity, routers, workerProps, leases, results, redis, keys, 0)), "workers");
     }
+
+    /// <summary>What a worker tells its pool when its job's outcome went to the result writer.</summary>
+    private static void Free(IActorRef pool, Started started) =>
+        pool.Tell(new WorkerPool.WorkerFree(started.Worker, started.Job.Envelope.Queue, started.Job.Envelope.Id));
 
     private static QueueRouter.Demand Demand(TestProbe router) => router.ExpectMsg<QueueRouter.Demand>();
 
@@ -141,7 +176,7 @@ public sealed class WorkerPoolActorSpecs : Akka.TestKit.Xunit2.TestKit
         Router("high").Reply(new WorkerPool.Empty("high", 1));
         Assert.Equal(new QueueRouter.Demand(1, Park: true), Demand(Router("low")));
 
-        pool.Tell(new WorkerPool.WorkerFree(started[0].Worker, "high"));
+        Free(pool, started[0]);
         Assert.Equal(new QueueRouter.Demand(1, Park: false), Demand(Router("high")));
         Router("low").ExpectNoMsg(Quiet);
     }
@@ -158,7 +193,7 @@ public sealed class WorkerPoolActorSpecs : Akka.TestKit.Xunit2.TestKit
         ExpectNoDemand();
         Assert.Equal(2, Status(pool).Busy);
 
-        pool.Tell(new WorkerPool.WorkerFree(first.Worker, "high"));
+        Free(pool, first);
         Assert.Equal(new QueueRouter.Demand(1, Park: false), Demand(Router("high")));
         Router("high").Reply(new WorkerPool.Dispatch("high", Jobs.Leases("high", "3")));
         Assert.Equal(first.Worker, _workers.ExpectMsg<Started>().Worker);
@@ -207,7 +242,7 @@ public sealed class WorkerPoolActorSpecs : Akka.TestKit.Xunit2.TestKit
         Assert.Equal(new QueueRouter.Demand(2, Park: true), Demand(Router("low")));
         Router("high").ExpectNoMsg(Quiet); // its one slot is busy
 
-        pool.Tell(new WorkerPool.WorkerFree(running.Worker, "high"));
+        Free(pool, running);
         Assert.Equal(new QueueRouter.Demand(1, Park: false), Demand(Router("high")));
         var status = Status(pool);
         Assert.Equal(0, status.Busy);
@@ -238,6 +273,68 @@ public sealed class WorkerPoolActorSpecs : Akka.TestKit.Xunit2.TestKit
         Router("high").ExpectNoMsg(Quiet);
     }
 
+    [Fact]
+    public void The_leases_of_dispatched_jobs_are_kept_until_their_outcomes_are_recorded()
+    {
+        var pool = StartPool(2, new ServedQueue("only", 2));
+        Demand(Router("only"));
+
+        Router("only").Reply(new WorkerPool.Dispatch("only", Jobs.Leases("only", "a", "b")));
+        var track = _leases.ExpectMsg<LeaseKeeper.Track>();
+        Assert.Equal("only", track.Queue);
+        Assert.Equal(["only:a", "only:b"], track.JobIds);
+
+        pool.Tell(new WorkerPool.Recorded("only", ["only:a"]));
+        var untrack = _leases.ExpectMsg<LeaseKeeper.Untrack>();
+        Assert.Equal("only", untrack.Queue);
+        Assert.Equal(["only:a"], untrack.JobIds);
+    }
+
+    [Fact]
+    public void Draining_gives_back_the_parked_slots_and_answers_Drained_once_the_running_jobs_are_recorded()
+    {
+        var pool = StartPool(2, new ServedQueue("only", 2));
+        Demand(Router("only"));
+        Router("only").Reply(new WorkerPool.Dispatch("only", Jobs.Leases("only", "a")));
+        var running = _workers.ExpectMsg<Started>();
+        var requester = CreateTestProbe();
+
+        requester.Send(pool, new WorkerPool.Drain(TimeSpan.FromSeconds(30)));
+
+        Router("only").ExpectMsg<QueueRouter.Withdraw>();
+        // The router had dispatched into the last slot before it saw the Withdraw: nothing left to give back.
+        Router("only").Reply(new WorkerPool.Dispatch("only", Jobs.Leases("only", "late")));
+        Router("only").Reply(new WorkerPool.Withdrawn("only", 0));
+
+        // That job is not started but returned to the queue untouched.
+        var returned = _results.ExpectMsg<Results.ResultWriter.Record>();
+        Assert.Equal(new Broker.JobOutcome.Returned("only:late"), returned.Outcome);
+        Assert.Equal(pool, returned.NotifyWhenRecorded);
+        _workers.ExpectNoMsg(Quiet);
+        requester.ExpectNoMsg(TimeSpan.Zero);
+        pool.Tell(new WorkerPool.Recorded("only", ["only:late"]));
+        Router("only").ExpectMsg<QueueRouter.JobsCompleted>();
+        requester.ExpectNoMsg(Quiet); // a job still runs
+
+        Free(pool, running);
+        Router("only").ExpectNoMsg(Quiet); // no new demand while draining
+        pool.Tell(new WorkerPool.Recorded("only", ["only:a"]));
+        requester.ExpectMsg<WorkerPool.Drained>();
+    }
+
+    [Fact]
+    public void At_the_end_of_the_drain_grace_running_jobs_are_handed_back()
+    {
+        var pool = StartPool(1, new ServedQueue("only", 1));
+        Demand(Router("only"));
+        Router("only").Reply(new WorkerPool.Dispatch("only", Jobs.Leases("only", "slow")));
+        var running = _workers.ExpectMsg<Started>();
+
+        pool.Tell(new WorkerPool.Drain(TimeSpan.FromMilliseconds(200)));
+
+        Assert.Equal(running.Worker, _workers.ExpectMsg<HandBackAsked>(TimeSpan.FromSeconds(2)).Worker);
+    }
+
     /// <summary>
     /// Exposes a bug: with three queues, WorkAvailable from the first queue while the pool waits for the second one's
     /// answer is forgotten when that answer is Empty (the Empty handler continues at the queue after the second), so all
@@ -256,6 +353,39 @@ public sealed class WorkerPoolActorSpecs : Akka.TestKit.Xunit2.TestKit
 
         // a has work: the slots should go to a, not park at c (where nothing brings them back while c is idle).
         Assert.Equal(new QueueRouter.Demand(2, Park: false), Router("a").ExpectMsg<QueueRouter.Demand>(TimeSpan.FromSeconds(2)));
+    }
+
+    [Fact]
+    public async Task A_cancel_request_published_in_redis_reaches_the_worker_running_that_job()
+    {
+        var pool = StartPool(2, new ServedQueue("high", 2));
+        Demand(Router("high"));
+        Router("high").Reply(new WorkerPool.Dispatch("high", Jobs.Leases("high", "a", "b")));
+        var started = new[] { _workers.ExpectMsg<Started>(), _workers.ExpectMsg<Started>() }.ToDictionary(s => s.Job.Envelope.Id);
+
+        await _redis.GetSubscriber().PublishAsync(RedisChannel.Literal(_keys.Queue("high").CancelChannel), "high:b");
+
+        var asked = _workers.ExpectMsg<CancelAsked>(TimeSpan.FromSeconds(3));
+        Assert.Equal("high:b", asked.JobId);
+        Assert.Equal(started["high:b"].Worker, asked.Worker);
+
+        // A job no longer running here is not cancelled on the worker that ran it.
+        Free(pool, started["high:a"]);
+        await _redis.GetSubscriber().PublishAsync(RedisChannel.Literal(_keys.Queue("high").CancelChannel), "high:a");
+        _workers.ExpectNoMsg(TimeSpan.FromMilliseconds(300));
+    }
+
+    [Fact]
+    public void Counts_abandoned_handlers_that_still_run()
+    {
+        var pool = StartPool(1, new ServedQueue("only", 1));
+        pool.Tell(WorkerPool.RunawayStarted.Instance);
+        pool.Tell(WorkerPool.RunawayStarted.Instance);
+        pool.Tell(WorkerPool.RunawayEnded.Instance);
+
+        var status = Status(pool);
+        Assert.Equal(1, status.Runaways);
+        Assert.Equal(2, status.RunawaysTotal);
     }
 
     [Fact]

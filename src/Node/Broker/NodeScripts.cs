@@ -54,7 +54,8 @@ internal static class NodeScripts
 
     /// <summary>
     /// Records finished attempts of jobs this queue leased. KEYS: leased, scheduled, dead, ready.
-    /// ARGV: job prefix, now, record ttl ms, events channel, wake channel, then per job: id, outcome, payload, due.
+    /// ARGV: job prefix, now, record ttl ms, events channel, wake channel, node that ran the attempt, then per job:
+    /// id, outcome, payload, due.
     /// Outcomes: s = succeeded (payload = result json), r = retry at due (payload = error json),
     /// d = dead-lettered (payload = error json), c = cancelled, q = back to ready untouched (not run).
     /// A job no longer running here (already finished, cancelled or reclaimed) is left alone.
@@ -62,11 +63,12 @@ internal static class NodeScripts
     public const string Complete = ChildFinished + "\n" + """
         local prefix, now, ttl, events = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
         local done = 0
-        for i = 6, #ARGV, 4 do
+        for i = 7, #ARGV, 4 do
           local id, outcome, payload, due = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
           local k = prefix .. id
           if redis.call('HGET', k, 'state') == 'running' then
             redis.call('ZREM', KEYS[1], id)
+            if outcome ~= 'q' then redis.call('HSET', k, 'node', ARGV[6]) end
             local state
             if outcome == 's' then
               state = 'succeeded'

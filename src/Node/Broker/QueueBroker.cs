@@ -61,13 +61,14 @@ public sealed class QueueBroker
     public async Task<int> CompleteAsync(IReadOnlyCollection<JobOutcome> outcomes)
     {
         if (outcomes.Count == 0) return 0;
-        var args = new RedisValue[5 + outcomes.Count * 4];
+        var args = new RedisValue[6 + outcomes.Count * 4];
         args[0] = Keys.JobPrefix;
         args[1] = Now;
         args[2] = (long)_settings.ResultTtl.TotalMilliseconds;
         args[3] = Keys.EventsChannel;
         args[4] = Keys.WakeChannel;
-        var i = 5;
+        args[5] = _node;
+        var i = 6;
         foreach (var o in outcomes)
         {
             args[i++] = o.JobId;

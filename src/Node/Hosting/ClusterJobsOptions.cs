@@ -13,8 +13,8 @@ public sealed class ClusterJobsOptions
     public List<ServedQueue> Queues { get; set; } = [new(JobDefaults.Queue, int.MaxValue)];
     /// <summary>Jobs this node runs at once, shared by its queues in priority order.</summary>
     public int Concurrency { get; set; } = 16;
-    /// <summary>Whether this node hosts the routers of its queues (single node: yes).</summary>
-    public bool HostRouters { get; set; } = true;
+    /// <summary>On SIGTERM: how long running jobs may take to finish before they are handed back to their queues.</summary>
+    public TimeSpan DrainGrace { get; set; } = TimeSpan.FromSeconds(20);
     public TimeSpan LeaseDuration { get; set; } = TimeSpan.FromSeconds(10);
     public TimeSpan ResultTtl { get; set; } = JobDefaults.ResultTtl;
     public int MaxPayloadBytes { get; set; } = JobDefaults.MaxPayloadBytes;

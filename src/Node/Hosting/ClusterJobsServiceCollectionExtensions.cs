@@ -10,6 +10,7 @@ using ClusterJobs.Node.Tasks;
 using ClusterJobs.Node.Workers;
 using ClusterJobs.Protocol;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Options;
 
 namespace ClusterJobs.Node.Hosting;
@@ -28,6 +29,9 @@ public static class ClusterJobsServiceCollectionExtensions
         services.AddSingleton<TaskArgumentJson>();
         services.AddSingleton(sp => jobs.BuildRegistry(sp.GetRequiredService<TaskArgumentJson>().Options));
         services.AddSingleton<QueueRouters>();
+        // The host must wait for the drain (finish or hand back running jobs) before it gives up on a graceful stop.
+        services.AddOptions<HostOptions>().Configure<IOptions<ClusterJobsOptions>>((host, jobs) =>
+            host.ShutdownTimeout = TimeSpan.FromTicks(Math.Max(host.ShutdownTimeout.Ticks, (jobs.Value.DrainGrace + TimeSpan.FromSeconds(20)).Ticks)));
         // Registered before the actor system so that Redis is connected when the actors start.
         services.AddSingleton<RedisConnectionService>();
         services.AddHostedService(sp => sp.GetRequiredService<RedisConnectionService>());
@@ -39,7 +43,9 @@ public static class ClusterJobsServiceCollectionExtensions
             var options = sp.GetRequiredService<IOptions<ClusterJobsOptions>>().Value;
             options.Validate();
             akka.ConfigureLoggers(l => { l.ClearLoggers(); l.AddLoggerFactory(); });
-            options.Cluster.Apply(akka);
+            // Each served queue is a role, so the queue's router singleton lives only on nodes that serve it.
+            var cluster = options.Cluster with { Roles = [.. options.Cluster.Roles, .. options.Queues.Select(q => QueueRouterActorExtensions.RoleFor(q.Name))] };
+            cluster.Apply(akka);
             akka.AddHocon($"akka.actor.guardian-supervisor-strategy = \"{typeof(NodeGuardianStrategy).AssemblyQualifiedName}\"", HoconAddMode.Prepend);
             akka.WithCustomSerializer("clusterjobs", [typeof(IClusterJobsMessage)], system => new ClusterJobsMessageSerializer(system));
             akka.AddClusterJobsActors(sp, options);
@@ -65,16 +71,16 @@ public static class ClusterJobsServiceCollectionExtensions
         akka.AddStartup((system, _) => node = Cluster.Get(system).SelfAddress.ToString());
         akka.WithActors((system, _, _) => node ??= Cluster.Get(system).SelfAddress.ToString());
         akka.AddResultWriter(Broker);
+        akka.AddLeaseKeeper(Broker, options.LeaseDuration);
         if (options.Queues.Count == 0) return akka;
-        if (options.HostRouters)
-            akka.AddQueueRouters(options.Queues.Select(q => q.Name), routers,
-                queue => QueueIngressActorExtensions.IngressProps(redis.Connection, Broker(queue), brokerSettings, ingressSettings));
+        akka.AddQueueRouters(options.Queues.Select(q => q.Name), routers,
+            queue => QueueIngressActorExtensions.IngressProps(redis.Connection, Broker(queue), brokerSettings, ingressSettings));
         // Handlers that block their thread must not starve the actors and Redis continuations of thread-pool threads.
         ThreadPool.GetMinThreads(out var workers, out var io);
         ThreadPool.SetMinThreads(Math.Max(workers, options.Concurrency + options.MaxRunaways + Environment.ProcessorCount * 2), io);
         var served = options.Queues.Select(q => q with { MaxConcurrency = q.Limit(options.Concurrency) }).ToList();
         return akka.AddWorkerPool(served, options.Concurrency, routers, (system, registry) =>
             WorkerActorExtensions.WorkerProps(sp.GetRequiredService<TaskRegistry>(), sp, registry.Get<ResultWriterActor>(), node!, Broker),
-            () => redis.Connection, keys, options.MaxRunaways);
+            () => redis.Connection, keys, options.MaxRunaways, options.DrainGrace);
     }
 }

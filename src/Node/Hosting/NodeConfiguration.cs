@@ -26,6 +26,9 @@ public static class NodeConfiguration
             options.MaxPayloadBytes = int.TryParse(max, out var b) ? b : throw new ArgumentException($"Max payload '{max}' is not a number.");
         if (Get("max-runaways", "CLUSTERJOBS_MAX_RUNAWAYS") is { } runaways)
             options.MaxRunaways = int.TryParse(runaways, out var r) ? r : throw new ArgumentException($"Max runaways '{runaways}' is not a number.");
+        if (Get("drain-seconds", "CLUSTERJOBS_DRAIN_SECONDS") is { } drain)
+            options.DrainGrace = double.TryParse(drain, System.Globalization.CultureInfo.InvariantCulture, out var d)
+                ? TimeSpan.FromSeconds(d) : throw new ArgumentException($"Drain grace '{drain}' is not a number of seconds.");
         options.Cluster = ClusterBootstrap.FromEnvironment(env, roles: ["node"]);
     }
 }

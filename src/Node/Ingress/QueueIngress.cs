@@ -19,9 +19,6 @@ public static class QueueIngress
         private WorkMayBeAvailable() { }
     }
 
-    /// <summary>Router to ingress: these jobs are finished; stop renewing their leases.</summary>
-    public sealed record Release(IReadOnlyList<string> JobIds) : INoSerializationVerificationNeeded;
-
     /// <summary>Router to ingress: the node running these jobs is gone; put them back in the queue now.</summary>
     public sealed record Reclaim(IReadOnlyList<string> JobIds) : INoSerializationVerificationNeeded;
 

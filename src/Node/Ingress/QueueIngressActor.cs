@@ -12,8 +12,9 @@ namespace ClusterJobs.Node.Ingress;
 
 /// <summary>
 /// Takes one queue's jobs out of Redis for its router (its parent), at-least-once: every job is leased in Redis when
-/// taken and the lease is renewed while it runs anywhere in the cluster; a job whose node dies returns to the queue
-/// when its lease expires. Malformed or oversized envelopes are dead-lettered here with the reason.
+/// taken (the node that runs it renews the lease, see LeaseKeeperActor); a job whose node dies returns to the queue
+/// when its lease expires, which this actor checks for every second. Malformed or oversized envelopes are
+/// dead-lettered here with the reason.
 /// </summary>
 public sealed class QueueIngressActor : ReceiveActor, IWithTimers
 {
@@ -22,12 +23,10 @@ public sealed class QueueIngressActor : ReceiveActor, IWithTimers
     private readonly QueueIngressSettings _settings;
     private readonly IConnectionMultiplexer _redis;
     private readonly ILoggingAdapter _log = Context.GetLogger();
-    private readonly HashSet<string> _leased = [];
     private readonly CancellationTokenSource _stopping = new();
     private bool _taking;
     private int _wanted;
     private bool _exhausted;
-    private bool _renewing;
     private bool _reclaiming;
     private int _failures;
 
@@ -55,19 +54,11 @@ public sealed class QueueIngressActor : ReceiveActor, IWithTimers
         Receive<RetryTake>(_ => { if (!_taking && _wanted > 0) TakeNow(); });
         Receive<Wake>(_ => WakeRouter());
         Receive<Poll>(_ => WakeRouter());
-        Receive<Release>(r => { foreach (var id in r.JobIds) _leased.Remove(id); });
-        Receive<Reclaim>(r =>
-        {
-            foreach (var id in r.JobIds) _leased.Remove(id);
-            Run(_broker.ReclaimAsync(r.JobIds), "reclaim jobs of a lost node");
-        });
+        Receive<Reclaim>(r => Run(_broker.ReclaimAsync(r.JobIds), "reclaim jobs of a lost node"));
         Receive<Return>(r =>
         {
-            foreach (var id in r.JobIds) _leased.Remove(id);
             Run(_broker.CompleteAsync(r.JobIds.Select(id => (JobOutcome)new JobOutcome.Returned(id)).ToList()), "return unstarted jobs");
         });
-        Receive<RenewLeases>(_ => RenewAll());
-        Receive<RenewDone>(_ => _renewing = false);
         Receive<ReclaimExpired>(_ =>
         {
             if (_reclaiming) return;
@@ -94,8 +85,6 @@ public sealed class QueueIngressActor : ReceiveActor, IWithTimers
             .PipeTo(Self, success: () => Done.Instance, failure: ex => new BackgroundFailed("subscribe to wake messages", ex));
         Timers.StartPeriodicTimer("poll", Poll.Instance, _settings.PollInterval);
         Timers.StartPeriodicTimer("reclaim", ReclaimExpired.Instance, _settings.ReclaimInterval);
-        var renewEvery = TimeSpan.FromTicks(_brokerSettings.LeaseDuration.Ticks / 4);
-        Timers.StartPeriodicTimer("renew", RenewLeases.Instance, renewEvery);
     }
 
     protected override void PostStop()
@@ -121,13 +110,11 @@ public sealed class QueueIngressActor : ReceiveActor, IWithTimers
         List<JobOutcome>? rejected = null;
         foreach (var job in result.Jobs)
         {
-            _leased.Add(job.Id);
             if (Parse(job) is { } lease) leases.Add(lease);
             else (rejected ??= []).Add(Reject(job));
         }
         if (rejected is not null)
         {
-            foreach (var r in rejected) _leased.Remove(r.JobId);
             Run(_broker.CompleteAsync(rejected), "dead-letter bad envelopes");
         }
         _exhausted = result.Jobs.Count < result.Asked;
@@ -143,6 +130,8 @@ public sealed class QueueIngressActor : ReceiveActor, IWithTimers
             var envelope = ProtocolJson.DeserializeEnvelope(job.EnvelopeJson);
             if (envelope is null || envelope.Id != job.Id || envelope.Queue != _broker.Keys.Name || string.IsNullOrEmpty(envelope.Task)) return null;
             if (envelope.Version > JobEnvelope.CurrentVersion) return null;
+            // No args means no arguments (as an empty positional list), so the job can cross the wire.
+            if (envelope.Args.ValueKind == JsonValueKind.Undefined) envelope = envelope with { Args = JobEnvelope.EmptyArgs };
             return new JobLease(envelope with { Attempt = job.Attempt }, job.Attempt, job.Phase);
         }
         catch (JsonException) { return null; }
@@ -187,27 +176,6 @@ public sealed class QueueIngressActor : ReceiveActor, IWithTimers
         Context.Parent.Tell(WorkMayBeAvailable.Instance);
     }
 
-    private void RenewAll()
-    {
-        if (_renewing || _leased.Count == 0) return;
-        _renewing = true;
-        var ids = _leased.ToArray();
-        RenewInChunks(ids).PipeTo(Self, success: () => RenewDone.Instance, failure: ex =>
-        {
-            _log.Warning(ex, "Renewing {0} lease(s) of queue {1} failed", ids.Length, _broker.Keys.Name);
-            return RenewDone.Instance;
-        });
-    }
-
-    private async Task RenewInChunks(string[] ids)
-    {
-        foreach (var chunk in ids.Chunk(2_000))
-        {
-            _stopping.Token.ThrowIfCancellationRequested();
-            await _broker.RenewAsync(chunk).ConfigureAwait(false);
-        }
-    }
-
     private void Run(Task task, string what) =>
         task.PipeTo(Self, success: () => Done.Instance, failure: ex => new BackgroundFailed(what, ex));
 
@@ -218,8 +186,6 @@ public sealed class QueueIngressActor : ReceiveActor, IWithTimers
     private sealed class RetryTake : INoSerializationVerificationNeeded { public static readonly RetryTake Instance = new(); }
     private sealed class Wake : INoSerializationVerificationNeeded { public static readonly Wake Instance = new(); }
     private sealed class Poll : INoSerializationVerificationNeeded { public static readonly Poll Instance = new(); }
-    private sealed class RenewLeases : INoSerializationVerificationNeeded { public static readonly RenewLeases Instance = new(); }
-    private sealed class RenewDone : INoSerializationVerificationNeeded { public static readonly RenewDone Instance = new(); }
     private sealed class ReclaimExpired : INoSerializationVerificationNeeded { public static readonly ReclaimExpired Instance = new(); }
     private sealed class Done : INoSerializationVerificationNeeded { public static readonly Done Instance = new(); }
 }

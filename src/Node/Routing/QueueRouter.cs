@@ -22,6 +22,13 @@ public static class QueueRouter
     /// <summary>A pool reports jobs whose outcomes are recorded in Redis: their leases need no more renewal.</summary>
     public sealed record JobsCompleted(IReadOnlyList<string> JobIds) : IClusterJobsMessage;
 
+    /// <summary>The router singleton's termination message when its node leaves: hand back buffered jobs, then stop.</summary>
+    public sealed class HandOver : INoSerializationVerificationNeeded
+    {
+        public static readonly HandOver Instance = new();
+        private HandOver() { }
+    }
+
     /// <summary>Asks a router for its state (diagnostics and tests).</summary>
     public sealed class GetStatus : IClusterJobsMessage
     {

@@ -1,5 +1,6 @@
 using Akka.Actor;
 using Akka.Hosting;
+using Akka.Cluster.Tools.Singleton;
 using Akka.Event;
 using ClusterJobs.Node.Ingress;
 using ClusterJobs.Node.Workers;
@@ -52,7 +53,16 @@ public sealed class QueueRouterActor : ReceiveActor
         {
             if (_pools.TryGetValue(Sender, out var pool))
                 foreach (var id in c.JobIds) pool.Running.Remove(id);
-            _ingress.Tell(new QueueIngress.Release(c.JobIds));
+        });
+        Receive<HandOver>(_ =>
+        {
+            // This node leaves: jobs leased but not handed to a pool go back to the queue, then the router stops and
+            // the router singleton starts on the next oldest node.
+            if (_buffer.Count > 0) _ingress.Tell(new QueueIngress.Return(_buffer.Select(j => j.Envelope.Id).ToList()));
+            _buffer.Clear();
+            Context.Watch(_ingress);
+            _ingress.Tell(PoisonPill.Instance);
+            Become(() => Receive<Terminated>(t => t.ActorRef.Equals(_ingress), _ => Context.Stop(Self)));
         });
         Receive<Terminated>(t => PoolGone(t.ActorRef));
         Receive<GetStatus>(_ => Sender.Tell(new RouterStatus(_queue, _buffer.Count, _pools.Count,
@@ -157,12 +167,29 @@ public sealed class QueueRouterActor : ReceiveActor
 
 public static class QueueRouterActorExtensions
 {
-    /// <summary>Starts one router (with its ingress child) per queue and records them in <paramref name="routers"/>.</summary>
+    /// <summary>The cluster role of nodes that serve <paramref name="queue"/>.</summary>
+    public static string RoleFor(string queue) => "queue-" + queue;
+
+    /// <summary>
+    /// One router per queue in the whole cluster: a cluster singleton among the nodes serving the queue (the oldest
+    /// hosts it; when it leaves or dies the next oldest takes over), reached on every node through a singleton proxy,
+    /// which <paramref name="routers"/> records. See docs/architecture.md for why a singleton and not sharding.
+    /// </summary>
     public static AkkaConfigurationBuilder AddQueueRouters(this AkkaConfigurationBuilder builder, IEnumerable<string> queues,
         QueueRouters routers, Func<string, Props> ingressProps) =>
         builder.WithActors((system, _, _) =>
         {
             foreach (var queue in queues)
-                routers.Add(queue, system.ActorOf(Props.Create(() => new QueueRouterActor(queue, ingressProps(queue))), $"router-{queue}"));
+            {
+                var role = RoleFor(queue);
+                system.ActorOf(ClusterSingletonManager.Props(
+                        Props.Create(() => new QueueRouterActor(queue, ingressProps(queue))),
+                        QueueRouter.HandOver.Instance,
+                        ClusterSingletonManagerSettings.Create(system).WithRole(role).WithSingletonName("router")),
+                    $"router-{queue}");
+                routers.Add(queue, system.ActorOf(ClusterSingletonProxy.Props($"/user/router-{queue}",
+                        ClusterSingletonProxySettings.Create(system).WithRole(role).WithSingletonName("router").WithBufferSize(10_000)),
+                    $"router-{queue}-proxy"));
+            }
         });
 }

@@ -148,6 +148,14 @@ public sealed class TaskRegistration
         }
     }
 
+    /// <summary>The JSON name of a constructor parameter: its property's [JsonPropertyName], else its own name.</summary>
+    private static string JsonNameOf(Type type, System.Reflection.ParameterInfo parameter)
+    {
+        var property = type.GetProperty(parameter.Name!, System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.Instance | System.Reflection.BindingFlags.IgnoreCase);
+        return property?.GetCustomAttributes(typeof(System.Text.Json.Serialization.JsonPropertyNameAttribute), true)
+            .Cast<System.Text.Json.Serialization.JsonPropertyNameAttribute>().FirstOrDefault()?.Name ?? parameter.Name!;
+    }
+
     private static bool AllowsNull<T>() => Nullable.GetUnderlyingType(typeof(T)) is not null;
 
     private static bool IsCollection(Type type) =>
@@ -156,8 +164,9 @@ public sealed class TaskRegistration
     private static JsonElement Positional<TArgs>(JsonElement array, string task)
     {
         var items = array.EnumerateArray().ToArray();
-        var type = typeof(TArgs);
-        if (type.IsPrimitive || type == typeof(string) || type == typeof(decimal) || type == typeof(Guid) || type.IsEnum)
+        var type = Nullable.GetUnderlyingType(typeof(TArgs)) ?? typeof(TArgs);
+        if (type.IsPrimitive || type.IsEnum || type == typeof(string) || type == typeof(decimal) || type == typeof(Guid) ||
+            type == typeof(DateTime) || type == typeof(DateTimeOffset) || type == typeof(TimeSpan) || type == typeof(DateOnly) || type == typeof(TimeOnly))
         {
             if (items.Length != 1)
                 throw new JobArgumentException($"Task '{task}' takes one {type.Name} argument, got {items.Length}.");
@@ -169,7 +178,7 @@ public sealed class TaskRegistration
             throw new JobArgumentException(
                 $"Task '{task}' takes {parameters.Length} positional argument(s) ({string.Join(", ", parameters.Select(p => p.Name))}), got {items.Length}.");
         var obj = new JsonObject();
-        for (var i = 0; i < items.Length; i++) obj[parameters[i].Name!] = JsonNode.Parse(items[i].GetRawText());
+        for (var i = 0; i < items.Length; i++) obj[JsonNameOf(type, parameters[i])] = JsonNode.Parse(items[i].GetRawText());
         return JsonSerializer.SerializeToElement(obj);
     }
 }

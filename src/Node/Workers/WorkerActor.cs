@@ -50,6 +50,12 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
             Abandon(SplitAfterTimeout(job) ?? Outcomes.Failed(job,
                 new JobTimeoutException($"The job exceeded its hard time limit of {limit}.", hard: true), _node, PolicyFor(job)));
         });
+        Receive<HandBack>(_ =>
+        {
+            if (_current is not { } job) return;
+            _log.Info("Handing job {0} back to its queue (node leaving)", job.Envelope.Id);
+            Abandon(new JobOutcome.Returned(job.Envelope.Id));
+        });
         Receive<CancelRunning>(c =>
         {
             if (_current is not { } job || job.Envelope.Id != c.JobId) return;
@@ -177,6 +183,13 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
 
     /// <summary>From the pool: run this job.</summary>
     public sealed record Run(JobLease Job) : INoSerializationVerificationNeeded;
+
+    /// <summary>From the pool, at the end of a drain: stop the running job and return it to its queue (no attempt used).</summary>
+    public sealed class HandBack : INoSerializationVerificationNeeded
+    {
+        public static readonly HandBack Instance = new();
+        private HandBack() { }
+    }
 
     /// <summary>From the pool: cancel this job if it is the one running here (its token is cancelled, it ends Cancelled).</summary>
     public sealed record CancelRunning(string JobId) : INoSerializationVerificationNeeded;

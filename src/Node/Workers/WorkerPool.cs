@@ -43,6 +43,15 @@ public static class WorkerPool
     /// <summary>From the result writer: these jobs' outcomes are in Redis.</summary>
     internal sealed record Recorded(string Queue, IReadOnlyList<string> JobIds) : INoSerializationVerificationNeeded;
 
+    /// <summary>Stop taking work; finish running jobs within <paramref name="Grace"/>, then hand the rest back. Answered with Drained.</summary>
+    public sealed record Drain(TimeSpan Grace) : INoSerializationVerificationNeeded;
+
+    public sealed class Drained : INoSerializationVerificationNeeded
+    {
+        public static readonly Drained Instance = new();
+        private Drained() { }
+    }
+
     /// <summary>Asks the pool for its current load (local diagnostics and tests).</summary>
     public sealed class GetStatus
     {

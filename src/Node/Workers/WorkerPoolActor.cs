@@ -1,6 +1,7 @@
 using Akka.Actor;
 using Akka.Hosting;
 using Akka.Event;
+using Akka;
 using ClusterJobs.Protocol;
 using StackExchange.Redis;
 using ClusterJobs.Node.Routing;
@@ -29,6 +30,11 @@ public sealed class WorkerPoolActor : ReceiveActor, IWithTimers
     private readonly IConnectionMultiplexer _redis;
     private readonly RedisKeys _keys;
     private readonly int _maxRunaways;
+    private readonly IActorRef _leaseKeeper;
+    private readonly IActorRef _results;
+    /// <summary>Jobs dispatched here whose outcome is not yet recorded in Redis.</summary>
+    private readonly HashSet<string> _outstanding = [];
+    private IActorRef? _drainRequester;
     private int _runaways;
     private int _runawaysTotal;
     private readonly Dictionary<string, int> _busyByQueue = new();
@@ -38,8 +44,10 @@ public sealed class WorkerPoolActor : ReceiveActor, IWithTimers
     private bool _withdrawing;
 
     public WorkerPoolActor(IReadOnlyList<ServedQueue> queues, int capacity, QueueRouters routers, Func<Props> workerProps,
-        IConnectionMultiplexer redis, RedisKeys keys, int maxRunaways = 0)
+        IActorRef leaseKeeper, IActorRef results, IConnectionMultiplexer redis, RedisKeys keys, int maxRunaways = 0)
     {
+        _leaseKeeper = leaseKeeper;
+        _results = results;
         _maxRunaways = maxRunaways;
         _redis = redis;
         _keys = keys;
@@ -53,14 +61,17 @@ public sealed class WorkerPoolActor : ReceiveActor, IWithTimers
         Receive<Dispatch>(OnDispatch);
         Receive<Empty>(e =>
         {
-            _credit[e.Queue] -= e.Slots;
+            _credit[e.Queue] = Math.Max(0, _credit[e.Queue] - e.Slots);
             if (_awaiting == e.Queue) _awaiting = null;
-            _askIndex = IndexOf(e.Queue) + 1;
+            // Work announced meanwhile at a higher queue: start over from the top instead of moving down.
+            _askIndex = _workAbove ? 0 : IndexOf(e.Queue) + 1;
+            _workAbove = false;
             Offer();
         });
         Receive<WorkAvailable>(w =>
         {
             var index = IndexOf(w.Queue);
+            if (_awaiting is not null && index < IndexOf(_awaiting)) _workAbove = true;
             var parkedBelow = _queues.Skip(index + 1).FirstOrDefault(q => _credit[q.Name] > 0 && _awaiting != q.Name);
             if (parkedBelow is not null && !_withdrawing)
             {
@@ -71,9 +82,11 @@ public sealed class WorkerPoolActor : ReceiveActor, IWithTimers
         });
         Receive<Withdrawn>(w =>
         {
-            _credit[w.Queue] -= w.Slots;
+            _credit[w.Queue] = Math.Max(0, _credit[w.Queue] - w.Slots);
             _withdrawing = false;
+            if (_awaiting == w.Queue) _awaiting = null;
             if (_awaiting is null) { _askIndex = 0; Offer(); }
+            CheckDrained();
         });
         Receive<WorkerFree>(f =>
         {
@@ -83,7 +96,27 @@ public sealed class WorkerPoolActor : ReceiveActor, IWithTimers
             if (_awaiting is null) _askIndex = 0;
             Offer();
         });
-        Receive<Recorded>(r => _routers[r.Queue].Tell(new QueueRouter.JobsCompleted(r.JobIds)));
+        Receive<Recorded>(r =>
+        {
+            _outstanding.ExceptWith(r.JobIds);
+            _leaseKeeper.Tell(new LeaseKeeper.Untrack(r.Queue, r.JobIds));
+            _routers[r.Queue].Tell(new QueueRouter.JobsCompleted(r.JobIds));
+            CheckDrained();
+        });
+        Receive<Drain>(d =>
+        {
+            _log.Info("Draining: taking no more work, finishing {0} running job(s) within {1}", _busy.Count, d.Grace);
+            _draining = true;
+            _drainRequester = Sender;
+            foreach (var q in _queues.Where(q => _credit[q.Name] > 0)) _routers[q.Name].Tell(QueueRouter.Withdraw.Instance);
+            Timers.StartSingleTimer("drain-grace", DrainGraceOver.Instance, d.Grace);
+            CheckDrained();
+        });
+        Receive<DrainGraceOver>(_ =>
+        {
+            _log.Warning("Drain grace period over: handing {0} running job(s) back to their queues", _busy.Count);
+            foreach (var worker in _busy.Keys) worker.Tell(WorkerActor.HandBack.Instance);
+        });
         Receive<Tick>(_ =>
         {
             if (_awaiting is not null || _withdrawing) return;
@@ -102,6 +135,7 @@ public sealed class WorkerPoolActor : ReceiveActor, IWithTimers
             if (_maxRunaways > 0 && _runaways > _maxRunaways) Recycle();
         });
         Receive<RunawayEnded>(_ => _runaways--);
+        Receive<Akka.Cluster.ClusterEvent.MemberRemoved>(_ => ResetCredit());
         Receive<GetStatus>(_ => Sender.Tell(new PoolStatus(_capacity, _busy.Count,
             new Dictionary<string, int>(_busyByQueue), new Dictionary<string, int>(_credit), _runaways, _runawaysTotal)));
     }
@@ -110,6 +144,9 @@ public sealed class WorkerPoolActor : ReceiveActor, IWithTimers
 
     protected override void PreStart()
     {
+        if (InCluster)
+            Akka.Cluster.Cluster.Get(Context.System).Subscribe(Self, Akka.Cluster.ClusterEvent.SubscriptionInitialStateMode.InitialStateAsEvents,
+                typeof(Akka.Cluster.ClusterEvent.MemberRemoved));
         Timers.StartPeriodicTimer("tick", Tick.Instance, TimeSpan.FromSeconds(1));
         var self = Self;
         foreach (var q in _queues)
@@ -121,6 +158,7 @@ public sealed class WorkerPoolActor : ReceiveActor, IWithTimers
 
     protected override void PostStop()
     {
+        if (InCluster) Akka.Cluster.Cluster.Get(Context.System).Unsubscribe(Self);
         foreach (var q in _queues)
         {
             try { _redis.GetSubscriber().Unsubscribe(RedisChannel.Literal(_keys.Queue(q.Name).CancelChannel)); }
@@ -137,13 +175,17 @@ public sealed class WorkerPoolActor : ReceiveActor, IWithTimers
 
     private void OnDispatch(Dispatch d)
     {
-        _credit[d.Queue] -= d.Jobs.Count;
+        // Credit never goes below zero: after a credit reset (a router moved) an old router may still deliver.
+        _credit[d.Queue] = Math.Max(0, _credit[d.Queue] - d.Jobs.Count);
+        var ids = d.Jobs.Select(j => j.Envelope.Id).ToList();
+        _outstanding.UnionWith(ids);
+        _leaseKeeper.Tell(new LeaseKeeper.Track(d.Queue, ids));
         foreach (var job in d.Jobs)
         {
-            if (!_idle.TryPop(out var worker))
+            if (_draining || !_idle.TryPop(out var worker))
             {
-                // Never happens while routers keep to the demand; if it does, the job's lease brings it back.
-                _log.Error("Queue {0} sent job {1} with no free worker; its lease will return it to the queue", d.Queue, job.Envelope.Id);
+                // Not started (we are draining, or more came than we have slots for): back to the queue untouched.
+                _results.Tell(new Results.ResultWriter.Record(d.Queue, new Broker.JobOutcome.Returned(job.Envelope.Id), Self));
                 continue;
             }
             _busy[worker] = d.Queue;
@@ -161,7 +203,7 @@ public sealed class WorkerPoolActor : ReceiveActor, IWithTimers
 
     private void Offer()
     {
-        if (_awaiting is not null) return;
+        if (_awaiting is not null || _draining) return;
         for (var i = _askIndex; i < _queues.Count; i++)
         {
             var free = _capacity - _busy.Count - _credit.Values.Sum();
@@ -179,6 +221,36 @@ public sealed class WorkerPoolActor : ReceiveActor, IWithTimers
                 return;
             }
         }
+    }
+
+    private bool _draining;
+
+    private bool InCluster => ((ExtendedActorSystem)Context.System).Provider is Akka.Cluster.IClusterActorRefProvider;
+    private bool _workAbove;
+
+    /// <summary>
+    /// A member left the cluster: a router singleton may have moved with it, and the slots this pool offered to the
+    /// old one are lost. Forget all offered credit and offer the free slots again, to wherever the routers are now.
+    /// (Should an old router still deliver, the surplus goes back to the queue untouched.)
+    /// </summary>
+    private void ResetCredit()
+    {
+        foreach (var q in _queues) _credit[q.Name] = 0;
+        _awaiting = null;
+        _withdrawing = false;
+        _askIndex = 0;
+        Offer();
+        CheckDrained();
+    }
+
+    private void CheckDrained()
+    {
+        if (!_draining || _drainRequester is null) return;
+        if (_outstanding.Count > 0 || _credit.Values.Any(c => c > 0)) return;
+        _log.Info("Drained: every job of this node is finished or handed back");
+        Timers.Cancel("drain-grace");
+        _drainRequester.Tell(Drained.Instance);
+        _drainRequester = null;
     }
 
     /// <summary>Too many runaway handlers hold threads we cannot take back: leave and exit so a fresh process replaces us.</summary>
@@ -206,6 +278,7 @@ public sealed class WorkerPoolActor : ReceiveActor, IWithTimers
 
     private sealed class Tick : INoSerializationVerificationNeeded { public static readonly Tick Instance = new(); }
     private sealed record CancelRequested(string JobId) : INoSerializationVerificationNeeded;
+    private sealed class DrainGraceOver : INoSerializationVerificationNeeded { public static readonly DrainGraceOver Instance = new(); }
 }
 
 public static class WorkerPoolActorExtensions
@@ -213,11 +286,21 @@ public static class WorkerPoolActorExtensions
     /// <summary>Starts the node's worker pool (registered as <see cref="WorkerPoolActor"/>), after the routers it pulls from.</summary>
     public static AkkaConfigurationBuilder AddWorkerPool(this AkkaConfigurationBuilder builder, IReadOnlyList<ServedQueue> queues,
         int concurrency, QueueRouters routers, Func<ActorSystem, IActorRegistry, Props> workerProps,
-        Func<IConnectionMultiplexer> redis, RedisKeys keys, int maxRunaways) =>
+        Func<IConnectionMultiplexer> redis, RedisKeys keys, int maxRunaways, TimeSpan drainGrace) =>
         builder.WithActors((system, registry, _) =>
         {
             var worker = workerProps(system, registry);
-            registry.Register<WorkerPoolActor>(system.ActorOf(
-                Props.Create(() => new WorkerPoolActor(queues, concurrency, routers, () => worker, redis(), keys, maxRunaways)), "workers"));
+            var leases = registry.Get<LeaseKeeperActor>();
+            var results = registry.Get<Results.ResultWriterActor>();
+            var pool = system.ActorOf(Props.Create(() =>
+                new WorkerPoolActor(queues, concurrency, routers, () => worker, leases, results, redis(), keys, maxRunaways)), "workers");
+            registry.Register<WorkerPoolActor>(pool);
+            // On leave (SIGTERM): stop taking work and finish or hand back every job before the node leaves the cluster.
+            CoordinatedShutdown.Get(system).AddTask(CoordinatedShutdown.PhaseServiceRequestsDone, "drain-workers", async () =>
+            {
+                try { await pool.Ask<Drained>(new Drain(drainGrace), drainGrace + TimeSpan.FromSeconds(10)); }
+                catch (Exception ex) { system.Log.Warning(ex, "Draining the worker pool did not finish in time"); }
+                return Done.Instance;
+            });
         });
 }

@@ -1,0 +1,250 @@
+using Akka.Actor;
+using Akka.TestKit;
+using ClusterJobs.Node.Broker;
+using ClusterJobs.Node.Ingress;
+using ClusterJobs.Node.Workers;
+using ClusterJobs.Protocol;
+using ClusterJobs.Tests.Shared;
+using Xunit.Abstractions;
+
+namespace ClusterJobs.Node.Tests;
+
+[Collection(BrokerCollection.Name)]
+public sealed class QueueIngressActorSpecs(BrokerFixture broker, ITestOutputHelper output)
+    : Akka.TestKit.Xunit2.TestKit(SpecConfig.Hocon, output: output)
+{
+    private const string Queue = "work";
+    private static readonly TimeSpan Wait = TimeSpan.FromSeconds(5);
+
+    /// <summary>No poll or expiry sweep unless a spec asks: what the ingress does, it does because of the spec.</summary>
+    private static readonly QueueIngressSettings Quiet = new()
+    {
+        PollInterval = TimeSpan.FromHours(1),
+        ReclaimInterval = TimeSpan.FromHours(1),
+    };
+
+    private (IActorRef Ingress, TestProbe Router) StartIngress(RedisSpecEnv env, QueueIngressSettings? settings = null,
+        BrokerSettings? brokerSettings = null)
+    {
+        brokerSettings ??= new BrokerSettings();
+        var router = CreateTestProbe("router");
+        var props = QueueIngressActorExtensions.IngressProps(env.Redis, env.Broker(Queue, brokerSettings), brokerSettings, settings ?? Quiet);
+        return (Sys.ActorOf(ForwardingParent.Props(props, router.Ref)), router);
+    }
+
+    [Theory]
+    [InlineData(BrokerKind.Redis)]
+    [InlineData(BrokerKind.Garnet)]
+    public async Task Fetch_leases_the_ready_jobs_and_says_exhausted_when_there_were_fewer_than_asked(BrokerKind kind)
+    {
+        await using var env = await RedisSpecEnv.CreateAsync(broker.Url(kind));
+        var ids = new List<string>();
+        // Own id suffixes: jobs enqueued in the same millisecond are ordered by id, and v7 GUIDs are not monotonic within one.
+        for (var i = 0; i < 3; i++)
+            ids.Add(await env.EnqueueAsync(Queue, args: new { text = $"job {i}" }, options: new EnqueueOptions { JobIdSuffix = $"job-{i}" }));
+        var (ingress, router) = StartIngress(env);
+
+        ingress.Tell(new QueueIngress.Fetch(10));
+
+        var taken = await router.ExpectMsgAsync<QueueIngress.Taken>(Wait);
+        Assert.True(taken.Exhausted);
+        Assert.Equal(ids, taken.Jobs.Select(j => j.Envelope.Id));
+        Assert.All(taken.Jobs, j =>
+        {
+            Assert.Equal(1, j.Attempt);
+            Assert.Equal(1, j.Envelope.Attempt);
+            Assert.Equal("echo", j.Envelope.Task);
+            Assert.Equal(Queue, j.Envelope.Queue);
+        });
+        Assert.Equal("job 1", taken.Jobs[1].Envelope.Args.GetProperty("text").GetString());
+        foreach (var id in ids) Assert.Equal("running", await env.StateAsync(id));
+        Assert.Equal(3, await env.Db.SortedSetLengthAsync(env.Keys.Queue(Queue).Leased));
+        Assert.Equal(0, await env.Db.SortedSetLengthAsync(env.Keys.Queue(Queue).Ready));
+    }
+
+    [Theory]
+    [InlineData(BrokerKind.Redis)]
+    [InlineData(BrokerKind.Garnet)]
+    public async Task Fetch_that_gets_all_it_asked_for_is_not_exhausted(BrokerKind kind)
+    {
+        await using var env = await RedisSpecEnv.CreateAsync(broker.Url(kind));
+        var ids = new List<string>();
+        for (var i = 0; i < 3; i++) ids.Add(await env.EnqueueAsync(Queue, options: new EnqueueOptions { JobIdSuffix = $"job-{i}" }));
+        var (ingress, router) = StartIngress(env);
+
+        ingress.Tell(new QueueIngress.Fetch(2));
+        var first = await router.ExpectMsgAsync<QueueIngress.Taken>(Wait);
+        Assert.False(first.Exhausted);
+        Assert.Equal(ids.Take(2), first.Jobs.Select(j => j.Envelope.Id));
+
+        ingress.Tell(new QueueIngress.Fetch(2));
+        var second = await router.ExpectMsgAsync<QueueIngress.Taken>(Wait);
+        Assert.True(second.Exhausted);
+        Assert.Equal(ids.Skip(2), second.Jobs.Select(j => j.Envelope.Id));
+    }
+
+    [Theory]
+    [InlineData(BrokerKind.Redis)]
+    [InlineData(BrokerKind.Garnet)]
+    public async Task A_malformed_envelope_is_dead_lettered_while_its_neighbour_is_delivered(BrokerKind kind)
+    {
+        await using var env = await RedisSpecEnv.CreateAsync(broker.Url(kind));
+        var q = env.Keys.Queue(Queue);
+        const string bad = Queue + ":bad";
+        await env.Db.HashSetAsync(q.Job(bad), [new("envelope", "{not json"), new("state", "queued")]);
+        await env.Db.SortedSetAddAsync(q.Ready, bad, 0);
+        var good = await env.EnqueueAsync(Queue);
+        var (ingress, router) = StartIngress(env);
+
+        ingress.Tell(new QueueIngress.Fetch(10));
+
+        var taken = await router.ExpectMsgAsync<QueueIngress.Taken>(Wait);
+        Assert.Equal([good], taken.Jobs.Select(j => j.Envelope.Id));
+        Assert.True(taken.Exhausted);
+        await RedisSpecEnv.EventuallyAsync(async () => await env.StateAsync(bad) == "dead_lettered", "the bad job is dead-lettered");
+        var info = await env.Client.GetAsync(bad);
+        Assert.Equal(JobState.DeadLettered, info!.State);
+        Assert.Equal("MalformedEnvelope", info.Error!.Type);
+        Assert.Contains("not valid job JSON", info.Error.Message);
+        Assert.Equal(1, info.Error.Attempt);
+        Assert.Contains(bad, (await env.Db.ListRangeAsync(q.Dead)).Select(v => v.ToString()));
+        Assert.Null(await env.Db.SortedSetScoreAsync(q.Leased, bad));
+        Assert.Equal("running", await env.StateAsync(good));
+    }
+
+    [Theory]
+    [InlineData(BrokerKind.Redis)]
+    [InlineData(BrokerKind.Garnet)]
+    public async Task An_envelope_that_names_another_queue_is_dead_lettered_saying_so(BrokerKind kind)
+    {
+        await using var env = await RedisSpecEnv.CreateAsync(broker.Url(kind));
+        var q = env.Keys.Queue(Queue);
+        const string id = Queue + ":elsewhere";
+        var envelope = ProtocolJson.Serialize(new JobEnvelope { Id = id, Task = "echo", Queue = "other", Args = Jobs.Json("{}") });
+        await env.Db.HashSetAsync(q.Job(id), [new("envelope", envelope), new("state", "queued")]);
+        await env.Db.SortedSetAddAsync(q.Ready, id, 0);
+        var (ingress, router) = StartIngress(env);
+
+        ingress.Tell(new QueueIngress.Fetch(10));
+
+        Assert.Empty((await router.ExpectMsgAsync<QueueIngress.Taken>(Wait)).Jobs);
+        await RedisSpecEnv.EventuallyAsync(async () => await env.StateAsync(id) == "dead_lettered", "the job is dead-lettered");
+        var error = (await env.Client.GetAsync(id))!.Error!;
+        Assert.Equal("MalformedEnvelope", error.Type);
+        Assert.Contains("'other'", error.Message);
+    }
+
+    [Theory]
+    [InlineData(BrokerKind.Redis)]
+    [InlineData(BrokerKind.Garnet)]
+    public async Task An_envelope_over_the_payload_limit_is_dead_lettered_unread(BrokerKind kind)
+    {
+        await using var env = await RedisSpecEnv.CreateAsync(broker.Url(kind));
+        var big = await env.EnqueueAsync(Queue, args: new { text = new string('x', 2_000) });
+        var small = await env.EnqueueAsync(Queue);
+        var (ingress, router) = StartIngress(env, Quiet with { MaxPayloadBytes = 1_000 });
+
+        ingress.Tell(new QueueIngress.Fetch(10));
+
+        Assert.Equal([small], (await router.ExpectMsgAsync<QueueIngress.Taken>(Wait)).Jobs.Select(j => j.Envelope.Id));
+        await RedisSpecEnv.EventuallyAsync(async () => await env.StateAsync(big) == "dead_lettered", "the big job is dead-lettered");
+        var error = (await env.Client.GetAsync(big))!.Error!;
+        Assert.Equal("PayloadTooLarge", error.Type);
+        Assert.Contains("1000 bytes", error.Message);
+    }
+
+    /// <summary>
+    /// Exposes a bug: "args" is not required in an envelope and the ingress delivers a job without it, but a Dispatch
+    /// carrying that job cannot be serialized (an undefined JsonElement), so it can never reach a pool on another node.
+    /// </summary>
+    [Theory]
+    [InlineData(BrokerKind.Redis)]
+    [InlineData(BrokerKind.Garnet)]
+    public async Task Every_job_the_ingress_delivers_can_be_dispatched_to_a_pool_on_another_node(BrokerKind kind)
+    {
+        await using var env = await RedisSpecEnv.CreateAsync(broker.Url(kind));
+        var q = env.Keys.Queue(Queue);
+        const string id = Queue + ":noargs";
+        await env.Db.HashSetAsync(q.Job(id), [new("envelope", $$"""{"v":1,"id":"{{id}}","task":"echo","queue":"{{Queue}}"}"""), new("state", "queued")]);
+        await env.Db.SortedSetAddAsync(q.Ready, id, 0);
+        var (ingress, router) = StartIngress(env);
+
+        ingress.Tell(new QueueIngress.Fetch(10));
+        var taken = await router.ExpectMsgAsync<QueueIngress.Taken>(Wait);
+
+        if (taken.Jobs.Count == 0) return; // rejected as malformed: fine too
+        var dispatch = new WorkerPool.Dispatch(Queue, taken.Jobs);
+        var serializer = Sys.Serialization.FindSerializerFor(dispatch);
+        var bytes = serializer.ToBinary(dispatch);
+        var back = (WorkerPool.Dispatch)Sys.Serialization.Deserialize(bytes, serializer.Identifier,
+            Akka.Serialization.Serialization.ManifestFor(serializer, dispatch));
+        Assert.Equal(id, back.Jobs.Single().Envelope.Id);
+    }
+
+    [Theory]
+    [InlineData(BrokerKind.Redis)]
+    [InlineData(BrokerKind.Garnet)]
+    public async Task A_job_enqueued_after_an_exhausted_take_makes_the_ingress_say_work_may_be_available(BrokerKind kind)
+    {
+        await using var env = await RedisSpecEnv.CreateAsync(broker.Url(kind));
+        var (ingress, router) = StartIngress(env);
+        ingress.Tell(new QueueIngress.Fetch(10));
+        var taken = await router.ExpectMsgAsync<QueueIngress.Taken>(Wait);
+        Assert.Empty(taken.Jobs);
+        Assert.True(taken.Exhausted);
+        await router.ExpectNoMsgAsync(TimeSpan.FromMilliseconds(200));
+
+        var id = await env.EnqueueAsync(Queue);
+
+        await router.ExpectMsgAsync<QueueIngress.WorkMayBeAvailable>(Wait);
+        ingress.Tell(new QueueIngress.Fetch(10));
+        Assert.Equal([id], (await router.ExpectMsgAsync<QueueIngress.Taken>(Wait)).Jobs.Select(j => j.Envelope.Id));
+    }
+
+    [Theory]
+    [InlineData(BrokerKind.Redis)]
+    [InlineData(BrokerKind.Garnet)]
+    public async Task An_exhausted_queue_looks_again_at_its_poll_and_takes_delayed_jobs_once_due(BrokerKind kind)
+    {
+        await using var env = await RedisSpecEnv.CreateAsync(broker.Url(kind));
+        var id = await env.EnqueueAsync(Queue, options: new EnqueueOptions { Countdown = TimeSpan.FromMilliseconds(400) });
+        var (ingress, router) = StartIngress(env, Quiet with { PollInterval = TimeSpan.FromMilliseconds(100) });
+
+        ingress.Tell(new QueueIngress.Fetch(10));
+        Assert.Empty((await router.ExpectMsgAsync<QueueIngress.Taken>(Wait)).Jobs);
+        await router.ExpectMsgAsync<QueueIngress.WorkMayBeAvailable>(TimeSpan.FromSeconds(1)); // from the poll: no wake for delayed jobs
+
+        await Task.Delay(500);
+        ingress.Tell(new QueueIngress.Fetch(10));
+        var taken = await router.ExpectMsgAsync<QueueIngress.Taken>(Wait);
+        Assert.Equal([id], taken.Jobs.Select(j => j.Envelope.Id));
+        Assert.Equal(1, taken.Jobs[0].Attempt);
+    }
+
+    [Theory]
+    [InlineData(BrokerKind.Redis)]
+    [InlineData(BrokerKind.Garnet)]
+    public async Task Reclaimed_jobs_go_back_to_the_queue_without_using_an_attempt(BrokerKind kind)
+    {
+        await using var env = await RedisSpecEnv.CreateAsync(broker.Url(kind));
+        var id = await env.EnqueueAsync(Queue);
+        var (ingress, router) = StartIngress(env);
+        ingress.Tell(new QueueIngress.Fetch(10));
+        await router.ExpectMsgAsync<QueueIngress.Taken>(Wait);
+
+        ingress.Tell(new QueueIngress.Reclaim([id]));
+
+        // The reclaimed job wakes the queue (the take before was exhausted).
+        await router.ExpectMsgAsync<QueueIngress.WorkMayBeAvailable>(Wait);
+        Assert.Equal("queued", await env.StateAsync(id));
+        var info = (await env.Client.GetAsync(id))!;
+        Assert.Equal(0, info.Attempts);
+        Assert.Equal("1", (string?)await env.Db.HashGetAsync(env.Keys.Queue(Queue).Job(id), JobHashFields.Lost));
+        Assert.Null(await env.Db.SortedSetScoreAsync(env.Keys.Queue(Queue).Leased, id));
+
+        ingress.Tell(new QueueIngress.Fetch(10));
+        var again = await router.ExpectMsgAsync<QueueIngress.Taken>(Wait);
+        Assert.Equal([id], again.Jobs.Select(j => j.Envelope.Id));
+        Assert.Equal(1, again.Jobs[0].Attempt);
+    }
+}

@@ -1,0 +1,174 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Serialization;
+using System.Text;
+using Akka.Serialization;
+using ClusterJobs.Node.Routing;
+using ClusterJobs.Node.Serialization;
+using ClusterJobs.Node.Workers;
+using ClusterJobs.Protocol;
+using Xunit.Abstractions;
+
+namespace ClusterJobs.Node.Tests;
+
+public sealed class SerializerSpecs(ITestOutputHelper output) : Akka.TestKit.Xunit2.TestKit(SpecConfig.Hocon, output: output)
+{
+    private SerializerWithStringManifest Ours(object message)
+    {
+        var serializer = Sys.Serialization.FindSerializerFor(message);
+        Assert.IsType<ClusterJobsMessageSerializer>(serializer);
+        Assert.Equal(6471, serializer.Identifier);
+        return (SerializerWithStringManifest)serializer;
+    }
+
+    /// <summary>Serializes as remoting would (serializer id, manifest, bytes) and reads back through the actor system.</summary>
+    private T RoundTrip<T>(T message) where T : notnull
+    {
+        var serializer = Ours(message);
+        var manifest = serializer.Manifest(message);
+        Assert.InRange(manifest.Length, 1, 3);
+        Assert.DoesNotContain(".", manifest);
+        Assert.Equal(manifest, Akka.Serialization.Serialization.ManifestFor(serializer, message));
+        var bytes = serializer.ToBinary(message);
+        var back = Sys.Serialization.Deserialize(bytes, serializer.Identifier, manifest);
+        return Assert.IsType<T>(back);
+    }
+
+    [Fact]
+    public void Demand_round_trips()
+    {
+        Assert.Equal(new QueueRouter.Demand(7, Park: true), RoundTrip(new QueueRouter.Demand(7, Park: true)));
+        Assert.Equal(new QueueRouter.Demand(1, Park: false), RoundTrip(new QueueRouter.Demand(1, Park: false)));
+    }
+
+    [Fact]
+    public void Withdraw_and_GetStatus_come_back_as_their_singletons_from_no_bytes()
+    {
+        Assert.Empty(Ours(QueueRouter.Withdraw.Instance).ToBinary(QueueRouter.Withdraw.Instance));
+        Assert.Same(QueueRouter.Withdraw.Instance, RoundTrip(QueueRouter.Withdraw.Instance));
+        Assert.Same(QueueRouter.GetStatus.Instance, RoundTrip(QueueRouter.GetStatus.Instance));
+    }
+
+    [Fact]
+    public void JobsCompleted_round_trips()
+    {
+        var back = RoundTrip(new QueueRouter.JobsCompleted(["q:1", "q:2", "q:3"]));
+        Assert.Equal(["q:1", "q:2", "q:3"], back.JobIds);
+        Assert.Empty(RoundTrip(new QueueRouter.JobsCompleted([])).JobIds);
+    }
+
+    [Fact]
+    public void RouterStatus_round_trips()
+    {
+        var status = new QueueRouter.RouterStatus("q", Buffered: 1, Pools: 2, Credit: 3, InFlight: 4);
+        Assert.Equal(status, RoundTrip(status));
+    }
+
+    [Fact]
+    public void Empty_WorkAvailable_and_Withdrawn_round_trip()
+    {
+        Assert.Equal(new WorkerPool.Empty("q", 5), RoundTrip(new WorkerPool.Empty("q", 5)));
+        Assert.Equal(new WorkerPool.WorkAvailable("high"), RoundTrip(new WorkerPool.WorkAvailable("high")));
+        Assert.Equal(new WorkerPool.Withdrawn("low", 2), RoundTrip(new WorkerPool.Withdrawn("low", 2)));
+    }
+
+    [Fact]
+    public void Dispatch_round_trips_with_the_envelopes_and_their_json_args()
+    {
+        var full = Jobs.Envelope("q", "full", task: "send_email", args: """{"recipient":"a@b.c","nested":{"list":[1,2.5,"x",null,true]}}""",
+            maxAttempts: 5, softTimeoutMs: 1_000, hardTimeoutMs: 2_000, backoffMs: 250) with
+        {
+            Priority = 7,
+            NotBefore = 1_700_000_000_000,
+            BackoffMaxMs = 9_000,
+            ParentId = "q:parent",
+            RootId = "q:root",
+            IdempotencyKey = "key-1",
+            Attempt = 2,
+        };
+        var positional = Jobs.Envelope("q", "positional", task: "add", args: "[1, 2]");
+        var dispatch = new WorkerPool.Dispatch("q", [new JobLease(full, 2), new JobLease(positional, 1)]);
+
+        var back = RoundTrip(dispatch);
+
+        Assert.Equal("q", back.Queue);
+        Assert.Equal(2, back.Jobs.Count);
+        for (var i = 0; i < 2; i++)
+        {
+            var (sent, got) = (dispatch.Jobs[i], back.Jobs[i]);
+            Assert.Equal(sent.Attempt, got.Attempt);
+            Assert.Equal(sent.Envelope with { Args = default }, got.Envelope with { Args = default });
+            Assert.Equal(sent.Envelope.Args.GetRawText().Replace(" ", ""), got.Envelope.Args.GetRawText().Replace(" ", ""));
+        }
+        Assert.Equal("a@b.c", back.Jobs[0].Envelope.Args.GetProperty("recipient").GetString());
+    }
+
+    [Fact]
+    public void Every_wire_message_type_is_bound_to_our_serializer_and_has_a_short_manifest()
+    {
+        var serializer = Ours(new WorkerPool.Empty("q", 1));
+        var wireTypes = typeof(IClusterJobsMessage).Assembly.GetTypes()
+            .Where(t => typeof(IClusterJobsMessage).IsAssignableFrom(t) && t is { IsInterface: false, IsAbstract: false })
+            .ToList();
+        Assert.Contains(typeof(WorkerPool.Dispatch), wireTypes);
+        Assert.Contains(typeof(QueueRouter.Withdraw), wireTypes);
+        var manifests = new HashSet<string>();
+        foreach (var type in wireTypes)
+        {
+            Assert.IsType<ClusterJobsMessageSerializer>(Sys.Serialization.FindSerializerForType(type));
+            var manifest = serializer.Manifest(RuntimeHelpers.GetUninitializedObject(type));
+            Assert.InRange(manifest.Length, 1, 3);
+            Assert.DoesNotContain(type.Name, manifest);
+            Assert.True(manifests.Add(manifest), $"manifest '{manifest}' is used twice");
+        }
+    }
+
+    [Fact]
+    public void An_unknown_manifest_is_a_SerializationException()
+    {
+        var serializer = Ours(new WorkerPool.Empty("q", 1));
+        Assert.Throws<SerializationException>(() => serializer.FromBinary([], "zz"));
+        Assert.Throws<SerializationException>(() => serializer.FromBinary("{}"u8.ToArray(), typeof(WorkerPool.Empty).AssemblyQualifiedName!));
+    }
+
+    [Fact]
+    public void Malformed_bytes_are_a_SerializationException()
+    {
+        var serializer = Ours(new WorkerPool.Empty("q", 1));
+        var manifest = serializer.Manifest(new WorkerPool.Empty("q", 1));
+        Assert.Throws<SerializationException>(() => serializer.FromBinary("{oops"u8.ToArray(), manifest));
+        Assert.Throws<SerializationException>(() => serializer.FromBinary("null"u8.ToArray(), manifest));
+        Assert.Throws<SerializationException>(() => serializer.FromBinary([], serializer.Manifest(new QueueRouter.Demand(1, false))));
+    }
+
+    [Fact]
+    public void The_bytes_carry_no_type_names()
+    {
+        var dispatch = new WorkerPool.Dispatch("q", [Jobs.Lease("q", "a")]);
+        var text = Encoding.UTF8.GetString(Ours(dispatch).ToBinary(dispatch));
+        Assert.DoesNotContain("ClusterJobs", text);
+        Assert.DoesNotContain("$type", text);
+    }
+
+    [Fact]
+    public void A_message_that_is_not_a_wire_message_is_refused()
+    {
+        var serializer = Ours(new WorkerPool.Empty("q", 1));
+        Assert.Throws<ArgumentException>(() => serializer.Manifest("a string"));
+        Assert.Throws<ArgumentException>(() => serializer.ToBinary(new WorkerActor.Run(Jobs.Lease("q", "a"))));
+    }
+
+    /// <summary>
+    /// A producer may leave out "args" (it is not required in the envelope and the ingress accepts such envelopes); the
+    /// Dispatch carrying that job must still cross the wire.
+    /// </summary>
+    [Fact]
+    public void A_Dispatch_of_an_envelope_without_args_round_trips()
+    {
+        var envelope = ProtocolJson.DeserializeEnvelope("""{"v":1,"id":"q:noargs","task":"echo","queue":"q"}""")!;
+        var dispatch = new WorkerPool.Dispatch("q", [new JobLease(envelope, 1)]);
+
+        var back = RoundTrip(dispatch);
+
+        Assert.Equal("q:noargs", back.Jobs.Single().Envelope.Id);
+    }
+}
