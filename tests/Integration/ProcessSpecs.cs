@@ -46,6 +46,9 @@ public sealed class ProcessSpecs(BrokerFixture brokers, ITestOutputHelper output
         await using var seed = ClusterProcess.StartSeed(seedPort);
         var first = ClusterProcess.StartNode("node-1", NodeEnv(seedPort, lease: "2"));
         await first.WaitForOutputAsync("Welcome from", Startup);
+        // A second node is up before the crash: with seed, node-1 and node-2 the survivors are a majority (keep-majority).
+        await using var second = ClusterProcess.StartNode("node-2", NodeEnv(seedPort, lease: "2"));
+        await second.WaitForOutputAsync("Welcome from", Startup);
         await using var client = await JobClient.ConnectAsync(brokers.RealRedisUrl, new JobClientOptions { KeyPrefix = _prefix });
         var ids = await Task.WhenAll(Enumerable.Range(0, 300).Select(_ => client.EnqueueAsync("sleep", new { ms = 100 })));
         await WaitUntilAsync(async () => (await Task.WhenAll(ids.Take(100).Select(client.GetAsync))).Count(j => j!.State == JobState.Succeeded) >= 30);
@@ -53,13 +56,12 @@ public sealed class ProcessSpecs(BrokerFixture brokers, ITestOutputHelper output
         first.Kill9();
         var inFlight = (await Task.WhenAll(ids.Select(client.GetAsync))).Count(j => j!.State == JobState.Running);
         await first.DisposeAsync();
-        await using var second = ClusterProcess.StartNode("node-2", NodeEnv(seedPort, lease: "2"));
         var jobs = await Task.WhenAll(ids.Select(id => client.WaitAsync(id, TimeSpan.FromSeconds(90))));
 
         Assert.True(inFlight > 0, "the kill should catch jobs in flight");
         Assert.All(jobs, j => Assert.Equal(JobState.Succeeded, j.State));
         Assert.All(jobs, j => Assert.Equal(1, j.Attempts));
-        output.WriteLine($"killed node-1 with {inFlight} job(s) running; 300 of 300 succeeded afterwards");
+        output.WriteLine($"killed node-1 with {inFlight} job(s) running in the cluster; 300 of 300 succeeded afterwards");
     }
 
     [Fact]
@@ -69,8 +71,11 @@ public sealed class ProcessSpecs(BrokerFixture brokers, ITestOutputHelper output
         await using var seed = ClusterProcess.StartSeed(seedPort);
         var first = ClusterProcess.StartNode("node-1", NodeEnv(seedPort, lease: "2"));
         await first.WaitForOutputAsync("Welcome from", Startup);
+        await using var second = ClusterProcess.StartNode("node-2", NodeEnv(seedPort, lease: "2"));
+        await second.WaitForOutputAsync("Welcome from", Startup);
         await using var client = await JobClient.ConnectAsync(brokers.RealRedisUrl, new JobClientOptions { KeyPrefix = _prefix });
-        // 10,000 items, split by the stock `sum` task into 10 children of 1,000 that take 1 s each (16 slots).
+        // 10,000 items, split by the stock `sum` task into 10 children of 1,000 that take 1 s each, on two nodes; the
+        // node that hosts the queue's router (the oldest, node-1) is killed while the parent waits.
         var items = Enumerable.Range(1, 10_000).Select(i => (long)i).ToArray();
         var id = await client.EnqueueAsync("sum", new { items, msPerItem = 1 });
         await NodeSpecs.WaitForState(client, id, JobState.Waiting);
@@ -79,8 +84,19 @@ public sealed class ProcessSpecs(BrokerFixture brokers, ITestOutputHelper output
         first.Kill9();
         await first.DisposeAsync();
         var parent = await client.GetAsync(id);
-        await using var second = ClusterProcess.StartNode("node-2", NodeEnv(seedPort, lease: "2"));
-        var job = await client.WaitAsync(id, TimeSpan.FromSeconds(60));
+        JobInfo job;
+        try { job = await client.WaitAsync(id, TimeSpan.FromSeconds(60)); }
+        catch (TimeoutException)
+        {
+            var stuck = await client.GetAsync(id);
+            foreach (var child in stuck!.ChildIds)
+            {
+                var c = await client.GetAsync(child);
+                output.WriteLine($"{child}: {c?.State} attempts={c?.Attempts} node={c?.Node}");
+            }
+            output.WriteLine($"parent pending={stuck.ChildrenPending}; node-2 output:\n{second.Tail(30)}");
+            throw;
+        }
 
         Assert.Equal(JobState.Waiting, parent!.State);
         Assert.Equal(JobState.Succeeded, job.State);
