@@ -19,7 +19,7 @@ set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 kit="${COMPOSE_KIT:-$(cd "$repo/.." && pwd)/shared/compose-kit}"
-[[ -x $kit/up.sh ]] || { echo "compose-kit not found at $kit (set COMPOSE_KIT)" >&2; exit 2; }
+[[ -f $kit/up.sh ]] || { echo "compose-kit not found at $kit (set COMPOSE_KIT)" >&2; exit 2; }
 
 JOBS=${JOBS:-1000}
 SLEEP_MS=${SLEEP_MS:-200}
@@ -40,7 +40,7 @@ for i in $(seq 1 $NODES); do nodes+=("${project}_node_$i"); done
 
 t0=$SECONDS
 log() { printf '[crash-test %4ds] %s\n' $((SECONDS - t0)) "$*"; }
-pm() { "$kit/podman.sh" "$@"; }
+pm() { bash "$kit/podman.sh" "$@"; }
 rcli() { pm exec "$redis_ctr" redis-cli "$@"; }
 # logs_have CONTAINER PATTERN: reads the whole log (no grep -q: with pipefail, its early exit would SIGPIPE podman).
 logs_have() { (($(pm logs "$1" 2>&1 | grep -c -- "$2" || true) > 0)); }
@@ -51,14 +51,14 @@ teardown() {
     log "KEEP_UP=1: leaving the project running (down: $kit/down.sh $repo -v)"
   else
     log "tearing down: down.sh $repo -v"
-    "$kit/down.sh" "$repo" -v >/dev/null 2>&1 || "$kit/down.sh" "$repo" -v || true
+    bash "$kit/down.sh" "$repo" -v >/dev/null 2>&1 || bash "$kit/down.sh" "$repo" -v || true
   fi
   exit "$rc"
 }
 
 diagnostics() {
   echo "===== diagnostics ====="
-  "$kit/status.sh" "$repo" || true
+  bash "$kit/status.sh" "$repo" || true
   if pm container exists "$redis_ctr" 2>/dev/null; then
     echo "--- job states: $(count_states 2>/dev/null | tr '\n' ' ')"
     echo "--- ready=$(rcli ZCARD 'cj:{default}:ready' 2>/dev/null) leased=$(rcli ZCARD 'cj:{default}:leased' 2>/dev/null)" \
@@ -151,14 +151,15 @@ trap teardown EXIT
 
 log "repo=$repo kit=$kit project=$project"
 log "setup.sh (kit base images)"
-"$kit/setup.sh"
+# Exit 3 = the container tooling itself could not run (not a ClusterJobs failure); see .ci/run.
+bash "$kit/setup.sh" || { log "INFRA: compose-kit setup failed"; exit 3; }
 
 log "down.sh -v first: start from an empty Redis volume"
-"$kit/down.sh" "$repo" -v >/dev/null 2>&1 || true
+bash "$kit/down.sh" "$repo" -v >/dev/null 2>&1 || true
 
 log "up.sh $repo --scale node=$NODES --build"
 t_up=$SECONDS
-"$kit/up.sh" "$repo" --scale "node=$NODES" --build || fail "up.sh failed"
+bash "$kit/up.sh" "$repo" --scale "node=$NODES" --build || { log "INFRA: up.sh failed (image build or podman)"; diagnostics; exit 3; }
 log "up.sh done in $((SECONDS - t_up))s"
 
 # --- wait for redis, the seed and every node to be in the cluster ----------------------------------------------
@@ -213,7 +214,7 @@ elif ((running > others)); then
 else
   log "WARNING: could not see jobs in flight on $victim within 30s; crashing it anyway"
 fi
-"$kit/crash.sh" "$victim"
+bash "$kit/crash.sh" "$victim"
 t_crash=$SECONDS
 
 # --- wait for every job to succeed -------------------------------------------------------------------------------
