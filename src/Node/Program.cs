@@ -19,11 +19,11 @@ try
     builder.Services.AddClusterJobs(options => NodeConfiguration.Apply(options, builder.Configuration)).AddDemoTasks();
     using var host = builder.Build();
     if (demo) return await DemoRunner.RunAsync(host, Console.Out);
-    await host.RunAsync();
+    await host.StartAsync();
+    var shutdown = CoordinatedShutdown.Get(host.Services.GetRequiredService<ActorSystem>());
+    await host.WaitForShutdownAsync();
     // A node that recycled itself (too many runaway handlers) exits 75 so its supervisor starts a fresh one.
-    return CoordinatedShutdown.Get(host.Services.GetRequiredService<ActorSystem>()).ShutdownReason is WorkerPoolActor.RecycleReason
-        ? WorkerPoolActor.RecycleExitCode
-        : 0;
+    return shutdown.ShutdownReason is WorkerPoolActor.RecycleReason ? WorkerPoolActor.RecycleExitCode : 0;
 }
 catch (RedisUnavailableException ex)
 {

@@ -9,11 +9,11 @@ internal static class NodeScripts
     /// <summary>
     /// Promotes due delayed jobs, then leases up to N ready jobs to this node.
     /// KEYS: ready, scheduled, leased, dead. ARGV: job prefix, now, max, lease deadline, node, events channel,
-    /// missing-record error json.
+    /// missing-record error json, record ttl ms, wake channel.
     /// Returns a flat array: id, envelope, attempt, phase ('' or 'reduce') for each job taken (ids without a record are
     /// dead-lettered here; ids cancelled while their node was lost end cancelled here).
     /// </summary>
-    public const string Take = """
+    public const string Take = ChildFinished + "\n" + """
         local prefix, now = ARGV[1], ARGV[2]
         local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, 1000)
         for _, id in ipairs(due) do
@@ -34,7 +34,9 @@ internal static class NodeScripts
           if env and redis.call('HEXISTS', k, 'cancel_requested') == 1 then
             -- cancelled while its node was lost: it ends here instead of running again
             redis.call('HSET', k, 'state', 'cancelled', 'finished_at', now)
+            redis.call('PEXPIRE', k, ARGV[8])
             redis.call('PUBLISH', ARGV[6], id .. ' cancelled')
+            ChildFinished(prefix, now, ARGV[8], ARGV[6], ARGV[9], KEYS[1], k, id, 'cancelled', '')
           elseif env then
             local attempt = redis.call('HINCRBY', k, 'attempts', 1)
             redis.call('HSET', k, 'state', 'running', 'started_at', now, 'node', ARGV[5])
@@ -96,7 +98,7 @@ internal static class NodeScripts
             end
             redis.call('PUBLISH', events, id .. ' ' .. state)
             if state == 'succeeded' or state == 'dead_lettered' or state == 'cancelled' then
-              ChildFinished(k, id, state, payload)
+              ChildFinished(prefix, now, ttl, events, ARGV[5], KEYS[4], k, id, state, payload)
             end
             done = done + 1
           end
@@ -105,16 +107,15 @@ internal static class NodeScripts
         """;
 
     /// <summary>
-    /// Lua function used by Complete: a child job reached a terminal state. Its result (or error) goes into its waiting
-    /// parent's hash; the last child puts the parent back in the ready set for its reduce step. A child that failed fails
-    /// the parent (and so on up the tree) unless the parent collects failures. Uses prefix, now, ttl, events, ARGV[5]
-    /// (wake channel) and KEYS[3] (dead), KEYS[4] (ready) of the calling script.
+    /// Lua function used by every script that ends a job: a child job reached a terminal state. Its result (or error)
+    /// goes into its waiting parent's hash; the last child puts the parent back in the ready set for its reduce step. A
+    /// child that failed fails the parent (and so on up the tree) unless the parent collects failures.
     /// </summary>
     private const string ChildFinished = """
-        local function ChildFinished(k, id, state, payload)
+        local function ChildFinished(prefix, now, ttl, events, wake, ready, k, id, state, payload)
           local parent = redis.call('HGET', k, 'parent')
           while parent do
-            local pk = ARGV[1] .. parent
+            local pk = prefix .. parent
             if redis.call('HGET', pk, 'state') ~= 'waiting' then return end
             local failParent = false
             if state == 'succeeded' then
@@ -128,16 +129,16 @@ internal static class NodeScripts
             if not failParent then
               if redis.call('HINCRBY', pk, 'children_pending', -1) <= 0 then
                 redis.call('HSET', pk, 'state', 'queued', 'phase', 'reduce')
-                redis.call('ZADD', KEYS[4], redis.call('HGET', pk, 'ready_score') or 0, parent)
-                redis.call('PUBLISH', ARGV[5], parent)
-                redis.call('PUBLISH', ARGV[4], parent .. ' queued')
+                redis.call('ZADD', ready, redis.call('HGET', pk, 'ready_score') or 0, parent)
+                redis.call('PUBLISH', wake, parent)
+                redis.call('PUBLISH', events, parent .. ' queued')
               end
               return
             end
-            local err = '{"type":"ChildJobFailed","message":"Child job ' .. id .. ' ended ' .. state .. '.","at":' .. ARGV[2] .. '}'
-            redis.call('HSET', pk, 'state', 'failed', 'error', err, 'finished_at', ARGV[2])
-            redis.call('PEXPIRE', pk, ARGV[3])
-            redis.call('PUBLISH', ARGV[4], parent .. ' failed')
+            local err = '{"type":"ChildJobFailed","message":"Child job ' .. id .. ' ended ' .. state .. '.","at":' .. now .. '}'
+            redis.call('HSET', pk, 'state', 'failed', 'error', err, 'finished_at', now)
+            redis.call('PEXPIRE', pk, ttl)
+            redis.call('PUBLISH', events, parent .. ' failed')
             id, state, payload = parent, 'failed', err
             parent = redis.call('HGET', pk, 'parent')
           end
@@ -187,16 +188,16 @@ internal static class NodeScripts
     /// Returns jobs whose delivery was lost (lease expired, or their node left) to the ready set. A lost delivery does
     /// not use up one of the job's attempts; a job lost max-lost times is dead-lettered (it may be what kills nodes).
     /// KEYS: leased, ready, dead. ARGV: job prefix, now, wake channel, events channel, max lost, lost error json,
-    /// mode ('expired': up to ARGV[8] expired leases; 'ids': the ids from ARGV[8] on).
+    /// record ttl ms, mode ('expired': up to ARGV[9] expired leases; 'ids': the ids from ARGV[9] on).
     /// </summary>
-    public const string Reclaim = """
+    public const string Reclaim = ChildFinished + "\n" + """
         local prefix, now = ARGV[1], ARGV[2]
         local ids
-        if ARGV[7] == 'expired' then
-          ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[8]))
+        if ARGV[8] == 'expired' then
+          ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[9]))
         else
           ids = {}
-          for i = 8, #ARGV do ids[#ids + 1] = ARGV[i] end
+          for i = 9, #ARGV do ids[#ids + 1] = ARGV[i] end
         end
         local n = 0
         for _, id in ipairs(ids) do
@@ -210,6 +211,7 @@ internal static class NodeScripts
                 redis.call('HSET', k, 'state', 'dead_lettered', 'error', ARGV[6], 'finished_at', now)
                 redis.call('RPUSH', KEYS[3], id)
                 redis.call('PUBLISH', ARGV[4], id .. ' dead_lettered')
+                ChildFinished(prefix, now, ARGV[7], ARGV[4], ARGV[3], KEYS[2], k, id, 'dead_lettered', ARGV[6])
               else
                 redis.call('HSET', k, 'state', 'queued')
                 redis.call('ZADD', KEYS[2], redis.call('HGET', k, 'ready_score') or 0, id)

@@ -45,7 +45,8 @@ public sealed class QueueBroker
         });
         var raw = (RedisResult[]?)await Db.ScriptEvaluateAsync(NodeScripts.Take,
             [Keys.Ready, Keys.Scheduled, Keys.Leased, Keys.Dead],
-            [Keys.JobPrefix, now, max, now + (long)_settings.LeaseDuration.TotalMilliseconds, _node, Keys.EventsChannel, missing])
+            [Keys.JobPrefix, now, max, now + (long)_settings.LeaseDuration.TotalMilliseconds, _node, Keys.EventsChannel, missing,
+             (long)_settings.ResultTtl.TotalMilliseconds, Keys.WakeChannel])
             .ConfigureAwait(false);
         if (raw is null || raw.Length == 0) return [];
         var jobs = new TakenJob[raw.Length / 4];
@@ -155,7 +156,8 @@ public sealed class QueueBroker
             Message = $"The job's node was lost while running it {_settings.MaxLostDeliveries} times; it may be what crashes its node.",
             At = now,
         });
-        RedisValue[] args = [Keys.JobPrefix, now, Keys.WakeChannel, Keys.EventsChannel, _settings.MaxLostDeliveries, lostError, mode, .. tail];
+        RedisValue[] args = [Keys.JobPrefix, now, Keys.WakeChannel, Keys.EventsChannel, _settings.MaxLostDeliveries, lostError,
+            (long)_settings.ResultTtl.TotalMilliseconds, mode, .. tail];
         return (int)await Db.ScriptEvaluateAsync(NodeScripts.Reclaim, [Keys.Leased, Keys.Ready, Keys.Dead], args)
             .ConfigureAwait(false);
     }

@@ -40,6 +40,10 @@ public sealed record ClusterBootstrap
         };
     }
 
+    /// <summary>CLUSTER_NAME, or the default name: every process of a cluster must use the same.</summary>
+    public static string SystemNameFromEnvironment(Func<string, string?>? env = null) =>
+        NonEmpty((env ?? Environment.GetEnvironmentVariable)("CLUSTER_NAME")) ?? DefaultSystemName;
+
     private static string? NonEmpty(string? value) => string.IsNullOrWhiteSpace(value) ? null : value.Trim();
 
     private static string ValidateSeed(string seed) =>

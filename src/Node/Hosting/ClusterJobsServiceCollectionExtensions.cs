@@ -38,7 +38,8 @@ public static class ClusterJobsServiceCollectionExtensions
         services.AddSingleton(sp => new JobClient(sp.GetRequiredService<RedisConnectionService>().Connection,
             new JobClientOptions { KeyPrefix = sp.GetRequiredService<IOptions<ClusterJobsOptions>>().Value.KeyPrefix }));
 
-        services.AddAkka(ClusterBootstrap.DefaultSystemName, (akka, sp) =>
+        // The actor system's name is fixed at registration: CLUSTER_NAME, as the seed reads it.
+        services.AddAkka(ClusterBootstrap.SystemNameFromEnvironment(), (akka, sp) =>
         {
             var options = sp.GetRequiredService<IOptions<ClusterJobsOptions>>().Value;
             options.Validate();
@@ -46,6 +47,8 @@ public static class ClusterJobsServiceCollectionExtensions
             // Each served queue is a role, so the queue's router singleton lives only on nodes that serve it.
             var cluster = options.Cluster with { Roles = [.. options.Cluster.Roles, .. options.Queues.Select(q => QueueRouterActorExtensions.RoleFor(q.Name))] };
             cluster.Apply(akka);
+            // The drain runs in this phase: give it the grace period and some.
+            akka.AddHocon($"akka.coordinated-shutdown.phases.service-requests-done.timeout = {(int)(options.DrainGrace.TotalSeconds + 10)}s", HoconAddMode.Prepend);
             akka.AddHocon($"akka.actor.guardian-supervisor-strategy = \"{typeof(NodeGuardianStrategy).AssemblyQualifiedName}\"", HoconAddMode.Prepend);
             akka.WithCustomSerializer("clusterjobs", [typeof(IClusterJobsMessage)], system => new ClusterJobsMessageSerializer(system));
             akka.AddClusterJobsActors(sp, options);

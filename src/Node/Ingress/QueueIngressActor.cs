@@ -27,6 +27,8 @@ public sealed class QueueIngressActor : ReceiveActor, IWithTimers
     private bool _taking;
     private int _wanted;
     private bool _exhausted;
+    /// <summary>A wake message came while a take was in flight: that take may have missed the new job.</summary>
+    private bool _wokenDuringTake;
     private bool _reclaiming;
     private int _failures;
 
@@ -52,7 +54,11 @@ public sealed class QueueIngressActor : ReceiveActor, IWithTimers
             Timers.StartSingleTimer("retry-take", RetryTake.Instance, delay);
         });
         Receive<RetryTake>(_ => { if (!_taking && _wanted > 0) TakeNow(); });
-        Receive<Wake>(_ => WakeRouter());
+        Receive<Wake>(_ =>
+        {
+            if (_taking) _wokenDuringTake = true;
+            else WakeRouter();
+        });
         Receive<Poll>(_ => WakeRouter());
         Receive<Reclaim>(r => Run(_broker.ReclaimAsync(r.JobIds), "reclaim jobs of a lost node"));
         Receive<Return>(r =>
@@ -117,7 +123,9 @@ public sealed class QueueIngressActor : ReceiveActor, IWithTimers
         {
             Run(_broker.CompleteAsync(rejected), "dead-letter bad envelopes");
         }
-        _exhausted = result.Jobs.Count < result.Asked;
+        // Exhausted only if no job arrived meanwhile; otherwise the router asks again at once instead of waiting for a wake.
+        _exhausted = result.Jobs.Count < result.Asked && !_wokenDuringTake;
+        _wokenDuringTake = false;
         _wanted = Math.Max(0, _wanted - result.Jobs.Count);
         Context.Parent.Tell(new Taken(leases, _exhausted));
     }

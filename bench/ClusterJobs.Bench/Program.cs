@@ -1,0 +1,65 @@
+using System.Diagnostics;
+using ClusterJobs.Bench;
+using ClusterJobs.Node.Hosting;
+using ClusterJobs.Protocol;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+// The ClusterJobs peer of the benchmark kit (../shared/bench-peers):
+//   ClusterJobs.Bench produce --n N --sleep-ms S --rate R --rec-lat 0|1   enqueue N jobs one at a time (paced at R/s)
+//   ClusterJobs.Bench node                                                a node serving `bench` (env as any node)
+// Broker: REDIS_URL (default the kit's redis://127.0.0.1:6390/0); metrics: the same server's db 1.
+var redisUrl = Environment.GetEnvironmentVariable("REDIS_URL") is { Length: > 0 } u ? u : "redis://127.0.0.1:6390/0";
+return args.FirstOrDefault() switch
+{
+    "produce" => await Produce(redisUrl, args[1..]),
+    "node" => await RunNode(args[1..]),
+    _ => Usage(),
+};
+
+static int Usage()
+{
+    Console.Error.WriteLine("usage: ClusterJobs.Bench produce --n N [--sleep-ms S] [--rate R] [--rec-lat 0|1] | node");
+    return 2;
+}
+
+static async Task<int> Produce(string redisUrl, string[] args)
+{
+    string Arg(string name, string fallback) => Array.IndexOf(args, name) is var i and >= 0 && i + 1 < args.Length ? args[i + 1] : fallback;
+    var n = int.Parse(Arg("--n", "0"));
+    var sleepMs = double.Parse(Arg("--sleep-ms", "0"), System.Globalization.CultureInfo.InvariantCulture);
+    var rate = double.Parse(Arg("--rate", "0"), System.Globalization.CultureInfo.InvariantCulture);
+    var recLat = int.Parse(Arg("--rec-lat", "0"));
+    await using var client = await JobClient.ConnectAsync(redisUrl);
+    var options = new EnqueueOptions { Queue = "bench", MaxAttempts = 1 };
+    var clock = Stopwatch.StartNew();
+    for (var i = 0; i < n; i++)
+    {
+        if (rate > 0)
+        {
+            // Absolute schedule t0 + i/rate: no drift.
+            var due = TimeSpan.FromSeconds(i / rate) - clock.Elapsed;
+            if (due > TimeSpan.Zero) await Task.Delay(due);
+        }
+        await client.EnqueueAsync("bench", new BenchArgs(BenchTask.NowMs(), sleepMs, n, recLat), options);
+    }
+    Console.WriteLine($"enqueued={n} enqueue_seconds={clock.Elapsed.TotalSeconds:F3}");
+    return 0;
+}
+
+static async Task<int> RunNode(string[] args)
+{
+    var builder = Host.CreateApplicationBuilder(args);
+    builder.Logging.ClearProviders().AddSimpleConsole(o => o.SingleLine = true).SetMinimumLevel(LogLevel.Warning);
+    builder.Services.AddClusterJobs(o =>
+    {
+        NodeConfiguration.Apply(o, builder.Configuration);
+        o.Queues = ClusterJobsOptions.ParseQueues("bench");
+        o.RedisUrl ??= "redis://127.0.0.1:6390/0";
+    }).AddTask<BenchTask>("bench");
+    builder.Services.AddSingleton(sp => new BenchMetrics(sp.GetRequiredService<RedisConnectionService>().Connection));
+    using var host = builder.Build();
+    await host.RunAsync();
+    return 0;
+}

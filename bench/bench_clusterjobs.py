@@ -1,0 +1,61 @@
+#!/usr/bin/python3
+"""The benchmark kit's driver (../shared/bench-peers/bench.py) with ClusterJobs registered as a peer.
+
+    bench_clusterjobs.py KIT_DIR --peer clusterjobs --mode 1node --workload W1 --n 20000 --reps 3
+    bench_clusterjobs.py KIT_DIR --peer clusterjobs --mode 3nodes --workload W4 --n 20000   (W4 = W1 on a seed + 3 nodes)
+
+Any kit peer (celery, rq, bullmq) runs through here too, unchanged. Result lines are the kit's, one per repetition.
+Env: CJ_BENCH_DLL, CJ_SEED_DLL (built binaries), CJ_CONCURRENCY (slots per node, default 500).
+"""
+import argparse, os, sys
+
+kit = os.path.abspath(sys.argv.pop(1))
+sys.path.insert(0, kit)
+os.chdir(kit)
+import bench  # noqa: E402  (the kit's driver)
+
+BENCH, SEED = os.environ["CJ_BENCH_DLL"], os.environ["CJ_SEED_DLL"]
+SLOTS = os.environ.get("CJ_CONCURRENCY", "500")
+SEED_PORT = 4790
+COMMON = {"REDIS_URL": "redis://127.0.0.1:6390/0", "CLUSTERJOBS_CONCURRENCY": SLOTS, "CLUSTER_IP": "127.0.0.1",
+          "DOTNET_gcServer": "0", "DOTNET_TieredPGO": "1"}
+
+
+def cmd(dll, extra, *args):
+    env = dict(COMMON, **extra)
+    return ["env", *[f"{k}={v}" for k, v in env.items()], "dotnet", dll, *args]
+
+
+seeds = {"CLUSTER_SEEDS": f"akka.tcp://clusterjobs@127.0.0.1:{SEED_PORT}", "CLUSTER_PORT": "0"}
+bench.PEERS["clusterjobs"] = dict(cwd=kit, enqueue=["env", "REDIS_URL=redis://127.0.0.1:6390/0", "dotnet", BENCH, "produce"], modes={
+    # One node process that is its own one-node cluster: the normal mode (at-least-once, leases, results kept).
+    "1node": [cmd(BENCH, {"CLUSTER_PORT": "0"}, "node")],
+    # W4: a seed and three nodes on this machine, the queue's router on one of them (remoting between nodes).
+    "3nodes": [cmd(SEED, {"CLUSTER_PORT": str(SEED_PORT), "CLUSTER_SEEDS": ""})] + [cmd(BENCH, seeds, "node")] * 3,
+})
+
+ap = argparse.ArgumentParser()
+ap.add_argument("--peer", required=True, choices=bench.PEERS)
+ap.add_argument("--mode", required=True)
+ap.add_argument("--workload", required=True, choices=["W1", "W2", "W3", "W4"])
+ap.add_argument("--n", type=int, default=20000)
+ap.add_argument("--sleep-ms", type=float, default=20)
+ap.add_argument("--rate", type=float, default=200)
+ap.add_argument("--duration", type=float, default=15)
+ap.add_argument("--reps", type=int, default=1)
+ap.add_argument("--timeout", type=float, default=300)
+ap.add_argument("--note", default="")
+a = ap.parse_args()
+os.makedirs(os.path.join(kit, "results"), exist_ok=True)
+w4 = a.workload == "W4"
+if w4:
+    a.workload = "W1"  # the kit knows W1; the line is relabelled below
+for rep in range(1, a.reps + 1):
+    if not w4:
+        bench.run_once(a, rep)
+        continue
+    import io, contextlib
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        bench.run_once(a, rep)
+    print(out.getvalue().replace("workload=W1", "workload=W4", 1), end="", flush=True)

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# One command for the benchmarks: W1-W4 against ClusterJobs and, with --peers, Celery, RQ and BullMQ on the same
+# private Redis (127.0.0.1:6390), with the kit in ../shared/bench-peers. Prints the kit's result lines, then medians
+# and ratios (docs/benchmarks.md explains them).
+#   bench/run.sh [--smoke] [--peers] [--reps N]
+#   --smoke: tiny sizes, one repetition: proves the harness works (a test runs it); numbers mean nothing.
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+kit_src=${BENCH_KIT:-$(cd "$repo/.." && pwd)/shared/bench-peers}
+reps=3 smoke=0 peers=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --smoke) smoke=1; reps=1 ;;
+    --peers) peers=1 ;;
+    --reps) reps=$2; shift ;;
+    *) echo "unknown option $1" >&2; exit 2 ;;
+  esac
+  shift
+done
+[ -f "$kit_src/bench.py" ] || { echo "benchmark kit not found at $kit_src (set BENCH_KIT)" >&2; exit 2; }
+/usr/bin/python3 -c 'import redis' || { echo "needs python3-redis (apt-get install python3-redis)" >&2; exit 2; }
+
+work=${BENCH_WORK:-$(mktemp -d /tmp/cj-bench.XXXXXX)}
+cp -r "$kit_src/." "$work/" && chmod -R u+w "$work"
+mkdir -p "$work/run" "$work/results"
+results="$work/results/clusterjobs-run.txt"
+: > "$results"
+
+echo "building (Release)..." >&2
+dotnet build "$repo/bench/ClusterJobs.Bench" -c Release -v q -nologo >&2
+dotnet build "$repo/src/Seed" -c Release -v q -nologo >&2
+export CJ_BENCH_DLL="$repo/bench/ClusterJobs.Bench/bin/Release/net10.0/ClusterJobs.Bench.dll"
+export CJ_SEED_DLL="$repo/src/Seed/bin/Release/net10.0/ClusterJobs.Seed.dll"
+
+started_redis=0
+if ! redis-cli -p 6390 ping >/dev/null 2>&1; then
+  redis-server --port 6390 --bind 127.0.0.1 --save '' --appendonly no --daemonize yes \
+    --pidfile "$work/run/redis-6390.pid" --logfile "$work/run/redis-6390.log" --dir "$work/run"
+  started_redis=1
+  for _ in $(seq 50); do redis-cli -p 6390 ping >/dev/null 2>&1 && break; sleep 0.1; done
+else
+  redis-cli -p 6390 config get pidfile | tail -1 | xargs -I{} cp {} "$work/run/redis-6390.pid" 2>/dev/null || \
+    pgrep -f 'redis-server.*:6390' | head -1 > "$work/run/redis-6390.pid"
+fi
+cleanup() { [ "$started_redis" = 1 ] && kill "$(cat "$work/run/redis-6390.pid")" 2>/dev/null || true; }
+trap cleanup EXIT
+
+if [ "$smoke" = 1 ]; then W1N=300 W2R=50 W2D=2 W3N=200 W4N=300; W2R2=100
+else W1N=20000 W2R=200 W2D=15 W3N=2000 W4N=20000; W2R2=1000; fi
+
+run() { /usr/bin/python3 "$repo/bench/bench_clusterjobs.py" "$work" --reps "$reps" "$@" | tee -a "$results"; }
+run --peer clusterjobs --mode 1node --workload W1 --n "$W1N"
+run --peer clusterjobs --mode 1node --workload W2 --rate "$W2R" --duration "$W2D"
+run --peer clusterjobs --mode 1node --workload W2 --rate "$W2R2" --duration "$W2D"
+run --peer clusterjobs --mode 1node --workload W3 --n "$W3N" --sleep-ms 20
+run --peer clusterjobs --mode 3nodes --workload W4 --n "$W4N"
+if [ "$peers" = 1 ]; then
+  (cd "$work/bullmq" && [ -d node_modules ] || npm install --no-audit --no-fund >&2)
+  run --peer celery --mode 2x-solo --workload W1 --n "$W1N"
+  run --peer rq --mode 2workers-simple --workload W1 --n $((W1N / 4))
+  run --peer bullmq --mode 1proc-c50 --workload W1 --n "$W1N"
+  run --peer celery --mode threads-c8 --workload W2 --rate "$W2R" --duration "$W2D"
+  run --peer rq --mode 2workers-simple --workload W2 --rate "$W2R" --duration "$W2D"
+  run --peer bullmq --mode 1proc-c50 --workload W2 --rate "$W2R" --duration "$W2D"
+  run --peer bullmq --mode 1proc-c50 --workload W2 --rate "$W2R2" --duration "$W2D"
+  run --peer celery --mode gevent-c100 --workload W3 --n "$W3N" --sleep-ms 20
+  run --peer bullmq --mode 2proc-c50 --workload W3 --n "$W3N" --sleep-ms 20
+fi
+echo
+/usr/bin/python3 "$repo/bench/summarize.py" "$results"
+w1=$(grep 'workload=W1 ' "$results" | grep 'peer=clusterjobs' | sed 's/.*jobs_per_s=\([0-9.]*\).*/\1/' | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+w4=$(grep 'workload=W4 ' "$results" | sed 's/.*jobs_per_s=\([0-9.]*\).*/\1/' | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+[ -n "$w1" ] && [ -n "$w4" ] && awk -v a="$w4" -v b="$w1" 'BEGIN { printf "ratio workload=W4 three_nodes_over_one_node=%.2f\n", a / b }'
+echo "results: $results" >&2

@@ -1,0 +1,43 @@
+#!/usr/bin/python3
+"""Medians of result lines (the kit's format) per peer, workload and config, and ClusterJobs / best peer ratios.
+
+    summarize.py results.txt
+"""
+import statistics, sys
+from collections import defaultdict
+
+rows = defaultdict(list)
+for line in open(sys.argv[1]):
+    if not line.startswith("peer="):
+        continue
+    kv = dict(p.split("=", 1) for p in line.split() if "=" in p)
+    key = (kv["peer"], kv["workload"], kv.get("notes", ""), kv.get("rate", ""))
+    rows[key].append(kv)
+
+
+def med(kvs, field):
+    xs = [float(k[field]) for k in kvs if k.get(field) not in (None, "", "nan")]
+    return statistics.median(xs) if xs else float("nan")
+
+
+best = {}
+print("| peer | workload | config | reps | jobs/s | p50 ms | p95 ms | p99 ms | worker peak RSS MB |")
+print("|---|---|---|---|---|---|---|---|---|")
+for (peer, wl, cfg, rate), kvs in sorted(rows.items()):
+    j, p50, p95, p99, rss = (med(kvs, f) for f in ("jobs_per_s", "p50_ms", "p95_ms", "p99_ms", "worker_peak_rss_mb"))
+    label = wl + (f"@{rate}/s" if rate else "")
+    print(f"| {peer} | {label} | {cfg} | {len(kvs)} | {j:.0f} | {p50:.2f} | {p95:.2f} | {p99:.2f} | {rss:.0f} |")
+    if peer != "clusterjobs":
+        b = best.setdefault(label, {"jobs": 0, "p99": float("inf")})
+        b["jobs"] = max(b["jobs"], j if j == j else 0)
+        if p99 == p99:
+            b["p99"] = min(b["p99"], p99)
+print()
+for (peer, wl, cfg, rate), kvs in sorted(rows.items()):
+    label = wl + (f"@{rate}/s" if rate else "")
+    if peer != "clusterjobs" or label not in best:
+        continue
+    if wl == "W2" and best[label]["p99"] != float("inf"):
+        print(f"ratio workload={label} config={cfg} p99_clusterjobs_over_best_peer={med(kvs, 'p99_ms') / best[label]['p99']:.2f}")
+    elif best[label]["jobs"]:
+        print(f"ratio workload={label} config={cfg} jobs_per_s_clusterjobs_over_best_peer={med(kvs, 'jobs_per_s') / best[label]['jobs']:.2f}")

@@ -1,0 +1,21 @@
+using Akka.Configuration;
+
+namespace ClusterJobs.Persistence.Redis;
+
+/// <summary>The settings a journal or snapshot-store block holds (see reference.conf).</summary>
+public sealed record RedisPluginSettings(string ConfigurationString, string KeyPrefix, int Database)
+{
+    public const string DefaultKeyPrefix = "cj:persistence";
+
+    /// <summary>Reads a plugin block, <paramref name="defaults"/> filling what it leaves out.</summary>
+    public static RedisPluginSettings Create(Config? pluginConfig, Config defaults)
+    {
+        var config = (pluginConfig ?? Config.Empty).WithFallback(defaults);
+        var connection = config.GetString("configuration-string", "") ?? "";
+        if (string.IsNullOrWhiteSpace(connection))
+            throw new ConfigurationException("The Redis persistence plugin needs a configuration-string (a redis:// URL or a StackExchange.Redis configuration string).");
+        var prefix = config.GetString("key-prefix", DefaultKeyPrefix) ?? DefaultKeyPrefix;
+        RedisKeys.ValidatePrefix(prefix);
+        return new RedisPluginSettings(connection, prefix, config.GetInt("database", -1));
+    }
+}

@@ -1,0 +1,32 @@
+using System.Diagnostics;
+using Xunit.Abstractions;
+
+namespace ClusterJobs.Integration.Tests;
+
+/// <summary>The benchmark harness in smoke mode (tiny sizes): it must keep working, so it is run here; its numbers are not checked.</summary>
+public sealed class BenchHarnessSpecs(ITestOutputHelper output)
+{
+    [Fact]
+    public async Task The_harness_runs_every_workload_against_ClusterJobs_and_prints_a_result_line_for_each()
+    {
+        var root = Path.GetDirectoryName(Path.GetDirectoryName(Path.GetDirectoryName(Tests.Shared.ClusterProcess.Binary("ClusterJobs.Node"))))!;
+        root = Path.GetFullPath(Path.Combine(root, "..", ".."));
+        var info = new ProcessStartInfo("bash") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = root };
+        info.ArgumentList.Add(Path.Combine(root, "bench", "run.sh"));
+        info.ArgumentList.Add("--smoke");
+        using var process = Process.Start(info)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(4));
+        await process.WaitForExitAsync(timeout.Token);
+        var text = await stdout;
+        output.WriteLine(text);
+
+        Assert.True(process.ExitCode == 0, $"bench/run.sh --smoke exited {process.ExitCode}: {await stderr}");
+        var lines = text.Split('\n').Where(l => l.StartsWith("peer=clusterjobs ")).ToList();
+        foreach (var workload in new[] { "W1", "W2", "W3", "W4" })
+            Assert.Contains(lines, l => l.Contains($" workload={workload} ") && !l.Contains("jobs_per_s=nan"));
+        Assert.All(lines, l => Assert.Matches(@" n=(\d+) .* completed=\1 ", l));
+        Assert.Contains("ratio workload=W4 three_nodes_over_one_node=", text);
+    }
+}
