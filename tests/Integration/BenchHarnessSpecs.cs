@@ -9,8 +9,8 @@ public sealed class BenchHarnessSpecs(ITestOutputHelper output)
     [Fact]
     public async Task The_harness_runs_every_workload_against_ClusterJobs_and_prints_a_result_line_for_each()
     {
-        var root = Path.GetDirectoryName(Path.GetDirectoryName(Path.GetDirectoryName(Tests.Shared.ClusterProcess.Binary("ClusterJobs.Node"))))!;
-        root = Path.GetFullPath(Path.Combine(root, "..", ".."));
+        // src/Node/bin/<cfg>/net10.0/ClusterJobs.Node.dll -> the repository root
+        var root = Path.GetFullPath(Path.Combine(Path.GetDirectoryName(ClusterJobs.Tests.Shared.ClusterProcess.Binary("ClusterJobs.Node"))!, "..", "..", "..", "..", ".."));
         var info = new ProcessStartInfo("bash") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = root };
         info.ArgumentList.Add(Path.Combine(root, "bench", "run.sh"));
         info.ArgumentList.Add("--smoke");
