@@ -10,7 +10,7 @@ namespace ClusterJobs.Micro;
 /// Taking and completing 256 jobs: one script call for the batch (what the node does) against one call per job.
 /// Runs against REDIS_URL when set, else an embedded Garnet server. Measured per job.
 /// </summary>
-[MemoryDiagnoser]
+[MemoryDiagnoser, InvocationCount(1)]
 public class LuaBatchingBenchmarks
 {
     private const int Batch = 256;

@@ -11,7 +11,7 @@ namespace ClusterJobs.Micro;
 /// The router's dispatch without Redis: an ingress stub answers every Fetch at once with that many jobs, four pools
 /// of 64 slots hand their slots straight back; measured per job routed (Demand -> Fetch -> Taken -> Dispatch).
 /// </summary>
-[MemoryDiagnoser]
+[MemoryDiagnoser, InvocationCount(1)]
 public class RouterDispatchBenchmarks
 {
     private const int Jobs = 100_000;
