@@ -14,7 +14,7 @@ namespace ClusterJobs.Persistence.Redis;
 internal sealed class PluginConnection(RedisPluginSettings settings, string clientName) : IDisposable
 {
     /// <summary>Piped to the actor when the connect attempt finished, either way.</summary>
-    internal sealed record Finished(IConnectionMultiplexer? Multiplexer, Exception? Error);
+    internal sealed record Finished(IConnectionMultiplexer? Multiplexer, Exception? Error) : Akka.Actor.INoSerializationVerificationNeeded;
 
     private IConnectionMultiplexer? _multiplexer;
     private IDatabase? _database;

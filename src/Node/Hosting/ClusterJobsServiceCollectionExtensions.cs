@@ -2,6 +2,8 @@ using Akka.Actor;
 using Akka.Cluster;
 using Akka.Hosting;
 using ClusterJobs.Node.Broker;
+using ClusterJobs.Node.Queues;
+using ClusterJobs.Persistence.Redis.Hosting;
 using ClusterJobs.Node.Ingress;
 using ClusterJobs.Node.Results;
 using ClusterJobs.Node.Routing;
@@ -29,6 +31,7 @@ public static class ClusterJobsServiceCollectionExtensions
         services.AddSingleton<TaskArgumentJson>();
         services.AddSingleton(sp => jobs.BuildRegistry(sp.GetRequiredService<TaskArgumentJson>().Options));
         services.AddSingleton<QueueRouters>();
+        services.AddSingleton<QueueControl>();
         // The host must wait for the drain (finish or hand back running jobs) before it gives up on a graceful stop.
         services.AddOptions<HostOptions>().Configure<IOptions<ClusterJobsOptions>>((host, jobs) =>
             host.ShutdownTimeout = TimeSpan.FromTicks(Math.Max(host.ShutdownTimeout.Ticks, (jobs.Value.DrainGrace + TimeSpan.FromSeconds(20)).Ticks)));
@@ -51,6 +54,8 @@ public static class ClusterJobsServiceCollectionExtensions
             akka.AddHocon($"akka.coordinated-shutdown.phases.service-requests-done.timeout = {(int)(options.DrainGrace.TotalSeconds + 10)}s", HoconAddMode.Prepend);
             akka.AddHocon($"akka.actor.guardian-supervisor-strategy = \"{typeof(NodeGuardianStrategy).AssemblyQualifiedName}\"", HoconAddMode.Prepend);
             akka.WithCustomSerializer("clusterjobs", [typeof(IClusterJobsMessage)], system => new ClusterJobsMessageSerializer(system));
+            // Actor state that must outlive a node (queue settings) goes to the same Redis, through our journal.
+            akka.WithRedisPersistence(sp.GetRequiredService<RedisConnectionService>().Url, $"{options.KeyPrefix}:persistence");
             akka.AddClusterJobsActors(sp, options);
             configureAkka?.Invoke(akka, sp);
         });

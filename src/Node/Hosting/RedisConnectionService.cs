@@ -12,30 +12,36 @@ namespace ClusterJobs.Node.Hosting;
 /// Redis stops the node at startup with a message that says so), and starts the embedded Garnet server when no
 /// REDIS_URL is configured.
 /// </summary>
-public sealed class RedisConnectionService(IOptions<ClusterJobsOptions> options, ILogger<RedisConnectionService> logger)
-    : IHostedService, IAsyncDisposable
+public sealed class RedisConnectionService : IHostedService, IAsyncDisposable
 {
+    private readonly ILogger<RedisConnectionService> _logger;
     private IConnectionMultiplexer? _connection;
     private EmbeddedGarnet? _garnet;
 
-    public IConnectionMultiplexer Connection =>
-        _connection ?? throw new InvalidOperationException("Redis is not connected yet: the node has not started.");
-
-    /// <summary>The URL in use (the embedded server's when none was configured).</summary>
-    public string Url { get; private set; } = "";
-
-    public async Task StartAsync(CancellationToken cancellationToken)
+    public RedisConnectionService(IOptions<ClusterJobsOptions> options, ILogger<RedisConnectionService> logger)
     {
+        _logger = logger;
         var url = options.Value.RedisUrl;
         if (string.IsNullOrWhiteSpace(url))
         {
+            // Started here, not in StartAsync, so that its URL is known to whatever is configured before the host starts.
             _garnet = new EmbeddedGarnet();
             url = _garnet.Url;
             logger.LogInformation("No REDIS_URL given: started an embedded Garnet server at {Url} (for development; production uses Redis)", url);
         }
         Url = url;
-        _connection = await RedisConnection.ConnectAsync(url, "clusterjobs-node").ConfigureAwait(false);
-        logger.LogInformation("Connected to Redis at {Url}", RedisConnection.Redact(url));
+    }
+
+    public IConnectionMultiplexer Connection =>
+        _connection ?? throw new InvalidOperationException("Redis is not connected yet: the node has not started.");
+
+    /// <summary>The URL in use (the embedded server's when none was configured).</summary>
+    public string Url { get; }
+
+    public async Task StartAsync(CancellationToken cancellationToken)
+    {
+        _connection = await RedisConnection.ConnectAsync(Url, "clusterjobs-node").ConfigureAwait(false);
+        _logger.LogInformation("Connected to Redis at {Url}", RedisConnection.Redact(Url));
     }
 
     public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;

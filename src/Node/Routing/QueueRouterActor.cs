@@ -3,6 +3,7 @@ using Akka.Hosting;
 using Akka.Cluster.Tools.Singleton;
 using Akka.Event;
 using ClusterJobs.Node.Ingress;
+using ClusterJobs.Node.Queues;
 using ClusterJobs.Node.Workers;
 using static ClusterJobs.Node.Routing.QueueRouter;
 
@@ -14,7 +15,7 @@ namespace ClusterJobs.Node.Routing;
 /// slots, never more than a pool asked for. It knows which pool runs which job, so the jobs of a pool that dies go
 /// back to the queue at once instead of waiting for their leases to expire.
 /// </summary>
-public sealed class QueueRouterActor : ReceiveActor
+public sealed class QueueRouterActor : ReceiveActor, IWithTimers
 {
     private readonly string _queue;
     private readonly ILoggingAdapter _log = Context.GetLogger();
@@ -22,13 +23,27 @@ public sealed class QueueRouterActor : ReceiveActor
     private readonly Queue<JobLease> _buffer = new();
     private readonly HashSet<IActorRef> _waitingForWork = [];
     private readonly IActorRef _ingress;
+    private readonly IActorRef? _settingsActor;
     private bool _fetching;
     private bool _exhausted;
+    private QueueSettingsState? _settings;
+    private double _tokens;
+    private DateTime _tokensAt = DateTime.UtcNow;
 
-    public QueueRouterActor(string queue, Props ingressProps)
+    public ITimerScheduler Timers { get; set; } = null!;
+
+    /// <param name="settingsProps">The queue's persistent settings (pause, caps, rate limit); null: no runtime settings.</param>
+    public QueueRouterActor(string queue, Props ingressProps, Props? settingsProps = null)
     {
         _queue = queue;
         _ingress = Context.ActorOf(ingressProps, "ingress");
+        if (settingsProps is null) _settings = QueueSettingsState.Default;
+        else _settingsActor = Context.ActorOf(settingsProps, "settings");
+
+        Receive<QueueSettingsState>(ApplySettings);
+        Receive<QueueSettings.Change>(c => ForwardToSettings(c));
+        Receive<QueueSettings.Get>(g => ForwardToSettings(g));
+        Receive<RefillTokens>(_ => DispatchAndFetch());
 
         Receive<Demand>(OnDemand);
         Receive<Withdraw>(_ =>
@@ -53,6 +68,7 @@ public sealed class QueueRouterActor : ReceiveActor
         {
             if (_pools.TryGetValue(Sender, out var pool))
                 foreach (var id in c.JobIds) pool.Running.Remove(id);
+            if (_settings?.MaxRunning is not null) DispatchAndFetch(); // room under the cap again
         });
         Receive<HandOver>(_ =>
         {
@@ -97,10 +113,52 @@ public sealed class QueueRouterActor : ReceiveActor
         DispatchAndFetch();
     }
 
+    private void ForwardToSettings(object message)
+    {
+        if (_settingsActor is null) Sender.Tell(new Status.Failure(new InvalidOperationException($"Queue {_queue} has no runtime settings on this node.")));
+        else _settingsActor.Forward(message);
+    }
+
+    private void ApplySettings(QueueSettingsState settings)
+    {
+        var wasPaused = _settings?.Paused ?? false;
+        _settings = settings;
+        _tokens = Math.Min(_tokens, settings.RateLimitPerSecond ?? 0);
+        if (settings.RateLimitPerSecond is { } rate)
+            Timers.StartPeriodicTimer("refill", RefillTokens.Instance, TimeSpan.FromMilliseconds(Math.Clamp(1000 / rate, 5, 100)));
+        else Timers.Cancel("refill");
+        if (settings.Paused && !wasPaused && _buffer.Count > 0)
+        {
+            // Paused: jobs leased but not handed out go back to the queue, untouched.
+            _ingress.Tell(new QueueIngress.Return(_buffer.Select(j => j.Envelope.Id).ToList()));
+            _buffer.Clear();
+        }
+        _log.Info("Queue {0}: {1}", _queue, settings);
+        DispatchAndFetch();
+    }
+
+    /// <summary>How many more jobs the settings let start now (pause, cluster-wide running cap, rate limit).</summary>
+    private int Allowance()
+    {
+        if (_settings is not { } s) return 0; // not recovered yet
+        if (s.Paused) return 0;
+        var allowed = int.MaxValue;
+        if (s.MaxRunning is { } cap) allowed = Math.Max(0, cap - _pools.Values.Sum(p => p.Running.Count));
+        if (s.RateLimitPerSecond is { } rate)
+        {
+            var now = DateTime.UtcNow;
+            _tokens = Math.Min(Math.Max(1, rate), _tokens + (now - _tokensAt).TotalSeconds * rate);
+            _tokensAt = now;
+            allowed = Math.Min(allowed, (int)_tokens);
+        }
+        return allowed;
+    }
+
     private void DispatchAndFetch()
     {
-        Dispatch();
-        var want = _pools.Values.Sum(p => p.Credit) - _buffer.Count;
+        var allowance = Allowance();
+        Dispatch(allowance);
+        var want = Math.Min(_pools.Values.Sum(p => p.Credit), Allowance()) - _buffer.Count;
         if (want <= 0) return;
         if (!_exhausted)
         {
@@ -122,11 +180,12 @@ public sealed class QueueRouterActor : ReceiveActor
     }
 
     /// <summary>Each job goes to the pool with the most free slots, so load follows free capacity.</summary>
-    private void Dispatch()
+    private void Dispatch(int allowance)
     {
-        if (_buffer.Count == 0) return;
+        if (_buffer.Count == 0 || allowance <= 0) return;
         Dictionary<IActorRef, List<JobLease>>? batches = null;
-        while (_buffer.Count > 0)
+        var sent = 0;
+        while (_buffer.Count > 0 && sent < allowance)
         {
             IActorRef? best = null;
             PoolState? bestState = null;
@@ -134,6 +193,7 @@ public sealed class QueueRouterActor : ReceiveActor
                 if (pool.Credit > (bestState?.Credit ?? 0)) (best, bestState) = (poolRef, pool);
             if (best is null) break;
             var job = _buffer.Dequeue();
+            sent++;
             bestState!.Credit--;
             bestState.Running.Add(job.Envelope.Id);
             batches ??= new();
@@ -141,6 +201,7 @@ public sealed class QueueRouterActor : ReceiveActor
             batch.Add(job);
         }
         if (batches is null) return;
+        if (_settings?.RateLimitPerSecond is not null) _tokens -= sent;
         foreach (var (poolRef, jobs) in batches) poolRef.Tell(new WorkerPool.Dispatch(_queue, jobs));
     }
 
@@ -156,6 +217,8 @@ public sealed class QueueRouterActor : ReceiveActor
         }
         DispatchAndFetch();
     }
+
+    private sealed class RefillTokens : INoSerializationVerificationNeeded { public static readonly RefillTokens Instance = new(); }
 
     private sealed class PoolState
     {
@@ -176,14 +239,15 @@ public static class QueueRouterActorExtensions
     /// which <paramref name="routers"/> records. See docs/architecture.md for why a singleton and not sharding.
     /// </summary>
     public static AkkaConfigurationBuilder AddQueueRouters(this AkkaConfigurationBuilder builder, IEnumerable<string> queues,
-        QueueRouters routers, Func<string, Props> ingressProps) =>
+        QueueRouters routers, Func<string, Props> ingressProps, bool persistentSettings = true) =>
         builder.WithActors((system, _, _) =>
         {
             foreach (var queue in queues)
             {
                 var role = RoleFor(queue);
                 system.ActorOf(ClusterSingletonManager.Props(
-                        Props.Create(() => new QueueRouterActor(queue, ingressProps(queue))),
+                        Props.Create(() => new QueueRouterActor(queue, ingressProps(queue),
+                            persistentSettings ? Props.Create(() => new QueueSettingsActor(queue)) : null)),
                         QueueRouter.HandOver.Instance,
                         ClusterSingletonManagerSettings.Create(system).WithRole(role).WithSingletonName("router")),
                     $"router-{queue}");

@@ -4,6 +4,7 @@ using System.Text.Json.Serialization;
 using System.Text.Json.Serialization.Metadata;
 using Akka.Actor;
 using Akka.Serialization;
+using ClusterJobs.Node.Queues;
 using ClusterJobs.Node.Routing;
 using ClusterJobs.Node.Workers;
 
@@ -27,12 +28,16 @@ public sealed class ClusterJobsMessageSerializer(ExtendedActorSystem system) : S
         [typeof(WorkerPool.Empty)] = ("pe", WireJson.Default.Empty),
         [typeof(WorkerPool.WorkAvailable)] = ("pa", WireJson.Default.WorkAvailable),
         [typeof(WorkerPool.Withdrawn)] = ("pw", WireJson.Default.Withdrawn),
+        [typeof(QueueSettingsState)] = ("qs", WireJson.Default.QueueSettingsState),
+        [typeof(QueueSettings.Change)] = ("qc", WireJson.Default.Change),
+        [typeof(QueueSettings.Changed)] = ("qe", WireJson.Default.Changed),
     };
 
     private static readonly Dictionary<string, object> Singletons = new()
     {
         ["rw"] = QueueRouter.Withdraw.Instance,
         ["rg"] = QueueRouter.GetStatus.Instance,
+        ["qg"] = QueueSettings.Get.Instance,
     };
 
     private static readonly Dictionary<string, JsonTypeInfo> ByManifest =
@@ -44,13 +49,14 @@ public sealed class ClusterJobsMessageSerializer(ExtendedActorSystem system) : S
     {
         QueueRouter.Withdraw => "rw",
         QueueRouter.GetStatus => "rg",
+        QueueSettings.Get => "qg",
         _ when ByType.TryGetValue(o.GetType(), out var entry) => entry.Manifest,
         _ => throw new ArgumentException($"{o.GetType()} is not a ClusterJobs wire message."),
     };
 
     public override byte[] ToBinary(object obj)
     {
-        if (obj is QueueRouter.Withdraw or QueueRouter.GetStatus) return [];
+        if (obj is QueueRouter.Withdraw or QueueRouter.GetStatus or QueueSettings.Get) return [];
         if (!ByType.TryGetValue(obj.GetType(), out var entry))
             throw new ArgumentException($"{obj.GetType()} is not a ClusterJobs wire message.");
         return JsonSerializer.SerializeToUtf8Bytes(obj, entry.Info);
@@ -81,4 +87,7 @@ public sealed class ClusterJobsMessageSerializer(ExtendedActorSystem system) : S
 [JsonSerializable(typeof(WorkerPool.Empty))]
 [JsonSerializable(typeof(WorkerPool.WorkAvailable))]
 [JsonSerializable(typeof(WorkerPool.Withdrawn))]
+[JsonSerializable(typeof(QueueSettingsState))]
+[JsonSerializable(typeof(QueueSettings.Change))]
+[JsonSerializable(typeof(QueueSettings.Changed))]
 internal sealed partial class WireJson : JsonSerializerContext;
