@@ -320,6 +320,22 @@ public sealed class WorkerActorSpecs : Akka.TestKit.Xunit2.TestKit
     }
 
     [Fact]
+    public void A_worker_that_crashes_on_a_fault_of_its_own_records_its_job_as_a_failed_attempt_and_is_restarted()
+    {
+        // A negative soft limit makes the worker itself throw while starting the job (an actor failure, not a handler's).
+        var lease = Jobs.Lease(Queue, "crash", attempt: 1, args: """{"text":"hi"}""");
+        Run(lease with { Envelope = lease.Envelope with { SoftTimeoutMs = -5 } });
+
+        var retry = Assert.IsType<JobOutcome.Retry>(ExpectOutcome("q:crash"));
+        Assert.Equal(typeof(ArgumentOutOfRangeException).FullName, retry.Error.Type);
+        ExpectFree();
+
+        Run(Jobs.Lease(Queue, "after", attempt: 1, args: """{"text":"again"}"""));
+        Assert.IsType<JobOutcome.Succeeded>(ExpectOutcome("q:after"));
+        ExpectFree();
+    }
+
+    [Fact]
     public void Runs_one_job_after_another()
     {
         for (var i = 0; i < 3; i++)
