@@ -36,14 +36,17 @@ public sealed class RedisServer : IAsyncDisposable
         return RedisServerBinary() is null ? null : await StartBinaryAsync();
     }
 
-    /// <summary>Starts a private redis-server (for tests that restart it or set a password).</summary>
-    public static async Task<RedisServer> StartBinaryAsync(string? password = null, bool appendOnly = false, int port = 0, string? dir = null)
+    /// <summary>Starts a private redis-server (for tests that restart it or set a password); <paramref name="extraArgs"/>
+    /// go on its command line as they are (e.g. <c>--appendfsync always</c>).</summary>
+    public static async Task<RedisServer> StartBinaryAsync(string? password = null, bool appendOnly = false, int port = 0, string? dir = null,
+        string? extraArgs = null)
     {
         var binary = RedisServerBinary() ?? throw new InvalidOperationException("redis-server is not installed (apt-get install redis-server).");
         port = port == 0 ? FreePort() : port;
         dir ??= Directory.CreateTempSubdirectory("cj-redis-").FullName;
         var args = $"--port {port} --bind 127.0.0.1 --save \"\" --appendonly {(appendOnly ? "yes" : "no")} --dir {dir} --protected-mode no";
         if (password is not null) args += $" --requirepass {password}";
+        if (extraArgs is not null) args += " " + extraArgs;
         var process = Process.Start(new ProcessStartInfo(binary, args) { RedirectStandardOutput = true, RedirectStandardError = true })!;
         process.OutputDataReceived += (_, _) => { };
         process.BeginOutputReadLine();

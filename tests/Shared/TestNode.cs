@@ -26,8 +26,13 @@ public sealed class TestNode : IAsyncDisposable
     public IConnectionMultiplexer Redis => Services.GetRequiredService<RedisConnectionService>().Connection;
     public RedisKeys Keys => Client.Keys;
 
+    /// <param name="serializeMessages">
+    /// Off for nodes that form a cluster with other nodes: their messages to each other cross real remoting (and so
+    /// their serializers) anyway, while with it on Akka's own local cluster events go through JSON, which drops
+    /// <c>Member.UpNumber</c>, so every member that joins looks oldest and the router singletons cannot settle.
+    /// </param>
     public static async Task<TestNode> StartAsync(string redisUrl, string prefix, Action<ClusterJobsOptions>? configure = null,
-        Action<ClusterJobsBuilder>? tasks = null)
+        Action<ClusterJobsBuilder>? tasks = null, bool serializeMessages = true)
     {
         var builder = Host.CreateApplicationBuilder();
         builder.Logging.ClearProviders();
@@ -39,7 +44,7 @@ public sealed class TestNode : IAsyncDisposable
             o.Concurrency = 8;
             o.PollInterval = TimeSpan.FromMilliseconds(100);
             configure?.Invoke(o);
-        }, (akka, _) => akka.AddHocon("akka.actor.serialize-messages = on\nakka.loglevel = WARNING", HoconAddMode.Prepend));
+        }, (akka, _) => akka.AddHocon($"akka.actor.serialize-messages = {(serializeMessages ? "on" : "off")}\nakka.loglevel = WARNING", HoconAddMode.Prepend));
         jobs.AddDemoTasks();
         tasks?.Invoke(jobs);
         var host = builder.Build();
