@@ -40,7 +40,7 @@ public sealed class ClusterFaultSpecs(BrokerFixture brokers, ITestOutputHelper o
     public async Task A_node_killed_mid_run_loses_no_job_and_its_jobs_run_again_elsewhere_within_seconds()
     {
         var cluster = await StartClusterAsync(brokers.RealRedisUrl);
-        var run = await StartRunAsync(brokers.RealRedisUrl);
+        var run = await StartRunAsync(brokers.RealRedisUrl, cluster);
         await run.Events.WaitForSucceededAsync(JobCount / 4, RunTimeout);
 
         var victim = cluster.Nodes[1]; // not the router's node: that is node-1, the oldest
@@ -64,7 +64,7 @@ public sealed class ClusterFaultSpecs(BrokerFixture brokers, ITestOutputHelper o
     public async Task The_node_hosting_the_router_killed_mid_run_stalls_the_queue_only_until_the_router_restarts_elsewhere()
     {
         var cluster = await StartClusterAsync(brokers.RealRedisUrl);
-        var run = await StartRunAsync(brokers.RealRedisUrl);
+        var run = await StartRunAsync(brokers.RealRedisUrl, cluster);
         await run.Events.WaitForSucceededAsync(JobCount / 4, RunTimeout);
 
         var victim = cluster.Nodes[0]; // the oldest node: it hosts the router of queue `default`
@@ -99,7 +99,7 @@ public sealed class ClusterFaultSpecs(BrokerFixture brokers, ITestOutputHelper o
     public async Task A_node_stopped_with_sigterm_mid_run_finishes_its_jobs_and_exits_cleanly_and_no_job_runs_twice()
     {
         var cluster = await StartClusterAsync(brokers.RealRedisUrl, drainSeconds: 10);
-        var run = await StartRunAsync(brokers.RealRedisUrl);
+        var run = await StartRunAsync(brokers.RealRedisUrl, cluster);
         await run.Events.WaitForSucceededAsync(JobCount / 4, RunTimeout);
 
         var victim = cluster.Nodes[1];
@@ -163,7 +163,7 @@ public sealed class ClusterFaultSpecs(BrokerFixture brokers, ITestOutputHelper o
         var downFor = restartedAt - crashedAt;
         await producer.WaitAsync(RunTimeout);
         var ids = acknowledged.Select(id => id!).ToArray();
-        var jobs = await ClusterRun.WaitAllFinishedAsync(db, client.Keys, ids, RunTimeout);
+        var jobs = await WithDiagnostics(cluster, ClusterRun.WaitAllFinishedAsync(db, client.Keys, ids, RunTimeout));
 
         var resumedAfter = FirstAfter(jobs.Select(j => j.Ended!.Value), restartedAt);
         output.WriteLine($"Redis killed with {ackedBefore} of {JobCount} enqueues acknowledged and restarted {downFor.TotalSeconds:F1} s later " +
@@ -222,7 +222,7 @@ public sealed class ClusterFaultSpecs(BrokerFixture brokers, ITestOutputHelper o
 
     private sealed record Run(QueueEvents Events, IDatabase Db, string[] Ids, Func<Task<IReadOnlyList<JobFacts>>> WaitAsync);
 
-    private async Task<Run> StartRunAsync(string redisUrl)
+    private async Task<Run> StartRunAsync(string redisUrl, Cluster cluster)
     {
         var events = Track(await QueueEvents.ListenAsync(redisUrl, new RedisKeys(_prefix)));
         var client = Track(await JobClient.ConnectAsync(redisUrl, new JobClientOptions { KeyPrefix = _prefix }));
@@ -233,7 +233,7 @@ public sealed class ClusterFaultSpecs(BrokerFixture brokers, ITestOutputHelper o
             $"({events.Succeeded} already succeeded)");
         return new Run(events, redis.GetDatabase(), ids, async () =>
         {
-            var jobs = await ClusterRun.WaitAllFinishedAsync(redis.GetDatabase(), client.Keys, ids, RunTimeout);
+            var jobs = await WithDiagnostics(cluster, ClusterRun.WaitAllFinishedAsync(redis.GetDatabase(), client.Keys, ids, RunTimeout));
             output.WriteLine($"[{_clock.Elapsed.TotalSeconds:F1} s] all {JobCount} jobs finished, {(_clock.Elapsed - started).TotalSeconds:F1} s after the first enqueue");
             return jobs;
         });
@@ -251,6 +251,18 @@ public sealed class ClusterFaultSpecs(BrokerFixture brokers, ITestOutputHelper o
         var inFlight = await run.Db.SortedSetLengthAsync(leased);
         output.WriteLine($"[{_clock.Elapsed.TotalSeconds:F1} s] killed {victim.Name} after {run.Events.Succeeded} jobs succeeded; {inFlight} leased");
         return (at, inFlight);
+    }
+
+    /// <summary>A run that does not finish prints what the processes still alive last logged.</summary>
+    private async Task<T> WithDiagnostics<T>(Cluster cluster, Task<T> wait)
+    {
+        try { return await wait; }
+        catch (TimeoutException)
+        {
+            foreach (var p in cluster.Nodes.Prepend(cluster.Seed).Where(p => !p.HasExited))
+                output.WriteLine($"---- {p.Name}, last lines:\n{p.Tail(30)}");
+            throw;
+        }
     }
 
     private static void AssertAllSucceededWithTheirResults(IReadOnlyList<JobFacts> jobs)

@@ -19,6 +19,11 @@ public sealed class NodeGuardianStrategySpecs
     }
 
     [Fact]
+    public void A_stuck_singleton_manager_is_restarted_so_the_router_can_start_somewhere() =>
+        Assert.Equal(Directive.Restart, NodeGuardianStrategy.Decide(
+            new Akka.Cluster.Tools.Singleton.ClusterSingletonManagerIsStuckException("hand-over never came")));
+
+    [Fact]
     public void The_strategy_is_one_for_one() =>
         Assert.IsType<OneForOneStrategy>(new NodeGuardianStrategy().Create());
 }

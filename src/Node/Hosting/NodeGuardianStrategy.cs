@@ -13,6 +13,8 @@ public sealed class NodeGuardianStrategy : SupervisorStrategyConfigurator
 
     public static Directive Decide(Exception ex) => ex switch
     {
+        // Akka's own advice: a stuck singleton manager (a hand-over that never came) is restarted, so it starts over.
+        Akka.Cluster.Tools.Singleton.ClusterSingletonManagerIsStuckException => Directive.Restart,
         ActorInitializationException or ActorKilledException or DeathPactException => Directive.Stop,
         _ => Directive.Resume,
     };

@@ -73,12 +73,11 @@ public sealed class QueueRouterActor : ReceiveActor, IWithTimers
         Receive<HandOver>(_ =>
         {
             // This node leaves: jobs leased but not handed to a pool go back to the queue, then the router stops and
-            // the router singleton starts on the next oldest node.
-            if (_buffer.Count > 0) _ingress.Tell(new QueueIngress.Return(_buffer.Select(j => j.Envelope.Id).ToList()));
-            _buffer.Clear();
-            Context.Watch(_ingress);
-            _ingress.Tell(PoisonPill.Instance);
-            Become(() => Receive<Terminated>(t => t.ActorRef.Equals(_ingress), _ => Context.Stop(Self)));
+            // the router singleton starts on the next oldest node. A take still in flight is awaited and returned too.
+            ReturnBuffer();
+            Become(HandingOver);
+            Timers.StartSingleTimer("handover", HandOverTimeout.Instance, TimeSpan.FromSeconds(5));
+            if (!_fetching) StopAfterIngress();
         });
         Receive<Terminated>(t => PoolGone(t.ActorRef));
         Receive<GetStatus>(_ => Sender.Tell(new RouterStatus(_queue, _buffer.Count, _pools.Count,
@@ -111,6 +110,32 @@ public sealed class QueueRouterActor : ReceiveActor, IWithTimers
         _exhausted = taken.Exhausted;
         foreach (var job in taken.Jobs) _buffer.Enqueue(job);
         DispatchAndFetch();
+    }
+
+    private void ReturnBuffer()
+    {
+        if (_buffer.Count > 0) _ingress.Tell(new QueueIngress.Return(_buffer.Select(j => j.Envelope.Id).ToList()));
+        _buffer.Clear();
+    }
+
+    private void HandingOver()
+    {
+        Receive<QueueIngress.Taken>(t =>
+        {
+            _fetching = false;
+            if (t.Jobs.Count > 0) _ingress.Tell(new QueueIngress.Return(t.Jobs.Select(j => j.Envelope.Id).ToList()));
+            StopAfterIngress();
+        });
+        Receive<HandOverTimeout>(_ => StopAfterIngress());
+        Receive<Terminated>(t => t.ActorRef.Equals(_ingress), _ => Context.Stop(Self));
+        ReceiveAny(_ => { });
+    }
+
+    /// <summary>The ingress handles the Return messages already in its mailbox, then stops; so does the router.</summary>
+    private void StopAfterIngress()
+    {
+        Context.Watch(_ingress);
+        _ingress.Tell(PoisonPill.Instance);
     }
 
     private void ForwardToSettings(object message)
@@ -219,6 +244,7 @@ public sealed class QueueRouterActor : ReceiveActor, IWithTimers
     }
 
     private sealed class RefillTokens : INoSerializationVerificationNeeded { public static readonly RefillTokens Instance = new(); }
+    private sealed class HandOverTimeout : INoSerializationVerificationNeeded { public static readonly HandOverTimeout Instance = new(); }
 
     private sealed class PoolState
     {
