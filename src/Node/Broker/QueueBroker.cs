@@ -166,7 +166,7 @@ public sealed class QueueBroker
 public sealed record BrokerSettings
 {
     /// <summary>How long a taken job stays leased without renewal before another node may take it.</summary>
-    public TimeSpan LeaseDuration { get; init; } = TimeSpan.FromSeconds(10);
+    public TimeSpan LeaseDuration { get; init; } = TimeSpan.FromSeconds(8);
     public TimeSpan ResultTtl { get; init; } = JobDefaults.ResultTtl;
     /// <summary>A job whose node is lost this many times is dead-lettered instead of requeued.</summary>
     public int MaxLostDeliveries { get; init; } = 5;

@@ -15,7 +15,8 @@ public sealed class ClusterJobsOptions
     public int Concurrency { get; set; } = 16;
     /// <summary>On SIGTERM: how long running jobs may take to finish before they are handed back to their queues.</summary>
     public TimeSpan DrainGrace { get; set; } = TimeSpan.FromSeconds(20);
-    public TimeSpan LeaseDuration { get; set; } = TimeSpan.FromSeconds(10);
+    /// <summary>8 s: renewed every 2 s, so a dead node's jobs return to the queue 6-9 s after it dies.</summary>
+    public TimeSpan LeaseDuration { get; set; } = TimeSpan.FromSeconds(8);
     public TimeSpan ResultTtl { get; set; } = JobDefaults.ResultTtl;
     public int MaxPayloadBytes { get; set; } = JobDefaults.MaxPayloadBytes;
     public TimeSpan PollInterval { get; set; } = TimeSpan.FromMilliseconds(250);
