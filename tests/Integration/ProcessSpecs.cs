@@ -56,7 +56,13 @@ public sealed class ProcessSpecs(BrokerFixture brokers, ITestOutputHelper output
         first.Kill9();
         var inFlight = (await Task.WhenAll(ids.Select(client.GetAsync))).Count(j => j!.State == JobState.Running);
         await first.DisposeAsync();
-        var jobs = await Task.WhenAll(ids.Select(id => client.WaitAsync(id, TimeSpan.FromSeconds(90))));
+        JobInfo[] jobs;
+        try { jobs = await Task.WhenAll(ids.Select(id => client.WaitAsync(id, TimeSpan.FromSeconds(90)))); }
+        catch (TimeoutException)
+        {
+            output.WriteLine($"node-2 output:\n{second.Tail(60)}\nseed output:\n{seed.Tail(30)}");
+            throw;
+        }
 
         Assert.True(inFlight > 0, "the kill should catch jobs in flight");
         Assert.All(jobs, j => Assert.Equal(JobState.Succeeded, j.State));
