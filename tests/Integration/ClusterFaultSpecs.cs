@@ -211,6 +211,7 @@ public sealed class ClusterFaultSpecs(BrokerFixture brokers, ITestOutputHelper o
         var others = new[] { Start(1), Start(2) };
         await Task.WhenAll(others.Select(n => n.WaitForOutputAsync($"Singleton identified at [{ClusterProcess.SeedAddress(ports[0])}/", Startup)));
         Assert.DoesNotContain(others, n => n.Output.Contains(RouterStarted));
+        await ClusterProcess.WaitForMembersUpAsync([seed, first, .. others], 4, Startup); // joining members do not count for keep-majority
         output.WriteLine($"[{_clock.Elapsed.TotalSeconds:F1} s] seed and 3 nodes up; the router is on node-1");
         return new Cluster(seed, [first, .. others], ports.Select(ClusterProcess.SeedAddress).ToArray());
     }

@@ -49,6 +49,7 @@ public sealed class ProcessSpecs(BrokerFixture brokers, ITestOutputHelper output
         // A second node is up before the crash: with seed, node-1 and node-2 the survivors are a majority (keep-majority).
         await using var second = ClusterProcess.StartNode("node-2", NodeEnv(seedPort, lease: "2"));
         await second.WaitForOutputAsync("Welcome from", Startup);
+        await ClusterProcess.WaitForMembersUpAsync([seed, first, second], 3, Startup); // the survivors of a kill are a majority
         await using var client = await JobClient.ConnectAsync(brokers.RealRedisUrl, new JobClientOptions { KeyPrefix = _prefix });
         var ids = await Task.WhenAll(Enumerable.Range(0, 300).Select(_ => client.EnqueueAsync("sleep", new { ms = 100 })));
         await WaitUntilAsync(async () => (await Task.WhenAll(ids.Take(100).Select(client.GetAsync))).Count(j => j!.State == JobState.Succeeded) >= 30);
@@ -79,6 +80,7 @@ public sealed class ProcessSpecs(BrokerFixture brokers, ITestOutputHelper output
         await first.WaitForOutputAsync("Welcome from", Startup);
         await using var second = ClusterProcess.StartNode("node-2", NodeEnv(seedPort, lease: "2"));
         await second.WaitForOutputAsync("Welcome from", Startup);
+        await ClusterProcess.WaitForMembersUpAsync([seed, first, second], 3, Startup); // the survivors of a kill are a majority
         await using var client = await JobClient.ConnectAsync(brokers.RealRedisUrl, new JobClientOptions { KeyPrefix = _prefix });
         // 10,000 items, split by the stock `sum` task into 10 children of 1,000 that take 1 s each, on two nodes; the
         // node that hosts the queue's router (the oldest, node-1) is killed while the parent waits.

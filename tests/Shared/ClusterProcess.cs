@@ -78,6 +78,26 @@ public sealed class ClusterProcess : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Waits until <paramref name="members"/> distinct members were moved to Up by the cluster's leader (whichever of
+    /// <paramref name="processes"/> it is: the member with the lowest address). A member that is only joining does not
+    /// count for the split-brain resolver's majority, so crash tests wait for this before they kill anything.
+    /// </summary>
+    public static async Task WaitForMembersUpAsync(IReadOnlyCollection<ClusterProcess> processes, int members, TimeSpan timeout)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        while (true)
+        {
+            var up = processes.SelectMany(p => p._lines)
+                .Select(l => System.Text.RegularExpressions.Regex.Match(l, @"Leader is moving node \[([^\]]+)\] to \[Up\]"))
+                .Where(m => m.Success).Select(m => m.Groups[1].Value).Distinct().Count();
+            if (up >= members) return;
+            if (DateTime.UtcNow > deadline)
+                throw new TimeoutException($"only {up} of {members} members were seen Up within {timeout}.");
+            await Task.Delay(50);
+        }
+    }
+
     public async Task<int> WaitForExitAsync(TimeSpan timeout)
     {
         using var cts = new CancellationTokenSource(timeout);
