@@ -35,23 +35,24 @@ internal sealed class PluginConnection(RedisPluginSettings settings, string clie
         return options;
     }
 
-    public void Start(IActorRef self)
+    public void Start(IActorRef self) => ConnectAsync().PipeTo(self);
+
+    private async Task<Finished> ConnectAsync()
     {
-        Task<ConnectionMultiplexer> connect;
-        try { connect = ConnectionMultiplexer.ConnectAsync(Options(settings, clientName)); }
-        catch (Exception ex) { connect = Task.FromException<ConnectionMultiplexer>(ex); }
-        connect.ContinueWith(t =>
+        ConnectionMultiplexer multiplexer;
+        try { multiplexer = await ConnectionMultiplexer.ConnectAsync(Options(settings, clientName)).ConfigureAwait(false); }
+        catch (Exception ex) { return new Finished(null, ex); }
+        lock (_gate)
         {
-            if (!t.IsCompletedSuccessfully)
-                return new Finished(null, t.Exception?.GetBaseException() ?? new TaskCanceledException("Connecting to Redis was cancelled."));
-            lock (_gate)
+            // The actor may have stopped while we connected: then nobody else will dispose this connection.
+            if (!_disposed)
             {
-                // The actor may have stopped while we connected: then nobody else will dispose this connection.
-                if (_disposed) { t.Result.Dispose(); return new Finished(null, new ObjectDisposedException(nameof(PluginConnection))); }
-                _multiplexer = t.Result;
+                _multiplexer = multiplexer;
+                return new Finished(multiplexer, null);
             }
-            return new Finished(t.Result, null);
-        }, TaskContinuationOptions.ExecuteSynchronously).PipeTo(self);
+        }
+        multiplexer.Dispose();
+        return new Finished(null, new ObjectDisposedException(nameof(PluginConnection)));
     }
 
     /// <summary>Takes the result of <see cref="Start"/>; true when the message was that result.</summary>
