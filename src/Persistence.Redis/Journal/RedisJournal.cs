@@ -91,7 +91,7 @@ public sealed class RedisJournal : AsyncWriteJournal, IWithUnboundedStash
 
         // Every script is issued here, synchronously and in order, before anything is awaited: requests that reach
         // this actor later (a highest-sequence-number read of a recovering entity) are queued behind them.
-        var calls = new (string Pid, Task<RedisResult> Result)[order.Count];
+        var calls = new (string Pid, Task<RedisResult> Reply)[order.Count];
         try
         {
             var db = _connection.Database;
@@ -111,12 +111,12 @@ public sealed class RedisJournal : AsyncWriteJournal, IWithUnboundedStash
         return Complete(calls, rejections);
     }
 
-    private static async Task<IImmutableList<Exception>> Complete((string Pid, Task<RedisResult> Result)[] calls, Exception[]? rejections)
+    private static async Task<IImmutableList<Exception>> Complete((string Pid, Task<RedisResult> Reply)[] calls, Exception[]? rejections)
     {
-        if (calls.Length > 0) await Task.WhenAll(calls.Select(c => c.Result)).ConfigureAwait(false);
-        foreach (var (pid, result) in calls)
+        if (calls.Length > 0) await Task.WhenAll(calls.Select(c => c.Reply)).ConfigureAwait(false);
+        foreach (var (pid, call) in calls)
         {
-            var reply = (RedisResult[])result.Result!;
+            var reply = (RedisResult[])(await call.ConfigureAwait(false))!; // already complete: no wait
             if ((long)reply[0] != 1)
                 throw new SequenceNumberConflictException(pid, (long)reply[1], (long)reply[2]);
         }
