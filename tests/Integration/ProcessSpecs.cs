@@ -102,7 +102,7 @@ public sealed class ProcessSpecs(BrokerFixture brokers, ITestOutputHelper output
                 var c = await client.GetAsync(child);
                 output.WriteLine($"{child}: {c?.State} attempts={c?.Attempts} node={c?.Node}");
             }
-            output.WriteLine($"parent pending={stuck.ChildrenPending}; node-2 output:\n{second.Tail(30)}");
+            output.WriteLine($"parent pending={stuck.ChildrenPending}; node-2 output:\n{second.Tail(30)}\nseed output:\n{seed.Tail(30)}");
             throw;
         }
 

@@ -335,6 +335,20 @@ public sealed class WorkerPoolActorSpecs : Akka.TestKit.Xunit2.TestKit, IAsyncLi
         Assert.Equal(running.Worker, _workers.ExpectMsg<HandBackAsked>(TimeSpan.FromSeconds(2)).Worker);
     }
 
+    [Fact]
+    public void A_drain_whose_router_never_answers_the_withdraw_still_ends_at_the_grace()
+    {
+        // The node was downed: its routers are gone and no Withdrawn will come. Shutdown must not wait for one.
+        var pool = StartPool(2, new ServedQueue("only", 2));
+        Demand(Router("only"));
+        var requester = CreateTestProbe();
+
+        requester.Send(pool, new WorkerPool.Drain(TimeSpan.FromMilliseconds(300)));
+
+        Router("only").ExpectMsg<QueueRouter.Withdraw>();
+        requester.ExpectNoMsg(TimeSpan.FromMilliseconds(100));
+        requester.ExpectMsg<WorkerPool.Drained>(TimeSpan.FromSeconds(3));
+    }
     /// <summary>
     /// Exposes a bug: with three queues, WorkAvailable from the first queue while the pool waits for the second one's
     /// answer is forgotten when that answer is Empty (the Empty handler continues at the queue after the second), so all

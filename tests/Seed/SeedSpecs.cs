@@ -74,11 +74,21 @@ public sealed class ClusterBootstrapSpecs
         Assert.Equal(4053, settings.Port);
         Assert.Empty(settings.Seeds);
         Assert.Equal("clusterjobs", settings.SystemName);
+        Assert.Null(settings.HeartbeatPause); // cluster.hocon's failure detector applies
+    }
+
+    [Fact]
+    public void A_busy_machine_can_give_the_failure_detector_a_longer_pause()
+    {
+        var settings = ClusterBootstrap.FromEnvironment(n => n == "CLUSTER_HEARTBEAT_PAUSE" ? "6.5" : null);
+        Assert.Equal(TimeSpan.FromSeconds(6.5), settings.HeartbeatPause);
     }
 
     [Theory]
     [InlineData("CLUSTER_PORT", "70000", "is not a port number")]
     [InlineData("CLUSTER_SEEDS", "seed:4053", "must look like akka.tcp://")]
+    [InlineData("CLUSTER_HEARTBEAT_PAUSE", "soon", "is not a positive number of seconds")]
+    [InlineData("CLUSTER_HEARTBEAT_PAUSE", "-1", "is not a positive number of seconds")]
     public void A_malformed_variable_is_refused_naming_it(string name, string value, string message)
     {
         var ex = Assert.Throws<ArgumentException>(() => ClusterBootstrap.FromEnvironment(n => n == name ? value : null));

@@ -49,6 +49,8 @@ public sealed class ClusterProcess : IAsyncDisposable
         foreach (var arg in args) info.ArgumentList.Add(arg);
         info.Environment["DOTNET_ENVIRONMENT"] = "Production";
         info.Environment.Remove("REDIS_URL");
+        // Test processes share two cores with other test assemblies: a 3 s stall must not make a live member unreachable.
+        info.Environment["CLUSTER_HEARTBEAT_PAUSE"] = "6";
         foreach (var (key, value) in env) info.Environment[key] = value;
         return new ClusterProcess(Process.Start(info)!, name);
     }

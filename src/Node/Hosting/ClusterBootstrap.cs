@@ -9,7 +9,8 @@ namespace ClusterJobs.Node.Hosting;
 /// <summary>
 /// How a process joins the cluster. Shared by the node and the seed (the seed links this file). From the environment:
 /// CLUSTER_IP (address others reach us at), CLUSTER_PORT, CLUSTER_SEEDS (comma-separated akka.tcp:// addresses),
-/// CLUSTER_NAME (actor system name, default clusterjobs).
+/// CLUSTER_NAME (actor system name, default clusterjobs), CLUSTER_HEARTBEAT_PAUSE (seconds of silence before a member is
+/// unreachable; default 3 from cluster.hocon, raise it on machines that stall, such as a busy CI box).
 /// </summary>
 public sealed record ClusterBootstrap
 {
@@ -22,6 +23,8 @@ public sealed record ClusterBootstrap
     public int Port { get; init; }
     public IReadOnlyList<string> Seeds { get; init; } = [];
     public IReadOnlyList<string> Roles { get; init; } = [];
+    /// <summary>The failure detector's acceptable heartbeat pause; null keeps cluster.hocon's.</summary>
+    public TimeSpan? HeartbeatPause { get; init; }
 
     public static ClusterBootstrap FromEnvironment(Func<string, string?>? env = null, int defaultPort = 0, params string[] roles)
     {
@@ -37,6 +40,11 @@ public sealed record ClusterBootstrap
             Seeds = (env("CLUSTER_SEEDS") ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
                 .Select(ValidateSeed).ToArray(),
             Roles = roles,
+            HeartbeatPause = NonEmpty(env("CLUSTER_HEARTBEAT_PAUSE")) is { } pause
+                ? double.TryParse(pause, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var s) && s > 0
+                    ? TimeSpan.FromSeconds(s)
+                    : throw new ArgumentException($"CLUSTER_HEARTBEAT_PAUSE '{pause}' is not a positive number of seconds.")
+                : null,
         };
     }
 
@@ -55,6 +63,8 @@ public sealed record ClusterBootstrap
     public AkkaConfigurationBuilder Apply(AkkaConfigurationBuilder builder)
     {
         var loopback = Host is "127.0.0.1" or "localhost" or "::1";
+        if (HeartbeatPause is { } pause)
+            builder.AddHocon($"akka.cluster.failure-detector.acceptable-heartbeat-pause = {(int)pause.TotalMilliseconds}ms", HoconAddMode.Prepend);
         builder
             .AddHocon(LoadClusterHocon(), HoconAddMode.Append)
             .WithRemoting(new RemoteOptions

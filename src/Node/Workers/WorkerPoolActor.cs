@@ -116,6 +116,10 @@ public sealed class WorkerPoolActor : ReceiveActor, IWithTimers
         {
             _log.Warning("Drain grace period over: handing {0} running job(s) back to their queues", _busy.Count);
             foreach (var worker in _busy.Keys) worker.Tell(WorkerActor.HandBack.Instance);
+            // A router that never answered our Withdraw (its node is gone, or we were downed) holds no job of ours:
+            // whatever it might still send goes back to its queue untouched, so the credit is forgotten.
+            foreach (var q in _queues) _credit[q.Name] = 0;
+            CheckDrained();
         });
         Receive<Tick>(_ =>
         {
