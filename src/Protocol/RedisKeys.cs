@@ -43,6 +43,8 @@ public sealed class QueueKeys(string prefix, string queue)
     public string Leased => Base + "leased";
     /// <summary>LIST of dead-lettered job ids, newest last.</summary>
     public string Dead => Base + "dead";
+    /// <summary>SET of split parents waiting for their children (each has a coordinator actor on the router's node).</summary>
+    public string Waiting => Base + "waiting";
     /// <summary>Prefix of job hashes: <c>cj:{queue}:job:</c> + job id.</summary>
     public string JobPrefix => Base + "job:";
     public string Job(string jobId) => JobPrefix + jobId;

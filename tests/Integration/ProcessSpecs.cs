@@ -46,10 +46,12 @@ public sealed class ProcessSpecs(BrokerFixture brokers, ITestOutputHelper output
         await using var seed = ClusterProcess.StartSeed(seedPort);
         var first = ClusterProcess.StartNode("node-1", NodeEnv(seedPort, lease: "2"));
         await first.WaitForOutputAsync("Welcome from", Startup);
-        // A second node is up before the crash: with seed, node-1 and node-2 the survivors are a majority (keep-majority).
+        // Two more nodes are up before the crash: seed, node-2 and node-3 outnumber node-1 by far (keep-majority), so a
+        // survivor that stalls for a moment on this busy machine cannot make the resolver down the wrong side.
         await using var second = ClusterProcess.StartNode("node-2", NodeEnv(seedPort, lease: "2"));
-        await second.WaitForOutputAsync("Welcome from", Startup);
-        await ClusterProcess.WaitForMembersUpAsync([seed, first, second], 3, Startup); // the survivors of a kill are a majority
+        await using var third = ClusterProcess.StartNode("node-3", NodeEnv(seedPort, lease: "2"));
+        await Task.WhenAll(second.WaitForOutputAsync("Welcome from", Startup), third.WaitForOutputAsync("Welcome from", Startup));
+        await ClusterProcess.WaitForMembersUpAsync([seed, first, second, third], 4, Startup); // joining members do not count
         await using var client = await JobClient.ConnectAsync(brokers.RealRedisUrl, new JobClientOptions { KeyPrefix = _prefix });
         var ids = await Task.WhenAll(Enumerable.Range(0, 300).Select(_ => client.EnqueueAsync("sleep", new { ms = 100 })));
         await WaitUntilAsync(async () => (await Task.WhenAll(ids.Take(100).Select(client.GetAsync))).Count(j => j!.State == JobState.Succeeded) >= 30);
@@ -61,7 +63,7 @@ public sealed class ProcessSpecs(BrokerFixture brokers, ITestOutputHelper output
         try { jobs = await Task.WhenAll(ids.Select(id => client.WaitAsync(id, TimeSpan.FromSeconds(90)))); }
         catch (TimeoutException)
         {
-            output.WriteLine($"node-2 output:\n{second.Tail(60)}\nseed output:\n{seed.Tail(30)}");
+            output.WriteLine($"node-2 output:\n{second.Tail(40)}\nnode-3 output:\n{third.Tail(20)}\nseed output:\n{seed.Tail(30)}");
             throw;
         }
 
@@ -79,11 +81,13 @@ public sealed class ProcessSpecs(BrokerFixture brokers, ITestOutputHelper output
         var first = ClusterProcess.StartNode("node-1", NodeEnv(seedPort, lease: "2"));
         await first.WaitForOutputAsync("Welcome from", Startup);
         await using var second = ClusterProcess.StartNode("node-2", NodeEnv(seedPort, lease: "2"));
-        await second.WaitForOutputAsync("Welcome from", Startup);
-        await ClusterProcess.WaitForMembersUpAsync([seed, first, second], 3, Startup); // the survivors of a kill are a majority
+        await using var third = ClusterProcess.StartNode("node-3", NodeEnv(seedPort, lease: "2"));
+        await Task.WhenAll(second.WaitForOutputAsync("Welcome from", Startup), third.WaitForOutputAsync("Welcome from", Startup));
+        await ClusterProcess.WaitForMembersUpAsync([seed, first, second, third], 4, Startup); // the survivors of a kill are a clear majority
         await using var client = await JobClient.ConnectAsync(brokers.RealRedisUrl, new JobClientOptions { KeyPrefix = _prefix });
-        // 10,000 items, split by the stock `sum` task into 10 children of 1,000 that take 1 s each, on two nodes; the
-        // node that hosts the queue's router (the oldest, node-1) is killed while the parent waits.
+        // 10,000 items, split by the stock `sum` task into 10 children of 1,000 that take 1 s each, on three nodes; the
+        // node that hosts the queue's router (the oldest, node-1), and with it the parent's split coordinator, is killed
+        // while the parent waits: the coordinator starts again on another node and recovers from the journal.
         var items = Enumerable.Range(1, 10_000).Select(i => (long)i).ToArray();
         var id = await client.EnqueueAsync("sum", new { items, msPerItem = 1 });
         await NodeSpecs.WaitForState(client, id, JobState.Waiting);
@@ -102,14 +106,14 @@ public sealed class ProcessSpecs(BrokerFixture brokers, ITestOutputHelper output
                 var c = await client.GetAsync(child);
                 output.WriteLine($"{child}: {c?.State} attempts={c?.Attempts} node={c?.Node}");
             }
-            output.WriteLine($"parent pending={stuck.ChildrenPending}; node-2 output:\n{second.Tail(30)}\nseed output:\n{seed.Tail(30)}");
+            output.WriteLine($"parent pending={stuck.ChildrenPending}; node-2 output:\n{second.Tail(30)}\nnode-3 output:\n{third.Tail(30)}\nseed output:\n{seed.Tail(30)}");
             throw;
         }
 
         Assert.Equal(JobState.Waiting, parent!.State);
         Assert.Equal(JobState.Succeeded, job.State);
         Assert.Equal(items.Sum(), job.ResultAs<long>());
-        output.WriteLine($"killed node-1 while the parent waited ({parent.ChildrenPending} of {parent.ChildrenTotal} children pending); the parent completed on node-2 with the exact sum");
+        output.WriteLine($"killed node-1 while the parent waited ({parent.ChildrenPending} of {parent.ChildrenTotal} children pending); the parent completed with the exact sum");
     }
 
     [Fact]

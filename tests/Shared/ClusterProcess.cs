@@ -93,7 +93,13 @@ public sealed class ClusterProcess : IAsyncDisposable
             var up = processes.SelectMany(p => p._lines)
                 .Select(l => System.Text.RegularExpressions.Regex.Match(l, @"Leader is moving node \[([^\]]+)\] to \[Up\]"))
                 .Where(m => m.Success).Select(m => m.Groups[1].Value).Distinct().Count();
-            if (up >= members) return;
+            if (up >= members)
+            {
+                // The leader logs the move; the other members learn of it by gossip (every second). A member that has not
+                // yet would count too few members in a split-brain decision taken right now.
+                await Task.Delay(TimeSpan.FromSeconds(3));
+                return;
+            }
             if (DateTime.UtcNow > deadline)
                 throw new TimeoutException($"only {up} of {members} members were seen Up within {timeout}.");
             await Task.Delay(50);

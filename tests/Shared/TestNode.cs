@@ -44,7 +44,9 @@ public sealed class TestNode : IAsyncDisposable
             o.Concurrency = 8;
             o.PollInterval = TimeSpan.FromMilliseconds(100);
             configure?.Invoke(o);
-        }, (akka, _) => akka.AddHocon($"akka.actor.serialize-messages = {(serializeMessages ? "on" : "off")}\nakka.loglevel = WARNING", HoconAddMode.Prepend));
+        }, (akka, _) => akka.AddHocon($"akka.actor.serialize-messages = {(serializeMessages ? "on" : "off")}\nakka.loglevel = WARNING\n" +
+            // Terminating the actor system (CrashAsync) must not leave the cluster gracefully: only a test's Dispose does.
+            "akka.coordinated-shutdown.run-by-actor-system-terminate = off", HoconAddMode.Prepend));
         jobs.AddDemoTasks();
         tasks?.Invoke(jobs);
         var host = builder.Build();
@@ -52,8 +54,34 @@ public sealed class TestNode : IAsyncDisposable
         return new TestNode(host);
     }
 
+    private bool _crashed;
+
+    /// <summary>Waits until this node sees <paramref name="members"/> members Up (a member still joining does not count for the split-brain resolver).</summary>
+    public async Task WaitForMembersUpAsync(int members, TimeSpan? timeout = null)
+    {
+        var cluster = Akka.Cluster.Cluster.Get(System);
+        var deadline = DateTime.UtcNow + (timeout ?? TimeSpan.FromSeconds(30));
+        while (cluster.State.Members.Count(m => m.Status == Akka.Cluster.MemberStatus.Up) < members)
+        {
+            if (DateTime.UtcNow > deadline) throw new TimeoutException($"{cluster.SelfAddress} saw only {cluster.State.Members.Count(m => m.Status == Akka.Cluster.MemberStatus.Up)} of {members} members Up.");
+            await Task.Delay(50);
+        }
+    }
+
+    /// <summary>
+    /// Dies as a killed process would, as far as the cluster sees it: the actor system stops without leaving the
+    /// cluster, handing nothing over and draining nothing; the other members find it unreachable and down it.
+    /// </summary>
+    public async Task CrashAsync()
+    {
+        _crashed = true;
+        await System.Terminate();
+        _host.Dispose();
+    }
+
     public async ValueTask DisposeAsync()
     {
+        if (_crashed) return;
         await _host.StopAsync(TimeSpan.FromSeconds(10));
         _host.Dispose();
     }

@@ -13,7 +13,7 @@ internal static class NodeScripts
     /// Returns a flat array: id, envelope, attempt, phase ('' or 'reduce') for each job taken (ids without a record are
     /// dead-lettered here; ids cancelled while their node was lost end cancelled here).
     /// </summary>
-    public const string Take = ChildFinished + "\n" + """
+    public const string Take = """
         local prefix, now = ARGV[1], ARGV[2]
         local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, 1000)
         for _, id in ipairs(due) do
@@ -36,7 +36,6 @@ internal static class NodeScripts
             redis.call('HSET', k, 'state', 'cancelled', 'finished_at', now)
             redis.call('PEXPIRE', k, ARGV[8])
             redis.call('PUBLISH', ARGV[6], id .. ' cancelled')
-            ChildFinished(prefix, now, ARGV[8], ARGV[6], ARGV[9], KEYS[1], k, id, 'cancelled', '')
           elseif env then
             local attempt = redis.call('HINCRBY', k, 'attempts', 1)
             redis.call('HSET', k, 'state', 'running', 'started_at', now, 'node', ARGV[5])
@@ -61,10 +60,13 @@ internal static class NodeScripts
     /// Outcomes: s = succeeded (payload = result json), r = retry at due (payload = error json),
     /// d = dead-lettered (payload = error json), c = cancelled, q = back to ready untouched (not run).
     /// A job no longer running here (already finished, cancelled or reclaimed) is left alone.
+    /// Returns the number recorded, then <c>parent, child</c> for each recorded child job that ended (succeeded,
+    /// dead-lettered or cancelled), for its parent's split coordinator.
     /// </summary>
-    public const string Complete = ChildFinished + "\n" + """
+    public const string Complete = """
         local prefix, now, ttl, events = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
         local done = 0
+        local finished = {}
         for i = 7, #ARGV, 4 do
           local id, outcome, payload, due = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
           local k = prefix .. id
@@ -98,56 +100,23 @@ internal static class NodeScripts
             end
             redis.call('PUBLISH', events, id .. ' ' .. state)
             if state == 'succeeded' or state == 'dead_lettered' or state == 'cancelled' then
-              ChildFinished(prefix, now, ttl, events, ARGV[5], KEYS[4], k, id, state, payload)
+              local parent = redis.call('HGET', k, 'parent')
+              if parent then
+                finished[#finished + 1] = parent
+                finished[#finished + 1] = id
+              end
             end
             done = done + 1
           end
         end
-        return done
-        """;
-
-    /// <summary>
-    /// Lua function used by every script that ends a job: a child job reached a terminal state. Its result (or error)
-    /// goes into its waiting parent's hash; the last child puts the parent back in the ready set for its reduce step. A
-    /// child that failed fails the parent (and so on up the tree) unless the parent collects failures.
-    /// </summary>
-    private const string ChildFinished = """
-        local function ChildFinished(prefix, now, ttl, events, wake, ready, k, id, state, payload)
-          local parent = redis.call('HGET', k, 'parent')
-          while parent do
-            local pk = prefix .. parent
-            if redis.call('HGET', pk, 'state') ~= 'waiting' then return end
-            local failParent = false
-            if state == 'succeeded' then
-              redis.call('HSET', pk, 'child:' .. id, payload)
-            elseif redis.call('HGET', pk, 'child_policy') == 'collect' then
-              if state == 'cancelled' then payload = '{"type":"Cancelled","message":"The child job was cancelled."}' end
-              redis.call('HSET', pk, 'child_error:' .. id, payload)
-            else
-              failParent = true
-            end
-            if not failParent then
-              if redis.call('HINCRBY', pk, 'children_pending', -1) <= 0 then
-                redis.call('HSET', pk, 'state', 'queued', 'phase', 'reduce')
-                redis.call('ZADD', ready, redis.call('HGET', pk, 'ready_score') or 0, parent)
-                redis.call('PUBLISH', wake, parent)
-                redis.call('PUBLISH', events, parent .. ' queued')
-              end
-              return
-            end
-            local err = '{"type":"ChildJobFailed","message":"Child job ' .. id .. ' ended ' .. state .. '.","at":' .. now .. '}'
-            redis.call('HSET', pk, 'state', 'failed', 'error', err, 'finished_at', now)
-            redis.call('PEXPIRE', pk, ttl)
-            redis.call('PUBLISH', events, parent .. ' failed')
-            id, state, payload = parent, 'failed', err
-            parent = redis.call('HGET', pk, 'parent')
-          end
-        end
+        table.insert(finished, 1, done)
+        return finished
         """;
 
     /// <summary>
     /// A running job splits into children: they are enqueued in the same queue, the parent leaves its lease and waits
-    /// (holding no worker slot) until they are done. KEYS: parent hash, leased, ready.
+    /// (holding no worker slot) until they are done; its id joins the waiting set, which the queue's split coordinators
+    /// are started from. KEYS: parent hash, leased, ready, waiting.
     /// ARGV: job prefix, parent id, now, child policy ('fail' or 'collect'), wake channel, events channel, then per
     /// child: id, envelope, ready score. Returns the number of children, or -1 when the parent no longer runs here.
     /// </summary>
@@ -167,9 +136,37 @@ internal static class NodeScripts
         end
         redis.call('HSET', KEYS[1], 'state', 'waiting', 'children_total', n, 'children_pending', n,
           'child_policy', ARGV[4], 'phase', 'split')
+        redis.call('SADD', KEYS[4], ARGV[2])
         redis.call('PUBLISH', ARGV[5], ARGV[2])
         redis.call('PUBLISH', ARGV[6], ARGV[2] .. ' waiting')
         return n
+        """;
+
+    /// <summary>
+    /// A split coordinator ends its parent's wait, only while the parent is still waiting. KEYS: parent hash, ready,
+    /// waiting. ARGV: parent id, now, record ttl ms, events channel, wake channel, mode, error json, then field, value
+    /// pairs. Mode 'reduce': the pairs (<c>child:&lt;id&gt;</c> results, <c>child_error:&lt;id&gt;</c> errors) go into the
+    /// parent, which is queued again with phase 'reduce'. Mode 'fail': the parent fails with the error.
+    /// Returns {0} when the parent no longer waits, {1} reduced, {2, grandparent id or ''} failed.
+    /// </summary>
+    public const string FinishSplit = """
+        if redis.call('HGET', KEYS[1], 'state') ~= 'waiting' then
+          redis.call('SREM', KEYS[3], ARGV[1])
+          return {0}
+        end
+        redis.call('SREM', KEYS[3], ARGV[1])
+        if ARGV[6] == 'reduce' then
+          for i = 8, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+          redis.call('HSET', KEYS[1], 'state', 'queued', 'phase', 'reduce', 'children_pending', 0)
+          redis.call('ZADD', KEYS[2], redis.call('HGET', KEYS[1], 'ready_score') or 0, ARGV[1])
+          redis.call('PUBLISH', ARGV[5], ARGV[1])
+          redis.call('PUBLISH', ARGV[4], ARGV[1] .. ' queued')
+          return {1}
+        end
+        redis.call('HSET', KEYS[1], 'state', 'failed', 'error', ARGV[7], 'finished_at', ARGV[2])
+        redis.call('PEXPIRE', KEYS[1], ARGV[3])
+        redis.call('PUBLISH', ARGV[4], ARGV[1] .. ' failed')
+        return {2, redis.call('HGET', KEYS[1], 'parent') or ''}
         """;
 
     /// <summary>Extends the leases of jobs still leased. KEYS: leased. ARGV: new deadline, ids...</summary>
@@ -190,7 +187,7 @@ internal static class NodeScripts
     /// KEYS: leased, ready, dead. ARGV: job prefix, now, wake channel, events channel, max lost, lost error json,
     /// record ttl ms, mode ('expired': up to ARGV[9] expired leases; 'ids': the ids from ARGV[9] on).
     /// </summary>
-    public const string Reclaim = ChildFinished + "\n" + """
+    public const string Reclaim = """
         local prefix, now = ARGV[1], ARGV[2]
         local ids
         if ARGV[8] == 'expired' then
@@ -211,7 +208,6 @@ internal static class NodeScripts
                 redis.call('HSET', k, 'state', 'dead_lettered', 'error', ARGV[6], 'finished_at', now)
                 redis.call('RPUSH', KEYS[3], id)
                 redis.call('PUBLISH', ARGV[4], id .. ' dead_lettered')
-                ChildFinished(prefix, now, ARGV[7], ARGV[4], ARGV[3], KEYS[2], k, id, 'dead_lettered', ARGV[6])
               else
                 redis.call('HSET', k, 'state', 'queued')
                 redis.call('ZADD', KEYS[2], redis.call('HGET', k, 'ready_score') or 0, id)

@@ -7,6 +7,21 @@ namespace ClusterJobs.Node.Broker;
 /// <summary>A job taken from Redis: its raw envelope (parsed by the ingress) and the attempt number it runs as.</summary>
 public readonly record struct TakenJob(string Id, string EnvelopeJson, int Attempt, string? Phase = null);
 
+/// <summary>What a Complete call recorded: how many outcomes, and which child jobs ended (for their parents' coordinators).</summary>
+public sealed record CompleteResult(int Recorded, IReadOnlyList<FinishedChild> FinishedChildren)
+{
+    public static readonly CompleteResult None = new(0, []);
+}
+
+/// <summary>A child job ended (succeeded, dead-lettered or cancelled): its parent may be able to go on.</summary>
+public sealed record FinishedChild(string ParentId, string ChildId);
+
+/// <summary>A child's state as its parent's coordinator reads it: the state, and its result or error JSON.</summary>
+public sealed record ChildState(string ChildId, string? State, string? Result, string? Error);
+
+/// <summary>A waiting parent as Redis has it: its state, how many children it split into, and whether it collects failures.</summary>
+public sealed record SplitParent(string? State, int ChildrenTotal, bool CollectFailures);
+
 /// <summary>A child job to enqueue under a splitting parent: its id, envelope and ready score.</summary>
 public sealed record ChildEnvelope(string Id, string EnvelopeJson, double ReadyScore);
 
@@ -58,10 +73,10 @@ public sealed class QueueBroker
         return jobs;
     }
 
-    /// <summary>Records a batch of outcomes; returns how many were still running here and got recorded.</summary>
-    public async Task<int> CompleteAsync(IReadOnlyCollection<JobOutcome> outcomes)
+    /// <summary>Records a batch of outcomes; returns how many were still running here and got recorded, and the child jobs that ended.</summary>
+    public async Task<CompleteResult> CompleteAsync(IReadOnlyCollection<JobOutcome> outcomes)
     {
-        if (outcomes.Count == 0) return 0;
+        if (outcomes.Count == 0) return CompleteResult.None;
         var args = new RedisValue[6 + outcomes.Count * 4];
         args[0] = Keys.JobPrefix;
         args[1] = Now;
@@ -77,8 +92,12 @@ public sealed class QueueBroker
             args[i++] = o.Payload;
             args[i++] = o.DueAt;
         }
-        return (int)await Db.ScriptEvaluateAsync(NodeScripts.Complete,
-            [Keys.Leased, Keys.Scheduled, Keys.Dead, Keys.Ready], args).ConfigureAwait(false);
+        var raw = (RedisResult[])(await Db.ScriptEvaluateAsync(NodeScripts.Complete,
+            [Keys.Leased, Keys.Scheduled, Keys.Dead, Keys.Ready], args).ConfigureAwait(false))!;
+        if (raw.Length == 1) return new CompleteResult((int)raw[0], []);
+        var children = new FinishedChild[(raw.Length - 1) / 2];
+        for (var c = 0; c < children.Length; c++) children[c] = new FinishedChild((string)raw[1 + c * 2]!, (string)raw[2 + c * 2]!);
+        return new CompleteResult((int)raw[0], children);
     }
 
     /// <summary>Enqueues a running job's children and makes it wait for them; returns the number of children, -1 when the job no longer runs here.</summary>
@@ -98,8 +117,62 @@ public sealed class QueueBroker
             args[i++] = child.EnvelopeJson;
             args[i++] = child.ReadyScore;
         }
-        return (int)await Db.ScriptEvaluateAsync(NodeScripts.Split, [Keys.Job(parentId), Keys.Leased, Keys.Ready], args)
+        return (int)await Db.ScriptEvaluateAsync(NodeScripts.Split, [Keys.Job(parentId), Keys.Leased, Keys.Ready, Keys.Waiting], args)
             .ConfigureAwait(false);
+    }
+
+    /// <summary>The split parents of this queue still waiting for their children.</summary>
+    public async Task<IReadOnlyList<string>> WaitingParentsAsync() =>
+        (await Db.SetMembersAsync(Keys.Waiting).ConfigureAwait(false)).Select(v => (string)v!).ToList();
+
+    /// <summary>A split parent's state, number of children and failure policy.</summary>
+    public async Task<SplitParent> ReadSplitParentAsync(string parentId)
+    {
+        var v = await Db.HashGetAsync(Keys.Job(parentId), [JobHashFields.State, JobHashFields.ChildrenTotal, "child_policy"]).ConfigureAwait(false);
+        return new SplitParent((string?)v[0], v[1].TryParse(out int total) ? total : 0, (string?)v[2] == "collect");
+    }
+
+    /// <summary>Children's states, results and errors, in one pipelined round trip.</summary>
+    public async Task<IReadOnlyList<ChildState>> ReadChildStatesAsync(IReadOnlyList<string> childIds)
+    {
+        var batch = Db.CreateBatch();
+        var reads = childIds.Select(id => batch.HashGetAsync(Keys.Job(id), [JobHashFields.State, "result", "error"])).ToList();
+        batch.Execute();
+        var values = await Task.WhenAll(reads).ConfigureAwait(false);
+        return childIds.Select((id, i) => new ChildState(id, (string?)values[i][0], (string?)values[i][1], (string?)values[i][2])).ToList();
+    }
+
+    /// <summary>Shows how many children a waiting parent still waits for (only while it waits).</summary>
+    public Task SetChildrenPendingAsync(string parentId, int pending) =>
+        Db.ScriptEvaluateAsync("if redis.call('HGET', KEYS[1], 'state') == 'waiting' then redis.call('HSET', KEYS[1], 'children_pending', ARGV[1]) end",
+            [Keys.Job(parentId)], [pending]);
+
+    /// <summary>
+    /// Ends a parent's wait: queued for its reduce step with the children's outcomes (<paramref name="error"/> null), or
+    /// failed with <paramref name="error"/>. Returns null when the parent no longer waited; on failure, the grandparent
+    /// id (empty when none) whose coordinator must hear of it.
+    /// </summary>
+    public async Task<SplitFinish> FinishSplitAsync(string parentId, IReadOnlyList<ChildResult> outcomes, JobError? error)
+    {
+        var args = new List<RedisValue>(7 + outcomes.Count * 2)
+        {
+            parentId, Now, (long)_settings.ResultTtl.TotalMilliseconds, Keys.EventsChannel, Keys.WakeChannel,
+            error is null ? "reduce" : "fail", error is null ? "" : ProtocolJson.Serialize(error),
+        };
+        if (error is null)
+            foreach (var o in outcomes)
+            {
+                args.Add((o.Succeeded ? "child:" : "child_error:") + o.JobId);
+                args.Add(o.Json);
+            }
+        var raw = (RedisResult[])(await Db.ScriptEvaluateAsync(NodeScripts.FinishSplit, [Keys.Job(parentId), Keys.Ready, Keys.Waiting],
+            args.ToArray()).ConfigureAwait(false))!;
+        return (int)raw[0] switch
+        {
+            0 => SplitFinish.NoLongerWaiting,
+            1 => SplitFinish.Reduced,
+            _ => new SplitFinish(true, true, (string?)raw[1] is { Length: > 0 } grandparent ? grandparent : null),
+        };
     }
 
     /// <summary>A waiting parent's children outcomes, in split order (children ids end in <c>.&lt;index&gt;</c>).</summary>
@@ -161,6 +234,13 @@ public sealed class QueueBroker
         return (int)await Db.ScriptEvaluateAsync(NodeScripts.Reclaim, [Keys.Leased, Keys.Ready, Keys.Dead], args)
             .ConfigureAwait(false);
     }
+}
+
+/// <summary>How FinishSplit went: whether the parent still waited, whether it failed, and its own parent if it failed.</summary>
+public sealed record SplitFinish(bool WasWaiting, bool Failed, string? GrandparentId)
+{
+    public static readonly SplitFinish NoLongerWaiting = new(false, false, null);
+    public static readonly SplitFinish Reduced = new(true, false, null);
 }
 
 public sealed record BrokerSettings

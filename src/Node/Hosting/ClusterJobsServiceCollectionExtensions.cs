@@ -78,11 +78,12 @@ public static class ClusterJobsServiceCollectionExtensions
 
         akka.AddStartup((system, _) => node = Cluster.Get(system).SelfAddress.ToString());
         akka.WithActors((system, _, _) => node ??= Cluster.Get(system).SelfAddress.ToString());
-        akka.AddResultWriter(Broker);
+        akka.AddResultWriter(Broker, queue => routers.TryGet(queue));
         akka.AddLeaseKeeper(Broker, options.LeaseDuration);
         if (options.Queues.Count == 0) return akka;
         akka.AddQueueRouters(options.Queues.Select(q => q.Name), routers,
-            queue => QueueIngressActorExtensions.IngressProps(redis.Connection, Broker(queue), brokerSettings, ingressSettings));
+            queue => QueueIngressActorExtensions.IngressProps(redis.Connection, Broker(queue), brokerSettings, ingressSettings),
+            splitsProps: queue => Splits.SplitTrackerActorExtensions.SplitTrackerProps(Broker(queue)));
         // Handlers that block their thread must not starve the actors and Redis continuations of thread-pool threads.
         ThreadPool.GetMinThreads(out var workers, out var io);
         ThreadPool.SetMinThreads(Math.Max(workers, options.Concurrency + options.MaxRunaways + Environment.ProcessorCount * 2), io);

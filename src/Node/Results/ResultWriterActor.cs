@@ -16,18 +16,21 @@ public sealed class ResultWriterActor : ReceiveActor, IWithTimers
 {
     private const int MaxBatch = 512;
     private readonly Func<string, QueueBroker> _brokers;
+    private readonly Func<string, IActorRef?> _routers;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly Dictionary<string, QueueState> _queues = new();
 
-    public ResultWriterActor(Func<string, QueueBroker> brokers)
+    /// <param name="routers">Each queue's router, told of splits and ended children for the split coordinators.</param>
+    public ResultWriterActor(Func<string, QueueBroker> brokers, Func<string, IActorRef?>? routers = null)
     {
         _brokers = brokers;
+        _routers = routers ?? (_ => null);
         Receive<Record>(r => r.Outcome is JobOutcome.Split, r =>
         {
             var split = (JobOutcome.Split)r.Outcome;
             var q = State(r.Queue);
             q.Broker.SplitAsync(split.JobId, split.Children, split.CollectFailures)
-                .PipeTo(Self, success: _ => new Written(r.Queue, [r], Batch: false), failure: ex => new WriteFailed(r.Queue, [r], ex));
+                .PipeTo(Self, success: n => new Written(r.Queue, [r], Batch: false, SplitInto: n), failure: ex => new WriteFailed(r.Queue, [r], ex));
         });
         Receive<Record>(r =>
         {
@@ -41,8 +44,10 @@ public sealed class ResultWriterActor : ReceiveActor, IWithTimers
             if (w.Batch is false)
             {
                 foreach (var r in w.Records) r.NotifyWhenRecorded.Tell(new WorkerPool.Recorded(w.Queue, [r.Outcome.JobId]));
+                if (w.SplitInto > 0) _routers(w.Queue)?.Tell(new Splits.SplitTracker.SplitStarted(w.Records[0].Outcome.JobId));
                 return;
             }
+            if (w.FinishedChildren is { Count: > 0 } children) _routers(w.Queue)?.Tell(new Splits.SplitTracker.ChildrenFinished(children));
             q.Writing = false;
             q.Failures = 0;
             foreach (var group in w.Records.GroupBy(r => r.NotifyWhenRecorded))
@@ -88,7 +93,7 @@ public sealed class ResultWriterActor : ReceiveActor, IWithTimers
         q.Pending.RemoveRange(0, count);
         q.Writing = true;
         q.Broker.CompleteAsync(batch.Select(r => r.Outcome).ToList())
-            .PipeTo(Self, success: _ => new Written(queue, batch), failure: ex => new WriteFailed(queue, batch, ex));
+            .PipeTo(Self, success: r => new Written(queue, batch, FinishedChildren: r.FinishedChildren), failure: ex => new WriteFailed(queue, batch, ex));
     }
 
     private sealed class QueueState(QueueBroker broker)
@@ -99,7 +104,8 @@ public sealed class ResultWriterActor : ReceiveActor, IWithTimers
         public int Failures { get; set; }
     }
 
-    private sealed record Written(string Queue, List<Record> Records, bool Batch = true) : INoSerializationVerificationNeeded;
+    private sealed record Written(string Queue, List<Record> Records, bool Batch = true, int SplitInto = 0,
+        IReadOnlyList<FinishedChild>? FinishedChildren = null) : INoSerializationVerificationNeeded;
     private sealed record WriteFailed(string Queue, List<Record> Batch, Exception Error) : INoSerializationVerificationNeeded;
     private sealed record RetryWrite(string Queue) : INoSerializationVerificationNeeded;
 }
@@ -107,7 +113,8 @@ public sealed class ResultWriterActor : ReceiveActor, IWithTimers
 public static class ResultWriterActorExtensions
 {
     /// <summary>Starts the node's result writer (registered as <see cref="ResultWriterActor"/>).</summary>
-    public static AkkaConfigurationBuilder AddResultWriter(this AkkaConfigurationBuilder builder, Func<string, QueueBroker> brokers) =>
+    public static AkkaConfigurationBuilder AddResultWriter(this AkkaConfigurationBuilder builder, Func<string, QueueBroker> brokers,
+        Func<string, IActorRef?>? routers = null) =>
         builder.WithActors((system, registry, _) =>
-            registry.Register<ResultWriterActor>(system.ActorOf(Props.Create(() => new ResultWriterActor(brokers)), "results")));
+            registry.Register<ResultWriterActor>(system.ActorOf(Props.Create(() => new ResultWriterActor(brokers, routers)), "results")));
 }

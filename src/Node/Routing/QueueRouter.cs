@@ -51,4 +51,7 @@ public sealed class QueueRouters
         : throw new KeyNotFoundException($"No router for queue '{queue}'.");
 
     public IReadOnlyCollection<string> Queues => _routers.Keys;
+
+    /// <summary>The queue's router, or null when this node does not serve the queue.</summary>
+    public IActorRef? TryGet(string queue) => _routers.GetValueOrDefault(queue);
 }

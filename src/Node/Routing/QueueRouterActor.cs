@@ -24,6 +24,7 @@ public sealed class QueueRouterActor : ReceiveActor, IWithTimers
     private readonly HashSet<IActorRef> _waitingForWork = [];
     private readonly IActorRef _ingress;
     private readonly IActorRef? _settingsActor;
+    private readonly IActorRef? _splits;
     private bool _fetching;
     private bool _exhausted;
     private QueueSettingsState? _settings;
@@ -33,17 +34,21 @@ public sealed class QueueRouterActor : ReceiveActor, IWithTimers
     public ITimerScheduler Timers { get; set; } = null!;
 
     /// <param name="settingsProps">The queue's persistent settings (pause, caps, rate limit); null: no runtime settings.</param>
-    public QueueRouterActor(string queue, Props ingressProps, Props? settingsProps = null)
+    /// <param name="splitsProps">The queue's split tracker (persistent coordinators of waiting parents); null: none.</param>
+    public QueueRouterActor(string queue, Props ingressProps, Props? settingsProps = null, Props? splitsProps = null)
     {
         _queue = queue;
         _ingress = Context.ActorOf(ingressProps, "ingress");
         if (settingsProps is null) _settings = QueueSettingsState.Default;
         else _settingsActor = Context.ActorOf(settingsProps, "settings");
+        if (splitsProps is not null) _splits = Context.ActorOf(splitsProps, "splits");
 
         Receive<QueueSettingsState>(ApplySettings);
         Receive<QueueSettings.Change>(c => ForwardToSettings(c));
         Receive<QueueSettings.Get>(g => ForwardToSettings(g));
         Receive<RefillTokens>(_ => DispatchAndFetch());
+        Receive<Splits.SplitTracker.SplitStarted>(m => _splits?.Forward(m));
+        Receive<Splits.SplitTracker.ChildrenFinished>(m => _splits?.Forward(m));
 
         Receive<Demand>(OnDemand);
         Receive<Withdraw>(_ =>
@@ -265,15 +270,16 @@ public static class QueueRouterActorExtensions
     /// which <paramref name="routers"/> records. See docs/architecture.md for why a singleton and not sharding.
     /// </summary>
     public static AkkaConfigurationBuilder AddQueueRouters(this AkkaConfigurationBuilder builder, IEnumerable<string> queues,
-        QueueRouters routers, Func<string, Props> ingressProps, bool persistentSettings = true) =>
+        QueueRouters routers, Func<string, Props> ingressProps, bool persistentSettings = true, Func<string, Props>? splitsProps = null) =>
         builder.WithActors((system, _, _) =>
         {
             foreach (var queue in queues)
             {
                 var role = RoleFor(queue);
+                var splits = splitsProps is null ? null : splitsProps(queue);
                 system.ActorOf(ClusterSingletonManager.Props(
                         Props.Create(() => new QueueRouterActor(queue, ingressProps(queue),
-                            persistentSettings ? Props.Create(() => new QueueSettingsActor(queue)) : null)),
+                            persistentSettings ? Props.Create(() => new QueueSettingsActor(queue)) : null, splits)),
                         QueueRouter.HandOver.Instance,
                         ClusterSingletonManagerSettings.Create(system).WithRole(role).WithSingletonName("router")),
                     $"router-{queue}");

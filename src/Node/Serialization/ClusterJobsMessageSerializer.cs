@@ -6,6 +6,7 @@ using Akka.Actor;
 using Akka.Serialization;
 using ClusterJobs.Node.Queues;
 using ClusterJobs.Node.Routing;
+using ClusterJobs.Node.Splits;
 using ClusterJobs.Node.Workers;
 
 namespace ClusterJobs.Node.Serialization;
@@ -31,6 +32,11 @@ public sealed class ClusterJobsMessageSerializer(ExtendedActorSystem system) : S
         [typeof(QueueSettingsState)] = ("qs", WireJson.Default.QueueSettingsState),
         [typeof(QueueSettings.Change)] = ("qc", WireJson.Default.Change),
         [typeof(QueueSettings.Changed)] = ("qe", WireJson.Default.Changed),
+        [typeof(SplitTracker.SplitStarted)] = ("ss", WireJson.Default.SplitStarted),
+        [typeof(SplitTracker.ChildrenFinished)] = ("sf", WireJson.Default.ChildrenFinished),
+        [typeof(SplitCoordinator.ChildrenEnded)] = ("se", WireJson.Default.ChildrenEnded),
+        [typeof(SplitCoordinator.Tracked)] = ("st", WireJson.Default.Tracked),
+        [typeof(SplitCoordinator.ChildrenRecorded)] = ("sr", WireJson.Default.ChildrenRecorded),
     };
 
     private static readonly Dictionary<string, object> Singletons = new()
@@ -90,4 +96,9 @@ public sealed class ClusterJobsMessageSerializer(ExtendedActorSystem system) : S
 [JsonSerializable(typeof(QueueSettingsState))]
 [JsonSerializable(typeof(QueueSettings.Change))]
 [JsonSerializable(typeof(QueueSettings.Changed))]
+[JsonSerializable(typeof(SplitTracker.SplitStarted))]
+[JsonSerializable(typeof(SplitTracker.ChildrenFinished))]
+[JsonSerializable(typeof(SplitCoordinator.ChildrenEnded))]
+[JsonSerializable(typeof(SplitCoordinator.Tracked))]
+[JsonSerializable(typeof(SplitCoordinator.ChildrenRecorded))]
 internal sealed partial class WireJson : JsonSerializerContext;

@@ -1,0 +1,117 @@
+using ClusterJobs.Node.Hosting;
+using ClusterJobs.Node.Tasks;
+using ClusterJobs.Protocol;
+using ClusterJobs.Tests.Shared;
+using StackExchange.Redis;
+using Xunit.Abstractions;
+
+namespace ClusterJobs.Integration.Tests;
+
+/// <summary>
+/// A split parent's coordinator is a persistent actor (Redis journal) on the node of the queue's router. Killed with
+/// that node, it starts again on another node and recovers the outcomes it had recorded: the parent completes with
+/// every child's result, even those whose own records are gone by then.
+/// </summary>
+[Collection(BrokerCollection.Name)]
+public sealed class SplitCoordinatorSpecs(BrokerFixture brokers, ITestOutputHelper output)
+{
+    private static readonly TimeSpan Wait = TimeSpan.FromSeconds(60);
+    private readonly string _prefix = BrokerFixture.NewPrefix();
+
+    [Fact]
+    public async Task The_coordinator_killed_with_its_node_recovers_its_recorded_outcomes_on_another_node()
+    {
+        var url = brokers.Url(BrokerKind.Redis);
+        var port = RedisServer.FreePort();
+        var seed = $"akka.tcp://clusterjobs@127.0.0.1:{port}";
+        Task<TestNode> Start(int p) => TestNode.StartAsync(url, _prefix,
+            o => o.Cluster = new ClusterBootstrap { Host = "127.0.0.1", Port = p, Seeds = [seed] },
+            jobs => jobs.AddTask<FanOutTask>("fan_out").AddTask<ValueAfterTask>("value_after"), serializeMessages: false);
+        var first = await Start(port); // the oldest: hosts the router, so the coordinators
+        await using var second = await Start(0);
+        await using var third = await Start(0);
+        await using var fourth = await Start(0);
+        foreach (var node in new[] { first, second, third, fourth }) await node.WaitForMembersUpAsync(4); // so that the survivors are a majority
+        await WaitForRouterAsync(fourth);
+        var client = fourth.Client;
+        var db = fourth.Redis.GetDatabase();
+        var queue = fourth.Keys.Queue("default");
+
+        // Three quick children (values 1, 2, 3) and three that run long (values 10, 20, 30).
+        var parent = await client.EnqueueAsync("fan_out", new FanOutArgs([new(1, 50), new(2, 50), new(3, 50), new(10, 6_000), new(20, 6_000), new(30, 6_000)]));
+        await WaitUntilAsync(async () => (int)await db.HashGetAsync(queue.Job(parent), JobHashFields.ChildrenPending) == 3,
+            "the coordinator to record the three quick children");
+        // Their own records expire in time (TTL); here they go at once, so only the coordinator's journal has their results.
+        foreach (var i in new[] { 0, 1, 2 }) await db.KeyDeleteAsync(queue.Job($"{parent}.{i}"));
+
+        await first.CrashAsync();
+        var job = await client.WaitAsync(parent, Wait);
+
+        Assert.Equal(JobState.Succeeded, job.State);
+        Assert.Equal(66, job.ResultAs<long>()); // 1 + 2 + 3 from the journal, 10 + 20 + 30 from the children still running
+        output.WriteLine($"parent {parent} completed on {job.Node} after the coordinator's node was killed");
+    }
+
+    [Fact]
+    public async Task A_child_cancelled_before_it_ran_still_counts_for_its_parent()
+    {
+        // Such a child ends in the producer's cancel script, which tells no node: the coordinator finds it in Redis.
+        var url = brokers.Url(BrokerKind.Redis);
+        await using var node = await TestNode.StartAsync(url, _prefix, o => o.Concurrency = 1,
+            jobs => jobs.AddTask<FanOutTask>("fan_out", splitting: new SplitOptions { OnChildFailure = ChildFailurePolicy.Collect })
+                .AddTask<ValueAfterTask>("value_after"));
+        var parent = await node.Client.EnqueueAsync("fan_out", new FanOutArgs([new(1, 1_500), new(2, 0)]));
+        await WaitUntilAsync(async () => (await node.Client.GetAsync(parent + ".1"))?.State == JobState.Queued, "the children");
+        Assert.True(await node.Client.CancelAsync(parent + ".1"));
+
+        var job = await node.Client.WaitAsync(parent, Wait);
+
+        Assert.Equal(JobState.Succeeded, job.State);
+        Assert.Equal(1, job.ResultAs<long>());
+    }
+
+    private static async Task WaitForRouterAsync(TestNode node)
+    {
+        var id = await node.Client.EnqueueAsync("add", new[] { 1, 1 });
+        await node.Client.WaitAsync(id, Wait);
+    }
+
+    private static async Task WaitUntilAsync(Func<Task<bool>> condition, string what)
+    {
+        var deadline = DateTime.UtcNow + Wait;
+        while (!await condition())
+        {
+            if (DateTime.UtcNow > deadline) throw new TimeoutException($"Timed out waiting for {what}.");
+            await Task.Delay(50);
+        }
+    }
+}
+
+public sealed record FanOutArgs(FanOutChild[] Children);
+
+public sealed record FanOutChild(long Value, int Ms);
+
+/// <summary>Splits into one <c>value_after</c> child per entry and sums what they return (failed children count 0).</summary>
+public sealed class FanOutTask : IJobHandler<FanOutArgs, long>, IJobReducer<long>
+{
+    public Task<long> HandleAsync(FanOutArgs args, JobContext job, CancellationToken ct)
+    {
+        job.Split(args.Children.Select(c => new ChildJob("value_after", new ValueAfterArgs(c.Value, c.Ms))));
+        return Task.FromResult(0L);
+    }
+
+    public Task<long> ReduceAsync(IReadOnlyList<ChildOutcome<long>> children, JobContext job, CancellationToken ct) =>
+        Task.FromResult(children.Where(c => c.Succeeded).Sum(c => c.Result));
+}
+
+public sealed record ValueAfterArgs(long Value, int Ms);
+
+/// <summary>Returns its value after waiting.</summary>
+public sealed class ValueAfterTask : IJobHandler<ValueAfterArgs, long>
+{
+    public async Task<long> HandleAsync(ValueAfterArgs args, JobContext job, CancellationToken ct)
+    {
+        await Task.Delay(args.Ms, ct);
+        return args.Value;
+    }
+}
