@@ -57,6 +57,21 @@ public sealed class SerializerSpecs(ITestOutputHelper output) : Akka.TestKit.Xun
     }
 
     [Fact]
+    public void Split_messages_and_the_coordinator_events_round_trip()
+    {
+        Assert.Equal("q:p", RoundTrip(new Splits.SplitTracker.SplitStarted("q:p")).ParentId);
+        var finished = RoundTrip(new Splits.SplitTracker.ChildrenFinished([new Broker.FinishedChild("q:p", "q:p.0"), new Broker.FinishedChild("q:p", "q:p.1")]));
+        Assert.Equal([new Broker.FinishedChild("q:p", "q:p.0"), new Broker.FinishedChild("q:p", "q:p.1")], finished.Children);
+        Assert.Equal(["q:p.3"], RoundTrip(new Splits.SplitCoordinator.ChildrenEnded(["q:p.3"])).ChildIds);
+        Assert.Equal(new Splits.SplitCoordinator.Tracked(10, CollectFailures: true), RoundTrip(new Splits.SplitCoordinator.Tracked(10, true)));
+        var recorded = RoundTrip(new Splits.SplitCoordinator.ChildrenRecorded(
+            [new("q:p.0", "succeeded", "42"), new("q:p.1", "dead_lettered", "{\"type\":\"Boom\"}")]));
+        Assert.Equal([new("q:p.0", "succeeded", "42"), new Splits.SplitCoordinator.RecordedChild("q:p.1", "dead_lettered", "{\"type\":\"Boom\"}")], recorded.Children);
+        Assert.True(recorded.Children[0].Succeeded);
+        Assert.False(recorded.Children[1].Succeeded);
+    }
+
+    [Fact]
     public void RouterStatus_round_trips()
     {
         var status = new QueueRouter.RouterStatus("q", Buffered: 1, Pools: 2, Credit: 3, InFlight: 4);
