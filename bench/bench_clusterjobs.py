@@ -18,7 +18,7 @@ BENCH, SEED = os.environ["CJ_BENCH_DLL"], os.environ["CJ_SEED_DLL"]
 SLOTS = os.environ.get("CJ_CONCURRENCY", "500")
 SEED_PORT = 4790
 COMMON = {"REDIS_URL": "redis://127.0.0.1:6390/0", "CLUSTERJOBS_CONCURRENCY": SLOTS, "CLUSTER_IP": "127.0.0.1",
-          "DOTNET_gcServer": "0", "DOTNET_TieredPGO": "1"}
+          "DOTNET_gcServer": "0"}
 
 
 def cmd(dll, extra, *args):

@@ -45,11 +45,12 @@ fi
 cleanup() { [ "$started_redis" = 1 ] && kill "$(cat "$work/run/redis-6390.pid")" 2>/dev/null || true; }
 trap cleanup EXIT
 
-if [ "$smoke" = 1 ]; then W1N=300 W2R=50 W2D=2 W3N=200 W4N=300; W2R2=100
-else W1N=20000 W2R=200 W2D=15 W3N=2000 W4N=20000; W2R2=1000; fi
+if [ "$smoke" = 1 ]; then W1N=300 W1BIG=600 W2R=50 W2D=2 W3N=200 W4N=300; W2R2=100
+else W1N=20000 W1BIG=100000 W2R=200 W2D=15 W3N=2000 W4N=20000; W2R2=1000; fi
 
 run() { /usr/bin/python3 "$repo/bench/bench_clusterjobs.py" "$work" --reps "$reps" "$@" | tee -a "$results"; }
 run --peer clusterjobs --mode 1node --workload W1 --n "$W1N"
+run --peer clusterjobs --mode 1node --workload W1 --n "$W1BIG" --note=-n100k
 run --peer clusterjobs --mode 1node --workload W2 --rate "$W2R" --duration "$W2D"
 run --peer clusterjobs --mode 1node --workload W2 --rate "$W2R2" --duration "$W2D"
 run --peer clusterjobs --mode 1node --workload W3 --n "$W3N" --sleep-ms 20
@@ -59,6 +60,7 @@ if [ "$peers" = 1 ]; then
   run --peer celery --mode 2x-solo --workload W1 --n "$W1N"
   run --peer rq --mode 2workers-simple --workload W1 --n $((W1N / 4))
   run --peer bullmq --mode 1proc-c50 --workload W1 --n "$W1N"
+  run --peer bullmq --mode 1proc-c50 --workload W1 --n "$W1BIG" --note=-n100k
   run --peer celery --mode threads-c8 --workload W2 --rate "$W2R" --duration "$W2D"
   run --peer rq --mode 2workers-simple --workload W2 --rate "$W2R" --duration "$W2D"
   run --peer bullmq --mode 1proc-c50 --workload W2 --rate "$W2R" --duration "$W2D"
@@ -68,7 +70,7 @@ if [ "$peers" = 1 ]; then
 fi
 echo
 /usr/bin/python3 "$repo/bench/summarize.py" "$results"
-w1=$(grep 'workload=W1 ' "$results" | grep 'peer=clusterjobs' | sed 's/.*jobs_per_s=\([0-9.]*\).*/\1/' | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+w1=$(grep 'workload=W1 ' "$results" | grep 'peer=clusterjobs' | grep -E 'notes=1node *$' | sed 's/.*jobs_per_s=\([0-9.]*\).*/\1/' | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
 w4=$(grep 'workload=W4 ' "$results" | sed 's/.*jobs_per_s=\([0-9.]*\).*/\1/' | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
 [ -n "$w1" ] && [ -n "$w4" ] && awk -v a="$w4" -v b="$w1" 'BEGIN { printf "ratio workload=W4 three_nodes_over_one_node=%.2f\n", a / b }'
 echo "results: $results" >&2

@@ -30,8 +30,9 @@ internal static class NodeScripts
         for i = 1, #popped, 2 do
           local id = popped[i]
           local k = prefix .. id
-          local env = redis.call('HGET', k, 'envelope')
-          if env and redis.call('HEXISTS', k, 'cancel_requested') == 1 then
+          local fields = redis.call('HMGET', k, 'envelope', 'cancel_requested', 'phase')
+          local env = fields[1]
+          if env and fields[2] then
             -- cancelled while its node was lost: it ends here instead of running again
             redis.call('HSET', k, 'state', 'cancelled', 'finished_at', now)
             redis.call('PEXPIRE', k, ARGV[8])
@@ -43,7 +44,7 @@ internal static class NodeScripts
             out[#out + 1] = id
             out[#out + 1] = env
             out[#out + 1] = attempt
-            out[#out + 1] = redis.call('HGET', k, 'phase') or ''
+            out[#out + 1] = fields[3] or ''
           else
             redis.call('HSET', k, 'state', 'dead_lettered', 'error', ARGV[7], 'finished_at', now)
             redis.call('RPUSH', KEYS[4], id)
@@ -70,26 +71,26 @@ internal static class NodeScripts
         for i = 7, #ARGV, 4 do
           local id, outcome, payload, due = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
           local k = prefix .. id
-          if redis.call('HGET', k, 'state') == 'running' then
+          local fields = redis.call('HMGET', k, 'state', 'parent', 'attempts')
+          if fields[1] == 'running' then
             redis.call('ZREM', KEYS[1], id)
-            if outcome ~= 'q' then redis.call('HSET', k, 'node', ARGV[6]) end
             local state
             if outcome == 's' then
               state = 'succeeded'
-              redis.call('HSET', k, 'state', state, 'result', payload, 'finished_at', now)
+              redis.call('HSET', k, 'state', state, 'result', payload, 'finished_at', now, 'node', ARGV[6])
               redis.call('PEXPIRE', k, ttl)
             elseif outcome == 'r' then
               state = 'retrying'
-              redis.call('HSET', k, 'state', state, 'error', payload, 'error:' .. redis.call('HGET', k, 'attempts'), payload)
+              redis.call('HSET', k, 'state', state, 'error', payload, 'error:' .. fields[3], payload, 'node', ARGV[6])
               redis.call('ZADD', KEYS[2], due, id)
             elseif outcome == 'd' then
               state = 'dead_lettered'
               redis.call('HSET', k, 'state', state, 'error', payload, 'finished_at', now,
-                'error:' .. redis.call('HGET', k, 'attempts'), payload)
+                'error:' .. fields[3], payload, 'node', ARGV[6])
               redis.call('RPUSH', KEYS[3], id)
             elseif outcome == 'c' then
               state = 'cancelled'
-              redis.call('HSET', k, 'state', state, 'finished_at', now)
+              redis.call('HSET', k, 'state', state, 'finished_at', now, 'node', ARGV[6])
               redis.call('PEXPIRE', k, ttl)
             else
               state = 'queued'
@@ -99,12 +100,9 @@ internal static class NodeScripts
               redis.call('PUBLISH', ARGV[5], id)
             end
             redis.call('PUBLISH', events, id .. ' ' .. state)
-            if state == 'succeeded' or state == 'dead_lettered' or state == 'cancelled' then
-              local parent = redis.call('HGET', k, 'parent')
-              if parent then
-                finished[#finished + 1] = parent
-                finished[#finished + 1] = id
-              end
+            if fields[2] and (state == 'succeeded' or state == 'dead_lettered' or state == 'cancelled') then
+              finished[#finished + 1] = fields[2]
+              finished[#finished + 1] = id
             end
             done = done + 1
           end
