@@ -2,13 +2,15 @@
 # Where a W1 drain spends its time: Redis CPU and node CPU per job, the Redis commands per job, and a CPU sampling
 # profile of the node (dotnet-trace), on the private Redis at 127.0.0.1:6390 (started here if none answers).
 #   bench/profile.sh [N]        (default 100000 no-op jobs; needs dotnet-trace: dotnet tool install -g dotnet-trace)
+#   TRACE=0 bench/profile.sh    per-job figures only, without the trace's own overhead
 # Prints per-job figures, then the top frames of the profile; leaves the trace in $BENCH_WORK (default a temp dir).
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 n=${1:-100000}
 work=${BENCH_WORK:-$(mktemp -d /tmp/cj-profile.XXXXXX)}
 export PATH="$PATH:$HOME/.dotnet/tools"
-command -v dotnet-trace >/dev/null || { echo "needs dotnet-trace (dotnet tool install -g dotnet-trace)" >&2; exit 2; }
+trace=${TRACE:-1}
+[ "$trace" = 0 ] || command -v dotnet-trace >/dev/null || { echo "needs dotnet-trace (dotnet tool install -g dotnet-trace)" >&2; exit 2; }
 dotnet build "$repo/bench/ClusterJobs.Bench" -c Release -v q -nologo >&2
 dll="$repo/bench/ClusterJobs.Bench/bin/Release/net10.0/ClusterJobs.Bench.dll"
 
@@ -38,16 +40,19 @@ r0=$(ticks "$redis_pid"); c0=$(redis-cli -p 6390 info stats | awk -F: '/^total_c
 dotnet "$dll" node > "$work/node.log" 2>&1 &
 node_pid=$!
 sleep 1.5 # start-up, then profile the drain
-dotnet-trace collect -p "$node_pid" --profile dotnet-sampled-thread-time --duration 00:00:00:04 -o "$work/w1.nettrace" >/dev/null 2>&1 &
-trace_pid=$!
+trace_pid=
+if [ "$trace" != 0 ]; then
+  dotnet-trace collect -p "$node_pid" --profile dotnet-sampled-thread-time --duration 00:00:00:04 -o "$work/w1.nettrace" >/dev/null 2>&1 &
+  trace_pid=$!
+fi
 while [ "$(redis-cli -p 6390 zcard 'cj:{bench}:ready')" -gt 0 ] || [ "$(redis-cli -p 6390 zcard 'cj:{bench}:leased')" -gt 0 ]; do sleep 0.2; done
 n0=$(ticks "$node_pid")
 r1=$(ticks "$redis_pid"); c1=$(redis-cli -p 6390 info stats | awk -F: '/^total_commands_processed/ { print $2 }' | tr -d '\r')
-wait "$trace_pid" || true
+[ -z "$trace_pid" ] || wait "$trace_pid" || true
 
 awk -v n="$queued" -v rt=$((r1 - r0)) -v nt="$n0" -v hz="$hz" -v cmds=$((c1 - c0)) 'BEGIN {
   printf "jobs=%d redis_cpu_us_per_job=%.1f node_cpu_us_per_job(incl. start-up)=%.1f redis_commands_per_job=%.2f\n",
     n, rt / hz * 1e6 / n, nt / hz * 1e6 / n, cmds / n }'
 redis-cli -p 6390 info commandstats | grep -E 'cmdstat_(evalsha|eval|zpopmin|hset|zadd|publish|hget|zrem)' | tr -d '\r' || true
-dotnet-trace report "$work/w1.nettrace" topN -n 40 || echo "(dotnet-trace report failed; open $work/w1.nettrace in PerfView or speedscope)"
-echo "trace: $work/w1.nettrace" >&2
+[ "$trace" = 0 ] || dotnet-trace report "$work/w1.nettrace" topN -n 40 || echo "(dotnet-trace report failed; open $work/w1.nettrace in PerfView or speedscope)"
+[ "$trace" = 0 ] || echo "trace: $work/w1.nettrace" >&2
