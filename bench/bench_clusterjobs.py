@@ -30,6 +30,8 @@ seeds = {"CLUSTER_SEEDS": f"akka.tcp://clusterjobs@127.0.0.1:{SEED_PORT}", "CLUS
 bench.PEERS["clusterjobs"] = dict(cwd=kit, enqueue=["env", "REDIS_URL=redis://127.0.0.1:6390/0", "dotnet", BENCH, "produce"], modes={
     # One node process that is its own one-node cluster: the normal mode (at-least-once, leases, results kept).
     "1node": [cmd(BENCH, {"CLUSTER_PORT": "0"}, "node")],
+    # The same node with 2,000 slots: for IO-bound work (W3), as gevent -c100 and BullMQ c50 are the peers' choices there.
+    "1node-c2000": [cmd(BENCH, {"CLUSTER_PORT": "0", "CLUSTERJOBS_CONCURRENCY": "2000"}, "node")],
     # W4: a seed and three nodes on this machine, the queue's router on one of them (remoting between nodes).
     "3nodes": [cmd(SEED, {"CLUSTER_PORT": str(SEED_PORT), "CLUSTER_SEEDS": ""})] + [cmd(BENCH, seeds, "node")] * 3,
 })

@@ -54,6 +54,7 @@ run --peer clusterjobs --mode 1node --workload W1 --n "$W1BIG" --note=-n100k
 run --peer clusterjobs --mode 1node --workload W2 --rate "$W2R" --duration "$W2D"
 run --peer clusterjobs --mode 1node --workload W2 --rate "$W2R2" --duration "$W2D"
 run --peer clusterjobs --mode 1node --workload W3 --n "$W3N" --sleep-ms 20
+run --peer clusterjobs --mode 1node-c2000 --workload W3 --n "$W3N" --sleep-ms 20
 run --peer clusterjobs --mode 3nodes --workload W4 --n "$W4N"
 if [ "$peers" = 1 ]; then
   (cd "$work/bullmq" && [ -d node_modules ] || npm install --no-audit --no-fund >&2)

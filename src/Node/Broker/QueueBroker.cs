@@ -17,7 +17,7 @@ public sealed record CompleteResult(int Recorded, IReadOnlyList<FinishedChild> F
 public sealed record FinishedChild(string ParentId, string ChildId);
 
 /// <summary>A child's state as its parent's coordinator reads it: the state, and its result or error JSON.</summary>
-public sealed record ChildState(string ChildId, string? State, string? Result, string? Error);
+public sealed record ChildState(string ChildId, string? State, string? ResultJson, string? ErrorJson);
 
 /// <summary>A waiting parent as Redis has it: its state, how many children it split into, and whether it collects failures.</summary>
 public sealed record SplitParent(string? State, int ChildrenTotal, bool CollectFailures);

@@ -85,9 +85,9 @@ public sealed class SplitCoordinatorActor : ReceivePersistentActor, IWithTimers
         });
         Command<Finished>(f =>
         {
-            if (f.Result.Failed && f.Result.GrandparentId is { } grandparent)
+            if (f.Outcome.Failed && f.Outcome.GrandparentId is { } grandparent)
                 Context.Parent.Tell(new SplitTracker.ChildrenFinished([new FinishedChild(grandparent, parentId)]));
-            _log.Info("Split {0}: {1}", parentId, !f.Result.WasWaiting ? "the parent no longer waited" : f.Result.Failed ? "a child failed, so the parent failed" : "all children done, the parent is queued for its reduce step");
+            _log.Info("Split {0}: {1}", parentId, !f.Outcome.WasWaiting ? "the parent no longer waited" : f.Outcome.Failed ? "a child failed, so the parent failed" : "all children done, the parent is queued for its reduce step");
             Done();
         });
         Command<FinishFailed>(f =>
@@ -147,9 +147,9 @@ public sealed class SplitCoordinatorActor : ReceivePersistentActor, IWithTimers
             if (!JobStates.TryFromWire(child.State, out var state) || !state.IsTerminal()) continue;
             ended.Add(state switch
             {
-                JobState.Succeeded => new RecordedChild(child.ChildId, child.State!, child.Result ?? "null"),
-                JobState.Cancelled => new RecordedChild(child.ChildId, child.State!, child.Error ?? CancelledError),
-                _ => new RecordedChild(child.ChildId, child.State!, child.Error ?? UnknownError),
+                JobState.Succeeded => new RecordedChild(child.ChildId, child.State!, child.ResultJson ?? "null"),
+                JobState.Cancelled => new RecordedChild(child.ChildId, child.State!, child.ErrorJson ?? CancelledError),
+                _ => new RecordedChild(child.ChildId, child.State!, child.ErrorJson ?? UnknownError),
             });
         }
         if (ended.Count == 0)
@@ -203,7 +203,7 @@ public sealed class SplitCoordinatorActor : ReceivePersistentActor, IWithTimers
     private sealed record ParentRead(SplitParent Parent) : INoSerializationVerificationNeeded;
     private sealed record ChildStatesRead(IReadOnlyList<ChildState> States) : INoSerializationVerificationNeeded;
     private sealed record ReadFailed(Exception Error) : INoSerializationVerificationNeeded;
-    private sealed record Finished(SplitFinish Result) : INoSerializationVerificationNeeded;
+    private sealed record Finished(SplitFinish Outcome) : INoSerializationVerificationNeeded;
     private sealed record FinishFailed(Exception Error) : INoSerializationVerificationNeeded;
     private sealed class Reconcile : INoSerializationVerificationNeeded { public static readonly Reconcile Instance = new(); }
     private sealed class RetryFinish : INoSerializationVerificationNeeded { public static readonly RetryFinish Instance = new(); }
