@@ -70,6 +70,32 @@ public sealed class SplitCoordinatorSpecs(BrokerFixture brokers, ITestOutputHelp
         Assert.Equal(1, job.ResultAs<long>());
     }
 
+    [Fact]
+    public async Task A_journal_left_by_an_earlier_job_with_the_same_id_is_not_replayed_into_a_new_split()
+    {
+        // An earlier job with this id split, and its coordinator died after ending it but before deleting its journal.
+        var url = brokers.Url(BrokerKind.Redis);
+        await using var node = await TestNode.StartAsync(url, _prefix, tasks: jobs => jobs.AddTask<FanOutTask>("fan_out").AddTask<ValueAfterTask>("value_after"),
+            serializeMessages: false); // the stand-in writer defers a reply through the journal, which verification cannot copy
+        var suffix = "nightly-" + Guid.NewGuid().ToString("N");
+        var id = "default:" + suffix;
+        object[] earlier =
+        [
+            new Node.Splits.SplitCoordinator.Tracked(2, false, SplitAt: 1),
+            new Node.Splits.SplitCoordinator.ChildrenRecorded([new(id + ".0", "succeeded", "100"), new(id + ".1", "succeeded", "200")]),
+        ];
+        var stale = node.System.ActorOf(Akka.Actor.Props.Create(() => new StaleSplitJournal("split-" + id, earlier)));
+        await Akka.Actor.Futures.Ask<string>(stale, "write", TimeSpan.FromSeconds(10));
+        node.System.Stop(stale);
+
+        var parent = await node.Client.EnqueueAsync("fan_out", new FanOutArgs([new(1, 0), new(2, 0)]), new EnqueueOptions { JobIdSuffix = suffix });
+        var job = await node.Client.WaitAsync(parent, Wait);
+
+        Assert.Equal(id, parent);
+        Assert.Equal(JobState.Succeeded, job.State);
+        Assert.Equal(3, job.ResultAs<long>()); // this split's children, not the earlier one's 100 + 200
+    }
+
     private static async Task WaitForRouterAsync(TestNode node)
     {
         var id = await node.Client.EnqueueAsync("add", new[] { 1, 1 });
@@ -114,4 +140,16 @@ public sealed class ValueAfterTask : IJobHandler<ValueAfterArgs, long>
         await Task.Delay(args.Ms, ct);
         return args.Value;
     }
+}
+
+/// <summary>Writes events under a persistence id, as a coordinator of an earlier job would have left them.</summary>
+public sealed class StaleSplitJournal : Akka.Persistence.ReceivePersistentActor
+{
+    public StaleSplitJournal(string persistenceId, object[] events)
+    {
+        PersistenceId = persistenceId;
+        CommandAny(_ => { var asker = Sender; PersistAll(events, _ => { }); DeferAsync("written", w => asker.Tell(w, Self)); });
+    }
+
+    public override string PersistenceId { get; }
 }

@@ -62,7 +62,7 @@ internal static class NodeScripts
     /// d = dead-lettered (payload = error json), c = cancelled, q = back to ready untouched (not run).
     /// A job no longer running here (already finished, cancelled or reclaimed) is left alone.
     /// Returns the number recorded, then <c>parent, child</c> for each recorded child job that ended (succeeded,
-    /// dead-lettered or cancelled), for its parent's split coordinator.
+    /// dead-lettered or cancelled) while its parent still waits, for the parent's split coordinator.
     /// </summary>
     public const string Complete = """
         local prefix, now, ttl, events = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
@@ -100,7 +100,8 @@ internal static class NodeScripts
               redis.call('PUBLISH', ARGV[5], id)
             end
             redis.call('PUBLISH', events, id .. ' ' .. state)
-            if fields[2] and (state == 'succeeded' or state == 'dead_lettered' or state == 'cancelled') then
+            if fields[2] and (state == 'succeeded' or state == 'dead_lettered' or state == 'cancelled')
+                and redis.call('HGET', prefix .. fields[2], 'state') == 'waiting' then
               finished[#finished + 1] = fields[2]
               finished[#finished + 1] = id
             end
@@ -133,7 +134,7 @@ internal static class NodeScripts
           n = n + 1
         end
         redis.call('HSET', KEYS[1], 'state', 'waiting', 'children_total', n, 'children_pending', n,
-          'child_policy', ARGV[4], 'phase', 'split')
+          'child_policy', ARGV[4], 'phase', 'split', 'split_at', ARGV[3])
         redis.call('SADD', KEYS[4], ARGV[2])
         redis.call('PUBLISH', ARGV[5], ARGV[2])
         redis.call('PUBLISH', ARGV[6], ARGV[2] .. ' waiting')

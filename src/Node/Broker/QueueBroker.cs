@@ -20,7 +20,7 @@ public sealed record FinishedChild(string ParentId, string ChildId);
 public sealed record ChildState(string ChildId, string? State, string? ResultJson, string? ErrorJson);
 
 /// <summary>A waiting parent as Redis has it: its state, how many children it split into, and whether it collects failures.</summary>
-public sealed record SplitParent(string? State, int ChildrenTotal, bool CollectFailures);
+public sealed record SplitParent(string? State, int ChildrenTotal, bool CollectFailures, long SplitAt);
 
 /// <summary>A child job to enqueue under a splitting parent: its id, envelope and ready score.</summary>
 public sealed record ChildEnvelope(string Id, string EnvelopeJson, double ReadyScore);
@@ -128,8 +128,9 @@ public sealed class QueueBroker
     /// <summary>A split parent's state, number of children and failure policy.</summary>
     public async Task<SplitParent> ReadSplitParentAsync(string parentId)
     {
-        var v = await Db.HashGetAsync(Keys.Job(parentId), [JobHashFields.State, JobHashFields.ChildrenTotal, "child_policy"]).ConfigureAwait(false);
-        return new SplitParent((string?)v[0], v[1].TryParse(out int total) ? total : 0, (string?)v[2] == "collect");
+        var v = await Db.HashGetAsync(Keys.Job(parentId), [JobHashFields.State, JobHashFields.ChildrenTotal, "child_policy", "split_at"]).ConfigureAwait(false);
+        return new SplitParent((string?)v[0], v[1].TryParse(out int total) ? total : 0, (string?)v[2] == "collect",
+            v[3].TryParse(out long splitAt) ? splitAt : 0);
     }
 
     /// <summary>Children's states, results and errors, in one pipelined round trip.</summary>
@@ -145,7 +146,12 @@ public sealed class QueueBroker
     /// <summary>Shows how many children a waiting parent still waits for (only while it waits).</summary>
     public Task SetChildrenPendingAsync(string parentId, int pending) =>
         Db.ScriptEvaluateAsync("if redis.call('HGET', KEYS[1], 'state') == 'waiting' then redis.call('HSET', KEYS[1], 'children_pending', ARGV[1]) end",
-            [Keys.Job(parentId)], [pending]);
+            [Keys.Job(parentId), Keys.Ready], [pending]);
+
+    /// <summary>Takes a parent that no longer waits (gone, or ended) out of the waiting set, so no coordinator starts for it again.</summary>
+    public Task ForgetWaitingAsync(string parentId) =>
+        Db.ScriptEvaluateAsync("if redis.call('HGET', KEYS[1], 'state') ~= 'waiting' then redis.call('SREM', KEYS[3], ARGV[1]) end",
+            [Keys.Job(parentId), Keys.Ready, Keys.Waiting], [parentId]);
 
     /// <summary>
     /// Ends a parent's wait: queued for its reduce step with the children's outcomes (<paramref name="error"/> null), or

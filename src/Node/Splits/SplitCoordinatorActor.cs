@@ -32,6 +32,8 @@ public sealed class SplitCoordinatorActor : ReceivePersistentActor, IWithTimers
     private bool _reading;
     private bool _finishing;
     private bool _recordedSinceTick;
+    private bool _verified;
+    private bool _done;
 
     public SplitCoordinatorActor(string parentId, QueueBroker broker, TimeSpan reconcileEvery)
     {
@@ -45,22 +47,34 @@ public sealed class SplitCoordinatorActor : ReceivePersistentActor, IWithTimers
         Recover<RecoveryCompleted>(_ =>
         {
             Timers.StartPeriodicTimer("reconcile", Reconcile.Instance, reconcileEvery);
-            if (_tracked is null) ReadParent();
-            else
-            {
-                if (_recorded.Count > 0) _log.Info("Split {0}: recovered {1} of {2} child outcomes", parentId, _recorded.Count, _tracked.ChildrenTotal);
-                CheckAllPending();
-            }
+            ReadParent(); // the parent decides: still waiting (and the same split), or done
         });
 
         Command<ParentRead>(p =>
         {
+            if (_done) return;
+            _verified = true;
             if (!JobStates.TryFromWire(p.Parent.State, out var state) || state != JobState.Waiting || p.Parent.ChildrenTotal <= 0)
             {
+                _broker.ForgetWaitingAsync(parentId).PipeTo(Self, success: () => Ignored.Instance, failure: _ => Ignored.Instance);
                 Done();
                 return;
             }
-            Persist(new Tracked(p.Parent.ChildrenTotal, p.Parent.CollectFailures), t =>
+            if (_tracked is not null && _tracked.SplitAt == p.Parent.SplitAt)
+            {
+                if (_recorded.Count > 0) _log.Info("Split {0}: recovered {1} of {2} child outcomes", parentId, _recorded.Count, _tracked.ChildrenTotal);
+                CheckAllPending();
+                return;
+            }
+            if (_tracked is not null)
+            {
+                // Left by an earlier job with this id (its coordinator died before deleting it): not this split's.
+                _log.Warning("Split {0}: discarding a journal of an earlier split of the same id", parentId);
+                _tracked = null;
+                _recorded.Clear();
+                DeleteMessages(LastSequenceNr);
+            }
+            Persist(new Tracked(p.Parent.ChildrenTotal, p.Parent.CollectFailures, p.Parent.SplitAt), t =>
             {
                 _tracked = t;
                 CheckAllPending();
@@ -68,12 +82,13 @@ public sealed class SplitCoordinatorActor : ReceivePersistentActor, IWithTimers
         });
         Command<ChildrenEnded>(e =>
         {
+            if (_done) return;
             foreach (var id in e.ChildIds) if (!_recorded.ContainsKey(id)) _toCheck.Add(id);
             Check();
         });
         Command<Reconcile>(_ =>
         {
-            if (_tracked is null) ReadParent();
+            if (!_verified) ReadParent();
             else if (!_recordedSinceTick) CheckAllPending();
             _recordedSinceTick = false;
         });
@@ -97,11 +112,12 @@ public sealed class SplitCoordinatorActor : ReceivePersistentActor, IWithTimers
             Timers.StartSingleTimer("finish", RetryFinish.Instance, TimeSpan.FromSeconds(1));
         });
         Command<RetryFinish>(_ => MaybeFinish());
-        Command<DeleteMessagesSuccess>(_ => Context.Stop(Self));
+        Command<DeleteMessagesSuccess>(_ => { if (_done) Context.Stop(Self); });
         Command<DeleteMessagesFailure>(f =>
         {
-            _log.Warning(f.Cause, "Split {0}: deleting its journal failed (a later start finds the parent done and stops)", parentId);
-            Context.Stop(Self);
+            // Harmless: a later coordinator of this id compares the split time and throws such a journal away.
+            _log.Warning(f.Cause, "Split {0}: deleting its journal failed", parentId);
+            if (_done) Context.Stop(Self);
         });
         Command<Ignored>(_ => { });
     }
@@ -123,6 +139,9 @@ public sealed class SplitCoordinatorActor : ReceivePersistentActor, IWithTimers
 
     private void CheckAllPending()
     {
+        if (_tracked is null || _done) return;
+        MaybeFinish(); // a recovered failure (or a last outcome recorded before a crash) ends the wait without more news
+        if (_finishing) return;
         _toCheck.UnionWith(Pending());
         if (_toCheck.Count == 0) MaybeFinish();
         else Check();
@@ -140,6 +159,7 @@ public sealed class SplitCoordinatorActor : ReceivePersistentActor, IWithTimers
     private void OnChildStates(ChildStatesRead read)
     {
         _reading = false;
+        if (_done || _finishing) return;
         var ended = new List<RecordedChild>();
         foreach (var child in read.States)
         {
@@ -148,7 +168,7 @@ public sealed class SplitCoordinatorActor : ReceivePersistentActor, IWithTimers
             ended.Add(state switch
             {
                 JobState.Succeeded => new RecordedChild(child.ChildId, child.State!, child.ResultJson ?? "null"),
-                JobState.Cancelled => new RecordedChild(child.ChildId, child.State!, child.ErrorJson ?? CancelledError),
+                JobState.Cancelled => new RecordedChild(child.ChildId, child.State!, CancelledError), // not an earlier attempt's error
                 _ => new RecordedChild(child.ChildId, child.State!, child.ErrorJson ?? UnknownError),
             });
         }
@@ -196,6 +216,7 @@ public sealed class SplitCoordinatorActor : ReceivePersistentActor, IWithTimers
     {
         Timers.CancelAll();
         _finishing = true;
+        _done = true;
         if (LastSequenceNr > 0) DeleteMessages(LastSequenceNr);
         else Context.Stop(Self);
     }
