@@ -96,6 +96,23 @@ public sealed class SplitCoordinatorSpecs(BrokerFixture brokers, ITestOutputHelp
         Assert.Equal(3, job.ResultAs<long>()); // this split's children, not the earlier one's 100 + 200
     }
 
+    [Fact]
+    public async Task A_grandchild_that_fails_fails_its_parent_and_the_failure_climbs_to_the_top_of_the_tree()
+    {
+        var url = brokers.Url(BrokerKind.Redis);
+        await using var node = await TestNode.StartAsync(url, _prefix, tasks: jobs => jobs.AddTask<NestTask>("nest"));
+        var top = await node.Client.EnqueueAsync("nest", new NestArgs(2)); // top -> nest(1) -> nest(0) -> fail
+
+        var job = await node.Client.WaitAsync(top, Wait);
+        var middle = await node.Client.GetAsync(top + ".0");
+
+        Assert.Equal(JobState.Failed, job.State);
+        Assert.Equal("ChildJobFailed", job.Error!.Type);
+        Assert.Contains(top + ".0", job.Error.Message);
+        Assert.Equal(JobState.Failed, middle!.State);
+        Assert.Contains(top + ".0.0", middle.Error!.Message);
+    }
+
     private static async Task WaitForRouterAsync(TestNode node)
     {
         var id = await node.Client.EnqueueAsync("add", new[] { 1, 1 });
@@ -152,4 +169,18 @@ public sealed class StaleSplitJournal : Akka.Persistence.ReceivePersistentActor
     }
 
     public override string PersistenceId { get; }
+}
+
+public sealed record NestArgs(int Depth);
+
+/// <summary>Splits into one child a level deeper; the deepest splits into a `fail` job that is dead-lettered at once.</summary>
+public sealed class NestTask : IJobHandler<NestArgs, long>
+{
+    public Task<long> HandleAsync(NestArgs args, JobContext job, CancellationToken ct)
+    {
+        job.Split([args.Depth == 0
+            ? new ChildJob("fail", new { message = "boom at the bottom" })
+            : new ChildJob("nest", new NestArgs(args.Depth - 1))]);
+        return Task.FromResult(0L);
+    }
 }
