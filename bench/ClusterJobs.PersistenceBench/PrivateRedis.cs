@@ -25,9 +25,9 @@ public sealed class PrivateRedis : IDisposable
     public int Pid => _pid;
     public string Url => $"redis://127.0.0.1:{Port}";
 
-    public static PrivateRedis Start(int port)
+    public static async Task<PrivateRedis> StartAsync(int port)
     {
-        if (Listening(port))
+        if (await ListeningAsync(port))
             throw new InvalidOperationException($"Something already listens on 127.0.0.1:{port}. Stop it, or point the benchmark at it with --redis / REDIS_URL.");
         var dir = Directory.CreateTempSubdirectory("cj-persistence-bench-");
         var pidFile = Path.Combine(dir.FullName, "redis.pid");
@@ -40,26 +40,28 @@ public sealed class PrivateRedis : IDisposable
             psi.ArgumentList.Add(a);
         using (var launcher = Process.Start(psi) ?? throw new InvalidOperationException("Could not start redis-server."))
         {
-            launcher.WaitForExit(10_000);
+            using (var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10))) await launcher.WaitForExitAsync(timeout.Token);
             if (launcher.ExitCode != 0)
                 throw new InvalidOperationException($"redis-server exited with {launcher.ExitCode}: {launcher.StandardError.ReadToEnd()}{launcher.StandardOutput.ReadToEnd()}");
         }
         var deadline = Stopwatch.StartNew();
         while (deadline.Elapsed < TimeSpan.FromSeconds(5))
         {
-            if (File.Exists(pidFile) && int.TryParse(File.ReadAllText(pidFile).Trim(), out var pid) && Listening(port))
+            if (File.Exists(pidFile) && int.TryParse((await File.ReadAllTextAsync(pidFile)).Trim(), out var pid) && await ListeningAsync(port))
                 return new PrivateRedis(port, pid, dir);
-            Thread.Sleep(50);
+            await Task.Delay(50);
         }
         throw new InvalidOperationException($"redis-server on port {port} did not come up within 5 s (log: {dir.FullName}/redis.log).");
     }
 
-    private static bool Listening(int port)
+    private static async Task<bool> ListeningAsync(int port)
     {
         try
         {
             using var client = new TcpClient();
-            return client.ConnectAsync("127.0.0.1", port).Wait(500) && client.Connected;
+            using var timeout = new CancellationTokenSource(TimeSpan.FromMilliseconds(500));
+            await client.ConnectAsync("127.0.0.1", port, timeout.Token);
+            return client.Connected;
         }
         catch { return false; }
     }
@@ -77,8 +79,9 @@ public sealed class PrivateRedis : IDisposable
         if (IsRedis(pid))
         {
             kill(pid, SigTerm);
-            var waited = Stopwatch.StartNew();
-            while (IsRedis(pid) && waited.Elapsed < TimeSpan.FromSeconds(5)) Thread.Sleep(50);
+            // Dispose runs from ProcessExit and Ctrl+C handlers, which cannot await: wait on the process itself.
+            try { using var process = Process.GetProcessById(pid); process.WaitForExit(TimeSpan.FromSeconds(5)); }
+            catch (ArgumentException) { /* already gone */ }
             if (IsRedis(pid)) kill(pid, SigKill);
         }
         try { _dir.Delete(recursive: true); } catch { /* best effort */ }

@@ -37,7 +37,7 @@ PrivateRedis? server = null;
 var redisUrl = options.Redis ?? (Environment.GetEnvironmentVariable("REDIS_URL") is { Length: > 0 } env ? env : null);
 if (redisUrl is null && !options.Memory)
 {
-    try { server = PrivateRedis.Start(6395); }
+    try { server = await PrivateRedis.StartAsync(6395); }
     catch (Exception ex)
     {
         Console.Error.WriteLine(ex.Message);
