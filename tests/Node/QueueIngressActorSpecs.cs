@@ -184,7 +184,7 @@ public sealed class QueueIngressActorSpecs(BrokerFixture broker, ITestOutputHelp
     [Theory]
     [InlineData(BrokerKind.Redis)]
     [InlineData(BrokerKind.Garnet)]
-    public async Task A_job_enqueued_after_an_exhausted_take_makes_the_ingress_say_work_may_be_available(BrokerKind kind)
+    public async Task A_job_enqueued_after_a_short_take_is_taken_at_once_for_what_the_router_still_wants(BrokerKind kind)
     {
         await using var env = await RedisSpecEnv.CreateAsync(broker.Url(kind));
         var (ingress, router) = StartIngress(env);
@@ -192,13 +192,46 @@ public sealed class QueueIngressActorSpecs(BrokerFixture broker, ITestOutputHelp
         var taken = await router.ExpectMsgAsync<QueueIngress.Taken>(Wait);
         Assert.Empty(taken.Jobs);
         Assert.True(taken.Exhausted);
+        Assert.False(taken.Woken);
         await router.ExpectNoMsgAsync(TimeSpan.FromMilliseconds(200));
 
         var id = await env.EnqueueAsync(Queue);
 
-        await router.ExpectMsgAsync<QueueIngress.WorkMayBeAvailable>(Wait);
+        // No round trip through the router: the wake itself leases the job, up to the 10 the router asked for.
+        var woken = await router.ExpectMsgAsync<QueueIngress.Taken>(Wait);
+        Assert.True(woken.Woken);
+        Assert.Equal([id], woken.Jobs.Select(j => j.Envelope.Id));
+        Assert.Equal("running", await env.StateAsync(id));
+    }
+
+    [Theory]
+    [InlineData(BrokerKind.Redis)]
+    [InlineData(BrokerKind.Garnet)]
+    public async Task A_new_fetch_replaces_what_the_router_wanted_before(BrokerKind kind)
+    {
+        await using var env = await RedisSpecEnv.CreateAsync(broker.Url(kind));
+        var (ingress, router) = StartIngress(env);
         ingress.Tell(new QueueIngress.Fetch(10));
-        Assert.Equal([id], (await router.ExpectMsgAsync<QueueIngress.Taken>(Wait)).Jobs.Select(j => j.Envelope.Id));
+        Assert.True((await router.ExpectMsgAsync<QueueIngress.Taken>(Wait)).Exhausted);
+        ingress.Tell(new QueueIngress.Fetch(2));
+        Assert.True((await router.ExpectMsgAsync<QueueIngress.Taken>(Wait)).Exhausted);
+
+        for (var i = 0; i < 5; i++) await env.EnqueueAsync(Queue, options: new EnqueueOptions { JobIdSuffix = $"job-{i}" });
+
+        var woken = await router.ExpectMsgAsync<QueueIngress.Taken>(Wait);
+        Assert.True(woken.Woken);
+        var taken = woken.Jobs.Count + (await TakenWhileWakesArriveAsync(router)).Sum(t => t.Jobs.Count);
+        Assert.InRange(taken, 1, 2); // the 2 of the last Fetch, not the 10 of the first
+        Assert.Equal(5 - taken, await env.Db.SortedSetLengthAsync(env.Keys.Queue(Queue).Ready));
+    }
+
+    /// <summary>Each enqueue publishes a wake: later wakes may take what an earlier one left, never more than wanted
+    /// (a wake during a take makes it report not exhausted, and then the router asks for more itself).</summary>
+    private static async Task<List<QueueIngress.Taken>> TakenWhileWakesArriveAsync(TestProbe router)
+    {
+        var more = new List<QueueIngress.Taken>();
+        while (await router.ReceiveOneAsync(TimeSpan.FromMilliseconds(300)) is QueueIngress.Taken t) more.Add(t);
+        return more;
     }
 
     [Theory]
@@ -212,13 +245,12 @@ public sealed class QueueIngressActorSpecs(BrokerFixture broker, ITestOutputHelp
 
         ingress.Tell(new QueueIngress.Fetch(10));
         Assert.Empty((await router.ExpectMsgAsync<QueueIngress.Taken>(Wait)).Jobs);
-        await router.ExpectMsgAsync<QueueIngress.WorkMayBeAvailable>(TimeSpan.FromSeconds(1)); // from the poll: no wake for delayed jobs
 
-        await Task.Delay(500);
-        ingress.Tell(new QueueIngress.Fetch(10));
-        var taken = await router.ExpectMsgAsync<QueueIngress.Taken>(Wait);
-        Assert.Equal([id], taken.Jobs.Select(j => j.Envelope.Id));
-        Assert.Equal(1, taken.Jobs[0].Attempt);
+        // No wake for delayed jobs: the poll's takes find the job once it is due.
+        var found = await router.FishForMessageAsync<QueueIngress.Taken>(t => t.Jobs.Count > 0, Wait);
+        Assert.True(found.Woken);
+        Assert.Equal([id], found.Jobs.Select(j => j.Envelope.Id));
+        Assert.Equal(1, found.Jobs[0].Attempt);
     }
 
     [Theory]
@@ -229,14 +261,12 @@ public sealed class QueueIngressActorSpecs(BrokerFixture broker, ITestOutputHelp
         await using var env = await RedisSpecEnv.CreateAsync(broker.Url(kind));
         var id = await env.EnqueueAsync(Queue);
         var (ingress, router) = StartIngress(env);
-        ingress.Tell(new QueueIngress.Fetch(10));
+        ingress.Tell(new QueueIngress.Fetch(1)); // all it asked for: nothing standing, so the reclaim's wake takes nothing
         await router.ExpectMsgAsync<QueueIngress.Taken>(Wait);
 
         ingress.Tell(new QueueIngress.Reclaim([id]));
 
-        // The reclaimed job wakes the queue (the take before was exhausted).
-        await router.ExpectMsgAsync<QueueIngress.WorkMayBeAvailable>(Wait);
-        Assert.Equal("queued", await env.StateAsync(id));
+        await RedisSpecEnv.EventuallyAsync(async () => await env.StateAsync(id) == "queued", "the job is back in the queue");
         var info = (await env.Client.GetAsync(id))!;
         Assert.Equal(0, info.Attempts);
         Assert.Equal("1", (string?)await env.Db.HashGetAsync(env.Keys.Queue(Queue).Job(id), JobHashFields.Lost));

@@ -163,6 +163,61 @@ public sealed class QueueRouterActorSpecs : Akka.TestKit.Xunit2.TestKit
     }
 
     [Fact]
+    public void Jobs_a_wake_took_go_to_the_parked_demand_and_the_pools_told_Empty_hear_work_is_back()
+    {
+        var parked = CreateTestProbe("parked");
+        var asking = CreateTestProbe("asking");
+        parked.Send(_router, new QueueRouter.Demand(2, Park: true));
+        asking.Send(_router, new QueueRouter.Demand(3, Park: false));
+        AnswerFetch([], exhausted: true);
+        asking.ExpectMsg<WorkerPool.Empty>();
+
+        _router.Tell(new QueueIngress.Taken(Jobs.Leases(Queue, "x", "y", "z"), Exhausted: false) { Woken = true }, _ingress.Ref);
+
+        Assert.Equal(["q:x", "q:y"], Ids(parked.ExpectMsg<WorkerPool.Dispatch>()));
+        Assert.Equal(new WorkerPool.WorkAvailable(Queue), asking.ExpectMsg<WorkerPool.WorkAvailable>());
+        asking.Send(_router, new QueueRouter.Demand(3, Park: false));
+        Assert.Equal(["q:z"], Ids(asking.ExpectMsg<WorkerPool.Dispatch>()));
+    }
+
+    [Fact]
+    public void Jobs_a_wake_took_that_no_pool_wants_any_more_go_back_to_the_queue()
+    {
+        var pool = CreateTestProbe();
+        pool.Send(_router, new QueueRouter.Demand(2, Park: true));
+        AnswerFetch([], exhausted: true);
+        pool.Send(_router, QueueRouter.Withdraw.Instance);
+        pool.ExpectMsg<WorkerPool.Withdrawn>();
+
+        _router.Tell(new QueueIngress.Taken(Jobs.Leases(Queue, "late"), Exhausted: true) { Woken = true }, _ingress.Ref);
+
+        Assert.Equal(["q:late"], _ingress.ExpectMsg<QueueIngress.Return>().JobIds);
+        pool.ExpectNoMsg(Quiet);
+        Assert.Equal(0, Status().Buffered);
+    }
+
+    [Fact]
+    public void A_second_take_goes_out_while_the_first_is_in_flight_only_for_a_sizeable_demand()
+    {
+        var pool = CreateTestProbe();
+        pool.Send(_router, new QueueRouter.Demand(100, Park: true));
+        Assert.Equal(100, _ingress.ExpectMsg<QueueIngress.Fetch>().Max);
+        var first = _ingress.LastSender;
+
+        pool.Send(_router, new QueueRouter.Demand(5, Park: true));
+        _ingress.ExpectNoMsg(Quiet); // a small ask waits for the first answer
+        pool.Send(_router, new QueueRouter.Demand(60, Park: true));
+        Assert.Equal(65, _ingress.ExpectMsg<QueueIngress.Fetch>().Max); // pipelined: Redis leases while the node runs
+        pool.Send(_router, new QueueRouter.Demand(100, Park: true));
+        _ingress.ExpectNoMsg(Quiet); // never more than two in flight
+
+        first.Tell(new QueueIngress.Taken(Jobs.Leases(Queue, "a"), Exhausted: false), _ingress.Ref);
+        Assert.Equal(["q:a"], Ids(pool.ExpectMsg<WorkerPool.Dispatch>()));
+        // 265 credit - 1 dispatched - 65 still asked for = 199 more
+        Assert.Equal(199, _ingress.ExpectMsg<QueueIngress.Fetch>().Max);
+    }
+
+    [Fact]
     public void Withdraw_from_an_unknown_pool_returns_nothing()
     {
         var stranger = CreateTestProbe();

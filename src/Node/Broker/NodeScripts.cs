@@ -27,10 +27,11 @@ internal static class NodeScripts
         end
         local popped = redis.call('ZPOPMIN', KEYS[1], ARGV[3])
         local out = {}
+        local leases = {}
         for i = 1, #popped, 2 do
           local id = popped[i]
           local k = prefix .. id
-          local fields = redis.call('HMGET', k, 'envelope', 'cancel_requested', 'phase')
+          local fields = redis.call('HMGET', k, 'envelope', 'cancel_requested', 'phase', 'attempts')
           local env = fields[1]
           if env and fields[2] then
             -- cancelled while its node was lost: it ends here instead of running again
@@ -38,9 +39,10 @@ internal static class NodeScripts
             redis.call('PEXPIRE', k, ARGV[8])
             redis.call('PUBLISH', ARGV[6], id .. ' cancelled')
           elseif env then
-            local attempt = redis.call('HINCRBY', k, 'attempts', 1)
-            redis.call('HSET', k, 'state', 'running', 'started_at', now, 'node', ARGV[5])
-            redis.call('ZADD', KEYS[3], ARGV[4], id)
+            local attempt = (tonumber(fields[4]) or 0) + 1
+            redis.call('HSET', k, 'state', 'running', 'started_at', now, 'node', ARGV[5], 'attempts', attempt)
+            leases[#leases + 1] = ARGV[4]
+            leases[#leases + 1] = id
             out[#out + 1] = id
             out[#out + 1] = env
             out[#out + 1] = attempt
@@ -50,6 +52,10 @@ internal static class NodeScripts
             redis.call('RPUSH', KEYS[4], id)
             redis.call('PUBLISH', ARGV[6], id .. ' dead_lettered')
           end
+        end
+        -- one variadic ZADD for the batch (in chunks: Lua's unpack has a stack limit)
+        for i = 1, #leases, 1000 do
+          redis.call('ZADD', KEYS[3], unpack(leases, i, math.min(i + 999, #leases)))
         end
         return out
         """;
@@ -68,12 +74,13 @@ internal static class NodeScripts
         local prefix, now, ttl, events = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
         local done = 0
         local finished = {}
+        local unleased = {}
         for i = 7, #ARGV, 4 do
           local id, outcome, payload, due = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
           local k = prefix .. id
           local fields = redis.call('HMGET', k, 'state', 'parent', 'attempts')
           if fields[1] == 'running' then
-            redis.call('ZREM', KEYS[1], id)
+            unleased[#unleased + 1] = id
             local state
             if outcome == 's' then
               state = 'succeeded'
@@ -107,6 +114,10 @@ internal static class NodeScripts
             end
             done = done + 1
           end
+        end
+        -- one variadic ZREM for the batch (in chunks: Lua's unpack has a stack limit)
+        for i = 1, #unleased, 1000 do
+          redis.call('ZREM', KEYS[1], unpack(unleased, i, math.min(i + 999, #unleased)))
         end
         table.insert(finished, 1, done)
         return finished

@@ -9,8 +9,14 @@ public static class QueueIngress
     /// <summary>Router to ingress: lease up to <paramref name="Max"/> jobs.</summary>
     public sealed record Fetch(int Max) : INoSerializationVerificationNeeded;
 
-    /// <summary>Ingress to router: the jobs leased; <paramref name="Exhausted"/> when Redis had fewer than asked.</summary>
-    public sealed record Taken(IReadOnlyList<JobLease> Jobs, bool Exhausted) : INoSerializationVerificationNeeded;
+    /// <summary>
+    /// Ingress to router: the jobs leased; <paramref name="Exhausted"/> when Redis had fewer than asked. Woken: not the
+    /// answer to a Fetch but a take the ingress made itself on a wake, for what the router had asked for and not got.
+    /// </summary>
+    public sealed record Taken(IReadOnlyList<JobLease> Jobs, bool Exhausted) : INoSerializationVerificationNeeded
+    {
+        public bool Woken { get; init; }
+    }
 
     /// <summary>Ingress to router: new work may be ready (a wake message, or the poll for delayed jobs).</summary>
     public sealed class WorkMayBeAvailable : INoSerializationVerificationNeeded

@@ -24,9 +24,14 @@ public sealed class QueueIngressActor : ReceiveActor, IWithTimers
     private readonly IConnectionMultiplexer _redis;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly CancellationTokenSource _stopping = new();
-    private bool _taking;
-    private int _wanted;
+    /// <summary>Takes in flight (the router asks for at most two at a time).</summary>
+    private int _taking;
     private bool _exhausted;
+    /// <summary>
+    /// Jobs the router asked for that the queue did not have (the last take came back short). On a wake they are taken
+    /// at once, without a round trip through the router; a new Fetch replaces them.
+    /// </summary>
+    private int _standing;
     /// <summary>A wake message came while a take was in flight: that take may have missed the new job.</summary>
     private bool _wokenDuringTake;
     private bool _reclaiming;
@@ -41,25 +46,26 @@ public sealed class QueueIngressActor : ReceiveActor, IWithTimers
 
         Receive<Fetch>(f =>
         {
-            _wanted = f.Max;
-            if (!_taking) TakeNow();
+            _standing = 0;
+            TakeNow(f.Max);
         });
         Receive<TakeResult>(OnTaken);
         Receive<TakeFailed>(f =>
         {
-            _taking = false;
+            _taking--;
             _failures++;
             var delay = TimeSpan.FromMilliseconds(Math.Min(5_000, 50 * Math.Pow(2, Math.Min(_failures, 7))));
             _log.Warning(f.Error, "Taking jobs from queue {0} failed ({1} in a row); retrying in {2}", _broker.Keys.Name, _failures, delay);
-            Timers.StartSingleTimer("retry-take", RetryTake.Instance, delay);
+            // The router still waits for this take's answer: the same take is tried again until Redis answers.
+            Timers.StartSingleTimer("retry-take-" + f.Seq, new RetryTake(f.Max, f.Woken), delay);
         });
-        Receive<RetryTake>(_ => { if (!_taking && _wanted > 0) TakeNow(); });
+        Receive<RetryTake>(r => TakeNow(r.Max, r.Woken));
         Receive<Wake>(_ =>
         {
-            if (_taking) _wokenDuringTake = true;
+            if (_taking > 0) _wokenDuringTake = true;
             else WakeRouter();
         });
-        Receive<Poll>(_ => WakeRouter());
+        Receive<Poll>(_ => { if (_taking == 0) WakeRouter(); });
         Receive<Reclaim>(r => Run(_broker.ReclaimAsync(r.JobIds), "reclaim jobs of a lost node"));
         Receive<Return>(r =>
         {
@@ -100,17 +106,20 @@ public sealed class QueueIngressActor : ReceiveActor, IWithTimers
         catch (Exception) { /* connection gone: nothing to unsubscribe */ }
     }
 
-    private void TakeNow()
+    /// <summary>One take answers one Fetch, with a Taken message, even when it leases nothing.</summary>
+    private void TakeNow(int wanted, bool woken = false)
     {
-        var max = Math.Min(_wanted, _settings.MaxBatch);
-        if (max <= 0) return;
-        _taking = true;
-        _broker.TakeAsync(max).PipeTo(Self, success: jobs => new TakeResult(jobs, max), failure: ex => new TakeFailed(ex));
+        var max = Math.Clamp(wanted, 0, _settings.MaxBatch);
+        _taking++;
+        var seq = ++_takeSeq;
+        _broker.TakeAsync(max).PipeTo(Self, success: jobs => new TakeResult(jobs, max, woken), failure: ex => new TakeFailed(ex, max, seq, woken));
     }
+
+    private long _takeSeq;
 
     private void OnTaken(TakeResult result)
     {
-        _taking = false;
+        _taking--;
         _failures = 0;
         var leases = new List<JobLease>(result.Jobs.Count);
         List<JobOutcome>? rejected = null;
@@ -125,9 +134,9 @@ public sealed class QueueIngressActor : ReceiveActor, IWithTimers
         }
         // Exhausted only if no job arrived meanwhile; otherwise the router asks again at once instead of waiting for a wake.
         _exhausted = result.Jobs.Count < result.Asked && !_wokenDuringTake;
-        _wokenDuringTake = false;
-        _wanted = Math.Max(0, _wanted - result.Jobs.Count);
-        Context.Parent.Tell(new Taken(leases, _exhausted));
+        if (_taking == 0) _wokenDuringTake = false;
+        _standing = _exhausted ? result.Asked - result.Jobs.Count : 0;
+        Context.Parent.Tell(new Taken(leases, _exhausted) { Woken = result.Woken });
     }
 
     private JobLease? Parse(TakenJob job)
@@ -190,17 +199,19 @@ public sealed class QueueIngressActor : ReceiveActor, IWithTimers
     {
         if (!_exhausted) return;
         _exhausted = false;
-        Context.Parent.Tell(WorkMayBeAvailable.Instance);
+        if (_standing > 0) TakeNow(_standing, woken: true); // the router learns of the work with the jobs
+        else Context.Parent.Tell(WorkMayBeAvailable.Instance);
+        _standing = 0;
     }
 
     private void Run(Task task, string what) =>
         task.PipeTo(Self, success: () => Done.Instance, failure: ex => new BackgroundFailed(what, ex));
 
-    private sealed record TakeResult(IReadOnlyList<TakenJob> Jobs, int Asked) : INoSerializationVerificationNeeded;
-    private sealed record TakeFailed(Exception Error) : INoSerializationVerificationNeeded;
+    private sealed record TakeResult(IReadOnlyList<TakenJob> Jobs, int Asked, bool Woken) : INoSerializationVerificationNeeded;
+    private sealed record TakeFailed(Exception Error, int Max, long Seq, bool Woken) : INoSerializationVerificationNeeded;
     private sealed record ReclaimDone(int Count, Exception? Error = null) : INoSerializationVerificationNeeded;
     private sealed record BackgroundFailed(string What, Exception Error) : INoSerializationVerificationNeeded;
-    private sealed class RetryTake : INoSerializationVerificationNeeded { public static readonly RetryTake Instance = new(); }
+    private sealed record RetryTake(int Max, bool Woken) : INoSerializationVerificationNeeded;
     private sealed class Wake : INoSerializationVerificationNeeded { public static readonly Wake Instance = new(); }
     private sealed class Poll : INoSerializationVerificationNeeded { public static readonly Poll Instance = new(); }
     private sealed class ReclaimExpired : INoSerializationVerificationNeeded { public static readonly ReclaimExpired Instance = new(); }

@@ -13,7 +13,8 @@ namespace ClusterJobs.Node.Routing;
 /// The one router of a queue. Worker pools pull: each says how many free slots it has for the queue (Demand); the
 /// router leases that many jobs through its ingress child and hands them out, each to the pool with the most free
 /// slots, never more than a pool asked for. It knows which pool runs which job, so the jobs of a pool that dies go
-/// back to the queue at once instead of waiting for their leases to expire.
+/// back to the queue at once instead of waiting for their leases to expire. Up to two takes are in flight, so Redis
+/// leases the next batch while the node runs the last one.
 /// </summary>
 public sealed class QueueRouterActor : ReceiveActor, IWithTimers
 {
@@ -25,13 +26,19 @@ public sealed class QueueRouterActor : ReceiveActor, IWithTimers
     private readonly IActorRef _ingress;
     private readonly IActorRef? _settingsActor;
     private readonly IActorRef? _splits;
-    private bool _fetching;
+    /// <summary>Takes in flight (at most <see cref="MaxFetchesInFlight"/>) and how many jobs each asked for, oldest first.</summary>
+    private readonly Queue<int> _fetches = new();
+    private int _asked;
     private bool _exhausted;
     private QueueSettingsState? _settings;
     private double _tokens;
     private DateTime _tokensAt = DateTime.UtcNow;
 
     public ITimerScheduler Timers { get; set; } = null!;
+
+    private const int MaxFetchesInFlight = 2;
+    /// <summary>A second take in flight only for at least this many jobs: small asks wait for the first take's answer.</summary>
+    private const int MinPipelinedFetch = 32;
 
     /// <param name="settingsProps">The queue's persistent settings (pause, caps, rate limit); null: no runtime settings.</param>
     /// <param name="splitsProps">The queue's split tracker (persistent coordinators of waiting parents); null: none.</param>
@@ -65,8 +72,7 @@ public sealed class QueueRouterActor : ReceiveActor, IWithTimers
         Receive<QueueIngress.WorkMayBeAvailable>(_ =>
         {
             _exhausted = false;
-            foreach (var pool in _waitingForWork) pool.Tell(new WorkerPool.WorkAvailable(_queue));
-            _waitingForWork.Clear();
+            TellWaitingPools();
             DispatchAndFetch();
         });
         Receive<JobsCompleted>(c =>
@@ -82,7 +88,7 @@ public sealed class QueueRouterActor : ReceiveActor, IWithTimers
             ReturnBuffer();
             Become(HandingOver);
             Timers.StartSingleTimer("handover", HandOverTimeout.Instance, TimeSpan.FromSeconds(5));
-            if (!_fetching) StopAfterIngress();
+            if (_fetches.Count == 0) StopAfterIngress();
         });
         Receive<Terminated>(t => PoolGone(t.ActorRef));
         Receive<GetStatus>(_ => Sender.Tell(new RouterStatus(_queue, _buffer.Count, _pools.Count,
@@ -111,10 +117,29 @@ public sealed class QueueRouterActor : ReceiveActor, IWithTimers
 
     private void OnTaken(QueueIngress.Taken taken)
     {
-        _fetching = false;
+        var poolsTold = false;
+        if (!taken.Woken) FetchAnswered();
+        else if (taken.Jobs.Count > 0) poolsTold = TellWaitingPools();
         _exhausted = taken.Exhausted;
         foreach (var job in taken.Jobs) _buffer.Enqueue(job);
         DispatchAndFetch();
+        // A woken take asked for credit the pools may have taken back since: what no pool will take goes back.
+        if (taken.Woken && !poolsTold && _buffer.Count > 0 && _pools.Values.All(p => p.Credit == 0)) ReturnBuffer();
+    }
+
+    /// <summary>Pools that heard Empty from this queue hear it has work again; false if there were none.</summary>
+    private bool TellWaitingPools()
+    {
+        foreach (var pool in _waitingForWork) pool.Tell(new WorkerPool.WorkAvailable(_queue));
+        var any = _waitingForWork.Count > 0;
+        _waitingForWork.Clear();
+        return any;
+    }
+
+    /// <summary>A take answered (answers come in the order asked: one ingress, one Redis connection).</summary>
+    private void FetchAnswered()
+    {
+        if (_fetches.TryDequeue(out var asked)) _asked -= asked;
     }
 
     private void ReturnBuffer()
@@ -127,9 +152,9 @@ public sealed class QueueRouterActor : ReceiveActor, IWithTimers
     {
         Receive<QueueIngress.Taken>(t =>
         {
-            _fetching = false;
+            if (!t.Woken) FetchAnswered();
             if (t.Jobs.Count > 0) _ingress.Tell(new QueueIngress.Return(t.Jobs.Select(j => j.Envelope.Id).ToList()));
-            StopAfterIngress();
+            if (_fetches.Count == 0) StopAfterIngress();
         });
         Receive<HandOverTimeout>(_ => StopAfterIngress());
         Receive<Terminated>(t => t.ActorRef.Equals(_ingress), _ => Context.Stop(Self));
@@ -188,17 +213,19 @@ public sealed class QueueRouterActor : ReceiveActor, IWithTimers
     {
         var allowance = Allowance();
         Dispatch(allowance);
-        var want = Math.Min(_pools.Values.Sum(p => p.Credit), Allowance()) - _buffer.Count;
+        var want = Math.Min(_pools.Values.Sum(p => p.Credit), Allowance()) - _buffer.Count - _asked;
         if (want <= 0) return;
         if (!_exhausted)
         {
-            if (!_fetching)
+            if (_fetches.Count == 0 || (_fetches.Count < MaxFetchesInFlight && want >= MinPipelinedFetch))
             {
-                _fetching = true;
+                _fetches.Enqueue(want);
+                _asked += want;
                 _ingress.Tell(new QueueIngress.Fetch(want));
             }
             return;
         }
+        if (_fetches.Count > 0) return; // a take in flight may still bring work: wait for its answer
         // The queue is empty: pools whose demand is not parked go ask their next queue.
         foreach (var (poolRef, pool) in _pools)
         {

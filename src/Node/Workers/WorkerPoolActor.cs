@@ -94,6 +94,15 @@ public sealed class WorkerPoolActor : ReceiveActor, IWithTimers
             _runningJobs.Remove(f.JobId);
             _idle.Push(f.Worker);
             if (_awaiting is null) _askIndex = 0;
+            // Slots freed by a burst of finished jobs are offered in one Demand: the OfferFreed message queues behind
+            // the WorkerFree messages already in the mailbox.
+            if (_offerQueued) return;
+            _offerQueued = true;
+            Self.Tell(OfferFreed.Instance);
+        });
+        Receive<OfferFreed>(_ =>
+        {
+            _offerQueued = false;
             Offer();
         });
         Receive<Recorded>(r =>
@@ -281,6 +290,8 @@ public sealed class WorkerPoolActor : ReceiveActor, IWithTimers
     }
 
     private sealed class Tick : INoSerializationVerificationNeeded { public static readonly Tick Instance = new(); }
+    private sealed class OfferFreed : INoSerializationVerificationNeeded { public static readonly OfferFreed Instance = new(); }
+    private bool _offerQueued;
     private sealed record CancelRequested(string JobId) : INoSerializationVerificationNeeded;
     private sealed class DrainGraceOver : INoSerializationVerificationNeeded { public static readonly DrainGraceOver Instance = new(); }
 }
