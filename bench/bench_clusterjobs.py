@@ -26,14 +26,17 @@ def cmd(dll, extra, *args):
     return ["env", *[f"{k}={v}" for k, v in env.items()], "dotnet", dll, *args]
 
 
-seeds = {"CLUSTER_SEEDS": f"akka.tcp://clusterjobs@127.0.0.1:{SEED_PORT}", "CLUSTER_PORT": "0"}
+# The four processes are started together: no member is Up (and no job runs) until all four have joined, so W4 measures
+# three working nodes, not the first one draining the queue while the others still start.
+CLUSTER4 = {"CLUSTER_MIN_MEMBERS": "4"}
+seeds = {"CLUSTER_SEEDS": f"akka.tcp://clusterjobs@127.0.0.1:{SEED_PORT}", "CLUSTER_PORT": "0", **CLUSTER4}
 bench.PEERS["clusterjobs"] = dict(cwd=kit, enqueue=["env", "REDIS_URL=redis://127.0.0.1:6390/0", "dotnet", BENCH, "produce"], modes={
     # One node process that is its own one-node cluster: the normal mode (at-least-once, leases, results kept).
     "1node": [cmd(BENCH, {"CLUSTER_PORT": "0"}, "node")],
     # The same node with 2,000 slots: for IO-bound work (W3), as gevent -c100 and BullMQ c50 are the peers' choices there.
     "1node-c2000": [cmd(BENCH, {"CLUSTER_PORT": "0", "CLUSTERJOBS_CONCURRENCY": "2000"}, "node")],
     # W4: a seed and three nodes on this machine, the queue's router on one of them (remoting between nodes).
-    "3nodes": [cmd(SEED, {"CLUSTER_PORT": str(SEED_PORT), "CLUSTER_SEEDS": ""})] + [cmd(BENCH, seeds, "node")] * 3,
+    "3nodes": [cmd(SEED, {"CLUSTER_PORT": str(SEED_PORT), "CLUSTER_SEEDS": "", **CLUSTER4})] + [cmd(BENCH, seeds, "node")] * 3,
 })
 
 ap = argparse.ArgumentParser()

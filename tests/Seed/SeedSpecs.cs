@@ -84,8 +84,42 @@ public sealed class ClusterBootstrapSpecs
         Assert.Equal(TimeSpan.FromSeconds(6.5), settings.HeartbeatPause);
     }
 
+    [Fact]
+    public async Task With_CLUSTER_MIN_MEMBERS_no_member_is_up_until_that_many_have_joined()
+    {
+        var settings = ClusterBootstrap.FromEnvironment(n => n == "CLUSTER_MIN_MEMBERS" ? "2" : null);
+        Assert.Equal(2, settings.MinMembers);
+        Config MemberConfig(string seed) => ConfigurationFactory.ParseString($$"""
+            akka.remote.dot-netty.tcp { hostname = 127.0.0.1, port = 0 }
+            akka.cluster.seed-nodes = ["{{seed}}"]
+            akka.loglevel = WARNING
+            """).WithFallback(settings.Overrides()).WithFallback(ClusterBootstrap.LoadClusterHocon());
+
+        using var first = ActorSystem.Create(settings.SystemName, ConfigurationFactory.ParseString(
+                "akka.remote.dot-netty.tcp { hostname = 127.0.0.1, port = 0 }\nakka.loglevel = WARNING")
+            .WithFallback(settings.Overrides()).WithFallback(ClusterBootstrap.LoadClusterHocon()));
+        var firstCluster = Cluster.Get(first);
+        var firstUp = new TaskCompletionSource();
+        firstCluster.RegisterOnMemberUp(() => firstUp.TrySetResult());
+        firstCluster.Join(firstCluster.SelfAddress);
+
+        await Task.Delay(TimeSpan.FromSeconds(2));
+        Assert.False(firstUp.Task.IsCompleted); // alone: joined, not up
+        Assert.Equal(MemberStatus.Joining, firstCluster.State.Members.Single().Status);
+
+        using var second = ActorSystem.Create(settings.SystemName, MemberConfig(firstCluster.SelfAddress.ToString()));
+        var secondUp = new TaskCompletionSource();
+        Cluster.Get(second).RegisterOnMemberUp(() => secondUp.TrySetResult());
+
+        await Task.WhenAll(firstUp.Task, secondUp.Task).WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.All(firstCluster.State.Members, m => Assert.Equal(MemberStatus.Up, m.Status));
+        await Task.WhenAll(CoordinatedShutdown.Get(second).Run(CoordinatedShutdown.ClrExitReason.Instance),
+            CoordinatedShutdown.Get(first).Run(CoordinatedShutdown.ClrExitReason.Instance));
+    }
+
     [Theory]
     [InlineData("CLUSTER_PORT", "70000", "is not a port number")]
+    [InlineData("CLUSTER_MIN_MEMBERS", "0", "is not a number of members")]
     [InlineData("CLUSTER_SEEDS", "seed:4053", "must look like akka.tcp://")]
     [InlineData("CLUSTER_HEARTBEAT_PAUSE", "soon", "is not a positive number of seconds")]
     [InlineData("CLUSTER_HEARTBEAT_PAUSE", "-1", "is not a positive number of seconds")]

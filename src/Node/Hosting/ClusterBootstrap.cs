@@ -10,7 +10,8 @@ namespace ClusterJobs.Node.Hosting;
 /// How a process joins the cluster. Shared by the node and the seed (the seed links this file). From the environment:
 /// CLUSTER_IP (address others reach us at), CLUSTER_PORT, CLUSTER_SEEDS (comma-separated akka.tcp:// addresses),
 /// CLUSTER_NAME (actor system name, default clusterjobs), CLUSTER_HEARTBEAT_PAUSE (seconds of silence before a member is
-/// unreachable; default 3 from cluster.hocon, raise it on machines that stall, such as a busy CI box).
+/// unreachable; default 3 from cluster.hocon, raise it on machines that stall, such as a busy CI box),
+/// CLUSTER_MIN_MEMBERS (members, seeds included, that must have joined before any is Up and work starts; default 1).
 /// </summary>
 public sealed record ClusterBootstrap
 {
@@ -25,6 +26,11 @@ public sealed record ClusterBootstrap
     public IReadOnlyList<string> Roles { get; init; } = [];
     /// <summary>The failure detector's acceptable heartbeat pause; null keeps cluster.hocon's.</summary>
     public TimeSpan? HeartbeatPause { get; init; }
+    /// <summary>
+    /// Members that must have joined before the leader moves any of them Up; until then no router starts and no job
+    /// runs. For processes started together: the first up does not take the whole queue while the others start.
+    /// </summary>
+    public int? MinMembers { get; init; }
 
     public static ClusterBootstrap FromEnvironment(Func<string, string?>? env = null, int defaultPort = 0, params string[] roles)
     {
@@ -45,6 +51,9 @@ public sealed record ClusterBootstrap
                     ? TimeSpan.FromSeconds(s)
                     : throw new ArgumentException($"CLUSTER_HEARTBEAT_PAUSE '{pause}' is not a positive number of seconds.")
                 : null,
+            MinMembers = NonEmpty(env("CLUSTER_MIN_MEMBERS")) is { } min
+                ? int.TryParse(min, out var m) && m >= 1 ? m : throw new ArgumentException($"CLUSTER_MIN_MEMBERS '{min}' is not a number of members (1 or more).")
+                : null,
         };
     }
 
@@ -63,8 +72,7 @@ public sealed record ClusterBootstrap
     public AkkaConfigurationBuilder Apply(AkkaConfigurationBuilder builder)
     {
         var loopback = Host is "127.0.0.1" or "localhost" or "::1";
-        if (HeartbeatPause is { } pause)
-            builder.AddHocon($"akka.cluster.failure-detector.acceptable-heartbeat-pause = {(int)pause.TotalMilliseconds}ms", HoconAddMode.Prepend);
+        builder.AddHocon(Overrides(), HoconAddMode.Prepend);
         builder
             .AddHocon(LoadClusterHocon(), HoconAddMode.Append)
             .WithRemoting(new RemoteOptions
@@ -82,6 +90,15 @@ public sealed record ClusterBootstrap
         if (Seeds.Count == 0)
             builder.AddStartup((system, _) => Akka.Cluster.Cluster.Get(system).Join(Akka.Cluster.Cluster.Get(system).SelfAddress));
         return builder;
+    }
+
+    /// <summary>What the environment changes in cluster.hocon's defaults (empty when nothing).</summary>
+    public Config Overrides()
+    {
+        var hocon = new System.Text.StringBuilder();
+        if (HeartbeatPause is { } pause) hocon.AppendLine($"akka.cluster.failure-detector.acceptable-heartbeat-pause = {(int)pause.TotalMilliseconds}ms");
+        if (MinMembers is { } min) hocon.AppendLine($"akka.cluster.min-nr-of-members = {min}");
+        return ConfigurationFactory.ParseString(hocon.ToString());
     }
 
     public static Config LoadClusterHocon()
