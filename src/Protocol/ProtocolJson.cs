@@ -13,6 +13,7 @@ public sealed partial class ProtocolJson : JsonSerializerContext
 {
     public static string Serialize(JobEnvelope envelope) => JsonSerializer.Serialize(envelope, Default.JobEnvelope);
     public static JobEnvelope? DeserializeEnvelope(string json) => JsonSerializer.Deserialize(json, Default.JobEnvelope);
+    public static JobEnvelope? DeserializeEnvelope(ReadOnlySpan<byte> utf8Json) => JsonSerializer.Deserialize(utf8Json, Default.JobEnvelope);
     public static string Serialize(JobError error) => JsonSerializer.Serialize(error, Default.JobError);
     public static JobError? DeserializeError(string json) => JsonSerializer.Deserialize(json, Default.JobError);
 }

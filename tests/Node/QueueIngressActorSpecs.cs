@@ -115,6 +115,28 @@ public sealed class QueueIngressActorSpecs(BrokerFixture broker, ITestOutputHelp
     [Theory]
     [InlineData(BrokerKind.Redis)]
     [InlineData(BrokerKind.Garnet)]
+    public async Task An_envelope_that_is_not_UTF8_is_dead_lettered_while_its_neighbour_is_delivered(BrokerKind kind)
+    {
+        await using var env = await RedisSpecEnv.CreateAsync(broker.Url(kind));
+        var q = env.Keys.Queue(Queue);
+        const string bad = Queue + ":latin1";
+        await env.Db.HashSetAsync(q.Job(bad), [new("envelope", new byte[] { (byte)'{', 0xE9, 0xFF, (byte)'}' }), new("state", "queued")]);
+        await env.Db.SortedSetAddAsync(q.Ready, bad, 0);
+        var good = await env.EnqueueAsync(Queue);
+        var (ingress, router) = StartIngress(env);
+
+        ingress.Tell(new QueueIngress.Fetch(10));
+
+        Assert.Equal([good], (await router.ExpectMsgAsync<QueueIngress.Taken>(Wait)).Jobs.Select(j => j.Envelope.Id));
+        await RedisSpecEnv.EventuallyAsync(async () => await env.StateAsync(bad) == "dead_lettered", "the bad job is dead-lettered");
+        var info = await env.Client.GetAsync(bad);
+        Assert.Equal("MalformedEnvelope", info!.Error!.Type);
+        Assert.Contains("not valid job JSON", info.Error.Message);
+    }
+
+    [Theory]
+    [InlineData(BrokerKind.Redis)]
+    [InlineData(BrokerKind.Garnet)]
     public async Task An_envelope_that_names_another_queue_is_dead_lettered_saying_so(BrokerKind kind)
     {
         await using var env = await RedisSpecEnv.CreateAsync(broker.Url(kind));

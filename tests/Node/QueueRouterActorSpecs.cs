@@ -218,6 +218,17 @@ public sealed class QueueRouterActorSpecs : Akka.TestKit.Xunit2.TestKit
     }
 
     [Fact]
+    public void A_demand_larger_than_a_batch_goes_out_as_two_takes_at_once()
+    {
+        var pool = CreateTestProbe();
+        pool.Send(_router, new QueueRouter.Demand(600, Park: true));
+
+        Assert.Equal(QueueIngressSettings.DefaultMaxBatch, _ingress.ExpectMsg<QueueIngress.Fetch>().Max);
+        Assert.Equal(QueueIngressSettings.DefaultMaxBatch, _ingress.ExpectMsg<QueueIngress.Fetch>().Max);
+        _ingress.ExpectNoMsg(Quiet);
+    }
+
+    [Fact]
     public void Withdraw_from_an_unknown_pool_returns_nothing()
     {
         var stranger = CreateTestProbe();

@@ -5,7 +5,8 @@ using StackExchange.Redis;
 namespace ClusterJobs.Node.Broker;
 
 /// <summary>A job taken from Redis: its raw envelope (parsed by the ingress) and the attempt number it runs as.</summary>
-public readonly record struct TakenJob(string Id, string EnvelopeJson, int Attempt, string? Phase = null);
+/// <summary>A leased job as Redis holds it: the envelope stays UTF-8 bytes (parsed once, without a detour through UTF-16).</summary>
+public readonly record struct TakenJob(string Id, byte[] Envelope, int Attempt, string? Phase = null);
 
 /// <summary>What a Complete call recorded: how many outcomes, and which child jobs ended (for their parents' coordinators).</summary>
 public sealed record CompleteResult(int Recorded, IReadOnlyList<FinishedChild> FinishedChildren)
@@ -68,7 +69,7 @@ public sealed class QueueBroker
         for (var i = 0; i < jobs.Length; i++)
         {
             var phase = (string?)raw[i * 4 + 3];
-            jobs[i] = new TakenJob((string)raw[i * 4]!, (string)raw[i * 4 + 1]!, (int)raw[i * 4 + 2], string.IsNullOrEmpty(phase) ? null : phase);
+            jobs[i] = new TakenJob((string)raw[i * 4]!, (byte[])raw[i * 4 + 1]!, (int)raw[i * 4 + 2], string.IsNullOrEmpty(phase) ? null : phase);
         }
         return jobs;
     }

@@ -34,8 +34,9 @@ public static class QueueIngress
 
 public sealed record QueueIngressSettings
 {
+    public const int DefaultMaxBatch = 256;
     /// <summary>Most jobs leased in one script call.</summary>
-    public int MaxBatch { get; init; } = 256;
+    public int MaxBatch { get; init; } = DefaultMaxBatch;
     /// <summary>How often an idle queue looks for due delayed jobs (and for wake messages it may have missed).</summary>
     public TimeSpan PollInterval { get; init; } = TimeSpan.FromMilliseconds(250);
     /// <summary>How often expired leases (of dead nodes) are returned to the queue.</summary>

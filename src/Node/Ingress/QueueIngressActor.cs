@@ -1,4 +1,3 @@
-using System.Text;
 using System.Text.Json;
 using Akka.Actor;
 using Akka.Event;
@@ -141,10 +140,10 @@ public sealed class QueueIngressActor : ReceiveActor, IWithTimers
 
     private JobLease? Parse(TakenJob job)
     {
-        if (Encoding.UTF8.GetByteCount(job.EnvelopeJson) > _settings.MaxPayloadBytes) return null;
+        if (job.Envelope.Length > _settings.MaxPayloadBytes) return null;
         try
         {
-            var envelope = ProtocolJson.DeserializeEnvelope(job.EnvelopeJson);
+            var envelope = ProtocolJson.DeserializeEnvelope(job.Envelope);
             if (envelope is null || envelope.Id != job.Id || envelope.Queue != _broker.Keys.Name || string.IsNullOrEmpty(envelope.Task)) return null;
             if (envelope.Version > JobEnvelope.CurrentVersion || InvalidOption(envelope) is not null) return null;
             // No args means no arguments (as an empty positional list), so the job can cross the wire.
@@ -156,7 +155,7 @@ public sealed class QueueIngressActor : ReceiveActor, IWithTimers
 
     private JobOutcome Reject(TakenJob job)
     {
-        var size = Encoding.UTF8.GetByteCount(job.EnvelopeJson);
+        var size = job.Envelope.Length;
         string type, message;
         if (size > _settings.MaxPayloadBytes)
             (type, message) = ("PayloadTooLarge", $"The envelope is {size} bytes, over this node's limit of {_settings.MaxPayloadBytes} bytes.");
@@ -175,7 +174,7 @@ public sealed class QueueIngressActor : ReceiveActor, IWithTimers
     {
         try
         {
-            var envelope = ProtocolJson.DeserializeEnvelope(job.EnvelopeJson);
+            var envelope = ProtocolJson.DeserializeEnvelope(job.Envelope);
             if (envelope is null) return "The envelope is JSON null.";
             if (envelope.Version > JobEnvelope.CurrentVersion)
                 return $"Envelope format v{envelope.Version} is newer than this node understands (v{JobEnvelope.CurrentVersion}).";

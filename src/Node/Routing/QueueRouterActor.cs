@@ -217,11 +217,14 @@ public sealed class QueueRouterActor : ReceiveActor, IWithTimers
         if (want <= 0) return;
         if (!_exhausted)
         {
-            if (_fetches.Count == 0 || (_fetches.Count < MaxFetchesInFlight && want >= MinPipelinedFetch))
+            // A large demand goes out as two takes at once (one script call leases at most a batch).
+            while (want > 0 && (_fetches.Count == 0 || (_fetches.Count < MaxFetchesInFlight && want >= MinPipelinedFetch)))
             {
-                _fetches.Enqueue(want);
-                _asked += want;
-                _ingress.Tell(new QueueIngress.Fetch(want));
+                var ask = Math.Min(want, QueueIngressSettings.DefaultMaxBatch);
+                _fetches.Enqueue(ask);
+                _asked += ask;
+                want -= ask;
+                _ingress.Tell(new QueueIngress.Fetch(ask));
             }
             return;
         }
