@@ -56,6 +56,7 @@ run --peer clusterjobs --mode 1node --workload W2 --rate "$W2R2" --duration "$W2
 run --peer clusterjobs --mode 1node --workload W3 --n "$W3N" --sleep-ms 20
 run --peer clusterjobs --mode 1node-c2000 --workload W3 --n "$W3N" --sleep-ms 20
 run --peer clusterjobs --mode 3nodes --workload W4 --n "$W4N"
+run --peer clusterjobs --mode 3nodes --workload W4 --n "$W1BIG" --note=-n100k
 if [ "$peers" = 1 ]; then
   (cd "$work/bullmq" && [ -d node_modules ] || npm install --no-audit --no-fund >&2)
   run --peer celery --mode 2x-solo --workload W1 --n "$W1N"
@@ -71,7 +72,13 @@ if [ "$peers" = 1 ]; then
 fi
 echo
 /usr/bin/python3 "$repo/bench/summarize.py" "$results"
-w1=$(grep 'workload=W1 ' "$results" | grep 'peer=clusterjobs' | grep -E 'notes=1node *$' | sed 's/.*jobs_per_s=\([0-9.]*\).*/\1/' | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
-w4=$(grep 'workload=W4 ' "$results" | sed 's/.*jobs_per_s=\([0-9.]*\).*/\1/' | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
-[ -n "$w1" ] && [ -n "$w4" ] && awk -v a="$w4" -v b="$w1" 'BEGIN { printf "ratio workload=W4 three_nodes_over_one_node=%.2f\n", a / b }'
+# W4 / W1: three nodes over one, at 20k jobs and at 100k jobs.
+median() { grep "workload=$1 " "$results" | grep 'peer=clusterjobs' | grep -E "notes=$2 *\$" | sed 's/.*jobs_per_s=\([0-9.]*\).*/\1/' \
+  | sort -n | awk '{a[NR]=$1} END {if (NR) print a[int((NR+1)/2)]}'; }
+for size in 20k:"" 100k:-n100k; do
+  w1=$(median W1 "1node${size#*:}"); w4=$(median W4 "3nodes${size#*:}")
+  if [ -n "$w1" ] && [ -n "$w4" ]; then
+    awk -v a="$w4" -v b="$w1" -v n="${size%%:*}" 'BEGIN { printf "ratio workload=W4 n=%s three_nodes_over_one_node=%.2f\n", n, a / b }'
+  fi
+done
 echo "results: $results" >&2

@@ -27,6 +27,7 @@ public sealed class BenchHarnessSpecs(ITestOutputHelper output)
         foreach (var workload in new[] { "W1", "W2", "W3", "W4" })
             Assert.Contains(lines, l => l.Contains($" workload={workload} ") && !l.Contains("jobs_per_s=nan"));
         Assert.All(lines, l => Assert.Matches(@" n=(\d+) .* completed=\1 ", l));
-        Assert.Contains("ratio workload=W4 three_nodes_over_one_node=", text);
+        Assert.Contains("ratio workload=W4 n=20k three_nodes_over_one_node=", text);
+        Assert.Contains("ratio workload=W4 n=100k three_nodes_over_one_node=", text);
     }
 }
