@@ -229,6 +229,24 @@ public sealed class QueueIngressActorSpecs(BrokerFixture broker, ITestOutputHelp
     [Theory]
     [InlineData(BrokerKind.Redis)]
     [InlineData(BrokerKind.Garnet)]
+    public async Task A_queue_under_runtime_limits_only_says_work_may_be_available_and_lets_the_router_decide(BrokerKind kind)
+    {
+        await using var env = await RedisSpecEnv.CreateAsync(broker.Url(kind));
+        var (ingress, router) = StartIngress(env);
+        ingress.Tell(new QueueIngress.Fetch(10));
+        Assert.True((await router.ExpectMsgAsync<QueueIngress.Taken>(Wait)).Exhausted);
+        ingress.Tell(new QueueIngress.WakeTakes(false)); // paused, capped or rate-limited
+
+        var id = await env.EnqueueAsync(Queue);
+
+        await router.ExpectMsgAsync<QueueIngress.WorkMayBeAvailable>(Wait);
+        await router.ExpectNoMsgAsync(TimeSpan.FromMilliseconds(200));
+        Assert.Equal("queued", await env.StateAsync(id));
+    }
+
+    [Theory]
+    [InlineData(BrokerKind.Redis)]
+    [InlineData(BrokerKind.Garnet)]
     public async Task A_new_fetch_replaces_what_the_router_wanted_before(BrokerKind kind)
     {
         await using var env = await RedisSpecEnv.CreateAsync(broker.Url(kind));

@@ -25,6 +25,12 @@ public static class QueueIngress
         private WorkMayBeAvailable() { }
     }
 
+    /// <summary>
+    /// Router to ingress: whether a wake may take what the router asked for and did not get, without asking it first.
+    /// Not while the queue is paused, capped or rate-limited: then the router decides every take (default: allowed).
+    /// </summary>
+    public sealed record WakeTakes(bool Allowed) : INoSerializationVerificationNeeded;
+
     /// <summary>Router to ingress: the node running these jobs is gone; put them back in the queue now.</summary>
     public sealed record Reclaim(IReadOnlyList<string> JobIds) : INoSerializationVerificationNeeded;
 

@@ -31,6 +31,7 @@ public sealed class QueueIngressActor : ReceiveActor, IWithTimers
     /// at once, without a round trip through the router; a new Fetch replaces them.
     /// </summary>
     private int _standing;
+    private bool _wakeTakes = true;
     /// <summary>A wake message came while a take was in flight: that take may have missed the new job.</summary>
     private bool _wokenDuringTake;
     private bool _reclaiming;
@@ -43,6 +44,11 @@ public sealed class QueueIngressActor : ReceiveActor, IWithTimers
         _brokerSettings = brokerSettings;
         _settings = settings;
 
+        Receive<WakeTakes>(w =>
+        {
+            _wakeTakes = w.Allowed;
+            if (!w.Allowed) _standing = 0;
+        });
         Receive<Fetch>(f =>
         {
             _standing = 0;

@@ -124,7 +124,9 @@ public sealed class QueueRouterActor : ReceiveActor, IWithTimers
         foreach (var job in taken.Jobs) _buffer.Enqueue(job);
         DispatchAndFetch();
         // A woken take asked for credit the pools may have taken back since: what no pool will take goes back.
-        if (taken.Woken && !poolsTold && _buffer.Count > 0 && _pools.Values.All(p => p.Credit == 0)) ReturnBuffer();
+        // (The settings may have changed meanwhile, too: a paused queue gives back what a wake took just before.)
+        if (taken.Woken && _buffer.Count > 0 && ((!poolsTold && _pools.Values.All(p => p.Credit == 0)) || _settings is { Paused: true }))
+            ReturnBuffer();
     }
 
     /// <summary>Pools that heard Empty from this queue hear it has work again; false if there were none.</summary>
@@ -177,7 +179,9 @@ public sealed class QueueRouterActor : ReceiveActor, IWithTimers
     private void ApplySettings(QueueSettingsState settings)
     {
         var wasPaused = _settings?.Paused ?? false;
+        var limitedBefore = _settings is { } before && Limited(before);
         _settings = settings;
+        if (Limited(settings) != limitedBefore) _ingress.Tell(new QueueIngress.WakeTakes(!Limited(settings)));
         _tokens = Math.Min(_tokens, settings.RateLimitPerSecond ?? 0);
         if (settings.RateLimitPerSecond is { } rate)
             Timers.StartPeriodicTimer("refill", RefillTokens.Instance, TimeSpan.FromMilliseconds(Math.Clamp(1000 / rate, 5, 100)));
@@ -191,6 +195,9 @@ public sealed class QueueRouterActor : ReceiveActor, IWithTimers
         _log.Info("Queue {0}: {1}", _queue, settings);
         DispatchAndFetch();
     }
+
+    /// <summary>Settings under which the router must count every job it lets start: no take on a wake alone.</summary>
+    private static bool Limited(QueueSettingsState s) => s.Paused || s.MaxRunning is not null || s.RateLimitPerSecond is not null;
 
     /// <summary>How many more jobs the settings let start now (pause, cluster-wide running cap, rate limit).</summary>
     private int Allowance()
