@@ -20,6 +20,11 @@ def med(kvs, field):
     return statistics.median(xs) if xs else float("nan")
 
 
+def size_of(cfg):
+    """The run's size suffix (-n100k), so each size is compared with its own."""
+    return "-n100k" if cfg.endswith("-n100k") else ""
+
+
 best = {}
 print("| peer | workload | config | reps | jobs/s | p50 ms | p95 ms | p99 ms | worker peak RSS MB |")
 print("|---|---|---|---|---|---|---|---|---|")
@@ -28,16 +33,17 @@ for (peer, wl, cfg, rate), kvs in sorted(rows.items()):
     label = wl + (f"@{rate}/s" if rate else "")
     print(f"| {peer} | {label} | {cfg} | {len(kvs)} | {j:.0f} | {p50:.2f} | {p95:.2f} | {p99:.2f} | {rss:.0f} |")
     if peer != "clusterjobs":
-        b = best.setdefault(label, {"jobs": 0, "p99": float("inf")})
+        b = best.setdefault(label + size_of(cfg), {"jobs": 0, "p99": float("inf")})
         b["jobs"] = max(b["jobs"], j if j == j else 0)
         if p99 == p99:
             b["p99"] = min(b["p99"], p99)
 print()
 for (peer, wl, cfg, rate), kvs in sorted(rows.items()):
     label = wl + (f"@{rate}/s" if rate else "")
-    if peer != "clusterjobs" or label not in best:
+    key = label + size_of(cfg)  # against the best peer at the same size (W1 at 20k and at 100k apart)
+    if peer != "clusterjobs" or key not in best:
         continue
-    if wl == "W2" and best[label]["p99"] != float("inf"):
-        print(f"ratio workload={label} config={cfg} p99_clusterjobs_over_best_peer={med(kvs, 'p99_ms') / best[label]['p99']:.2f}")
-    elif best[label]["jobs"]:
-        print(f"ratio workload={label} config={cfg} jobs_per_s_clusterjobs_over_best_peer={med(kvs, 'jobs_per_s') / best[label]['jobs']:.2f}")
+    if wl == "W2" and best[key]["p99"] != float("inf"):
+        print(f"ratio workload={label} config={cfg} p99_clusterjobs_over_best_peer={med(kvs, 'p99_ms') / best[key]['p99']:.2f}")
+    elif best[key]["jobs"]:
+        print(f"ratio workload={label} config={cfg} jobs_per_s_clusterjobs_over_best_peer={med(kvs, 'jobs_per_s') / best[key]['jobs']:.2f}")
