@@ -233,9 +233,9 @@ public sealed class QueueIngressActorSpecs(BrokerFixture broker, ITestOutputHelp
     {
         await using var env = await RedisSpecEnv.CreateAsync(broker.Url(kind));
         var (ingress, router) = StartIngress(env);
+        ingress.Tell(new QueueIngress.WakeTakes(false)); // paused, capped or rate-limited
         ingress.Tell(new QueueIngress.Fetch(10));
         Assert.True((await router.ExpectMsgAsync<QueueIngress.Taken>(Wait)).Exhausted);
-        ingress.Tell(new QueueIngress.WakeTakes(false)); // paused, capped or rate-limited
 
         var id = await env.EnqueueAsync(Queue);
 

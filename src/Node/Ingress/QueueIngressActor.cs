@@ -140,7 +140,7 @@ public sealed class QueueIngressActor : ReceiveActor, IWithTimers
         // Exhausted only if no job arrived meanwhile; otherwise the router asks again at once instead of waiting for a wake.
         _exhausted = result.Jobs.Count < result.Asked && !_wokenDuringTake;
         if (_taking == 0) _wokenDuringTake = false;
-        _standing = _exhausted ? result.Asked - result.Jobs.Count : 0;
+        _standing = _exhausted && _wakeTakes ? result.Asked - result.Jobs.Count : 0;
         Context.Parent.Tell(new Taken(leases, _exhausted) { Woken = result.Woken });
     }
 
