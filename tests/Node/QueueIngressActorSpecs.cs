@@ -203,18 +203,26 @@ public sealed class QueueIngressActorSpecs(BrokerFixture broker, ITestOutputHelp
         Assert.Equal(id, back.Jobs.Single().Envelope.Id);
     }
 
+    /// <summary>An ingress whose first take, for 10 jobs, found the queue empty: the router's 10 still stand.</summary>
+    private async Task<(IActorRef Ingress, TestProbe Router)> StartOnAnEmptyQueueAsync(RedisSpecEnv env, bool wakeTakes = true)
+    {
+        var (ingress, router) = StartIngress(env);
+        if (!wakeTakes) ingress.Tell(new QueueIngress.WakeTakes(false));
+        ingress.Tell(new QueueIngress.Fetch(10));
+        var taken = await router.ExpectMsgAsync<QueueIngress.Taken>(Wait);
+        Assert.Empty(taken.Jobs);
+        Assert.True(taken.Exhausted);
+        Assert.False(taken.Woken);
+        return (ingress, router);
+    }
+
     [Theory]
     [InlineData(BrokerKind.Redis)]
     [InlineData(BrokerKind.Garnet)]
     public async Task A_job_enqueued_after_a_short_take_is_taken_at_once_for_what_the_router_still_wants(BrokerKind kind)
     {
         await using var env = await RedisSpecEnv.CreateAsync(broker.Url(kind));
-        var (ingress, router) = StartIngress(env);
-        ingress.Tell(new QueueIngress.Fetch(10));
-        var taken = await router.ExpectMsgAsync<QueueIngress.Taken>(Wait);
-        Assert.Empty(taken.Jobs);
-        Assert.True(taken.Exhausted);
-        Assert.False(taken.Woken);
+        var (_, router) = await StartOnAnEmptyQueueAsync(env);
         await router.ExpectNoMsgAsync(TimeSpan.FromMilliseconds(200));
 
         var id = await env.EnqueueAsync(Queue);
@@ -232,10 +240,7 @@ public sealed class QueueIngressActorSpecs(BrokerFixture broker, ITestOutputHelp
     public async Task A_queue_under_runtime_limits_only_says_work_may_be_available_and_lets_the_router_decide(BrokerKind kind)
     {
         await using var env = await RedisSpecEnv.CreateAsync(broker.Url(kind));
-        var (ingress, router) = StartIngress(env);
-        ingress.Tell(new QueueIngress.WakeTakes(false)); // paused, capped or rate-limited
-        ingress.Tell(new QueueIngress.Fetch(10));
-        Assert.True((await router.ExpectMsgAsync<QueueIngress.Taken>(Wait)).Exhausted);
+        var (_, router) = await StartOnAnEmptyQueueAsync(env, wakeTakes: false); // paused, capped or rate-limited
 
         var id = await env.EnqueueAsync(Queue);
 
@@ -250,9 +255,7 @@ public sealed class QueueIngressActorSpecs(BrokerFixture broker, ITestOutputHelp
     public async Task A_new_fetch_replaces_what_the_router_wanted_before(BrokerKind kind)
     {
         await using var env = await RedisSpecEnv.CreateAsync(broker.Url(kind));
-        var (ingress, router) = StartIngress(env);
-        ingress.Tell(new QueueIngress.Fetch(10));
-        Assert.True((await router.ExpectMsgAsync<QueueIngress.Taken>(Wait)).Exhausted);
+        var (ingress, router) = await StartOnAnEmptyQueueAsync(env);
         ingress.Tell(new QueueIngress.Fetch(2));
         Assert.True((await router.ExpectMsgAsync<QueueIngress.Taken>(Wait)).Exhausted);
 
