@@ -38,6 +38,13 @@ bench.PEERS["clusterjobs"] = dict(cwd=kit, enqueue=["env", "REDIS_URL=redis://12
     # W4: a seed and three nodes on this machine, the queue's router on one of them (remoting between nodes).
     "3nodes": [cmd(SEED, {"CLUSTER_PORT": str(SEED_PORT), "CLUSTER_SEEDS": "", **CLUSTER4})] + [cmd(BENCH, seeds, "node")] * 3,
 })
+# W2 latency floors without a node (bench/ClusterJobs.Bench/Floors.cs), as peers so the kit measures them the same way:
+# "floor-blpop" is the least any Redis queue can do here (RPUSH, one consumer blocked in BLPOP, no lease, no record);
+# "floor-take" is ClusterJobs' own Redis protocol (real producer, wake message, Take and Complete scripts) in one loop.
+bench.PEERS["floor-blpop"] = dict(cwd=kit, enqueue=["env", "REDIS_URL=redis://127.0.0.1:6390/0", "dotnet", BENCH, "produce-list"],
+                                  modes={"1proc": [cmd(BENCH, {}, "floor-blpop")]})
+bench.PEERS["floor-take"] = dict(cwd=kit, enqueue=bench.PEERS["clusterjobs"]["enqueue"],
+                                 modes={"1proc": [cmd(BENCH, {}, "floor-take")]})
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--peer", required=True, choices=bench.PEERS)

@@ -57,6 +57,11 @@ run --peer clusterjobs --mode 1node --workload W3 --n "$W3N" --sleep-ms 20
 run --peer clusterjobs --mode 1node-c2000 --workload W3 --n "$W3N" --sleep-ms 20
 run --peer clusterjobs --mode 3nodes --workload W4 --n "$W4N"
 run --peer clusterjobs --mode 3nodes --workload W4 --n "$W1BIG" --note=-n100k
+# W2 floors (docs/benchmarks.md, "W2 floors"): what Redis and this machine allow without a node, and without any lease.
+for rate in "$W2R" "$W2R2"; do
+  run --peer floor-blpop --mode 1proc --workload W2 --rate "$rate" --duration "$W2D"
+  run --peer floor-take --mode 1proc --workload W2 --rate "$rate" --duration "$W2D"
+done
 if [ "$peers" = 1 ]; then
   (cd "$work/bullmq" && [ -d node_modules ] || npm install --no-audit --no-fund >&2)
   run --peer celery --mode 2x-solo --workload W1 --n "$W1N"

@@ -1,5 +1,6 @@
 #!/usr/bin/python3
 """Medians of result lines (the kit's format) per peer, workload and config, and ClusterJobs / best peer ratios.
+The W2 floors (floor-*: bare Redis consumers, not job systems) are listed but are no peer to compare with.
 
     summarize.py results.txt
 """
@@ -32,7 +33,7 @@ for (peer, wl, cfg, rate), kvs in sorted(rows.items()):
     j, p50, p95, p99, rss = (med(kvs, f) for f in ("jobs_per_s", "p50_ms", "p95_ms", "p99_ms", "worker_peak_rss_mb"))
     label = wl + (f"@{rate}/s" if rate else "")
     print(f"| {peer} | {label} | {cfg} | {len(kvs)} | {j:.0f} | {p50:.2f} | {p95:.2f} | {p99:.2f} | {rss:.0f} |")
-    if peer != "clusterjobs":
+    if peer != "clusterjobs" and not peer.startswith("floor-"):
         b = best.setdefault(label + size_of(cfg), {"jobs": 0, "p99": float("inf")})
         b["jobs"] = max(b["jobs"], j if j == j else 0)
         if p99 == p99:

@@ -9,12 +9,17 @@ using Microsoft.Extensions.Logging;
 // The ClusterJobs peer of the benchmark kit (../shared/bench-peers):
 //   ClusterJobs.Bench produce --n N --sleep-ms S --rate R --rec-lat 0|1   enqueue N jobs one at a time (paced at R/s)
 //   ClusterJobs.Bench node                                                a node serving `bench` (env as any node)
+//   ClusterJobs.Bench produce-list ... | floor-blpop | floor-take           W2 latency floors without a node (Floors.cs)
 // Broker: REDIS_URL (default the kit's redis://127.0.0.1:6390/0); metrics: the same server's db 1.
 var redisUrl = Environment.GetEnvironmentVariable("REDIS_URL") is { Length: > 0 } u ? u : "redis://127.0.0.1:6390/0";
 return args.FirstOrDefault() switch
 {
     "produce" => await Produce(redisUrl, args[1..]),
     "node" => await RunNode(args[1..]),
+    // W2 latency floors (Floors.cs): plain Redis consumers with the kit's job body, no node.
+    "produce-list" => await Floors.ProduceToList(redisUrl, (int)Num(args, "--n"), Num(args, "--sleep-ms"), Num(args, "--rate"), (int)Num(args, "--rec-lat")),
+    "floor-blpop" => await Floors.ConsumeList(redisUrl, Floors.StopOnSigterm()),
+    "floor-take" => await Floors.TakeLoop(redisUrl, Floors.StopOnSigterm()),
     _ => Usage(),
 };
 
@@ -24,24 +29,22 @@ static int Usage()
     return 2;
 }
 
+static double Num(string[] args, string name) =>
+    Array.IndexOf(args, name) is var i and >= 0 && i + 1 < args.Length
+        ? double.Parse(args[i + 1], System.Globalization.CultureInfo.InvariantCulture) : 0;
+
 static async Task<int> Produce(string redisUrl, string[] args)
 {
-    string Arg(string name, string fallback) => Array.IndexOf(args, name) is var i and >= 0 && i + 1 < args.Length ? args[i + 1] : fallback;
-    var n = int.Parse(Arg("--n", "0"));
-    var sleepMs = double.Parse(Arg("--sleep-ms", "0"), System.Globalization.CultureInfo.InvariantCulture);
-    var rate = double.Parse(Arg("--rate", "0"), System.Globalization.CultureInfo.InvariantCulture);
-    var recLat = int.Parse(Arg("--rec-lat", "0"));
+    var n = (int)Num(args, "--n");
+    var sleepMs = Num(args, "--sleep-ms");
+    var rate = Num(args, "--rate");
+    var recLat = (int)Num(args, "--rec-lat");
     await using var client = await JobClient.ConnectAsync(redisUrl);
     var options = new EnqueueOptions { Queue = "bench", MaxAttempts = 1 };
     var clock = Stopwatch.StartNew();
     for (var i = 0; i < n; i++)
     {
-        if (rate > 0)
-        {
-            // Absolute schedule t0 + i/rate: no drift.
-            var due = TimeSpan.FromSeconds(i / rate) - clock.Elapsed;
-            if (due > TimeSpan.Zero) await Task.Delay(due);
-        }
+        await Floors.Pace(clock, i, rate);
         await client.EnqueueAsync("bench", new BenchArgs(BenchTask.NowMs(), sleepMs, n, recLat), options);
     }
     Console.WriteLine($"enqueued={n} enqueue_seconds={clock.Elapsed.TotalSeconds:F3}");

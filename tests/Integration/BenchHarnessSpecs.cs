@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Text.RegularExpressions;
 using Xunit.Abstractions;
 
 namespace ClusterJobs.Integration.Tests;
@@ -27,6 +28,10 @@ public sealed class BenchHarnessSpecs(ITestOutputHelper output)
         foreach (var workload in new[] { "W1", "W2", "W3", "W4" })
             Assert.Contains(lines, l => l.Contains($" workload={workload} ") && !l.Contains("jobs_per_s=nan"));
         Assert.All(lines, l => Assert.Matches(@" n=(\d+) .* completed=\1 ", l));
+        // The W2 floors (bare Redis consumers, no node) run too, and every job of theirs is counted.
+        foreach (var floor in new[] { "floor-blpop", "floor-take" })
+            Assert.Contains(text.Split('\n'), l => l.StartsWith($"peer={floor} workload=W2 ") && Regex.IsMatch(l, @" n=(\d+) .* completed=\1 "));
+        Assert.DoesNotContain("over_best_peer", text); // no peers in this run, and a floor is no peer
         Assert.Contains("ratio workload=W4 n=20k three_nodes_over_one_node=", text);
         Assert.Contains("ratio workload=W4 n=100k three_nodes_over_one_node=", text);
     }
