@@ -84,9 +84,8 @@ public static class ClusterJobsServiceCollectionExtensions
         akka.AddQueueRouters(options.Queues.Select(q => q.Name), routers,
             queue => QueueIngressActorExtensions.IngressProps(redis.Connection, Broker(queue), brokerSettings, ingressSettings),
             splitsProps: queue => Splits.SplitTrackerActorExtensions.SplitTrackerProps(Broker(queue)));
-        // Handlers that block their thread must not starve the actors and Redis continuations of thread-pool threads.
-        ThreadPool.GetMinThreads(out var workers, out var io);
-        ThreadPool.SetMinThreads(Math.Max(workers, options.Concurrency + options.MaxRunaways + Environment.ProcessorCount * 2), io);
+        // Handlers that block their thread must not starve the Redis continuations of thread-pool threads: the worker
+        // pool raises the thread pool's minimum once it sees starvation (ThreadPoolStarvationGuard).
         var served = options.Queues.Select(q => q with { MaxConcurrency = q.Limit(options.Concurrency) }).ToList();
         return akka.AddWorkerPool(served, options.Concurrency, routers, (system, registry) =>
             WorkerActorExtensions.WorkerProps(sp.GetRequiredService<TaskRegistry>(), sp, registry.Get<ResultWriterActor>(), node!, Broker),
