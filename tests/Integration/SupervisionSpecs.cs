@@ -204,6 +204,47 @@ public sealed class SupervisionSpecs(BrokerFixture brokers)
         Assert.Equal(2, half!.ChildrenTotal);
     }
 
+    [Fact]
+    public async Task Handlers_that_block_their_threads_do_not_stall_the_other_jobs_of_the_node()
+    {
+        // More blocking handlers than the thread pool has threads: each one holds the thread it runs on until released,
+        // and the Redis continuations that take and record the other jobs queue behind them until the worker pool sees
+        // the starvation and raises the thread pool's minimum (the pool alone would add about two threads a second).
+        const int blockers = 64;
+        var gate = BlocksItsThread.Gate = new ManualResetEventSlim(false);
+        try
+        {
+            await using var node = await TestNode.StartAsync(brokers.Url(BrokerKind.Redis), _prefix, o => o.Concurrency = blockers + 8,
+                tasks => tasks.AddTask<BlocksItsThread>("blocks_its_thread"));
+            var options = new EnqueueOptions { MaxAttempts = 1 };
+            var blocked = await Task.WhenAll(Enumerable.Range(0, blockers).Select(_ => node.Client.EnqueueAsync("blocks_its_thread", new { }, options)));
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            var others = await Task.WhenAll(Enumerable.Range(0, 8).Select(i => node.Client.EnqueueAsync("add", new[] { i, 1 })));
+
+            var done = await Task.WhenAll(others.Select(id => node.Client.WaitAsync(id, Wait)));
+
+            Assert.All(done, j => Assert.Equal(JobState.Succeeded, j.State));
+            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(12), $"the other jobs took {clock.Elapsed} behind {blockers} blocked handlers");
+            ThreadPool.GetMinThreads(out var minimum, out _);
+            Assert.True(minimum >= blockers, $"the thread pool's minimum is {minimum}");
+            gate.Set();
+            Assert.All(await Task.WhenAll(blocked.Select(id => node.Client.WaitAsync(id, Wait))), j => Assert.Equal(JobState.Succeeded, j.State));
+        }
+        finally { gate.Set(); }
+    }
+
+    /// <summary>A handler that blocks its thread (as sync I/O would) until the test opens the gate.</summary>
+    public sealed class BlocksItsThread : IJobHandler<object>
+    {
+        public static ManualResetEventSlim Gate { get; set; } = new(true);
+
+        public Task HandleAsync(object args, JobContext job, CancellationToken ct)
+        {
+            Gate.Wait(TimeSpan.FromSeconds(60));
+            return Task.CompletedTask;
+        }
+    }
+
     public sealed class NeverReturns : IJobHandler<object>
     {
         public Task HandleAsync(object args, JobContext job, CancellationToken ct) => new TaskCompletionSource().Task; // ignores its token

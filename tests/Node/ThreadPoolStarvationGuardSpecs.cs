@@ -1,4 +1,5 @@
-using ClusterJobs.Node.Workers;
+using ClusterJobs.Node.Hosting;
+using Microsoft.Extensions.Logging.Abstractions;
 
 namespace ClusterJobs.Node.Tests;
 
@@ -69,5 +70,18 @@ public sealed class ThreadPoolStarvationGuardSpecs
             Assert.Equal(workers + 3, notLowered);
         }
         finally { ThreadPool.SetMinThreads(workers, io); }
+    }
+
+    [Fact]
+    public async Task The_watch_checks_on_its_own_thread_and_raises_the_minimum_when_starved()
+    {
+        var raised = new TaskCompletionSource<int>(TaskCreationOptions.RunContinuationsAsynchronously);
+        // Queued work that never runs: what handlers blocking every thread-pool thread look like.
+        var starved = new ThreadPoolStarvationGuard(reserve: 64, pending: () => 10, completed: () => 0, raiseMinimum: n => raised.TrySetResult(n));
+        using var watch = new ThreadPoolStarvationWatch(starved, TimeSpan.FromMilliseconds(20), NullLogger<ThreadPoolStarvationWatch>.Instance);
+        await watch.StartAsync(CancellationToken.None);
+
+        Assert.Equal(64, await raised.Task.WaitAsync(TimeSpan.FromSeconds(5)));
+        await watch.StopAsync(CancellationToken.None);
     }
 }

@@ -59,9 +59,7 @@ public sealed class WorkerPoolActorSpecs : Akka.TestKit.Xunit2.TestKit, IAsyncLi
 
     private TestProbe Router(string queue) => _routerProbes[queue];
 
-    private IActorRef StartPool(int capacity, params ServedQueue[] queues) => StartPool(capacity, null, queues);
-
-    private IActorRef StartPool(int capacity, ThreadPoolStarvationGuard? starvation, params ServedQueue[] queues)
+    private IActorRef StartPool(int capacity, params ServedQueue[] queues)
     {
         foreach (var q in queues)
         {
@@ -74,7 +72,7 @@ public sealed class WorkerPoolActorSpecs : Akka.TestKit.Xunit2.TestKit, IAsyncLi
         var routers = _routers;
         var served = queues.ToList();
         var (redis, keys, leases, results) = (_redis, _keys, _leases.Ref, _results.Ref);
-        return Sys.ActorOf(Props.Create(() => new WorkerPoolActor(served, capacity, routers, workerProps, leases, results, redis, keys, 0, starvation)), "workers");
+        return Sys.ActorOf(Props.Create(() => new WorkerPoolActor(served, capacity, routers, workerProps, leases, results, redis, keys, 0)), "workers");
     }
 
     /// <summary>What a worker tells its pool when its job's outcome went to the result writer.</summary>
@@ -96,18 +94,6 @@ public sealed class WorkerPoolActorSpecs : Akka.TestKit.Xunit2.TestKit, IAsyncLi
         Thread.Sleep(Quiet);
         foreach (var (queue, router) in _routerProbes)
             Assert.False(router.HasMessages, $"The pool sent {router.ReceiveOne(TimeSpan.Zero)} to the router of '{queue}'.");
-    }
-
-    [Fact]
-    public async Task Raises_the_thread_pool_minimum_on_its_tick_once_handlers_starve_the_thread_pool()
-    {
-        var raised = new TaskCompletionSource<int>(TaskCreationOptions.RunContinuationsAsynchronously);
-        long completed = 0;
-        // Queued work that never runs: what handlers blocking every thread-pool thread look like.
-        var starved = new ThreadPoolStarvationGuard(reserve: 64, pending: () => 10, completed: () => Interlocked.Read(ref completed),
-            raiseMinimum: n => raised.TrySetResult(n));
-        StartPool(4, starved, new ServedQueue("work", 4));
-        Assert.Equal(64, await raised.Task.WaitAsync(TimeSpan.FromSeconds(5))); // within a few 1 s ticks
     }
 
     [Fact]

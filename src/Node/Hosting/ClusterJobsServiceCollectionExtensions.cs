@@ -38,6 +38,14 @@ public static class ClusterJobsServiceCollectionExtensions
         // Registered before the actor system so that Redis is connected when the actors start.
         services.AddSingleton<RedisConnectionService>();
         services.AddHostedService(sp => sp.GetRequiredService<RedisConnectionService>());
+        // Handlers that block their threads must not starve the Redis continuations: the minimum is raised once starved.
+        services.AddHostedService(sp =>
+        {
+            var options = sp.GetRequiredService<IOptions<ClusterJobsOptions>>().Value;
+            var reserve = options.Concurrency + options.MaxRunaways + Environment.ProcessorCount * 2;
+            return new ThreadPoolStarvationWatch(ThreadPoolStarvationGuard.ForThreadPool(reserve), TimeSpan.FromSeconds(1),
+                sp.GetRequiredService<Microsoft.Extensions.Logging.ILogger<ThreadPoolStarvationWatch>>());
+        });
         services.AddSingleton(sp => new JobClient(sp.GetRequiredService<RedisConnectionService>().Connection,
             new JobClientOptions { KeyPrefix = sp.GetRequiredService<IOptions<ClusterJobsOptions>>().Value.KeyPrefix }));
 
@@ -84,8 +92,6 @@ public static class ClusterJobsServiceCollectionExtensions
         akka.AddQueueRouters(options.Queues.Select(q => q.Name), routers,
             queue => QueueIngressActorExtensions.IngressProps(redis.Connection, Broker(queue), brokerSettings, ingressSettings),
             splitsProps: queue => Splits.SplitTrackerActorExtensions.SplitTrackerProps(Broker(queue)));
-        // Handlers that block their thread must not starve the Redis continuations of thread-pool threads: the worker
-        // pool raises the thread pool's minimum once it sees starvation (ThreadPoolStarvationGuard).
         var served = options.Queues.Select(q => q with { MaxConcurrency = q.Limit(options.Concurrency) }).ToList();
         return akka.AddWorkerPool(served, options.Concurrency, routers, (system, registry) =>
             WorkerActorExtensions.WorkerProps(sp.GetRequiredService<TaskRegistry>(), sp, registry.Get<ResultWriterActor>(), node!, Broker),

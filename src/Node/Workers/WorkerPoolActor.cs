@@ -43,13 +43,9 @@ public sealed class WorkerPoolActor : ReceiveActor, IWithTimers
     private string? _awaiting;
     private bool _withdrawing;
 
-    private readonly ThreadPoolStarvationGuard? _starvation;
-
     public WorkerPoolActor(IReadOnlyList<ServedQueue> queues, int capacity, QueueRouters routers, Func<Props> workerProps,
-        IActorRef leaseKeeper, IActorRef results, IConnectionMultiplexer redis, RedisKeys keys, int maxRunaways = 0,
-        ThreadPoolStarvationGuard? starvation = null)
+        IActorRef leaseKeeper, IActorRef results, IConnectionMultiplexer redis, RedisKeys keys, int maxRunaways = 0)
     {
-        _starvation = starvation;
         _leaseKeeper = leaseKeeper;
         _results = results;
         _maxRunaways = maxRunaways;
@@ -136,9 +132,6 @@ public sealed class WorkerPoolActor : ReceiveActor, IWithTimers
         });
         Receive<Tick>(_ =>
         {
-            if (_starvation?.Check() == true)
-                _log.Warning("Handlers are blocking thread-pool threads (queued work is not being run): raised the thread pool's minimum to {0} threads. Prefer async handlers.",
-                    _starvation.Reserve);
             if (_awaiting is not null || _withdrawing) return;
             _askIndex = 0;
             Offer();
@@ -315,8 +308,7 @@ public static class WorkerPoolActorExtensions
             var leases = registry.Get<LeaseKeeperActor>();
             var results = registry.Get<Results.ResultWriterActor>();
             var pool = system.ActorOf(Props.Create(() =>
-                new WorkerPoolActor(queues, concurrency, routers, () => worker, leases, results, redis(), keys, maxRunaways,
-                    ThreadPoolStarvationGuard.ForThreadPool(concurrency + maxRunaways + Environment.ProcessorCount * 2))), "workers");
+                new WorkerPoolActor(queues, concurrency, routers, () => worker, leases, results, redis(), keys, maxRunaways)), "workers");
             registry.Register<WorkerPoolActor>(pool);
             // On leave (SIGTERM): stop taking work and finish or hand back every job before the node leaves the cluster.
             CoordinatedShutdown.Get(system).AddTask(CoordinatedShutdown.PhaseServiceRequestsDone, "drain-workers", async () =>

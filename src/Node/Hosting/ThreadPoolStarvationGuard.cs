@@ -1,4 +1,4 @@
-namespace ClusterJobs.Node.Workers;
+namespace ClusterJobs.Node.Hosting;
 
 /// <summary>
 /// Handlers run on the .NET thread pool, and so do the continuations of the node's Redis calls. A handler that blocks
@@ -29,7 +29,7 @@ public sealed class ThreadPoolStarvationGuard(int reserve, Func<long> pending, F
     /// <summary>True once the minimum was raised (it stays raised).</summary>
     public bool Raised { get; private set; }
 
-    /// <summary>Called periodically (the worker pool's tick); returns true when this call raised the minimum.</summary>
+    /// <summary>Called periodically (<see cref="ThreadPoolStarvationWatch"/>); returns true when this call raised the minimum.</summary>
     public bool Check()
     {
         if (Raised) return false;
