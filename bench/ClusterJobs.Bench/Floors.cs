@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Runtime.InteropServices;
+using System.Threading.Channels;
 using System.Text.Json;
 using ClusterJobs.Node.Broker;
 using ClusterJobs.Protocol;
@@ -65,8 +66,9 @@ public static class Floors
         await using var redis = await ConnectionMultiplexer.ConnectAsync(RedisConnection.Parse(redisUrl));
         var broker = new QueueBroker(redis, new RedisKeys(), "bench", "floor", new BrokerSettings());
         var body = new BenchTask(new BenchMetrics(redis));
-        var wake = new SemaphoreSlim(0);
-        await redis.GetSubscriber().SubscribeAsync(RedisChannel.Literal(broker.Keys.WakeChannel), (_, _) => wake.Release());
+        // Wakes coalesce: one pending wake is enough, since the take that follows takes everything there is.
+        var wake = Channel.CreateBounded<bool>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite });
+        await redis.GetSubscriber().SubscribeAsync(RedisChannel.Literal(broker.Keys.WakeChannel), (_, _) => wake.Writer.TryWrite(true));
         while (!stop.IsCancellationRequested)
         {
             IReadOnlyList<TakenJob> jobs;
@@ -82,9 +84,12 @@ public static class Floors
                 }
                 await broker.CompleteAsync(outcomes);
             } while (jobs.Count == 256);
-            try { await wake.WaitAsync(TimeSpan.FromSeconds(1), stop); }
+            using var poll = CancellationTokenSource.CreateLinkedTokenSource(stop);
+            poll.CancelAfter(TimeSpan.FromSeconds(1));
+            try { await wake.Reader.WaitToReadAsync(poll.Token); }
+            catch (OperationCanceledException) when (!stop.IsCancellationRequested) { } // the 1 s poll
             catch (OperationCanceledException) { break; }
-            while (wake.CurrentCount > 0) wake.Wait(0); // one take answers every wake that came meanwhile
+            wake.Reader.TryRead(out _);
         }
         return 0;
     }
