@@ -117,6 +117,53 @@ public sealed class SerializerSpecs(ITestOutputHelper output) : Akka.TestKit.Xun
         Assert.Equal("a@b.c", back.Jobs[0].Envelope.Args.GetProperty("recipient").GetString());
     }
 
+    /// <summary>The Dispatch layout lists the envelope's fields one by one: a field added later must not be dropped on the wire.</summary>
+    [Fact]
+    public void A_Dispatch_carries_every_field_of_the_envelope_and_the_lease()
+    {
+        var envelope = Jobs.Envelope("q", "every", task: "t", args: """{"a":[1,{"b":"\u00e9"}]}""");
+        var n = 0;
+        foreach (var property in typeof(JobEnvelope).GetProperties().Where(p => p.CanWrite && p.Name != nameof(JobEnvelope.Args)))
+        {
+            n++;
+            var type = Nullable.GetUnderlyingType(property.PropertyType) ?? property.PropertyType;
+            object value = type == typeof(string) ? $"{property.Name}-value" : type == typeof(int) ? (object)(100 + n) : type == typeof(long) ? (object)(1_000_000_000_000L + n)
+                : throw new InvalidOperationException($"JobEnvelope.{property.Name} is a {type.Name}: teach DispatchWireFormat and this spec that type");
+            property.SetValue(envelope, value);
+        }
+        var dispatch = new WorkerPool.Dispatch("q", [new JobLease(envelope, 3, "reduce")]);
+
+        var got = RoundTrip(dispatch).Jobs.Single();
+
+        Assert.Equal(3, got.Attempt);
+        Assert.Equal("reduce", got.Phase);
+        foreach (var property in typeof(JobEnvelope).GetProperties().Where(p => p.Name != nameof(JobEnvelope.Args)))
+            Assert.True(Equals(property.GetValue(envelope), property.GetValue(got.Envelope)), $"{property.Name} did not cross the wire");
+        Assert.Equal(envelope.Args.GetRawText(), got.Envelope.Args.GetRawText());
+        Assert.Equal("é", got.Envelope.Args.GetProperty("a")[1].GetProperty("b").GetString());
+    }
+
+    [Fact]
+    public void Corrupt_Dispatch_bytes_are_a_SerializationException_and_never_a_huge_allocation()
+    {
+        var serializer = Ours(new WorkerPool.Empty("q", 1));
+        var dispatch = new WorkerPool.Dispatch("q", [Jobs.Lease("q", "a"), Jobs.Lease("q", "b")]);
+        var bytes = serializer.ToBinary(dispatch);
+        var manifest = serializer.Manifest(dispatch);
+
+        Assert.Throws<SerializationException>(() => serializer.FromBinary(bytes[..^3], manifest)); // truncated
+        Assert.Throws<SerializationException>(() => serializer.FromBinary([.. bytes, 0], manifest)); // trailing bytes
+        Assert.Throws<SerializationException>(() => serializer.FromBinary([99, .. bytes[1..]], manifest)); // unknown format
+        Assert.Throws<SerializationException>(() => serializer.FromBinary([], manifest));
+        Assert.Throws<SerializationException>(() => serializer.FromBinary("{\"queue\":\"q\",\"jobs\":[]}"u8.ToArray(), manifest)); // the old JSON
+        var hugeCount = bytes.ToArray();
+        BitConverter.GetBytes(int.MaxValue).CopyTo(hugeCount, 3); // format byte, "q" (length + 1 byte), then the count
+        Assert.Throws<SerializationException>(() => serializer.FromBinary(hugeCount, manifest));
+        var badArgs = bytes.ToArray();
+        badArgs[^1] = (byte)'{'; // the last job's args "{}" become "{{"
+        Assert.Throws<SerializationException>(() => serializer.FromBinary(badArgs, manifest));
+    }
+
     [Fact]
     public void Every_wire_message_type_is_bound_to_our_serializer_and_has_a_short_manifest()
     {

@@ -13,19 +13,20 @@ namespace ClusterJobs.Node.Serialization;
 
 /// <summary>
 /// The one serializer for messages that cross nodes: System.Text.Json with source-generated metadata and short
-/// manifests of our own. Never type names from the wire: an unknown manifest is a SerializationException (which
-/// remoting drops without tearing down the association).
+/// manifests of our own, except the jobs of a Dispatch, which go in a compact binary layout
+/// (<see cref="DispatchWireFormat"/>). Never type names from the wire: an unknown manifest is a SerializationException
+/// (which remoting drops without tearing down the association).
 /// </summary>
 public sealed class ClusterJobsMessageSerializer(ExtendedActorSystem system) : SerializerWithStringManifest(system)
 {
     public const int Id = 6471;
+    private const string DispatchManifest = "pd";
 
     private static readonly Dictionary<Type, (string Manifest, JsonTypeInfo Info)> ByType = new()
     {
         [typeof(QueueRouter.Demand)] = ("rd", WireJson.Default.Demand),
         [typeof(QueueRouter.JobsCompleted)] = ("rc", WireJson.Default.JobsCompleted),
         [typeof(QueueRouter.RouterStatus)] = ("rs", WireJson.Default.RouterStatus),
-        [typeof(WorkerPool.Dispatch)] = ("pd", WireJson.Default.Dispatch),
         [typeof(WorkerPool.Empty)] = ("pe", WireJson.Default.Empty),
         [typeof(WorkerPool.WorkAvailable)] = ("pa", WireJson.Default.WorkAvailable),
         [typeof(WorkerPool.Withdrawn)] = ("pw", WireJson.Default.Withdrawn),
@@ -56,6 +57,7 @@ public sealed class ClusterJobsMessageSerializer(ExtendedActorSystem system) : S
         QueueRouter.Withdraw => "rw",
         QueueRouter.GetStatus => "rg",
         QueueSettings.Get => "qg",
+        WorkerPool.Dispatch => DispatchManifest,
         _ when ByType.TryGetValue(o.GetType(), out var entry) => entry.Manifest,
         _ => throw new ArgumentException($"{o.GetType()} is not a ClusterJobs wire message."),
     };
@@ -63,6 +65,7 @@ public sealed class ClusterJobsMessageSerializer(ExtendedActorSystem system) : S
     public override byte[] ToBinary(object obj)
     {
         if (obj is QueueRouter.Withdraw or QueueRouter.GetStatus or QueueSettings.Get) return [];
+        if (obj is WorkerPool.Dispatch dispatch) return DispatchWireFormat.Write(dispatch);
         if (!ByType.TryGetValue(obj.GetType(), out var entry))
             throw new ArgumentException($"{obj.GetType()} is not a ClusterJobs wire message.");
         return JsonSerializer.SerializeToUtf8Bytes(obj, entry.Info);
@@ -71,6 +74,7 @@ public sealed class ClusterJobsMessageSerializer(ExtendedActorSystem system) : S
     public override object FromBinary(byte[] bytes, string manifest)
     {
         if (Singletons.TryGetValue(manifest, out var singleton)) return singleton;
+        if (manifest == DispatchManifest) return DispatchWireFormat.Read(bytes);
         if (!ByManifest.TryGetValue(manifest, out var info))
             throw new SerializationException($"Unknown ClusterJobs message manifest '{manifest}'.");
         try
@@ -89,7 +93,6 @@ public sealed class ClusterJobsMessageSerializer(ExtendedActorSystem system) : S
 [JsonSerializable(typeof(QueueRouter.Demand))]
 [JsonSerializable(typeof(QueueRouter.JobsCompleted))]
 [JsonSerializable(typeof(QueueRouter.RouterStatus))]
-[JsonSerializable(typeof(WorkerPool.Dispatch))]
 [JsonSerializable(typeof(WorkerPool.Empty))]
 [JsonSerializable(typeof(WorkerPool.WorkAvailable))]
 [JsonSerializable(typeof(WorkerPool.Withdrawn))]
