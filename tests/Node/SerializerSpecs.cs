@@ -143,6 +143,19 @@ public sealed class SerializerSpecs(ITestOutputHelper output) : Akka.TestKit.Xun
         Assert.Equal("é", got.Envelope.Args.GetProperty("a")[1].GetProperty("b").GetString());
     }
 
+    /// <summary>A string the producer's JSON escaped into a lone surrogate must not make the whole Dispatch unsendable.</summary>
+    [Fact]
+    public void A_Dispatch_with_a_lone_surrogate_in_a_string_still_crosses_the_wire()
+    {
+        var envelope = Jobs.Envelope("q", "surrogate") with { IdempotencyKey = "key-\ud800" };
+        var dispatch = new WorkerPool.Dispatch("q", [new JobLease(envelope, 1), Jobs.Lease("q", "neighbour")]);
+
+        var back = RoundTrip(dispatch);
+
+        Assert.Equal("key-\ufffd", back.Jobs[0].Envelope.IdempotencyKey);
+        Assert.Equal(dispatch.Jobs[1].Envelope.Id, back.Jobs[1].Envelope.Id);
+    }
+
     [Fact]
     public void Corrupt_Dispatch_bytes_are_a_SerializationException_and_never_a_huge_allocation()
     {

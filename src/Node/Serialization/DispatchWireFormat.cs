@@ -16,12 +16,14 @@ namespace ClusterJobs.Node.Serialization;
 internal static class DispatchWireFormat
 {
     private const byte Format = 1;
+    /// <summary>Reading: bytes that are not UTF-8 are corruption. Writing: a lone surrogate in a string becomes U+FFFD rather than failing the whole Dispatch.</summary>
     private static readonly UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
+    private static readonly UTF8Encoding LenientUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: false);
 
     public static byte[] Write(WorkerPool.Dispatch dispatch)
     {
         using var stream = new MemoryStream(64 + dispatch.Jobs.Count * 256);
-        using (var w = new BinaryWriter(stream, StrictUtf8, leaveOpen: true))
+        using (var w = new BinaryWriter(stream, LenientUtf8, leaveOpen: true))
         {
             w.Write(Format);
             w.Write(dispatch.Queue);
