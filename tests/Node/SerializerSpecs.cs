@@ -143,7 +143,7 @@ public sealed class SerializerSpecs(ITestOutputHelper output) : Akka.TestKit.Xun
         Assert.Equal("é", got.Envelope.Args.GetProperty("a")[1].GetProperty("b").GetString());
     }
 
-    /// <summary>A string the producer's JSON escaped into a lone surrogate must not make the whole Dispatch unsendable.</summary>
+    /// <summary>A string set in code with a lone surrogate must not make the whole Dispatch, and its neighbour jobs, unsendable.</summary>
     [Fact]
     public void A_Dispatch_with_a_lone_surrogate_in_a_string_still_crosses_the_wire()
     {

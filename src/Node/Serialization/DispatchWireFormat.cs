@@ -16,7 +16,11 @@ namespace ClusterJobs.Node.Serialization;
 internal static class DispatchWireFormat
 {
     private const byte Format = 1;
-    /// <summary>Reading: bytes that are not UTF-8 are corruption. Writing: a lone surrogate in a string becomes U+FFFD rather than failing the whole Dispatch.</summary>
+    /// <summary>
+    /// Reading: bytes that are not UTF-8 are corruption. Writing: a lone surrogate in a string becomes U+FFFD rather than
+    /// failing the whole Dispatch. (Envelopes parsed by the ingress cannot hold one, System.Text.Json refuses it; this
+    /// guards strings set in code.)
+    /// </summary>
     private static readonly UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
     private static readonly UTF8Encoding LenientUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: false);
 
@@ -98,7 +102,7 @@ internal static class DispatchWireFormat
             Priority = r.ReadInt32(),
             EnqueuedAt = r.ReadInt64(),
             NotBefore = ReadOptionalInt64(r),
-            MaxAttempts = r.ReadBoolean() ? r.ReadInt32() : null,
+            MaxAttempts = ReadOptionalInt32(r),
             BackoffMs = ReadOptionalInt64(r),
             BackoffMaxMs = ReadOptionalInt64(r),
             SoftTimeoutMs = ReadOptionalInt64(r),
@@ -145,4 +149,5 @@ internal static class DispatchWireFormat
 
     private static string? ReadOptionalString(BinaryReader r) => r.ReadBoolean() ? r.ReadString() : null;
     private static long? ReadOptionalInt64(BinaryReader r) => r.ReadBoolean() ? r.ReadInt64() : null;
+    private static int? ReadOptionalInt32(BinaryReader r) => r.ReadBoolean() ? r.ReadInt32() : null;
 }
