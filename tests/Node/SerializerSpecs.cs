@@ -175,6 +175,9 @@ public sealed class SerializerSpecs(ITestOutputHelper output) : Akka.TestKit.Xun
         var badArgs = bytes.ToArray();
         badArgs[^1] = (byte)'{'; // the last job's args "{}" become "{{"
         Assert.Throws<SerializationException>(() => serializer.FromBinary(badArgs, manifest));
+        var hugeArgs = bytes.ToArray();
+        BitConverter.GetBytes(int.MaxValue).CopyTo(hugeArgs, bytes.Length - 6); // the last job's args length, before "{}"
+        Assert.Throws<SerializationException>(() => serializer.FromBinary(hugeArgs, manifest));
     }
 
     [Fact]

@@ -49,7 +49,7 @@ internal static class DispatchWireFormat
             // Each job takes well over 8 bytes: a count the payload cannot hold is corrupt, not a reason to allocate.
             if (count < 0 || count > bytes.Length / 8) throw new SerializationException($"Dispatch claims {count} jobs in {bytes.Length} bytes.");
             var jobs = new JobLease[count];
-            for (var i = 0; i < count; i++) jobs[i] = ReadJob(r);
+            for (var i = 0; i < count; i++) jobs[i] = ReadJob(r, bytes);
             if (r.BaseStream.Position != bytes.Length) throw new SerializationException("Dispatch has trailing bytes.");
             return new WorkerPool.Dispatch(queue, jobs);
         }
@@ -89,7 +89,7 @@ internal static class DispatchWireFormat
         w.Write(raw);
     }
 
-    private static JobLease ReadJob(BinaryReader r)
+    private static JobLease ReadJob(BinaryReader r, byte[] bytes)
     {
         var attempt = r.ReadInt32();
         var phase = ReadOptionalString(r);
@@ -112,20 +112,24 @@ internal static class DispatchWireFormat
             IdempotencyKey = ReadOptionalString(r),
             ReplayOf = ReadOptionalString(r),
             Attempt = r.ReadInt32(),
-            Args = ReadArgs(r),
+            Args = ReadArgs(r, bytes),
         };
         return new JobLease(envelope, attempt, phase);
     }
 
-    private static JsonElement ReadArgs(BinaryReader r)
+    /// <summary>
+    /// Parses the arguments where they lie in the message (ParseValue copies what it keeps), after checking their length
+    /// against what is left: a corrupt length is a FormatException, not an allocation of that size.
+    /// </summary>
+    private static JsonElement ReadArgs(BinaryReader r, byte[] bytes)
     {
         var length = r.ReadInt32();
-        if (length < 0) throw new FormatException("negative argument length");
-        var bytes = r.ReadBytes(length);
-        if (bytes.Length != length) throw new EndOfStreamException();
-        var reader = new Utf8JsonReader(bytes);
+        var start = (int)r.BaseStream.Position;
+        if (length < 0 || length > bytes.Length - start) throw new FormatException($"argument length {length} does not fit the message");
+        var reader = new Utf8JsonReader(bytes.AsSpan(start, length));
         var args = JsonElement.ParseValue(ref reader);
         if (reader.BytesConsumed != length) throw new FormatException("trailing bytes after the arguments");
+        r.BaseStream.Position = start + length;
         return args;
     }
 
