@@ -5,7 +5,8 @@
     bench_clusterjobs.py KIT_DIR --peer clusterjobs --mode 3nodes --workload W4 --n 20000   (W4 = W1 on a seed + 3 nodes)
 
 Any kit peer (celery, rq, bullmq) runs through here too, unchanged. Result lines are the kit's, one per repetition.
-Env: CJ_BENCH_DLL, CJ_SEED_DLL (built binaries), CJ_CONCURRENCY (slots per node, default 500).
+Env: CJ_BENCH_DLL, CJ_SEED_DLL (built binaries), CJ_CONCURRENCY (slots per node, default 500), CJ_READ_AHEAD
+(the nodes' CLUSTERJOBS_READ_AHEAD, default 256).
 """
 import argparse, os, sys
 
@@ -16,8 +17,11 @@ import bench  # noqa: E402  (the kit's driver)
 
 BENCH, SEED = os.environ["CJ_BENCH_DLL"], os.environ["CJ_SEED_DLL"]
 SLOTS = os.environ.get("CJ_CONCURRENCY", "500")
+# Read-ahead of one batch (off by default in the node; docs/benchmarks.md, seventh session): W1 +5-6%, W4 +5%.
+READ_AHEAD = os.environ.get("CJ_READ_AHEAD", "256")
 SEED_PORT = 4790
 COMMON = {"REDIS_URL": "redis://127.0.0.1:6390/0", "CLUSTERJOBS_CONCURRENCY": SLOTS, "CLUSTER_IP": "127.0.0.1",
+          "CLUSTERJOBS_READ_AHEAD": READ_AHEAD,
           "DOTNET_gcServer": "0"}
 
 

@@ -319,4 +319,67 @@ public sealed class QueueRouterActorSpecs : Akka.TestKit.Xunit2.TestKit
         Assert.Equal(["q:late1", "q:late2"], Ids(other.ExpectMsg<WorkerPool.Dispatch>()));
         Assert.Equal(3, _ingress.ExpectMsg<QueueIngress.Fetch>().Max);
     }
+
+    private (IActorRef Router, TestProbe Ingress) RouterWith(QueueRouterSettings routing)
+    {
+        var ingress = CreateTestProbe();
+        return (Sys.ActorOf(Props.Create(() => new QueueRouterActor(Queue, Forwarder.Props(ingress.Ref), null, null, routing))), ingress);
+    }
+
+    [Fact]
+    public void While_jobs_flow_it_leases_ahead_as_many_as_went_to_pools_lately_so_a_freed_slot_gets_one_without_a_round_trip()
+    {
+        var (router, ingress) = RouterWith(new QueueRouterSettings { ReadAhead = 3, BusyWindow = TimeSpan.FromSeconds(30) });
+        var pool = CreateTestProbe();
+        pool.Send(router, new QueueRouter.Demand(2, Park: true));
+        Assert.Equal(2, ingress.ExpectMsg<QueueIngress.Fetch>().Max); // nothing went out yet: only the demand
+        ingress.Reply(new QueueIngress.Taken(Jobs.Leases(Queue, "a", "b"), Exhausted: false));
+        Assert.Equal(["q:a", "q:b"], Ids(pool.ExpectMsg<WorkerPool.Dispatch>()));
+
+        // Two jobs went out just now: two more are leased ahead, with no demand for them.
+        Assert.Equal(2, ingress.ExpectMsg<QueueIngress.Fetch>().Max);
+        ingress.Reply(new QueueIngress.Taken(Jobs.Leases(Queue, "c", "d"), Exhausted: false));
+        pool.ExpectNoMsg(Quiet);
+
+        // Freed slots get them at once; then it reads ahead again, at most 3.
+        pool.Send(router, new QueueRouter.Demand(2, Park: true));
+        Assert.Equal(["q:c", "q:d"], Ids(pool.ExpectMsg<WorkerPool.Dispatch>()));
+        Assert.Equal(3, ingress.ExpectMsg<QueueIngress.Fetch>().Max);
+    }
+
+    [Fact]
+    public void A_queue_whose_jobs_go_out_slowly_is_read_ahead_only_by_what_went_out_in_the_last_window()
+    {
+        var (router, ingress) = RouterWith(new QueueRouterSettings { ReadAhead = 100, BusyWindow = TimeSpan.FromMilliseconds(100) });
+        var pool = CreateTestProbe();
+        pool.Send(router, new QueueRouter.Demand(1, Park: true));
+        Assert.Equal(1, ingress.ExpectMsg<QueueIngress.Fetch>().Max);
+        ingress.Reply(new QueueIngress.Taken(Jobs.Leases(Queue, "a"), Exhausted: false));
+        pool.ExpectMsg<WorkerPool.Dispatch>();
+        Assert.Equal(1, ingress.ExpectMsg<QueueIngress.Fetch>().Max); // one went out: one ahead, not 100
+        ingress.Reply(new QueueIngress.Taken(Jobs.Leases(Queue, "b"), Exhausted: false));
+
+        pool.ExpectNoMsg(TimeSpan.FromMilliseconds(300)); // the window passes with nothing going out
+        pool.Send(router, new QueueRouter.Demand(3, Park: true));
+        Assert.Equal(["q:b"], Ids(pool.ExpectMsg<WorkerPool.Dispatch>()));
+        // 2 slots still free + 1 ahead (one job went out in this window)
+        Assert.Equal(3, ingress.ExpectMsg<QueueIngress.Fetch>().Max);
+        ingress.ExpectNoMsg(Quiet);
+    }
+
+    [Fact]
+    public void Leased_jobs_no_pool_takes_within_the_hold_limit_go_back_to_the_queue_before_their_lease_can_expire()
+    {
+        var (router, ingress) = RouterWith(new QueueRouterSettings { MaxHold = TimeSpan.FromMilliseconds(300) });
+        var pool = CreateTestProbe();
+        pool.Send(router, new QueueRouter.Demand(1, Park: true));
+        ingress.ExpectMsg<QueueIngress.Fetch>();
+        ingress.Reply(new QueueIngress.Taken(Jobs.Leases(Queue, "run", "spare"), Exhausted: false));
+        pool.ExpectMsg<WorkerPool.Dispatch>();
+
+        Assert.Equal(["q:spare"], ingress.ExpectMsg<QueueIngress.Return>(TimeSpan.FromSeconds(3)).JobIds);
+        var probe = CreateTestProbe();
+        probe.Send(router, QueueRouter.GetStatus.Instance);
+        Assert.Equal(0, probe.ExpectMsg<QueueRouter.RouterStatus>().Buffered);
+    }
 }

@@ -91,7 +91,8 @@ public static class ClusterJobsServiceCollectionExtensions
         if (options.Queues.Count == 0) return akka;
         akka.AddQueueRouters(options.Queues.Select(q => q.Name), routers,
             queue => QueueIngressActorExtensions.IngressProps(redis.Connection, Broker(queue), brokerSettings, ingressSettings),
-            splitsProps: queue => Splits.SplitTrackerActorExtensions.SplitTrackerProps(Broker(queue)));
+            splitsProps: queue => Splits.SplitTrackerActorExtensions.SplitTrackerProps(Broker(queue)),
+            routing: new QueueRouterSettings { ReadAhead = options.ReadAhead, MaxHold = options.LeaseDuration / 4 });
         var served = options.Queues.Select(q => q with { MaxConcurrency = q.Limit(options.Concurrency) }).ToList();
         return akka.AddWorkerPool(served, options.Concurrency, routers, (system, registry) =>
             WorkerActorExtensions.WorkerProps(sp.GetRequiredService<TaskRegistry>(), sp, registry.Get<ResultWriterActor>(), node!, Broker),

@@ -39,6 +39,30 @@ public static class QueueRouter
     public sealed record RouterStatus(string Queue, int Buffered, int Pools, int Credit, int InFlight) : IClusterJobsMessage;
 }
 
+/// <summary>How a queue router leases ahead of demand.</summary>
+public sealed record QueueRouterSettings
+{
+    /// <summary>Off: the router leases only what pools asked for (the settings tests of the credit rules use).</summary>
+    public static readonly QueueRouterSettings Default = new();
+
+    /// <summary>
+    /// Jobs leased ahead of the pools' demand while the queue is busy (jobs went to pools in the last
+    /// <see cref="BusyWindow"/>), so a freed slot gets its next job without waiting for a Redis round trip. Like
+    /// Celery's prefetch, but held by the router, so the next job still goes to whichever pool frees a slot first.
+    /// 0 turns it off. Never while the queue is paused, capped or rate-limited.
+    /// </summary>
+    public int ReadAhead { get; init; }
+
+    /// <summary>A queue counts as busy while jobs went to pools this recently.</summary>
+    public TimeSpan BusyWindow { get; init; } = TimeSpan.FromMilliseconds(100);
+
+    /// <summary>
+    /// Leased jobs no pool took for this long go back to the queue, well before their lease (which nobody renews while
+    /// the router holds them) can expire: a quarter of the lease.
+    /// </summary>
+    public TimeSpan MaxHold { get; init; } = TimeSpan.FromSeconds(2);
+}
+
 /// <summary>Where each queue's router is (a local actor now; the same lookup serves a cluster-wide router).</summary>
 public sealed class QueueRouters
 {

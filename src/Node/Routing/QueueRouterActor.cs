@@ -14,14 +14,20 @@ namespace ClusterJobs.Node.Routing;
 /// router leases that many jobs through its ingress child and hands them out, each to the pool with the most free
 /// slots, never more than a pool asked for. It knows which pool runs which job, so the jobs of a pool that dies go
 /// back to the queue at once instead of waiting for their leases to expire. Up to two takes are in flight, so Redis
-/// leases the next batch while the node runs the last one.
+/// leases the next batch while the node runs the last one. While the queue is busy it also holds a few jobs leased
+/// ahead of demand (<see cref="QueueRouterSettings.ReadAhead"/>); jobs it holds too long go back to the queue.
 /// </summary>
 public sealed class QueueRouterActor : ReceiveActor, IWithTimers
 {
     private readonly string _queue;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly Dictionary<IActorRef, PoolState> _pools = new();
-    private readonly Queue<JobLease> _buffer = new();
+    /// <summary>Leased jobs no pool has taken yet, oldest first, with when they arrived.</summary>
+    private readonly Queue<(JobLease Job, DateTime At)> _buffer = new();
+    private readonly QueueRouterSettings _routing;
+    /// <summary>Jobs handed to pools in the current and the previous <see cref="QueueRouterSettings.BusyWindow"/>.</summary>
+    private DateTime _windowStart = DateTime.MinValue;
+    private int _dispatchedThisWindow, _dispatchedLastWindow;
     private readonly HashSet<IActorRef> _waitingForWork = [];
     private readonly IActorRef _ingress;
     private readonly IActorRef? _settingsActor;
@@ -42,9 +48,12 @@ public sealed class QueueRouterActor : ReceiveActor, IWithTimers
 
     /// <param name="settingsProps">The queue's persistent settings (pause, caps, rate limit); null: no runtime settings.</param>
     /// <param name="splitsProps">The queue's split tracker (persistent coordinators of waiting parents); null: none.</param>
-    public QueueRouterActor(string queue, Props ingressProps, Props? settingsProps = null, Props? splitsProps = null)
+    /// <param name="routing">Read-ahead and hold limit; null: <see cref="QueueRouterSettings.Default"/> (no read-ahead).</param>
+    public QueueRouterActor(string queue, Props ingressProps, Props? settingsProps = null, Props? splitsProps = null,
+        QueueRouterSettings? routing = null)
     {
         _queue = queue;
+        _routing = routing ?? QueueRouterSettings.Default;
         _ingress = Context.ActorOf(ingressProps, "ingress");
         if (settingsProps is null) _settings = QueueSettingsState.Default;
         else _settingsActor = Context.ActorOf(settingsProps, "settings");
@@ -54,6 +63,7 @@ public sealed class QueueRouterActor : ReceiveActor, IWithTimers
         Receive<QueueSettings.Change>(c => ForwardToSettings(c));
         Receive<QueueSettings.Get>(g => ForwardToSettings(g));
         Receive<RefillTokens>(_ => DispatchAndFetch());
+        Receive<CheckHeld>(_ => ReturnHeldTooLong());
         Receive<Splits.SplitTracker.SplitStarted>(m => _splits?.Forward(m));
         Receive<Splits.SplitTracker.ChildrenFinished>(m => _splits?.Forward(m));
 
@@ -121,7 +131,10 @@ public sealed class QueueRouterActor : ReceiveActor, IWithTimers
         if (!taken.Woken) FetchAnswered();
         else if (taken.Jobs.Count > 0) poolsTold = TellWaitingPools();
         _exhausted = taken.Exhausted;
-        foreach (var job in taken.Jobs) _buffer.Enqueue(job);
+        var now = DateTime.UtcNow;
+        foreach (var job in taken.Jobs) _buffer.Enqueue((job, now));
+        if (_buffer.Count > 0 && !Timers.IsTimerActive("held"))
+            Timers.StartPeriodicTimer("held", CheckHeld.Instance, _routing.MaxHold / 2);
         DispatchAndFetch();
         // A woken take asked for credit the pools may have taken back since: what no pool will take goes back.
         // (The settings may have changed meanwhile, too: a paused queue gives back what a wake took just before.)
@@ -146,8 +159,24 @@ public sealed class QueueRouterActor : ReceiveActor, IWithTimers
 
     private void ReturnBuffer()
     {
-        if (_buffer.Count > 0) _ingress.Tell(new QueueIngress.Return(_buffer.Select(j => j.Envelope.Id).ToList()));
+        if (_buffer.Count > 0) _ingress.Tell(new QueueIngress.Return(_buffer.Select(b => b.Job.Envelope.Id).ToList()));
         _buffer.Clear();
+    }
+
+    /// <summary>
+    /// Nobody renews the lease of a job the router holds: jobs held longer than <see cref="QueueRouterSettings.MaxHold"/>
+    /// (read ahead for pools that then got busy elsewhere, or left for a demand that was withdrawn) go back to the queue.
+    /// </summary>
+    private void ReturnHeldTooLong()
+    {
+        if (_buffer.Count == 0)
+        {
+            Timers.Cancel("held");
+            return;
+        }
+        if (DateTime.UtcNow - _buffer.Peek().At < _routing.MaxHold) return;
+        _log.Debug("Queue {0}: {1} leased job(s) no pool took within {2} go back to the queue", _queue, _buffer.Count, _routing.MaxHold);
+        ReturnBuffer();
     }
 
     private void HandingOver()
@@ -189,8 +218,7 @@ public sealed class QueueRouterActor : ReceiveActor, IWithTimers
         if (settings.Paused && !wasPaused && _buffer.Count > 0)
         {
             // Paused: jobs leased but not handed out go back to the queue, untouched.
-            _ingress.Tell(new QueueIngress.Return(_buffer.Select(j => j.Envelope.Id).ToList()));
-            _buffer.Clear();
+            ReturnBuffer();
         }
         _log.Info("Queue {0}: {1}", _queue, settings);
         DispatchAndFetch();
@@ -220,7 +248,7 @@ public sealed class QueueRouterActor : ReceiveActor, IWithTimers
     {
         var allowance = Allowance();
         Dispatch(allowance);
-        var want = Math.Min(_pools.Values.Sum(p => p.Credit), Allowance()) - _buffer.Count - _asked;
+        var want = Math.Min(_pools.Values.Sum(p => p.Credit) + ReadAhead(), Allowance()) - _buffer.Count - _asked;
         if (want <= 0) return;
         if (!_exhausted)
         {
@@ -246,6 +274,36 @@ public sealed class QueueRouterActor : ReceiveActor, IWithTimers
         }
     }
 
+    /// <summary>
+    /// Jobs to lease beyond the demand: as many as went to pools in the last busy window, at most the read-ahead, so a
+    /// queue of slow jobs holds next to nothing (what it holds would wait, unrenewed) and a fast one a full batch.
+    /// Never while something limits the queue.
+    /// </summary>
+    private int ReadAhead() =>
+        _routing.ReadAhead > 0 && !_exhausted && _settings is { } s && !Limited(s) && _pools.Count > 0
+            ? Math.Min(_routing.ReadAhead, RecentlyDispatched())
+            : 0;
+
+    private int RecentlyDispatched()
+    {
+        var age = DateTime.UtcNow - _windowStart;
+        if (age >= 2 * _routing.BusyWindow) return 0;
+        return age >= _routing.BusyWindow ? _dispatchedThisWindow : Math.Max(_dispatchedThisWindow, _dispatchedLastWindow);
+    }
+
+    private void CountDispatched(int jobs)
+    {
+        var now = DateTime.UtcNow;
+        var age = now - _windowStart;
+        if (age >= _routing.BusyWindow)
+        {
+            _dispatchedLastWindow = age < 2 * _routing.BusyWindow ? _dispatchedThisWindow : 0;
+            _dispatchedThisWindow = 0;
+            _windowStart = now;
+        }
+        _dispatchedThisWindow += jobs;
+    }
+
     /// <summary>Each job goes to the pool with the most free slots, so load follows free capacity.</summary>
     private void Dispatch(int allowance)
     {
@@ -259,7 +317,7 @@ public sealed class QueueRouterActor : ReceiveActor, IWithTimers
             foreach (var (poolRef, pool) in _pools)
                 if (pool.Credit > (bestState?.Credit ?? 0)) (best, bestState) = (poolRef, pool);
             if (best is null) break;
-            var job = _buffer.Dequeue();
+            var job = _buffer.Dequeue().Job;
             sent++;
             bestState!.Credit--;
             bestState.Running.Add(job.Envelope.Id);
@@ -268,6 +326,7 @@ public sealed class QueueRouterActor : ReceiveActor, IWithTimers
             batch.Add(job);
         }
         if (batches is null) return;
+        CountDispatched(sent);
         if (_settings?.RateLimitPerSecond is not null) _tokens -= sent;
         foreach (var (poolRef, jobs) in batches) poolRef.Tell(new WorkerPool.Dispatch(_queue, jobs));
     }
@@ -286,6 +345,7 @@ public sealed class QueueRouterActor : ReceiveActor, IWithTimers
     }
 
     private sealed class RefillTokens : INoSerializationVerificationNeeded { public static readonly RefillTokens Instance = new(); }
+    private sealed class CheckHeld : INoSerializationVerificationNeeded { public static readonly CheckHeld Instance = new(); }
     private sealed class HandOverTimeout : INoSerializationVerificationNeeded { public static readonly HandOverTimeout Instance = new(); }
 
     private sealed class PoolState
@@ -307,7 +367,8 @@ public static class QueueRouterActorExtensions
     /// which <paramref name="routers"/> records. See docs/architecture.md for why a singleton and not sharding.
     /// </summary>
     public static AkkaConfigurationBuilder AddQueueRouters(this AkkaConfigurationBuilder builder, IEnumerable<string> queues,
-        QueueRouters routers, Func<string, Props> ingressProps, bool persistentSettings = true, Func<string, Props>? splitsProps = null) =>
+        QueueRouters routers, Func<string, Props> ingressProps, bool persistentSettings = true, Func<string, Props>? splitsProps = null,
+        QueueRouterSettings? routing = null) =>
         builder.WithActors((system, _, _) =>
         {
             foreach (var queue in queues)
@@ -316,7 +377,7 @@ public static class QueueRouterActorExtensions
                 var splits = splitsProps is null ? null : splitsProps(queue);
                 system.ActorOf(ClusterSingletonManager.Props(
                         Props.Create(() => new QueueRouterActor(queue, ingressProps(queue),
-                            persistentSettings ? Props.Create(() => new QueueSettingsActor(queue)) : null, splits)),
+                            persistentSettings ? Props.Create(() => new QueueSettingsActor(queue)) : null, splits, routing)),
                         QueueRouter.HandOver.Instance,
                         ClusterSingletonManagerSettings.Create(system).WithRole(role).WithSingletonName("router")),
                     $"router-{queue}");

@@ -1,0 +1,32 @@
+using ClusterJobs.Node.Hosting;
+using Microsoft.Extensions.Configuration;
+
+namespace ClusterJobs.Node.Tests;
+
+public sealed class NodeConfigurationSpecs
+{
+    private static ClusterJobsOptions Apply(Dictionary<string, string?> env, Dictionary<string, string?>? args = null)
+    {
+        var options = new ClusterJobsOptions();
+        var config = new ConfigurationBuilder().AddInMemoryCollection(args ?? []).Build();
+        NodeConfiguration.Apply(options, config, name => env.GetValueOrDefault(name));
+        return options;
+    }
+
+    [Fact]
+    public void Read_ahead_is_off_unless_configured_and_the_command_line_wins()
+    {
+        Assert.Equal(0, new ClusterJobsOptions().ReadAhead);
+        Assert.Equal(256, Apply(new() { ["CLUSTERJOBS_READ_AHEAD"] = "256" }).ReadAhead);
+        Assert.Equal(64, Apply(new() { ["CLUSTERJOBS_READ_AHEAD"] = "256" }, new() { ["read-ahead"] = "64" }).ReadAhead);
+    }
+
+    [Fact]
+    public void A_read_ahead_that_is_not_a_number_or_is_negative_is_refused_with_the_value()
+    {
+        var notANumber = Assert.Throws<ArgumentException>(() => Apply(new() { ["CLUSTERJOBS_READ_AHEAD"] = "lots" }));
+        Assert.Contains("'lots'", notANumber.Message);
+        var negative = Apply(new() { ["CLUSTERJOBS_READ_AHEAD"] = "-1" });
+        Assert.Contains("-1", Assert.Throws<ArgumentException>(negative.Validate).Message);
+    }
+}
