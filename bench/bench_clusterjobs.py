@@ -17,7 +17,7 @@ import bench  # noqa: E402  (the kit's driver)
 
 BENCH, SEED = os.environ["CJ_BENCH_DLL"], os.environ["CJ_SEED_DLL"]
 SLOTS = os.environ.get("CJ_CONCURRENCY", "500")
-# Read-ahead of one batch (off by default in the node; docs/benchmarks.md, seventh session): W1 +5-6%, W4 +5%.
+# The node's read-ahead (default 256; docs/benchmarks.md, seventh session: W1 +5-6%, W4 +5%), explicit for A/B runs.
 READ_AHEAD = os.environ.get("CJ_READ_AHEAD", "256")
 SEED_PORT = 4790
 COMMON = {"REDIS_URL": "redis://127.0.0.1:6390/0", "CLUSTERJOBS_CONCURRENCY": SLOTS, "CLUSTER_IP": "127.0.0.1",

@@ -14,11 +14,11 @@ public sealed class NodeConfigurationSpecs
     }
 
     [Fact]
-    public void Read_ahead_is_off_unless_configured_and_the_command_line_wins()
+    public void Read_ahead_is_one_batch_unless_configured_and_the_command_line_wins()
     {
-        Assert.Equal(0, new ClusterJobsOptions().ReadAhead);
-        Assert.Equal(256, Apply(new() { ["CLUSTERJOBS_READ_AHEAD"] = "256" }).ReadAhead);
-        Assert.Equal(64, Apply(new() { ["CLUSTERJOBS_READ_AHEAD"] = "256" }, new() { ["read-ahead"] = "64" }).ReadAhead);
+        Assert.Equal(256, new ClusterJobsOptions().ReadAhead);
+        Assert.Equal(0, Apply(new() { ["CLUSTERJOBS_READ_AHEAD"] = "0" }).ReadAhead);
+        Assert.Equal(64, Apply(new() { ["CLUSTERJOBS_READ_AHEAD"] = "0" }, new() { ["read-ahead"] = "64" }).ReadAhead);
     }
 
     [Fact]

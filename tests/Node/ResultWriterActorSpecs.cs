@@ -95,6 +95,27 @@ public sealed class ResultWriterActorSpecs(BrokerFixture broker, ITestOutputHelp
     [Theory]
     [InlineData(BrokerKind.Redis)]
     [InlineData(BrokerKind.Garnet)]
+    public async Task A_finished_job_records_when_its_handler_started_not_when_it_was_leased(BrokerKind kind)
+    {
+        await using var env = await RedisSpecEnv.CreateAsync(broker.Url(kind));
+        var ids = await RunningJobsAsync(env, 2);
+        var leasedAt = (await env.Client.GetAsync(ids[0]))!.StartedAt!.Value;
+        var handlerStarted = leasedAt.AddMilliseconds(1_500).ToUnixTimeMilliseconds();
+        var writer = StartWriter(env);
+        var pool = CreateTestProbe("pool");
+
+        writer.Tell(new ResultWriter.Record(Queue, new JobOutcome.Succeeded(ids[0], "null") { StartedAt = handlerStarted }, pool.Ref));
+        writer.Tell(new ResultWriter.Record(Queue, new JobOutcome.DeadLettered(ids[1], Error("broken", 1)), pool.Ref));
+        await ExpectRecordedAsync(pool, Queue, ids);
+
+        Assert.Equal(handlerStarted, (await env.Client.GetAsync(ids[0]))!.StartedAt!.Value.ToUnixTimeMilliseconds());
+        // An outcome that does not say (a job dead-lettered unread) keeps the time it was leased.
+        Assert.Equal(leasedAt, (await env.Client.GetAsync(ids[1]))!.StartedAt);
+    }
+
+    [Theory]
+    [InlineData(BrokerKind.Redis)]
+    [InlineData(BrokerKind.Garnet)]
     public async Task Each_notified_actor_hears_only_of_its_own_jobs(BrokerKind kind)
     {
         await using var env = await RedisSpecEnv.CreateAsync(broker.Url(kind));

@@ -9,6 +9,12 @@ public abstract record JobOutcome(string JobId)
     internal virtual string Payload => "";
     internal virtual long DueAt => 0;
 
+    /// <summary>
+    /// When the attempt's handler started (unix ms), recorded as the job's <c>started_at</c> over the lease time the Take
+    /// script wrote (a router holding read-ahead leases jobs before they start). Null keeps the recorded one.
+    /// </summary>
+    public long? StartedAt { get; init; }
+
     public sealed record Succeeded(string JobId, string ResultJson) : JobOutcome(JobId)
     {
         internal override char Code => 's';

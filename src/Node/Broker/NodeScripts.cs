@@ -63,7 +63,7 @@ internal static class NodeScripts
     /// <summary>
     /// Records finished attempts of jobs this queue leased. KEYS: leased, scheduled, dead, ready.
     /// ARGV: job prefix, now, record ttl ms, events channel, wake channel, node that ran the attempt, then per job:
-    /// id, outcome, payload, due.
+    /// id, outcome, payload, due, started ('' keeps the started_at the Take script wrote).
     /// Outcomes: s = succeeded (payload = result json), r = retry at due (payload = error json),
     /// d = dead-lettered (payload = error json), c = cancelled, q = back to ready untouched (not run).
     /// A job no longer running here (already finished, cancelled or reclaimed) is left alone.
@@ -75,29 +75,32 @@ internal static class NodeScripts
         local done = 0
         local finished = {}
         local unleased = {}
-        for i = 7, #ARGV, 4 do
+        for i = 7, #ARGV, 5 do
           local id, outcome, payload, due = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
           local k = prefix .. id
-          local fields = redis.call('HMGET', k, 'state', 'parent', 'attempts')
+          local fields = redis.call('HMGET', k, 'state', 'parent', 'attempts', 'started_at')
           if fields[1] == 'running' then
             unleased[#unleased + 1] = id
+            local started = ARGV[i + 4]
+            if started == '' then started = fields[4] or now end
             local state
             if outcome == 's' then
               state = 'succeeded'
-              redis.call('HSET', k, 'state', state, 'result', payload, 'finished_at', now, 'node', ARGV[6])
+              redis.call('HSET', k, 'state', state, 'result', payload, 'finished_at', now, 'node', ARGV[6], 'started_at', started)
               redis.call('PEXPIRE', k, ttl)
             elseif outcome == 'r' then
               state = 'retrying'
-              redis.call('HSET', k, 'state', state, 'error', payload, 'error:' .. fields[3], payload, 'node', ARGV[6])
+              redis.call('HSET', k, 'state', state, 'error', payload, 'error:' .. fields[3], payload, 'node', ARGV[6],
+                'started_at', started)
               redis.call('ZADD', KEYS[2], due, id)
             elseif outcome == 'd' then
               state = 'dead_lettered'
               redis.call('HSET', k, 'state', state, 'error', payload, 'finished_at', now,
-                'error:' .. fields[3], payload, 'node', ARGV[6])
+                'error:' .. fields[3], payload, 'node', ARGV[6], 'started_at', started)
               redis.call('RPUSH', KEYS[3], id)
             elseif outcome == 'c' then
               state = 'cancelled'
-              redis.call('HSET', k, 'state', state, 'finished_at', now, 'node', ARGV[6])
+              redis.call('HSET', k, 'state', state, 'finished_at', now, 'node', ARGV[6], 'started_at', started)
               redis.call('PEXPIRE', k, ttl)
             else
               state = 'queued'

@@ -78,7 +78,7 @@ public sealed class QueueBroker
     public async Task<CompleteResult> CompleteAsync(IReadOnlyCollection<JobOutcome> outcomes)
     {
         if (outcomes.Count == 0) return CompleteResult.None;
-        var args = new RedisValue[6 + outcomes.Count * 4];
+        var args = new RedisValue[6 + outcomes.Count * 5];
         args[0] = Keys.JobPrefix;
         args[1] = Now;
         args[2] = (long)_settings.ResultTtl.TotalMilliseconds;
@@ -92,6 +92,7 @@ public sealed class QueueBroker
             args[i++] = o.Code.ToString();
             args[i++] = o.Payload;
             args[i++] = o.DueAt;
+            args[i++] = o.StartedAt is { } started ? started : RedisValue.EmptyString;
         }
         var raw = (RedisResult[])(await Db.ScriptEvaluateAsync(NodeScripts.Complete,
             [Keys.Leased, Keys.Scheduled, Keys.Dead, Keys.Ready], args).ConfigureAwait(false))!;

@@ -21,10 +21,10 @@ public sealed class ClusterJobsOptions
     /// <summary>
     /// Jobs a queue's router leases ahead of demand while the queue is busy (at most what went to workers in the last
     /// 100 ms), so a freed slot does not wait for a Redis round trip; held jobs go back after a quarter of the lease.
-    /// 0 (the default) turns it off. Off by default because a job's recorded <c>started_at</c> is when it was leased,
-    /// which read-ahead moves up to that 100 ms (at most a quarter of the lease) before it really starts.
+    /// 0 turns it off. (A job's <c>started_at</c> is when it was leased while it runs, and when its handler started once
+    /// it has finished.)
     /// </summary>
-    public int ReadAhead { get; set; }
+    public int ReadAhead { get; set; } = Ingress.QueueIngressSettings.DefaultMaxBatch;
     public int MaxPayloadBytes { get; set; } = JobDefaults.MaxPayloadBytes;
     public TimeSpan PollInterval { get; set; } = TimeSpan.FromMilliseconds(250);
     public int MaxLostDeliveries { get; set; } = 5;

@@ -25,6 +25,8 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
     private CancellationTokenSource? _cts;
     private Task? _running;
     private long _run;
+    /// <summary>When the running attempt's handler was started (unix ms), recorded with its outcome.</summary>
+    private long _startedAt;
 
     private readonly Func<string, QueueBroker> _brokers;
 
@@ -69,6 +71,7 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
     private void Start(JobLease job)
     {
         _current = job;
+        _startedAt = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
         var run = ++_run;
         _cts = new CancellationTokenSource();
         if (job.Envelope.SoftTimeoutMs is { } soft) _cts.CancelAfter(TimeSpan.FromMilliseconds(soft));
@@ -163,7 +166,7 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
         _current = null;
         _running = null;
         _run++;
-        _results.Tell(new ResultWriter.Record(job.Envelope.Queue, outcome, Context.Parent));
+        _results.Tell(new ResultWriter.Record(job.Envelope.Queue, outcome with { StartedAt = _startedAt }, Context.Parent));
         Context.Parent.Tell(new WorkerPool.WorkerFree(Self, job.Envelope.Queue, job.Envelope.Id));
     }
 
@@ -173,7 +176,8 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
         if (_current is { } job)
         {
             _cts?.Cancel();
-            _results.Tell(new ResultWriter.Record(job.Envelope.Queue, Outcomes.Failed(job, reason, _node, PolicyFor(job)), Context.Parent));
+            _results.Tell(new ResultWriter.Record(job.Envelope.Queue,
+                Outcomes.Failed(job, reason, _node, PolicyFor(job)) with { StartedAt = _startedAt }, Context.Parent));
             Context.Parent.Tell(new WorkerPool.WorkerFree(Self, job.Envelope.Queue, job.Envelope.Id));
         }
         base.PreRestart(reason, message);
