@@ -42,7 +42,7 @@ public static class QueueRouter
 /// <summary>How a queue router leases ahead of demand.</summary>
 public sealed record QueueRouterSettings
 {
-    /// <summary>Off: the router leases only what pools asked for (the settings tests of the credit rules use).</summary>
+    /// <summary>No read-ahead: the router leases only what pools asked for (what the specs of the credit rules use).</summary>
     public static readonly QueueRouterSettings Default = new();
 
     /// <summary>
@@ -58,7 +58,7 @@ public sealed record QueueRouterSettings
 
     /// <summary>
     /// Leased jobs no pool took for this long go back to the queue, well before their lease (which nobody renews while
-    /// the router holds them) can expire: a quarter of the lease.
+    /// the router holds them) can expire. A node sets a quarter of its lease.
     /// </summary>
     public TimeSpan MaxHold { get; init; } = TimeSpan.FromSeconds(2);
 }

@@ -166,6 +166,12 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
         _current = null;
         _running = null;
         _run++;
+        Report(job, outcome);
+    }
+
+    /// <summary>The attempt's outcome (with when its handler started) to the result writer; the slot is free again.</summary>
+    private void Report(JobLease job, JobOutcome outcome)
+    {
         _results.Tell(new ResultWriter.Record(job.Envelope.Queue, outcome with { StartedAt = _startedAt }, Context.Parent));
         Context.Parent.Tell(new WorkerPool.WorkerFree(Self, job.Envelope.Queue, job.Envelope.Id));
     }
@@ -176,9 +182,7 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
         if (_current is { } job)
         {
             _cts?.Cancel();
-            _results.Tell(new ResultWriter.Record(job.Envelope.Queue,
-                Outcomes.Failed(job, reason, _node, PolicyFor(job)) with { StartedAt = _startedAt }, Context.Parent));
-            Context.Parent.Tell(new WorkerPool.WorkerFree(Self, job.Envelope.Queue, job.Envelope.Id));
+            Report(job, Outcomes.Failed(job, reason, _node, PolicyFor(job)));
         }
         base.PreRestart(reason, message);
     }
