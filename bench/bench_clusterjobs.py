@@ -10,7 +10,10 @@ Env: CJ_BENCH_DLL, CJ_SEED_DLL (built binaries), CJ_CONCURRENCY (slots per node,
 """
 import argparse, os, sys
 
+from image_env import runtime_env
+
 kit = os.path.abspath(sys.argv.pop(1))
+repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, kit)
 os.chdir(kit)
 import bench  # noqa: E402  (the kit's driver)
@@ -25,8 +28,13 @@ COMMON = {"REDIS_URL": "redis://127.0.0.1:6390/0", "CLUSTERJOBS_CONCURRENCY": SL
           "DOTNET_gcServer": "0"}
 
 
+# Each process runs with its image's .NET runtime settings (the node's: DOTNET_ReadyToRun=0), as it ships.
+IMAGE_ENV = {BENCH: runtime_env(os.path.join(repo, "src", "Node", "Dockerfile")),
+             SEED: runtime_env(os.path.join(repo, "src", "Seed", "Dockerfile"))}
+
+
 def cmd(dll, extra, *args):
-    env = dict(COMMON, **extra)
+    env = {**IMAGE_ENV[dll], **COMMON, **extra}
     return ["env", *[f"{k}={v}" for k, v in env.items()], "dotnet", dll, *args]
 
 

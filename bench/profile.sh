@@ -37,7 +37,8 @@ hz=$(getconf CLK_TCK)
 redis-cli -p 6390 config resetstat >/dev/null # commandstats of the drain only
 r0=$(ticks "$redis_pid"); c0=$(redis-cli -p 6390 info stats | awk -F: '/^total_commands_processed/ { print $2 }' | tr -d '\r')
 
-dotnet "$dll" node > "$work/node.log" 2>&1 &
+# shellcheck disable=SC2046  # the node image's runtime settings (DOTNET_ReadyToRun=0), as it ships
+env $(python3 "$repo/bench/image_env.py" "$repo/src/Node/Dockerfile") dotnet "$dll" node > "$work/node.log" 2>&1 &
 node_pid=$!
 sleep 1.5 # start-up, then profile the drain
 trace_pid=

@@ -26,8 +26,8 @@ mkdir -p "$work/run" "$work/results"
 results="$work/results/clusterjobs-run.txt"
 : > "$results"
 
-# Published as the images ship it (src/Node/Dockerfile): Release, ReadyToRun, so no process JITs its job path while
-# the clock runs (three nodes compiling at once on two cores cost W4 its first half second).
+# Published as the images ship it (src/Node/Dockerfile): Release, ReadyToRun; bench_clusterjobs.py runs each process
+# with its image's DOTNET_ settings too (the node's DOTNET_ReadyToRun=0: JIT-compiled code, faster than ReadyToRun's).
 echo "publishing (Release, ReadyToRun)..." >&2
 publish() { dotnet publish "$1" -c Release -r linux-x64 --self-contained false -p:PublishReadyToRun=true -o "$2" -v q -nologo >&2; }
 publish "$repo/bench/ClusterJobs.Bench" "$work/bin/bench"

@@ -20,7 +20,9 @@ if [ "$nodes" -gt 1 ]; then
   CLUSTER_PORT=4053 CLUSTER_SEEDS= dotnet "$seed" > "$logs/seed.log" 2>&1 & pids="$!"
   seeds=akka.tcp://clusterjobs@127.0.0.1:4053
 fi
-for i in $(seq "$nodes"); do CLUSTER_PORT=0 CLUSTER_SEEDS=$seeds dotnet "$dll" node > "$logs/node$i.log" 2>&1 & pids="$pids $!"; done
+node_env=$(python3 "$repo/bench/image_env.py" "$repo/src/Node/Dockerfile")  # as the node image runs (DOTNET_ReadyToRun=0)
+# shellcheck disable=SC2086
+for i in $(seq "$nodes"); do CLUSTER_PORT=0 CLUSTER_SEEDS=$seeds env $node_env dotnet "$dll" node > "$logs/node$i.log" 2>&1 & pids="$pids $!"; done
 trap 'kill $pids 2>/dev/null; wait 2>/dev/null' EXIT
 # shellcheck disable=SC2086
 /usr/bin/python3 - "$n" $pids <<'PY'

@@ -8,10 +8,35 @@ namespace ClusterJobs.Integration.Tests;
 public sealed class BenchHarnessSpecs(ITestOutputHelper output)
 {
     [Fact]
+    public async Task The_harness_takes_the_node_images_runtime_settings_from_its_Dockerfile()
+    {
+        // The node image runs JIT-compiled code (DOTNET_ReadyToRun=0; README, docs/benchmarks.md), and the harness runs
+        // its nodes with the image's DOTNET_ settings read from there, so the numbers are the image's. The seed keeps
+        // the runtime's defaults.
+        Assert.Equal(["DOTNET_ReadyToRun=0"], await ImageEnv(Path.Combine("src", "Node", "Dockerfile")));
+        Assert.Empty(await ImageEnv(Path.Combine("src", "Seed", "Dockerfile")));
+    }
+
+    static async Task<string[]> ImageEnv(string dockerfile)
+    {
+        var info = new ProcessStartInfo("python3") { RedirectStandardOutput = true, WorkingDirectory = Root() };
+        info.ArgumentList.Add(Path.Combine("bench", "image_env.py"));
+        info.ArgumentList.Add(dockerfile);
+        using var process = Process.Start(info)!;
+        var text = await process.StandardOutput.ReadToEndAsync();
+        await process.WaitForExitAsync();
+        Assert.Equal(0, process.ExitCode);
+        return text.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+    }
+
+    // src/Node/bin/<cfg>/net10.0/ClusterJobs.Node.dll -> the repository root
+    static string Root() =>
+        Path.GetFullPath(Path.Combine(Path.GetDirectoryName(ClusterJobs.Tests.Shared.ClusterProcess.Binary("ClusterJobs.Node"))!, "..", "..", "..", "..", ".."));
+
+    [Fact]
     public async Task The_harness_runs_every_workload_against_ClusterJobs_and_prints_a_result_line_for_each()
     {
-        // src/Node/bin/<cfg>/net10.0/ClusterJobs.Node.dll -> the repository root
-        var root = Path.GetFullPath(Path.Combine(Path.GetDirectoryName(ClusterJobs.Tests.Shared.ClusterProcess.Binary("ClusterJobs.Node"))!, "..", "..", "..", "..", ".."));
+        var root = Root();
         var info = new ProcessStartInfo("bash") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = root };
         info.ArgumentList.Add(Path.Combine(root, "bench", "run.sh"));
         info.ArgumentList.Add("--smoke");
