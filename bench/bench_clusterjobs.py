@@ -28,9 +28,13 @@ COMMON = {"REDIS_URL": "redis://127.0.0.1:6390/0", "CLUSTERJOBS_CONCURRENCY": SL
           "DOTNET_gcServer": "0"}
 
 
-# Each process runs with its image's .NET runtime settings (the node's: DOTNET_ReadyToRun=0), as it ships.
-IMAGE_ENV = {BENCH: runtime_env(os.path.join(repo, "src", "Node", "Dockerfile")),
-             SEED: runtime_env(os.path.join(repo, "src", "Seed", "Dockerfile"))}
+# Each process runs with its image's .NET runtime settings (the node's: DOTNET_ReadyToRun=0), as it ships; one set in
+# the environment wins, for A/B runs (DOTNET_ReadyToRun=1 bench/run.sh: ReadyToRun code).
+def image_env(*path):
+    return {k: v for k, v in runtime_env(os.path.join(repo, *path)).items() if k not in os.environ}
+
+
+IMAGE_ENV = {BENCH: image_env("src", "Node", "Dockerfile"), SEED: image_env("src", "Seed", "Dockerfile")}
 
 
 def cmd(dll, extra, *args):
