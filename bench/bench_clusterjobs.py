@@ -10,7 +10,7 @@ Env: CJ_BENCH_DLL, CJ_SEED_DLL (built binaries), CJ_CONCURRENCY (slots per node,
 """
 import argparse, os, sys
 
-from image_env import runtime_env
+from image_env import image_env
 
 kit = os.path.abspath(sys.argv.pop(1))
 repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -30,11 +30,8 @@ COMMON = {"REDIS_URL": "redis://127.0.0.1:6390/0", "CLUSTERJOBS_CONCURRENCY": SL
 
 # Each process runs with its image's .NET runtime settings (the node's: DOTNET_ReadyToRun=0), as it ships; one set in
 # the environment wins, for A/B runs (DOTNET_ReadyToRun=1 bench/run.sh: ReadyToRun code).
-def image_env(*path):
-    return {k: v for k, v in runtime_env(os.path.join(repo, *path)).items() if k not in os.environ}
-
-
-IMAGE_ENV = {BENCH: image_env("src", "Node", "Dockerfile"), SEED: image_env("src", "Seed", "Dockerfile")}
+IMAGE_ENV = {BENCH: image_env(os.path.join(repo, "src", "Node", "Dockerfile")),
+             SEED: image_env(os.path.join(repo, "src", "Seed", "Dockerfile"))}
 
 
 def cmd(dll, extra, *args):

@@ -20,6 +20,7 @@ public sealed class BenchHarnessSpecs(ITestOutputHelper output)
     static async Task<string[]> ImageEnv(string dockerfile)
     {
         var info = new ProcessStartInfo("python3") { RedirectStandardOutput = true, WorkingDirectory = Root() };
+        info.Environment.Remove("DOTNET_ReadyToRun"); // one set in the environment would win over the image's
         info.ArgumentList.Add(Path.Combine("bench", "image_env.py"));
         info.ArgumentList.Add(dockerfile);
         using var process = Process.Start(info)!;
