@@ -164,8 +164,10 @@ public sealed class QueueRouterActor : ReceiveActor, IWithTimers
     }
 
     /// <summary>
-    /// Nobody renews the lease of a job the router holds: jobs held longer than <see cref="QueueRouterSettings.MaxHold"/>
-    /// (read ahead for pools that then got busy elsewhere, or left for a demand that was withdrawn) go back to the queue.
+    /// Nobody renews the lease of a job the router holds: once the oldest held job has waited
+    /// <see cref="QueueRouterSettings.MaxHold"/> (read ahead for pools that then got busy elsewhere, or left for a demand
+    /// that was withdrawn), the whole buffer goes back to the queue. Pools take the oldest first, so no pool took any
+    /// held job in that time.
     /// </summary>
     private void ReturnHeldTooLong()
     {
