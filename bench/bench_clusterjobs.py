@@ -28,8 +28,8 @@ COMMON = {"REDIS_URL": "redis://127.0.0.1:6390/0", "CLUSTERJOBS_CONCURRENCY": SL
           "DOTNET_gcServer": "0"}
 
 
-# Each process runs with its image's .NET runtime settings (the node's: DOTNET_ReadyToRun=0), as it ships; one set in
-# the environment wins, for A/B runs (DOTNET_ReadyToRun=1 bench/run.sh: ReadyToRun code).
+# Each process runs with its image's settings (the node's: DOTNET_ReadyToRun=0, CLUSTERJOBS_WARMUP_JOBS=1000), as it
+# ships; one set in the environment wins, for A/B runs (DOTNET_ReadyToRun=1 bench/run.sh: ReadyToRun code).
 IMAGE_ENV = {BENCH: image_env(os.path.join(repo, "src", "Node", "Dockerfile")),
              SEED: image_env(os.path.join(repo, "src", "Seed", "Dockerfile"))}
 

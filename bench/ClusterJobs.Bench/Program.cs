@@ -54,7 +54,7 @@ static async Task<int> Produce(string redisUrl, string[] args)
 static async Task<int> RunNode(string[] args)
 {
     var builder = Host.CreateApplicationBuilder(args);
-    builder.Logging.ClearProviders().AddSimpleConsole(o => o.SingleLine = true).SetMinimumLevel(LogLevel.Warning);
+    builder.Logging.ClearProviders().AddSimpleConsole(o => o.SingleLine = true).SetMinimumLevel(LogLevel.Warning).AddFilter("ClusterJobs.Node.WarmUp", LogLevel.Information);
     builder.Services.AddClusterJobs(o =>
     {
         NodeConfiguration.Apply(o, builder.Configuration);

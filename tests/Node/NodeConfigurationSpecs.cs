@@ -29,4 +29,14 @@ public sealed class NodeConfigurationSpecs
         var negative = Apply(new() { ["CLUSTERJOBS_READ_AHEAD"] = "-1" });
         Assert.Contains("-1", Assert.Throws<ArgumentException>(negative.Validate).Message);
     }
+
+    [Fact]
+    public void The_warm_up_is_off_unless_configured_and_a_bad_count_is_refused_with_the_value()
+    {
+        Assert.Equal(0, new ClusterJobsOptions().WarmUpJobs);
+        Assert.Equal(1000, Apply(new() { ["CLUSTERJOBS_WARMUP_JOBS"] = "1000" }).WarmUpJobs);
+        Assert.Equal(50, Apply(new() { ["CLUSTERJOBS_WARMUP_JOBS"] = "1000" }, new() { ["warmup-jobs"] = "50" }).WarmUpJobs);
+        Assert.Contains("'many'", Assert.Throws<ArgumentException>(() => Apply(new() { ["CLUSTERJOBS_WARMUP_JOBS"] = "many" })).Message);
+        Assert.Contains("-5", Assert.Throws<ArgumentException>(Apply(new() { ["CLUSTERJOBS_WARMUP_JOBS"] = "-5" }).Validate).Message);
+    }
 }

@@ -35,6 +35,13 @@ public sealed class ClusterJobsOptions
     /// </summary>
     public int MaxRunaways { get; set; } = 16;
     public ClusterBootstrap Cluster { get; set; } = new();
+    /// <summary>
+    /// Throwaway jobs run through the job path before the node joins its cluster, so its code is compiled before the
+    /// first real job (JobPathWarmUp; worth it when the node runs JIT-compiled code, as the image does). 0 (default): none.
+    /// </summary>
+    public int WarmUpJobs { get; set; }
+    /// <summary>A warm-up that takes longer is abandoned and the node starts without it.</summary>
+    public TimeSpan WarmUpTimeout { get; set; } = TimeSpan.FromSeconds(30);
 
     /// <summary>Parses <c>high_priority,low_priority:4</c>: names in priority order, each with an optional slot limit.</summary>
     public static List<ServedQueue> ParseQueues(string spec)
@@ -61,5 +68,6 @@ public sealed class ClusterJobsOptions
         if (MaxLostDeliveries < 1) throw new ArgumentException("MaxLostDeliveries must be at least 1.");
         if (MaxRunaways < 0) throw new ArgumentException("MaxRunaways must not be negative.");
         if (ReadAhead < 0) throw new ArgumentException($"ReadAhead must not be negative, got {ReadAhead}.");
+        if (WarmUpJobs < 0) throw new ArgumentException($"WarmUpJobs must not be negative, got {WarmUpJobs}.");
     }
 }

@@ -9,6 +9,7 @@ using ClusterJobs.Node.Results;
 using ClusterJobs.Node.Routing;
 using ClusterJobs.Node.Serialization;
 using ClusterJobs.Node.Tasks;
+using ClusterJobs.Node.WarmUp;
 using ClusterJobs.Node.Workers;
 using ClusterJobs.Protocol;
 using Microsoft.Extensions.DependencyInjection;
@@ -24,7 +25,12 @@ public static class ClusterJobsServiceCollectionExtensions
     /// node's actors, plus a <see cref="JobClient"/> on the same connection for producers in the same app.
     /// </summary>
     public static ClusterJobsBuilder AddClusterJobs(this IServiceCollection services, Action<ClusterJobsOptions>? configure = null,
-        Action<AkkaConfigurationBuilder, IServiceProvider>? configureAkka = null)
+        Action<AkkaConfigurationBuilder, IServiceProvider>? configureAkka = null) =>
+        // The actor system's name is fixed at registration: CLUSTER_NAME, as the seed reads it.
+        services.AddClusterJobs(ClusterBootstrap.SystemNameFromEnvironment(), configure, configureAkka);
+
+    internal static ClusterJobsBuilder AddClusterJobs(this IServiceCollection services, string systemName,
+        Action<ClusterJobsOptions>? configure, Action<AkkaConfigurationBuilder, IServiceProvider>? configureAkka)
     {
         var jobs = new ClusterJobsBuilder(services);
         if (configure is not null) services.Configure(configure);
@@ -38,6 +44,9 @@ public static class ClusterJobsServiceCollectionExtensions
         // Registered before the actor system so that Redis is connected when the actors start.
         services.AddSingleton<RedisConnectionService>();
         services.AddHostedService(sp => sp.GetRequiredService<RedisConnectionService>());
+        // Registered before the actor system too: the warm-up finishes before this node joins its cluster.
+        services.AddSingleton<JobPathWarmUp>();
+        services.AddHostedService(sp => sp.GetRequiredService<JobPathWarmUp>());
         // Handlers that block their threads must not starve the Redis continuations: the minimum is raised once starved.
         services.AddHostedService(sp =>
         {
@@ -49,8 +58,7 @@ public static class ClusterJobsServiceCollectionExtensions
         services.AddSingleton(sp => new JobClient(sp.GetRequiredService<RedisConnectionService>().Connection,
             new JobClientOptions { KeyPrefix = sp.GetRequiredService<IOptions<ClusterJobsOptions>>().Value.KeyPrefix }));
 
-        // The actor system's name is fixed at registration: CLUSTER_NAME, as the seed reads it.
-        services.AddAkka(ClusterBootstrap.SystemNameFromEnvironment(), (akka, sp) =>
+        services.AddAkka(systemName, (akka, sp) =>
         {
             var options = sp.GetRequiredService<IOptions<ClusterJobsOptions>>().Value;
             options.Validate();

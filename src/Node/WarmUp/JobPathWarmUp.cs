@@ -1,0 +1,132 @@
+using System.Diagnostics;
+using Akka.Hosting;
+using ClusterJobs.Node.Hosting;
+using ClusterJobs.Node.Tasks;
+using ClusterJobs.Node.Workers;
+using ClusterJobs.Protocol;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace ClusterJobs.Node.WarmUp;
+
+/// <summary>
+/// Runs <see cref="ClusterJobsOptions.WarmUpJobs"/> throwaway jobs through the whole job path (enqueue, ingress, router,
+/// pool, worker, result writer, every message through the serializer) before this node joins its cluster, so the
+/// runtime has compiled that code before the first real job arrives. It matters when the node runs JIT-compiled code
+/// (DOTNET_ReadyToRun=0, as the image does): otherwise the first jobs of a fresh node wait for the compiler.
+/// <para>
+/// The jobs run in a private one-node cluster inside this process (actor system <c>clusterjobs-warmup</c>, its own
+/// loopback port, no seeds) on the same Redis, under a key prefix of their own, deleted afterwards
+/// (<see cref="WarmUpKeys"/>). No user handler runs and no user queue is touched. A warm-up that fails or overruns
+/// is logged and skipped: the node starts anyway.
+/// </para>
+/// </summary>
+public sealed class JobPathWarmUp(IOptions<ClusterJobsOptions> options, RedisConnectionService redis, ILogger<JobPathWarmUp> logger)
+    : IHostedService
+{
+    public const string SystemName = "clusterjobs-warmup";
+    public const string Queue = "warmup";
+    /// <summary>A warm-up registered longer ago than this belonged to a node that died in it; its keys are deleted.</summary>
+    public static readonly TimeSpan StaleAfter = TimeSpan.FromMinutes(10);
+    private static readonly RetryPolicy NoRetries = new() { MaxRetries = 0 };
+
+    /// <summary>What the warm-up did; null when it is off or did not finish.</summary>
+    public WarmUpReport? Report { get; private set; }
+
+    public async Task StartAsync(CancellationToken cancellationToken)
+    {
+        var settings = options.Value;
+        if (settings.WarmUpJobs == 0) return;
+        var clock = Stopwatch.StartNew();
+        var keys = new WarmUpKeys(redis.Connection, settings.KeyPrefix);
+        string? prefix = null;
+        try
+        {
+            var swept = await keys.SweepStaleAsync(StaleAfter).ConfigureAwait(false);
+            if (swept > 0) logger.LogInformation("Deleted the keys of {Count} warm-ups that never finished (their nodes died in them)", swept);
+            prefix = await keys.RegisterAsync().ConfigureAwait(false);
+            using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            deadline.CancelAfter(settings.WarmUpTimeout);
+            await RunAsync(settings, prefix, deadline.Token).ConfigureAwait(false);
+            Report = new WarmUpReport(settings.WarmUpJobs, clock.Elapsed);
+            logger.LogInformation("Warm-up: {Jobs} jobs through the job path in {Ms} ms, before joining the cluster",
+                settings.WarmUpJobs, clock.ElapsedMilliseconds);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            throw;
+        }
+        catch (Exception ex)
+        {
+            logger.LogWarning(ex, "Warm-up did not finish in {Timeout}; the node starts without it (its first jobs wait for the JIT compiler)",
+                settings.WarmUpTimeout);
+        }
+        finally
+        {
+            if (prefix is not null) await RemoveQuietlyAsync(keys, prefix).ConfigureAwait(false);
+        }
+    }
+
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    private async Task RunAsync(ClusterJobsOptions settings, string prefix, CancellationToken ct)
+    {
+        var jobs = settings.WarmUpJobs;
+        var builder = Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings());
+        builder.Services.AddSingleton(new WarmUpProgress(jobs));
+        builder.Services.AddClusterJobs(SystemName, o =>
+            {
+                // The node's own settings where they decide which code runs (batch sizes, read-ahead, slots).
+                o.RedisUrl = redis.Url;
+                o.KeyPrefix = prefix;
+                o.Queues = [new ServedQueue(Queue, int.MaxValue)];
+                o.Concurrency = settings.Concurrency;
+                o.ReadAhead = settings.ReadAhead;
+                o.LeaseDuration = settings.LeaseDuration;
+                o.MaxPayloadBytes = settings.MaxPayloadBytes;
+                o.PollInterval = settings.PollInterval;
+                o.MaxRunaways = 0;
+                o.DrainGrace = TimeSpan.FromSeconds(1);
+                // Should the keys outlive a crash before the sweep, the finished jobs still expire soon.
+                o.ResultTtl = TimeSpan.FromMinutes(5);
+                o.Cluster = new ClusterBootstrap { Host = "127.0.0.1", Port = 0 };
+            },
+            // Every message through the serializer, as remote ones go between nodes.
+            (akka, _) => akka.AddHocon("akka.actor.serialize-messages = on\nakka.loglevel = WARNING", HoconAddMode.Prepend))
+            .AddTask<WarmUpTask>(WarmUpTask.Name, NoRetries)
+            .AddTask<WarmUpResultTask>(WarmUpResultTask.Name, NoRetries);
+        using var host = builder.Build();
+        await host.StartAsync(ct).ConfigureAwait(false);
+        try
+        {
+            var client = host.Services.GetRequiredService<JobClient>();
+            var enqueue = new EnqueueOptions { Queue = Queue, MaxAttempts = 1 };
+            // All queued first, as after a node's restart: the ingress takes them in full batches.
+            await Task.WhenAll(Enumerable.Range(0, jobs).Select(i => client.EnqueueAsync(
+                i % 2 == 0 ? WarmUpTask.Name : WarmUpResultTask.Name, new WarmUpArgs(i, "warm-up", i / 2.0), enqueue, ct))).ConfigureAwait(false);
+            await host.Services.GetRequiredService<WarmUpProgress>().AllDone.WaitAsync(ct).ConfigureAwait(false);
+        }
+        finally
+        {
+            using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+            await host.StopAsync(stop.Token).ConfigureAwait(false);
+        }
+    }
+
+    private async Task RemoveQuietlyAsync(WarmUpKeys keys, string prefix)
+    {
+        try
+        {
+            await keys.RemoveAsync(prefix).ConfigureAwait(false);
+        }
+        catch (Exception ex)
+        {
+            logger.LogWarning(ex, "Could not delete the warm-up's keys under {Prefix}; a later warm-up deletes them", prefix);
+        }
+    }
+}
+
+/// <summary>A finished warm-up: how many jobs it ran and how long it took, start-up of its private node included.</summary>
+public sealed record WarmUpReport(int Jobs, TimeSpan Elapsed);

@@ -1,0 +1,90 @@
+using ClusterJobs.Node.WarmUp;
+using ClusterJobs.Protocol;
+using ClusterJobs.Tests.Shared;
+using Microsoft.Extensions.DependencyInjection;
+using StackExchange.Redis;
+
+namespace ClusterJobs.Integration.Tests;
+
+/// <summary>
+/// The warm-up (CLUSTERJOBS_WARMUP_JOBS): throwaway jobs through the whole job path before the node joins its cluster,
+/// in a private one-node cluster under keys of its own, which are gone afterwards; never a user job or handler.
+/// </summary>
+[Collection(BrokerCollection.Name)]
+public sealed class WarmUpSpecs(BrokerFixture brokers)
+{
+    private readonly string _prefix = BrokerFixture.NewPrefix();
+    private static readonly TimeSpan Wait = TimeSpan.FromSeconds(20);
+
+    [Theory, InlineData(BrokerKind.Redis), InlineData(BrokerKind.Garnet)]
+    public async Task A_node_warms_up_on_its_own_jobs_before_it_serves_and_leaves_no_key_behind(BrokerKind kind)
+    {
+        await using var producer = await JobClient.ConnectAsync(brokers.Url(kind), new JobClientOptions { KeyPrefix = _prefix });
+        var waiting = await producer.EnqueueAsync("add", new[] { 2, 3 }); // queued before the node starts, as after a restart
+
+        await using var node = await TestNode.StartAsync(brokers.Url(kind), _prefix, o => o.WarmUpJobs = 300);
+
+        Assert.Equal(300, node.Services.GetRequiredService<JobPathWarmUp>().Report?.Jobs);
+        var job = await producer.WaitAsync(waiting, Wait);
+        Assert.Equal(JobState.Succeeded, job.State);
+        Assert.Equal(5, job.ResultAs<long>());
+        Assert.Contains($"{Node.Hosting.ClusterBootstrap.DefaultSystemName}@", job.Node); // the node's own system, not the warm-up's
+        Assert.DoesNotContain(JobPathWarmUp.SystemName, job.Node);
+        Assert.Empty(await KeysUnder(node.Redis, $"{_prefix}:warmup"));
+        Assert.Equal(0, await node.Redis.GetDatabase().SortedSetLengthAsync($"{_prefix}:warmups"));
+        Assert.Equal(0, await node.Redis.GetDatabase().SortedSetLengthAsync(node.Keys.Queue("default").Ready));
+    }
+
+    [Fact]
+    public async Task A_warm_up_deletes_the_keys_of_one_a_dead_node_left_long_ago_but_not_of_one_still_running()
+    {
+        var url = brokers.RealRedisUrl;
+        using var redis = await ConnectionMultiplexer.ConnectAsync(RedisConnection.Parse(url));
+        var db = redis.GetDatabase();
+        var (stale, running) = ($"{_prefix}:warmup:died-in-it", $"{_prefix}:warmup:starting-now");
+        foreach (var prefix in new[] { stale, running })
+        {
+            await db.SortedSetAddAsync($"{prefix}:{{warmup}}:ready", "warmup:1", 1);
+            await db.HashSetAsync($"{prefix}:{{warmup}}:job:warmup:1", "state", "ready");
+        }
+        var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        await db.SortedSetAddAsync($"{_prefix}:warmups", stale, now - (long)TimeSpan.FromMinutes(11).TotalMilliseconds);
+        await db.SortedSetAddAsync($"{_prefix}:warmups", running, now);
+
+        await using var node = await TestNode.StartAsync(url, _prefix, o => o.WarmUpJobs = 20);
+
+        Assert.Empty(await KeysUnder(redis, stale));
+        Assert.Equal(2, (await KeysUnder(redis, running)).Count);
+        Assert.Equal([running], (await db.SortedSetRangeByRankAsync($"{_prefix}:warmups")).Select(m => m.ToString()));
+    }
+
+    [Fact]
+    public async Task A_warm_up_that_overruns_is_abandoned_and_the_node_starts_and_serves_anyway()
+    {
+        await using var node = await TestNode.StartAsync(brokers.RealRedisUrl, _prefix, o =>
+        {
+            o.WarmUpJobs = 100;
+            o.WarmUpTimeout = TimeSpan.FromMilliseconds(1);
+        });
+
+        Assert.Null(node.Services.GetRequiredService<JobPathWarmUp>().Report);
+        var job = await node.Client.WaitAsync(await node.Client.EnqueueAsync("add", new[] { 1, 1 }), Wait);
+        Assert.Equal(JobState.Succeeded, job.State);
+        Assert.Empty(await KeysUnder(node.Redis, $"{_prefix}:warmup"));
+    }
+
+    [Fact]
+    public void A_key_prefix_with_glob_characters_matches_only_itself()
+    {
+        Assert.Equal(@"a\*b\?\[c\]\\d", WarmUpKeys.EscapeGlob(@"a*b?[c]\d"));
+    }
+
+    private static async Task<List<string>> KeysUnder(IConnectionMultiplexer redis, string prefix)
+    {
+        var keys = new List<string>();
+        foreach (var endpoint in redis.GetEndPoints())
+            await foreach (var key in redis.GetServer(endpoint).KeysAsync(redis.GetDatabase().Database, WarmUpKeys.EscapeGlob(prefix) + "*"))
+                keys.Add(key!);
+        return keys;
+    }
+}
