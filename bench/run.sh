@@ -27,7 +27,8 @@ results="$work/results/clusterjobs-run.txt"
 : > "$results"
 
 # Published as the images ship it (src/Node/Dockerfile): Release, ReadyToRun; bench_clusterjobs.py runs each process
-# with its image's DOTNET_ settings too (the node's DOTNET_ReadyToRun=0: JIT-compiled code, faster than ReadyToRun's).
+# with its image's DOTNET_ and CLUSTERJOBS_ settings too (the node's DOTNET_ReadyToRun=0: JIT-compiled code, faster than
+# ReadyToRun's; CLUSTERJOBS_WARMUP_JOBS=1000: that code compiled before the node joins).
 echo "publishing (Release, ReadyToRun)..." >&2
 publish() { dotnet publish "$1" -c Release -r linux-x64 --self-contained false -p:PublishReadyToRun=true -o "$2" -v q -nologo >&2; }
 publish "$repo/bench/ClusterJobs.Bench" "$work/bin/bench"
