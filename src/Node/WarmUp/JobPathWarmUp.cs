@@ -60,7 +60,7 @@ public sealed class JobPathWarmUp(IOptions<ClusterJobsOptions> options, RedisCon
         }
         catch (Exception ex)
         {
-            logger.LogWarning(ex, "Warm-up did not finish in {Timeout}; the node starts without it (its first jobs wait for the JIT compiler)",
+            logger.LogWarning(ex, "Warm-up failed or did not finish within {Timeout}; the node starts without it (its first jobs wait for the JIT compiler)",
                 settings.WarmUpTimeout);
         }
         finally
@@ -93,11 +93,17 @@ public sealed class JobPathWarmUp(IOptions<ClusterJobsOptions> options, RedisCon
                 o.ResultTtl = TimeSpan.FromMinutes(5);
                 o.Cluster = new ClusterBootstrap { Host = "127.0.0.1", Port = 0 };
             },
-            // Every message through the serializer, as remote ones go between nodes.
-            (akka, _) => akka.AddHocon("akka.actor.serialize-messages = on\nakka.loglevel = WARNING", HoconAddMode.Prepend))
+            // Every message through the serializer, as remote ones go between nodes. On leaving, the router's singleton
+            // manager has no node to hand over to and waits a retry interval (1 s) before it stops the router: 50 ms here.
+            (akka, _) => akka.AddHocon("""
+                akka.actor.serialize-messages = on
+                akka.loglevel = WARNING
+                akka.cluster.singleton.hand-over-retry-interval = 50ms
+                """, HoconAddMode.Prepend))
             .AddTask<WarmUpTask>(WarmUpTask.Name, NoRetries)
             .AddTask<WarmUpResultTask>(WarmUpResultTask.Name, NoRetries);
-        using var host = builder.Build();
+        var host = builder.Build();
+        await using var disposeHost = (IAsyncDisposable)host; // its Redis connection service disposes only asynchronously
         await host.StartAsync(ct).ConfigureAwait(false);
         try
         {
