@@ -104,9 +104,10 @@ public sealed class JobPathWarmUp(IOptions<ClusterJobsOptions> options, RedisCon
             .AddTask<WarmUpResultTask>(WarmUpResultTask.Name, NoRetries);
         var host = builder.Build();
         await using var disposeHost = (IAsyncDisposable)host; // its Redis connection service disposes only asynchronously
-        await host.StartAsync(ct).ConfigureAwait(false);
         try
         {
+            // Inside the try: a start cut short by the deadline still stops what it started (actor system, port).
+            await host.StartAsync(ct).ConfigureAwait(false);
             var client = host.Services.GetRequiredService<JobClient>();
             var enqueue = new EnqueueOptions { Queue = Queue, MaxAttempts = 1 };
             // All queued first, as after a node's restart: the ingress takes them in full batches.
