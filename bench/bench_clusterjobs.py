@@ -58,6 +58,10 @@ bench.PEERS["floor-blpop"] = dict(cwd=kit, enqueue=["env", "REDIS_URL=redis://12
                                   modes={"1proc": [cmd(BENCH, {}, "floor-blpop")]})
 bench.PEERS["floor-take"] = dict(cwd=kit, enqueue=bench.PEERS["clusterjobs"]["enqueue"],
                                  modes={"1proc": [cmd(BENCH, {}, "floor-take")]})
+# W4 floor: three of our nodes with no cluster between them (each its own one-node cluster and router, all taking from
+# the same queue, nothing crossing remoting): what three node processes can do on this machine with our node at all.
+bench.PEERS["floor-3solo"] = dict(cwd=kit, enqueue=bench.PEERS["clusterjobs"]["enqueue"],
+                                  modes={"3solo": [cmd(BENCH, {"CLUSTER_PORT": "0"}, "node")] * 3})
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--peer", required=True, choices=bench.PEERS)

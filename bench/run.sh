@@ -66,6 +66,10 @@ for rate in "$W2R" "$W2R2"; do
   run --peer floor-blpop --mode 1proc --workload W2 --rate "$rate" --duration "$W2D"
   run --peer floor-take --mode 1proc --workload W2 --rate "$rate" --duration "$W2D"
 done
+# W4 floor: three nodes with no cluster between them (no remoting, each its own router): what three node processes can
+# do on two cores at all, so W4 can be split into what the machine costs and what the cluster adds.
+run --peer floor-3solo --mode 3solo --workload W4 --n "$W4N"
+run --peer floor-3solo --mode 3solo --workload W4 --n "$W1BIG" --note=-n100k
 if [ "$peers" = 1 ]; then
   (cd "$work/bullmq" && [ -d node_modules ] || npm install --no-audit --no-fund >&2)
   run --peer celery --mode 2x-solo --workload W1 --n "$W1N"
@@ -82,12 +86,15 @@ fi
 echo
 /usr/bin/python3 "$repo/bench/summarize.py" "$results"
 # W4 / W1: three nodes over one, at 20k jobs and at 100k jobs.
-median() { grep "workload=$1 " "$results" | grep 'peer=clusterjobs' | grep -E "notes=$2 *\$" | sed 's/.*jobs_per_s=\([0-9.]*\).*/\1/' \
+median() { grep "workload=$1 " "$results" | grep "peer=${3:-clusterjobs} " | grep -E "notes=$2 *\$" | sed 's/.*jobs_per_s=\([0-9.]*\).*/\1/' \
   | sort -n | awk '{a[NR]=$1} END {if (NR) print a[int((NR+1)/2)]}'; }
 for size in 20k:"" 100k:-n100k; do
-  w1=$(median W1 "1node${size#*:}"); w4=$(median W4 "3nodes${size#*:}")
+  w1=$(median W1 "1node${size#*:}"); w4=$(median W4 "3nodes${size#*:}"); solo=$(median W4 "3solo${size#*:}" floor-3solo)
   if [ -n "$w1" ] && [ -n "$w4" ]; then
     awk -v a="$w4" -v b="$w1" -v n="${size%%:*}" 'BEGIN { printf "ratio workload=W4 n=%s three_nodes_over_one_node=%.2f\n", n, a / b }'
+  fi
+  if [ -n "$w1" ] && [ -n "$solo" ]; then
+    awk -v a="$solo" -v b="$w1" -v n="${size%%:*}" 'BEGIN { printf "ratio workload=W4 n=%s floor_three_solo_nodes_over_one_node=%.2f\n", n, a / b }'
   fi
 done
 echo "results: $results" >&2

@@ -62,5 +62,8 @@ public sealed class BenchHarnessSpecs(ITestOutputHelper output)
         Assert.DoesNotContain("over_best_peer", text); // no peers in this run, and a floor is no peer
         Assert.Contains("ratio workload=W4 n=20k three_nodes_over_one_node=", text);
         Assert.Contains("ratio workload=W4 n=100k three_nodes_over_one_node=", text);
+        // The W4 floor: three nodes with no cluster between them, every job counted, and its ratio to one node.
+        Assert.Contains(text.Split('\n'), l => l.StartsWith("peer=floor-3solo workload=W4 ") && Regex.IsMatch(l, @" n=(\d+) .* completed=\1 "));
+        Assert.Contains("ratio workload=W4 n=100k floor_three_solo_nodes_over_one_node=", text);
     }
 }
