@@ -87,7 +87,7 @@ echo
 /usr/bin/python3 "$repo/bench/summarize.py" "$results"
 # W4 / W1: three nodes over one, at 20k jobs and at 100k jobs.
 median() { grep "workload=$1 " "$results" | grep "peer=${3:-clusterjobs} " | grep -E "notes=$2 *\$" | sed 's/.*jobs_per_s=\([0-9.]*\).*/\1/' \
-  | sort -n | awk '{a[NR]=$1} END {if (NR) print a[int((NR+1)/2)]}'; }
+  | sort -n | awk '{a[NR]=$1} END {if (NR) print a[int((NR+1)/2)]}' || true; }  # no line: empty, not an exit (set -e)
 for size in 20k:"" 100k:-n100k; do
   w1=$(median W1 "1node${size#*:}"); w4=$(median W4 "3nodes${size#*:}"); solo=$(median W4 "3solo${size#*:}" floor-3solo)
   if [ -n "$w1" ] && [ -n "$w4" ]; then

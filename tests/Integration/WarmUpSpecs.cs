@@ -24,12 +24,14 @@ public sealed class WarmUpSpecs(BrokerFixture brokers)
 
         await using var node = await TestNode.StartAsync(brokers.Url(kind), _prefix, o => o.WarmUpJobs = 300);
 
-        Assert.Equal(300, node.Services.GetRequiredService<JobPathWarmUp>().Report?.Jobs);
+        var warmUp = node.Services.GetRequiredService<JobPathWarmUp>();
+        Assert.Equal(300, warmUp.Report?.Jobs);
         var job = await producer.WaitAsync(waiting, Wait);
         Assert.Equal(JobState.Succeeded, job.State);
         Assert.Equal(5, job.ResultAs<long>());
         Assert.Contains($"{Node.Hosting.ClusterBootstrap.DefaultSystemName}@", job.Node); // the node's own system, not the warm-up's
         Assert.DoesNotContain(JobPathWarmUp.SystemName, job.Node);
+        await warmUp.Cleanup.WaitAsync(Wait); // beside the node's start: it scans the whole keyspace
         Assert.Empty(await KeysUnder(node.Redis, $"{_prefix}:warmup"));
         Assert.Equal(0, await node.Redis.GetDatabase().SortedSetLengthAsync($"{_prefix}:warmups"));
         Assert.Equal(0, await node.Redis.GetDatabase().SortedSetLengthAsync(node.Keys.Queue("default").Ready));
@@ -41,21 +43,28 @@ public sealed class WarmUpSpecs(BrokerFixture brokers)
         var url = brokers.RealRedisUrl;
         using var redis = await ConnectionMultiplexer.ConnectAsync(RedisConnection.Parse(url));
         var db = redis.GetDatabase();
-        var (stale, running) = ($"{_prefix}:warmup:died-in-it", $"{_prefix}:warmup:starting-now");
+        var (stale, running) = ($"{_prefix}:warmup:{Guid.NewGuid():N}", $"{_prefix}:warmup:{Guid.NewGuid():N}");
         foreach (var prefix in new[] { stale, running })
         {
             await db.SortedSetAddAsync($"{prefix}:{{warmup}}:ready", "warmup:1", 1);
             await db.HashSetAsync($"{prefix}:{{warmup}}:job:warmup:1", "state", "ready");
         }
+        var userKey = $"{_prefix}:{{default}}:ready";
+        await db.SortedSetAddAsync(userKey, "default:1", 1);
         var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
-        await db.SortedSetAddAsync($"{_prefix}:warmups", stale, now - (long)TimeSpan.FromMinutes(11).TotalMilliseconds);
+        var longAgo = now - (long)TimeSpan.FromMinutes(11).TotalMilliseconds;
+        await db.SortedSetAddAsync($"{_prefix}:warmups", stale, longAgo);
         await db.SortedSetAddAsync($"{_prefix}:warmups", running, now);
+        // A member that is no warm-up's prefix (it would match every key of the deployment) is never used as a pattern.
+        await db.SortedSetAddAsync($"{_prefix}:warmups", _prefix, longAgo);
 
         await using var node = await TestNode.StartAsync(url, _prefix, o => o.WarmUpJobs = 20);
+        await node.Services.GetRequiredService<JobPathWarmUp>().Cleanup.WaitAsync(Wait);
 
         Assert.Empty(await KeysUnder(redis, stale));
         Assert.Equal(2, (await KeysUnder(redis, running)).Count);
-        Assert.Equal([running], (await db.SortedSetRangeByRankAsync($"{_prefix}:warmups")).Select(m => m.ToString()));
+        Assert.True(await db.KeyExistsAsync(userKey));
+        Assert.Equal([_prefix, running], (await db.SortedSetRangeByRankAsync($"{_prefix}:warmups")).Select(m => m.ToString()));
     }
 
     [Fact]
@@ -63,13 +72,15 @@ public sealed class WarmUpSpecs(BrokerFixture brokers)
     {
         await using var node = await TestNode.StartAsync(brokers.RealRedisUrl, _prefix, o =>
         {
-            o.WarmUpJobs = 100;
-            o.WarmUpTimeout = TimeSpan.FromMilliseconds(1);
+            o.WarmUpJobs = 100_000; // more than its private node can even enqueue in a second
+            o.WarmUpTimeout = TimeSpan.FromSeconds(1);
         });
 
-        Assert.Null(node.Services.GetRequiredService<JobPathWarmUp>().Report);
+        var warmUp = node.Services.GetRequiredService<JobPathWarmUp>();
+        Assert.Null(warmUp.Report);
         var job = await node.Client.WaitAsync(await node.Client.EnqueueAsync("add", new[] { 1, 1 }), Wait);
         Assert.Equal(JobState.Succeeded, job.State);
+        await warmUp.Cleanup.WaitAsync(Wait);
         Assert.Empty(await KeysUnder(node.Redis, $"{_prefix}:warmup"));
     }
 

@@ -39,4 +39,13 @@ public sealed class NodeConfigurationSpecs
         Assert.Contains("'many'", Assert.Throws<ArgumentException>(() => Apply(new() { ["CLUSTERJOBS_WARMUP_JOBS"] = "many" })).Message);
         Assert.Contains("-5", Assert.Throws<ArgumentException>(Apply(new() { ["CLUSTERJOBS_WARMUP_JOBS"] = "-5" }).Validate).Message);
     }
+
+    [Fact]
+    public void A_warm_up_timeout_outside_one_second_to_five_minutes_is_refused()
+    {
+        // Longer would reach the ten minutes after which a registered warm-up counts as one whose node died.
+        Assert.Contains("between 1 s and 5 min", Assert.Throws<ArgumentException>(new ClusterJobsOptions { WarmUpTimeout = TimeSpan.FromMinutes(6) }.Validate).Message);
+        Assert.Throws<ArgumentException>(new ClusterJobsOptions { WarmUpTimeout = TimeSpan.Zero }.Validate);
+        new ClusterJobsOptions { WarmUpTimeout = TimeSpan.FromMinutes(5) }.Validate();
+    }
 }

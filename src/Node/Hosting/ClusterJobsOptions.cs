@@ -40,7 +40,8 @@ public sealed class ClusterJobsOptions
     /// first real job (JobPathWarmUp; worth it when the node runs JIT-compiled code, as the image does). 0 (default): none.
     /// </summary>
     public int WarmUpJobs { get; set; }
-    /// <summary>A warm-up that takes longer is abandoned and the node starts without it.</summary>
+    /// <summary>A warm-up that takes longer is abandoned and the node starts without it (1 s to 5 min: a warm-up
+    /// registered 10 min ago counts as one whose node died, and its keys are deleted).</summary>
     public TimeSpan WarmUpTimeout { get; set; } = TimeSpan.FromSeconds(30);
 
     /// <summary>Parses <c>high_priority,low_priority:4</c>: names in priority order, each with an optional slot limit.</summary>
@@ -69,5 +70,7 @@ public sealed class ClusterJobsOptions
         if (MaxRunaways < 0) throw new ArgumentException("MaxRunaways must not be negative.");
         if (ReadAhead < 0) throw new ArgumentException($"ReadAhead must not be negative, got {ReadAhead}.");
         if (WarmUpJobs < 0) throw new ArgumentException($"WarmUpJobs must not be negative, got {WarmUpJobs}.");
+        if (WarmUpTimeout < TimeSpan.FromSeconds(1) || WarmUpTimeout > TimeSpan.FromMinutes(5))
+            throw new ArgumentException($"WarmUpTimeout must be between 1 s and 5 min, got {WarmUpTimeout}.");
     }
 }

@@ -20,10 +20,11 @@ namespace ClusterJobs.Node.WarmUp;
 /// The jobs run in a private one-node cluster inside this process (actor system <c>clusterjobs-warmup</c>, its own
 /// loopback port, no seeds) on the same Redis, under a key prefix of their own, deleted afterwards
 /// (<see cref="WarmUpKeys"/>). No user handler runs and no user queue is touched. A warm-up that fails or overruns
-/// is logged and skipped: the node starts anyway.
+/// <see cref="ClusterJobsOptions.WarmUpTimeout"/> is logged and skipped (its private node gets 10 s more to stop):
+/// the node starts anyway.
 /// </para>
 /// </summary>
-public sealed class JobPathWarmUp(IOptions<ClusterJobsOptions> options, RedisConnectionService redis, ILogger<JobPathWarmUp> logger)
+public sealed class JobPathWarmUp(IOptions<ClusterJobsOptions> options, RedisConnectionService redis, ILoggerFactory loggers)
     : IHostedService
 {
     public const string SystemName = "clusterjobs-warmup";
@@ -31,51 +32,73 @@ public sealed class JobPathWarmUp(IOptions<ClusterJobsOptions> options, RedisCon
     /// <summary>A warm-up registered longer ago than this belonged to a node that died in it; its keys are deleted.</summary>
     public static readonly TimeSpan StaleAfter = TimeSpan.FromMinutes(10);
     private static readonly RetryPolicy NoRetries = new() { MaxRetries = 0 };
+    private static readonly TimeSpan StopTimeout = TimeSpan.FromSeconds(10);
+    private readonly ILogger _logger = loggers.CreateLogger<JobPathWarmUp>();
 
     /// <summary>What the warm-up did; null when it is off or did not finish.</summary>
     public WarmUpReport? Report { get; private set; }
 
+    /// <summary>
+    /// Deleting the warm-up's keys (and those of stale warm-ups). It scans the whole keyspace, so it runs beside the
+    /// node's start instead of before it; stopping the node waits for it.
+    /// </summary>
+    public Task Cleanup { get; private set; } = Task.CompletedTask;
+
+    private bool _stoppedCleanly = true;
+
     public async Task StartAsync(CancellationToken cancellationToken)
     {
         var settings = options.Value;
+        settings.Validate(); // a bad setting stops the node here, with its message, not after a warm-up on it
         if (settings.WarmUpJobs == 0) return;
         var clock = Stopwatch.StartNew();
-        var keys = new WarmUpKeys(redis.Connection, settings.KeyPrefix);
+        WarmUpKeys? keys = null;
         string? prefix = null;
         try
         {
-            var swept = await keys.SweepStaleAsync(StaleAfter).ConfigureAwait(false);
-            if (swept > 0) logger.LogInformation("Deleted the keys of {Count} warm-ups that never finished (their nodes died in them)", swept);
+            keys = new WarmUpKeys(redis.Connection, settings.KeyPrefix);
             prefix = await keys.RegisterAsync().ConfigureAwait(false);
             using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
             deadline.CancelAfter(settings.WarmUpTimeout);
             await RunAsync(settings, prefix, deadline.Token).ConfigureAwait(false);
             Report = new WarmUpReport(settings.WarmUpJobs, clock.Elapsed);
-            logger.LogInformation("Warm-up: {Jobs} jobs through the job path in {Ms} ms, before joining the cluster",
+            _logger.LogInformation("Warm-up: {Jobs} jobs through the job path in {Ms} ms, before joining the cluster",
                 settings.WarmUpJobs, clock.ElapsedMilliseconds);
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
-            throw;
+            _logger.LogInformation("Warm-up cancelled: the node is stopping");
         }
         catch (Exception ex)
         {
-            logger.LogWarning(ex, "Warm-up failed or did not finish within {Timeout}; the node starts without it (its first jobs wait for the JIT compiler)",
+            _logger.LogWarning(ex, "Warm-up failed or did not finish within {Timeout}; the node starts without it (its first jobs wait for the JIT compiler)",
                 settings.WarmUpTimeout);
         }
         finally
         {
-            if (prefix is not null) await RemoveQuietlyAsync(keys, prefix).ConfigureAwait(false);
+            if (keys is not null) Cleanup = CleanUpAsync(keys, prefix, keepEntry: !_stoppedCleanly);
         }
     }
 
-    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+    public async Task StopAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            await Cleanup.WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            // The host gave up waiting; what is left is deleted by a later warm-up.
+        }
+    }
 
     private async Task RunAsync(ClusterJobsOptions settings, string prefix, CancellationToken ct)
     {
         var jobs = settings.WarmUpJobs;
         var builder = Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings());
         builder.Services.AddSingleton(new WarmUpProgress(jobs));
+        // The private node's warnings and errors go to this node's log (say, why its actor system did not start).
+        builder.Logging.AddProvider(new ForwardingLoggerProvider(loggers)).SetMinimumLevel(LogLevel.Warning);
         builder.Services.AddClusterJobs(SystemName, o =>
             {
                 // The node's own settings where they decide which code runs (batch sizes, read-ahead, slots).
@@ -113,25 +136,48 @@ public sealed class JobPathWarmUp(IOptions<ClusterJobsOptions> options, RedisCon
             // All queued first, as after a node's restart: the ingress takes them in full batches.
             await Task.WhenAll(Enumerable.Range(0, jobs).Select(i => client.EnqueueAsync(
                 i % 2 == 0 ? WarmUpTask.Name : WarmUpResultTask.Name, new WarmUpArgs(i, "warm-up", i / 2.0), enqueue, ct))).ConfigureAwait(false);
-            await host.Services.GetRequiredService<WarmUpProgress>().AllDone.WaitAsync(ct).ConfigureAwait(false);
+            // Akka.Hosting stops the host instead of throwing when an actor system fails to start: do not wait for jobs then.
+            var done = host.Services.GetRequiredService<WarmUpProgress>().AllDone;
+            var stopping = Task.Delay(Timeout.Infinite, host.Services.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping);
+            if (await Task.WhenAny(done, stopping).WaitAsync(ct).ConfigureAwait(false) != done)
+                throw new InvalidOperationException("The warm-up's private node stopped before its jobs ran (its log lines are above).");
         }
         finally
         {
-            using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(10));
-            await host.StopAsync(stop.Token).ConfigureAwait(false);
+            using var stop = new CancellationTokenSource(StopTimeout);
+            try
+            {
+                await host.StopAsync(stop.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                // Its actors may still write: its registry entry stays, so a later sweep deletes what they leave.
+                _stoppedCleanly = false;
+                _logger.LogWarning("The warm-up's private node did not stop within {Timeout}", StopTimeout);
+            }
         }
     }
 
-    private async Task RemoveQuietlyAsync(WarmUpKeys keys, string prefix)
+    private async Task CleanUpAsync(WarmUpKeys keys, string? prefix, bool keepEntry)
     {
         try
         {
-            await keys.RemoveAsync(prefix).ConfigureAwait(false);
+            await Task.Yield(); // off the start path
+            if (prefix is not null) await keys.RemoveAsync(prefix, keepEntry).ConfigureAwait(false);
+            var swept = await keys.SweepStaleAsync(StaleAfter).ConfigureAwait(false);
+            if (swept > 0) _logger.LogInformation("Deleted the keys of {Count} warm-ups that never finished (their nodes died in them)", swept);
         }
         catch (Exception ex)
         {
-            logger.LogWarning(ex, "Could not delete the warm-up's keys under {Prefix}; a later warm-up deletes them", prefix);
+            _logger.LogWarning(ex, "Could not delete the keys of warm-ups under {Prefix}:warmup:*; a later warm-up tries again", options.Value.KeyPrefix);
         }
+    }
+
+    /// <summary>Hands the private node's log lines to this node's logger factory.</summary>
+    private sealed class ForwardingLoggerProvider(ILoggerFactory target) : ILoggerProvider
+    {
+        public ILogger CreateLogger(string categoryName) => target.CreateLogger(categoryName);
+        public void Dispose() { }
     }
 }
 
