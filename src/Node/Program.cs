@@ -25,6 +25,11 @@ try
     // A node that recycled itself (too many runaway handlers) exits 75 so its supervisor starts a fresh one.
     return shutdown.ShutdownReason is WorkerPoolActor.RecycleReason ? WorkerPoolActor.RecycleExitCode : 0;
 }
+catch (OperationCanceledException)
+{
+    // SIGTERM while the node was still starting (its warm-up, say): nothing ran, nothing to hand back.
+    return 0;
+}
 catch (RedisUnavailableException ex)
 {
     Console.Error.WriteLine($"clusterjobs: {ex.Message}");

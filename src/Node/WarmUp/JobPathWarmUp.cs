@@ -98,7 +98,8 @@ public sealed class JobPathWarmUp(IOptions<ClusterJobsOptions> options, RedisCon
         var builder = Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings());
         builder.Services.AddSingleton(new WarmUpProgress(jobs));
         // The private node's warnings and errors go to this node's log (say, why its actor system did not start).
-        builder.Logging.AddProvider(new ForwardingLoggerProvider(loggers)).SetMinimumLevel(LogLevel.Warning);
+        // Akka's own warnings there (a singleton proxy that has not found its router yet) are noise: errors only.
+        builder.Logging.AddProvider(new ForwardingLoggerProvider(loggers)).SetMinimumLevel(LogLevel.Warning).AddFilter("Akka", LogLevel.Error);
         builder.Services.AddClusterJobs(SystemName, o =>
             {
                 // The node's own settings where they decide which code runs (batch sizes, read-ahead, slots).
