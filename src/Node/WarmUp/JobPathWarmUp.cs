@@ -164,8 +164,7 @@ public sealed class JobPathWarmUp(IOptions<ClusterJobsOptions> options, RedisCon
         try
         {
             await Task.Yield(); // off the start path
-            if (prefix is not null) await keys.RemoveAsync(prefix, keepEntry).ConfigureAwait(false);
-            var swept = await keys.SweepStaleAsync(StaleAfter).ConfigureAwait(false);
+            var swept = await keys.CleanUpAsync(prefix, keepEntry, StaleAfter).ConfigureAwait(false);
             if (swept > 0) _logger.LogInformation("Deleted the keys of {Count} warm-ups that never finished (their nodes died in them)", swept);
         }
         catch (Exception ex)

@@ -13,38 +13,43 @@ internal sealed class WarmUpKeys(IConnectionMultiplexer redis, string keyPrefix)
     private readonly IDatabase _db = redis.GetDatabase();
 
     public string Registry => $"{keyPrefix}:warmups";
+    /// <summary>What every warm-up's prefix starts with; 32 hex digits (a Guid) follow.</summary>
+    private string WarmUpBase => $"{keyPrefix}:warmup:";
+    private int PrefixLength => WarmUpBase.Length + 32;
 
     /// <summary>A fresh prefix for one warm-up, listed before any key is made under it.</summary>
     public async Task<string> RegisterAsync()
     {
-        var prefix = $"{keyPrefix}:warmup:{Guid.NewGuid():N}";
+        var prefix = $"{WarmUpBase}{Guid.NewGuid():N}";
         await _db.SortedSetAddAsync(Registry, prefix, await NowMsAsync().ConfigureAwait(false)).ConfigureAwait(false);
         return prefix;
     }
 
-    /// <summary>Deletes the keys of warm-ups that started longer ago than <paramref name="age"/> (their nodes died in them).</summary>
-    public async Task<int> SweepStaleAsync(TimeSpan age)
+    /// <summary>
+    /// Deletes the keys of <paramref name="own"/> (this node's warm-up, if it registered one) and of every warm-up that
+    /// started longer ago than <paramref name="staleAge"/> (their nodes died in them), in one scan of the keyspace; then
+    /// their registry entries, unless a primary could not be scanned (a later sweep finishes the job). The entry of
+    /// <paramref name="own"/> stays when <paramref name="keepOwnEntry"/>. Returns how many stale warm-ups it deleted.
+    /// </summary>
+    public async Task<int> CleanUpAsync(string? own, bool keepOwnEntry, TimeSpan staleAge)
     {
-        var before = await NowMsAsync().ConfigureAwait(false) - (long)age.TotalMilliseconds;
-        var stale = await _db.SortedSetRangeByScoreAsync(Registry, double.NegativeInfinity, before).ConfigureAwait(false);
-        var swept = 0;
-        foreach (var entry in stale.Select(e => e.ToString()))
-        {
-            // Only what a warm-up registers is swept: a stray member must not become a pattern that deletes other keys.
-            if (!IsWarmUpPrefix(entry)) continue;
-            await RemoveAsync(entry).ConfigureAwait(false);
-            swept++;
-        }
-        return swept;
+        var before = await NowMsAsync().ConfigureAwait(false) - (long)staleAge.TotalMilliseconds;
+        // Only what a warm-up registers is swept: a stray member must not become a pattern that deletes other keys.
+        var stale = (await _db.SortedSetRangeByScoreAsync(Registry, double.NegativeInfinity, before).ConfigureAwait(false))
+            .Select(e => e.ToString()).Where(IsWarmUpPrefix).ToList();
+        var doomed = own is null ? stale : [own, .. stale];
+        if (doomed.Count == 0) return 0;
+        if (!await DeleteKeysUnderAsync(doomed.ToHashSet()).ConfigureAwait(false)) return 0;
+        var entries = keepOwnEntry ? stale : doomed;
+        if (entries.Count > 0) await _db.SortedSetRemoveAsync(Registry, entries.Select(e => (RedisValue)e).ToArray()).ConfigureAwait(false);
+        return stale.Count;
     }
 
-    /// <summary>
-    /// Deletes every key under <paramref name="prefix"/>, then (when <paramref name="keepEntry"/> is false and every
-    /// primary was scanned) its entry in the registry; otherwise the entry stays for a later sweep to finish the job.
-    /// </summary>
-    public async Task RemoveAsync(string prefix, bool keepEntry = false)
+    /// <summary>One SCAN over every warm-up's keys, deleting those under <paramref name="prefixes"/>; false when a primary was not reachable.</summary>
+    private async Task<bool> DeleteKeysUnderAsync(HashSet<string> prefixes)
     {
-        var pattern = EscapeGlob(prefix) + ":*";
+        var pattern = EscapeGlob(WarmUpBase) + "*";
+        var prefixLength = PrefixLength;
         var complete = true;
         foreach (var endpoint in redis.GetEndPoints())
         {
@@ -58,17 +63,18 @@ internal sealed class WarmUpKeys(IConnectionMultiplexer redis, string keyPrefix)
             var page = new List<RedisKey>(PageSize);
             await foreach (var key in server.KeysAsync(_db.Database, pattern, PageSize).ConfigureAwait(false))
             {
+                var name = key.ToString();
+                if (name.Length <= prefixLength || name[prefixLength] != ':' || !prefixes.Contains(name[..prefixLength])) continue;
                 page.Add(key);
                 if (page.Count == PageSize) await DeleteAsync(page).ConfigureAwait(false);
             }
             await DeleteAsync(page).ConfigureAwait(false);
         }
-        if (complete && !keepEntry) await _db.SortedSetRemoveAsync(Registry, prefix).ConfigureAwait(false);
+        return complete;
     }
 
     public bool IsWarmUpPrefix(string entry) =>
-        entry.StartsWith($"{keyPrefix}:warmup:", StringComparison.Ordinal) &&
-        entry.Length == keyPrefix.Length + ":warmup:".Length + 32 &&
+        entry.StartsWith(WarmUpBase, StringComparison.Ordinal) && entry.Length == PrefixLength &&
         entry[^32..].All(char.IsAsciiHexDigitLower);
 
     // One DEL per key, pipelined: the keys carry different hash tags, and a multi-key DEL would fail on a Redis Cluster.
