@@ -34,13 +34,15 @@ echo "queued: $queued" >&2
 redis_pid=$(redis-cli -p 6390 info server | awk -F: '/^process_id/ { print $2 }' | tr -d '\r')
 ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 hz=$(getconf CLK_TCK)
-redis-cli -p 6390 config resetstat >/dev/null # commandstats of the drain only
-r0=$(ticks "$redis_pid"); c0=$(redis-cli -p 6390 info stats | awk -F: '/^total_commands_processed/ { print $2 }' | tr -d '\r')
 
 # shellcheck disable=SC2046  # the node image's runtime settings (DOTNET_ReadyToRun=0), as it ships
 env $(python3 "$repo/bench/image_env.py" "$repo/src/Node/Dockerfile") dotnet "$dll" node > "$work/node.log" 2>&1 &
 node_pid=$!
-sleep 1.5 # start-up, then profile the drain
+# Start-up, and the node's warm-up (its own throwaway jobs and Redis commands), end before its first job of ours does.
+until [ -n "$(redis-cli -p 6390 -n 1 get bench:done)" ]; do sleep 0.05; done
+redis-cli -p 6390 config resetstat >/dev/null # commandstats of the drain only
+r0=$(ticks "$redis_pid"); c0=$(redis-cli -p 6390 info stats | awk -F: '/^total_commands_processed/ { print $2 }' | tr -d '\r')
+d0=$(redis-cli -p 6390 -n 1 get bench:done); s0=$(ticks "$node_pid")
 trace_pid=
 if [ "$trace" != 0 ]; then
   dotnet-trace collect -p "$node_pid" --profile dotnet-sampled-thread-time --duration 00:00:00:04 -o "$work/w1.nettrace" >/dev/null 2>&1 &
@@ -51,8 +53,8 @@ n0=$(ticks "$node_pid")
 r1=$(ticks "$redis_pid"); c1=$(redis-cli -p 6390 info stats | awk -F: '/^total_commands_processed/ { print $2 }' | tr -d '\r')
 [ -z "$trace_pid" ] || wait "$trace_pid" || true
 
-awk -v n="$queued" -v rt=$((r1 - r0)) -v nt="$n0" -v hz="$hz" -v cmds=$((c1 - c0)) 'BEGIN {
-  printf "jobs=%d redis_cpu_us_per_job=%.1f node_cpu_us_per_job(incl. start-up)=%.1f redis_commands_per_job=%.2f\n",
+awk -v n="$((queued - d0))" -v rt=$((r1 - r0)) -v nt="$((n0 - s0))" -v hz="$hz" -v cmds=$((c1 - c0)) 'BEGIN {
+  printf "jobs=%d redis_cpu_us_per_job=%.1f node_cpu_us_per_job=%.1f redis_commands_per_job=%.2f\n",
     n, rt / hz * 1e6 / n, nt / hz * 1e6 / n, cmds / n }'
 redis-cli -p 6390 info commandstats | grep -E 'cmdstat_(evalsha|eval|zpopmin|hset|zadd|publish|hget|zrem)' | tr -d '\r' || true
 [ "$trace" = 0 ] || dotnet-trace report "$work/w1.nettrace" topN -n 40 || echo "(dotnet-trace report failed; open $work/w1.nettrace in PerfView or speedscope)"
