@@ -130,6 +130,32 @@ public sealed class ClusterSpecs(BrokerFixture brokers, ITestOutputHelper output
         // HandOver. Once that is fixed, this spec should demand 0.
     }
 
+    [Fact]
+    public async Task While_the_queue_has_a_backlog_a_node_leases_its_own_share_so_a_running_job_names_the_node_running_it()
+    {
+        var first = await StartMemberAsync(concurrency: 2);
+        var second = await StartMemberAsync(concurrency: 4);
+        await WaitForClusterAsync(first, second);
+        Assert.True(await HostsRouterAsync(first), "the router singleton should be on the oldest node (the first started)");
+        var ids = await ClusterRun.EnqueueAsync(_client, 80, _ => ("sleep", new { ms = 200 }));
+
+        // The router's node no longer leases every job for everyone: the second node's own takes put its name on the
+        // jobs it runs from the moment they are leased, not only once they are recorded.
+        var seen = new HashSet<string>();
+        await ClusterRun.WaitUntilAsync(async () =>
+        {
+            foreach (var job in (await ReadAsync(ids)).Where(j => j.State == "running" && j.Node == Address(second))) seen.Add(job.Id);
+            return seen.Count >= 8;
+        }, RunTimeout, "8 jobs seen running under the second node's name");
+        var jobs = await WaitAllAsync(ids);
+
+        Assert.All(jobs, j => Assert.Equal("succeeded", j.State));
+        Assert.All(jobs, j => Assert.Equal(1, j.Attempts));
+        Assert.All(seen, id => Assert.Equal(Address(second), jobs.Single(j => j.Id == id).Node));
+        output.WriteLine($"first node ran {jobs.Count(j => j.Node == Address(first))}, second {jobs.Count(j => j.Node == Address(second))}; " +
+            $"{seen.Count} seen running under the second node's name");
+    }
+
     private Task<IReadOnlyList<JobFacts>> ReadAsync(IReadOnlyList<string> ids) => ClusterRun.ReadAsync(_redis.GetDatabase(), _client.Keys, ids);
 
     private Task<IReadOnlyList<JobFacts>> WaitAllAsync(IReadOnlyList<string> ids) =>

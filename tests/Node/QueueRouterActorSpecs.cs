@@ -38,6 +38,82 @@ public sealed class QueueRouterActorSpecs : Akka.TestKit.Xunit2.TestKit
         return probe.ExpectMsg<QueueRouter.RouterStatus>();
     }
 
+    /// <summary>A router that grants to pools that can take their own share (as it does to pools on other nodes).</summary>
+    private IActorRef GrantingRouter() => Sys.ActorOf(Props.Create(() => new QueueRouterActor(Queue, Forwarder.Props(_ingress.Ref),
+        null, null, new QueueRouterSettings { GrantToLocalPools = true })), "granting-router");
+
+    private static QueueRouter.RouterStatus StatusOf(IActorRef router, TestKitBase kit)
+    {
+        var probe = kit.CreateTestProbe();
+        probe.Send(router, QueueRouter.GetStatus.Instance);
+        return probe.ExpectMsg<QueueRouter.RouterStatus>();
+    }
+
+    [Fact]
+    public void A_pool_that_takes_its_own_share_gets_its_credit_as_a_grant_and_the_jobs_it_took_count_as_running()
+    {
+        var router = GrantingRouter();
+        var pool = CreateTestProbe("pool");
+        pool.Send(router, new QueueRouter.Demand(5, Park: true, TakesOwn: true));
+
+        Assert.Equal(new WorkerPool.Grant(Queue, 5), pool.ExpectMsg<WorkerPool.Grant>());
+        _ingress.ExpectNoMsg(Quiet); // the router's own node takes nothing for it
+        Assert.Equal(new QueueRouter.RouterStatus(Queue, Buffered: 0, Pools: 1, Credit: 0, InFlight: 0, Granted: 5), StatusOf(router, this));
+
+        pool.Send(router, new QueueRouter.Took(["q:1", "q:2", "q:3", "q:4", "q:5"], Granted: 5, Exhausted: false));
+        Assert.Equal(new QueueRouter.RouterStatus(Queue, Buffered: 0, Pools: 1, Credit: 0, InFlight: 5, Granted: 0), StatusOf(router, this));
+
+        // Its node dies: what it took goes back to the queue at once, as jobs the router had dispatched would.
+        Sys.Stop(pool.Ref);
+        Assert.Equal(["q:1", "q:2", "q:3", "q:4", "q:5"], _ingress.ExpectMsg<QueueIngress.Reclaim>().JobIds.Order());
+    }
+
+    [Fact]
+    public void A_pool_that_cannot_take_its_own_share_gets_jobs_not_a_grant()
+    {
+        var router = GrantingRouter();
+        var pool = CreateTestProbe("pool");
+        pool.Send(router, new QueueRouter.Demand(2, Park: true));
+
+        _ingress.ExpectMsg<QueueIngress.Fetch>();
+        _ingress.Reply(new QueueIngress.Taken(Jobs.Leases(Queue, "1", "2"), Exhausted: false));
+        Assert.Equal(["q:1", "q:2"], Ids(pool.ExpectMsg<WorkerPool.Dispatch>()));
+    }
+
+    [Fact]
+    public void After_a_short_take_of_its_own_the_router_takes_for_the_pool_until_a_take_finds_a_backlog()
+    {
+        var router = GrantingRouter();
+        var pool = CreateTestProbe("pool");
+        pool.Send(router, new QueueRouter.Demand(3, Park: true, TakesOwn: true));
+        pool.ExpectMsg<WorkerPool.Grant>();
+
+        // The queue had one job for three slots: it may be running dry, so the router takes for everyone again.
+        pool.Send(router, new QueueRouter.Took(["q:1"], Granted: 3, Exhausted: true));
+        pool.Send(router, new QueueRouter.Demand(2, Park: true, TakesOwn: true));
+        Assert.Equal(2, _ingress.ExpectMsg<QueueIngress.Fetch>().Max);
+        pool.ExpectNoMsg(Quiet);
+
+        // That take got all it asked for: a backlog, so the pool takes its own share again.
+        _ingress.Reply(new QueueIngress.Taken(Jobs.Leases(Queue, "2", "3"), Exhausted: false));
+        Assert.Equal(["q:2", "q:3"], Ids(pool.ExpectMsg<WorkerPool.Dispatch>()));
+        pool.Send(router, new QueueRouter.Demand(4, Park: true, TakesOwn: true));
+        Assert.Equal(new WorkerPool.Grant(Queue, 4), pool.ExpectMsg<WorkerPool.Grant>());
+    }
+
+    [Fact]
+    public void Jobs_a_pool_reports_to_a_router_that_never_granted_them_still_come_back_when_that_pool_dies()
+    {
+        // The router moved: a take the pool made under the old router's grant is reported to the new one.
+        var router = GrantingRouter();
+        var pool = CreateTestProbe("pool");
+        pool.Send(router, new QueueRouter.Took(["q:7"], Granted: 4, Exhausted: false));
+        Assert.Equal(1, StatusOf(router, this).InFlight);
+
+        Sys.Stop(pool.Ref);
+        Assert.Equal(["q:7"], _ingress.ExpectMsg<QueueIngress.Reclaim>().JobIds);
+    }
+
     [Fact]
     public void Fetches_as_many_jobs_as_pools_demand()
     {

@@ -41,6 +41,25 @@ public sealed class SerializerSpecs(ITestOutputHelper output) : Akka.TestKit.Xun
     }
 
     [Fact]
+    public void Demand_says_whether_the_pool_takes_its_own_share_and_a_demand_of_an_older_node_does_not()
+    {
+        Assert.True(RoundTrip(new QueueRouter.Demand(3, Park: true, TakesOwn: true)).TakesOwn);
+        var serializer = Ours(new QueueRouter.Demand(1, Park: true));
+        var older = serializer.FromBinary("{\"Slots\":5,\"Park\":false}"u8.ToArray(), serializer.Manifest(new QueueRouter.Demand(1, true)));
+        Assert.Equal(new QueueRouter.Demand(5, Park: false, TakesOwn: false), older);
+    }
+
+    [Fact]
+    public void Grant_and_Took_round_trip()
+    {
+        Assert.Equal(new WorkerPool.Grant("q", 40), RoundTrip(new WorkerPool.Grant("q", 40)));
+        var took = RoundTrip(new QueueRouter.Took(["q:1", "q:2"], Granted: 40, Exhausted: true));
+        Assert.Equal(["q:1", "q:2"], took.JobIds);
+        Assert.Equal(40, took.Granted);
+        Assert.True(took.Exhausted);
+    }
+
+    [Fact]
     public void Withdraw_and_GetStatus_come_back_as_their_singletons_from_no_bytes()
     {
         Assert.Empty(Ours(QueueRouter.Withdraw.Instance).ToBinary(QueueRouter.Withdraw.Instance));
@@ -74,7 +93,7 @@ public sealed class SerializerSpecs(ITestOutputHelper output) : Akka.TestKit.Xun
     [Fact]
     public void RouterStatus_round_trips()
     {
-        var status = new QueueRouter.RouterStatus("q", Buffered: 1, Pools: 2, Credit: 3, InFlight: 4);
+        var status = new QueueRouter.RouterStatus("q", Buffered: 1, Pools: 2, Credit: 3, InFlight: 4, Granted: 5);
         Assert.Equal(status, RoundTrip(status));
     }
 

@@ -51,6 +51,12 @@ public sealed class WorkerPoolActorSpecs : Akka.TestKit.Xunit2.TestKit, IAsyncLi
         }
     }
 
+    /// <summary>Stands in for a queue's taker: what the pool asks of it goes to a probe, which answers the pool.</summary>
+    private sealed class PassTo : ReceiveActor
+    {
+        public PassTo(IActorRef probe) => ReceiveAny(probe.Forward);
+    }
+
     private sealed record HandBackAsked(IActorRef Worker) : INoSerializationVerificationNeeded;
 
     private sealed record CancelAsked(IActorRef Worker, string JobId) : INoSerializationVerificationNeeded;
@@ -59,7 +65,10 @@ public sealed class WorkerPoolActorSpecs : Akka.TestKit.Xunit2.TestKit, IAsyncLi
 
     private TestProbe Router(string queue) => _routerProbes[queue];
 
-    private IActorRef StartPool(int capacity, params ServedQueue[] queues)
+    private IActorRef StartPool(int capacity, params ServedQueue[] queues) => StartPool(capacity, null, queues);
+
+    /// <summary>A pool whose takers (one per queue) are stand-ins that pass what they get to <paramref name="takers"/>.</summary>
+    private IActorRef StartPool(int capacity, TestProbe? takers, params ServedQueue[] queues)
     {
         foreach (var q in queues)
         {
@@ -72,7 +81,9 @@ public sealed class WorkerPoolActorSpecs : Akka.TestKit.Xunit2.TestKit, IAsyncLi
         var routers = _routers;
         var served = queues.ToList();
         var (redis, keys, leases, results) = (_redis, _keys, _leases.Ref, _results.Ref);
-        return Sys.ActorOf(Props.Create(() => new WorkerPoolActor(served, capacity, routers, workerProps, leases, results, redis, keys, 0)), "workers");
+        var takerRef = takers?.Ref;
+        Func<string, Props>? takerProps = takerRef is null ? null : _ => Props.Create(() => new PassTo(takerRef));
+        return Sys.ActorOf(Props.Create(() => new WorkerPoolActor(served, capacity, routers, workerProps, leases, results, redis, keys, 0, takerProps)), "workers");
     }
 
     /// <summary>What a worker tells its pool when its job's outcome went to the result writer.</summary>
@@ -179,6 +190,100 @@ public sealed class WorkerPoolActorSpecs : Akka.TestKit.Xunit2.TestKit, IAsyncLi
         Free(pool, started[0]);
         Assert.Equal(new QueueRouter.Demand(1, Park: false), Demand(Router("high")));
         Router("low").ExpectNoMsg(Quiet);
+    }
+
+    [Fact]
+    public void With_a_taker_its_demand_says_it_can_take_its_own_share()
+    {
+        StartPool(2, CreateTestProbe("takers"), new ServedQueue("only", 2));
+        Assert.Equal(new QueueRouter.Demand(2, Park: true, TakesOwn: true), Demand(Router("only")));
+    }
+
+    [Fact]
+    public void A_grant_is_leased_by_the_queues_taker_and_the_router_hears_which_jobs_it_took()
+    {
+        var takers = CreateTestProbe("takers");
+        var pool = StartPool(3, takers, new ServedQueue("only", 3));
+        Demand(Router("only"));
+
+        Router("only").Reply(new WorkerPool.Grant("only", 3));
+
+        Assert.Equal(new Ingress.QueueTaker.Take(3), takers.ExpectMsg<Ingress.QueueTaker.Take>());
+        takers.Reply(new Ingress.QueueTaker.Taken("only", Jobs.Leases("only", "1", "2", "3"), Granted: 3, Exhausted: false));
+        var started = new[] { _workers.ExpectMsg<Started>(), _workers.ExpectMsg<Started>(), _workers.ExpectMsg<Started>() };
+        Assert.Equal(["only:1", "only:2", "only:3"], started.Select(s => s.Job.Envelope.Id).Order().ToArray());
+        Assert.Equal(["only:1", "only:2", "only:3"], _leases.ExpectMsg<LeaseKeeper.Track>().JobIds.Order().ToArray());
+        var took = Router("only").ExpectMsg<QueueRouter.Took>();
+        Assert.Equal(["only:1", "only:2", "only:3"], took.JobIds.Order().ToArray());
+        Assert.Equal(3, took.Granted);
+        Assert.False(took.Exhausted);
+        Router("only").ExpectNoMsg(Quiet); // every slot busy: nothing to offer
+
+        Free(pool, started[0]);
+        Assert.Equal(new QueueRouter.Demand(1, Park: true, TakesOwn: true), Demand(Router("only")));
+    }
+
+    [Fact]
+    public void A_grant_the_queue_could_not_fill_uses_up_its_credit_and_the_free_slots_are_offered_again()
+    {
+        var takers = CreateTestProbe("takers");
+        StartPool(3, takers, new ServedQueue("only", 3));
+        Demand(Router("only"));
+        Router("only").Reply(new WorkerPool.Grant("only", 3));
+        takers.ExpectMsg<Ingress.QueueTaker.Take>();
+
+        takers.Reply(new Ingress.QueueTaker.Taken("only", Jobs.Leases("only", "1"), Granted: 3, Exhausted: true));
+
+        _workers.ExpectMsg<Started>();
+        var took = Router("only").ExpectMsg<QueueRouter.Took>();
+        Assert.Equal(["only:1"], took.JobIds);
+        Assert.True(took.Exhausted);
+        // The two slots the queue had no job for are offered again (the router now takes for this pool itself).
+        Assert.Equal(new QueueRouter.Demand(2, Park: true, TakesOwn: true), Demand(Router("only")));
+    }
+
+    [Fact]
+    public void A_grant_that_comes_while_draining_is_declined_and_the_drain_ends()
+    {
+        var takers = CreateTestProbe("takers");
+        var pool = StartPool(2, takers, new ServedQueue("only", 2));
+        Demand(Router("only"));
+        var requester = CreateTestProbe();
+        requester.Send(pool, new WorkerPool.Drain(TimeSpan.FromSeconds(30)));
+        Router("only").ExpectMsg<QueueRouter.Withdraw>();
+
+        // The router granted the slots before it saw the Withdraw.
+        Router("only").Reply(new WorkerPool.Grant("only", 2));
+        Router("only").Reply(new WorkerPool.Withdrawn("only", 0));
+
+        takers.ExpectNoMsg(Quiet);
+        var took = Router("only").ExpectMsg<QueueRouter.Took>();
+        Assert.Empty(took.JobIds);
+        Assert.Equal(2, took.Granted);
+        requester.ExpectMsg<WorkerPool.Drained>();
+    }
+
+    [Fact]
+    public void Jobs_taken_under_a_grant_after_the_drain_began_are_returned_untouched()
+    {
+        var takers = CreateTestProbe("takers");
+        var pool = StartPool(1, takers, new ServedQueue("only", 1));
+        Demand(Router("only"));
+        Router("only").Reply(new WorkerPool.Grant("only", 1));
+        takers.ExpectMsg<Ingress.QueueTaker.Take>();
+        var requester = CreateTestProbe();
+        requester.Send(pool, new WorkerPool.Drain(TimeSpan.FromSeconds(30)));
+        Router("only").ExpectMsg<QueueRouter.Withdraw>();
+        Router("only").Reply(new WorkerPool.Withdrawn("only", 0));
+
+        takers.Reply(new Ingress.QueueTaker.Taken("only", Jobs.Leases("only", "late"), Granted: 1, Exhausted: false));
+
+        Assert.Equal(new Broker.JobOutcome.Returned("only:late"), _results.ExpectMsg<Results.ResultWriter.Record>().Outcome);
+        _workers.ExpectNoMsg(Quiet);
+        Router("only").ExpectMsg<QueueRouter.Took>();
+        requester.ExpectNoMsg(TimeSpan.Zero);
+        pool.Tell(new WorkerPool.Recorded("only", ["only:late"]));
+        requester.ExpectMsg<WorkerPool.Drained>();
     }
 
     [Fact]

@@ -104,6 +104,7 @@ public static class ClusterJobsServiceCollectionExtensions
         var served = options.Queues.Select(q => q with { MaxConcurrency = q.Limit(options.Concurrency) }).ToList();
         return akka.AddWorkerPool(served, options.Concurrency, routers, (system, registry) =>
             WorkerActorExtensions.WorkerProps(sp.GetRequiredService<TaskRegistry>(), sp, registry.Get<ResultWriterActor>(), node!, Broker),
-            () => redis.Connection, keys, options.MaxRunaways, options.DrainGrace);
+            () => redis.Connection, keys, options.MaxRunaways, options.DrainGrace,
+            takerProps: queue => QueueTakerActorExtensions.TakerProps(Broker(queue), ingressSettings));
     }
 }

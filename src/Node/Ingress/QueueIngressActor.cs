@@ -1,4 +1,3 @@
-using System.Text.Json;
 using Akka.Actor;
 using Akka.Event;
 using ClusterJobs.Node.Broker;
@@ -144,61 +143,9 @@ public sealed class QueueIngressActor : ReceiveActor, IWithTimers
         Context.Parent.Tell(new Taken(leases, _exhausted) { Woken = result.Woken });
     }
 
-    private JobLease? Parse(TakenJob job)
-    {
-        if (job.Envelope.Length > _settings.MaxPayloadBytes) return null;
-        try
-        {
-            var envelope = ProtocolJson.DeserializeEnvelope(job.Envelope);
-            if (envelope is null || envelope.Id != job.Id || envelope.Queue != _broker.Keys.Name || string.IsNullOrEmpty(envelope.Task)) return null;
-            if (envelope.Version > JobEnvelope.CurrentVersion || InvalidOption(envelope) is not null) return null;
-            // No args means no arguments (as an empty positional list), so the job can cross the wire.
-            if (envelope.Args.ValueKind == JsonValueKind.Undefined) envelope = envelope with { Args = JobEnvelope.EmptyArgs };
-            return new JobLease(envelope with { Attempt = job.Attempt }, job.Attempt, job.Phase);
-        }
-        catch (JsonException) { return null; }
-    }
+    private JobLease? Parse(TakenJob job) => EnvelopeCheck.Parse(job, _broker.Keys.Name, _settings.MaxPayloadBytes);
 
-    private JobOutcome Reject(TakenJob job)
-    {
-        var size = job.Envelope.Length;
-        string type, message;
-        if (size > _settings.MaxPayloadBytes)
-            (type, message) = ("PayloadTooLarge", $"The envelope is {size} bytes, over this node's limit of {_settings.MaxPayloadBytes} bytes.");
-        else
-        {
-            type = "MalformedEnvelope";
-            message = Describe(job);
-        }
-        return new JobOutcome.DeadLettered(job.Id, new JobError
-        {
-            Type = type, Message = message, Attempt = job.Attempt, At = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(),
-        });
-    }
-
-    private string Describe(TakenJob job)
-    {
-        try
-        {
-            var envelope = ProtocolJson.DeserializeEnvelope(job.Envelope);
-            if (envelope is null) return "The envelope is JSON null.";
-            if (envelope.Version > JobEnvelope.CurrentVersion)
-                return $"Envelope format v{envelope.Version} is newer than this node understands (v{JobEnvelope.CurrentVersion}).";
-            if (envelope.Id != job.Id) return $"The envelope's id '{envelope.Id}' is not the queued id '{job.Id}'.";
-            if (envelope.Queue != _broker.Keys.Name) return $"The envelope names queue '{envelope.Queue}' but sits in '{_broker.Keys.Name}'.";
-            if (InvalidOption(envelope) is { } invalid) return invalid;
-            return "The envelope has no task name.";
-        }
-        catch (JsonException ex) { return $"The envelope is not valid job JSON: {ex.Message}"; }
-    }
-
-    /// <summary>Options a producer's client would have refused (docs/protocol.md), written with plain commands.</summary>
-    private static string? InvalidOption(JobEnvelope e) =>
-        e.Priority is < 0 or > JobDefaults.MaxPriority ? $"priority must be 0-{JobDefaults.MaxPriority}, got {e.Priority}."
-        : e.MaxAttempts is < 1 ? $"max_attempts must be at least 1, got {e.MaxAttempts}."
-        : e.BackoffMs is < 0 || e.BackoffMaxMs is < 0 ? "backoff_ms and backoff_max_ms must not be negative."
-        : e.SoftTimeoutMs is <= 0 || e.HardTimeoutMs is <= 0 ? "soft_timeout_ms and hard_timeout_ms must be positive."
-        : null;
+    private JobOutcome Reject(TakenJob job) => EnvelopeCheck.Reject(job, _broker.Keys.Name, _settings.MaxPayloadBytes);
 
     private void WakeRouter()
     {

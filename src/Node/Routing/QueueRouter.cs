@@ -8,9 +8,16 @@ public static class QueueRouter
 {
     /// <summary>
     /// A pool has <paramref name="Slots"/> more free slots for this queue. Parked demand waits for work; demand that is
-    /// not parked is answered with Empty when the queue has nothing, so the pool can ask its next queue.
+    /// not parked is answered with Empty when the queue has nothing, so the pool can ask its next queue. TakesOwn: the
+    /// pool can lease jobs itself under a Grant (nodes of older versions cannot, and never get one).
     /// </summary>
-    public sealed record Demand(int Slots, bool Park) : IClusterJobsMessage;
+    public sealed record Demand(int Slots, bool Park, bool TakesOwn = false) : IClusterJobsMessage;
+
+    /// <summary>
+    /// A pool answers a Grant (or part of one): the jobs it leased and now runs. Exhausted: it got fewer than
+    /// <paramref name="Granted"/> (or Redis failed), so the router takes for everyone again until it finds a backlog.
+    /// </summary>
+    public sealed record Took(IReadOnlyList<string> JobIds, int Granted, bool Exhausted) : IClusterJobsMessage;
 
     /// <summary>A pool takes back its parked slots (to offer them to a higher-priority queue); answered with Withdrawn.</summary>
     public sealed class Withdraw : IClusterJobsMessage
@@ -36,7 +43,8 @@ public static class QueueRouter
         private GetStatus() { }
     }
 
-    public sealed record RouterStatus(string Queue, int Buffered, int Pools, int Credit, int InFlight) : IClusterJobsMessage;
+    /// <summary>Buffered: leased and held here; Credit: free slots offered; Granted: slots pools are leasing for themselves; InFlight: jobs running.</summary>
+    public sealed record RouterStatus(string Queue, int Buffered, int Pools, int Credit, int InFlight, int Granted = 0) : IClusterJobsMessage;
 }
 
 /// <summary>How a queue router leases ahead of demand.</summary>
@@ -61,6 +69,12 @@ public sealed record QueueRouterSettings
     /// the router holds them) can expire. A node sets a quarter of its lease.
     /// </summary>
     public TimeSpan MaxHold { get; init; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>
+    /// Pools on the router's own node get grants too (specs of the grant rules, whose pools are all local). Off: the
+    /// router's node takes through its ingress, which reads ahead for its pool, so grants would only cost it that.
+    /// </summary>
+    internal bool GrantToLocalPools { get; init; }
 }
 
 /// <summary>Where each queue's router is (a local actor now; the same lookup serves a cluster-wide router).</summary>

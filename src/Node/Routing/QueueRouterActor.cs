@@ -16,6 +16,10 @@ namespace ClusterJobs.Node.Routing;
 /// back to the queue at once instead of waiting for their leases to expire. Up to two takes are in flight, so Redis
 /// leases the next batch while the node runs the last one. While the queue is busy it also holds a few jobs leased
 /// ahead of demand (<see cref="QueueRouterSettings.ReadAhead"/>); jobs it holds too long go back to the queue.
+/// While the queue has a backlog, pools on other nodes get a Grant of their credit instead of jobs and lease their
+/// share themselves (<see cref="Ingress.QueueTakerActor"/>), so this node does not take, parse and ship every job;
+/// when one of their takes comes back short the router takes for everyone again, and so it does while anything
+/// (pause, cap, rate limit) makes it count each job that starts.
 /// </summary>
 public sealed class QueueRouterActor : ReceiveActor, IWithTimers
 {
@@ -36,6 +40,8 @@ public sealed class QueueRouterActor : ReceiveActor, IWithTimers
     private readonly Queue<int> _fetches = new();
     private int _asked;
     private bool _exhausted;
+    /// <summary>A pool's own take came back short: the queue may be running dry, so this router takes for every pool.</summary>
+    private bool _grantsPaused;
     private QueueSettingsState? _settings;
     private double _tokens;
     private DateTime _tokensAt = DateTime.UtcNow;
@@ -79,6 +85,7 @@ public sealed class QueueRouterActor : ReceiveActor, IWithTimers
             Sender.Tell(new WorkerPool.Withdrawn(_queue, slots));
         });
         Receive<QueueIngress.Taken>(OnTaken);
+        Receive<Took>(OnTook);
         Receive<QueueIngress.WorkMayBeAvailable>(_ =>
         {
             _exhausted = false;
@@ -102,7 +109,7 @@ public sealed class QueueRouterActor : ReceiveActor, IWithTimers
         });
         Receive<Terminated>(t => PoolGone(t.ActorRef));
         Receive<GetStatus>(_ => Sender.Tell(new RouterStatus(_queue, _buffer.Count, _pools.Count,
-            _pools.Values.Sum(p => p.Credit), _pools.Values.Sum(p => p.Running.Count))));
+            _pools.Values.Sum(p => p.Credit), _pools.Values.Sum(p => p.Running.Count), _pools.Values.Sum(p => p.Granted))));
     }
 
     /// <summary>The ingress keeps its leases across a failed message (resume); see docs/supervision.md.</summary>
@@ -114,14 +121,34 @@ public sealed class QueueRouterActor : ReceiveActor, IWithTimers
 
     private void OnDemand(Demand demand)
     {
-        if (!_pools.TryGetValue(Sender, out var pool))
-        {
-            pool = new PoolState();
-            _pools[Sender] = pool;
-            Context.Watch(Sender);
-        }
+        var pool = PoolOf(Sender);
         pool.Credit += demand.Slots;
         pool.Parked = demand.Park;
+        pool.TakesOwn = demand.TakesOwn;
+        DispatchAndFetch();
+    }
+
+    private PoolState PoolOf(IActorRef poolRef)
+    {
+        if (_pools.TryGetValue(poolRef, out var pool)) return pool;
+        // Only a pool on another node takes its own share: the router's own node takes through the ingress anyway.
+        var address = poolRef.Path.Address;
+        pool = new PoolState
+        {
+            Remote = _routing.GrantToLocalPools || (address.HasGlobalScope && !address.Equals(((ExtendedActorSystem)Context.System).Provider.DefaultAddress)),
+        };
+        _pools[poolRef] = pool;
+        Context.Watch(poolRef);
+        return pool;
+    }
+
+    /// <summary>A pool leased jobs under its grant (a router that moved here learns of them too, for reclaim).</summary>
+    private void OnTook(Took took)
+    {
+        var pool = PoolOf(Sender);
+        pool.Granted = Math.Max(0, pool.Granted - took.Granted);
+        pool.Running.UnionWith(took.JobIds);
+        if (took.Exhausted) _grantsPaused = true;
         DispatchAndFetch();
     }
 
@@ -135,6 +162,9 @@ public sealed class QueueRouterActor : ReceiveActor, IWithTimers
         foreach (var job in taken.Jobs) _buffer.Enqueue((job, now));
         if (_buffer.Count > 0 && !Timers.IsTimerActive("held"))
             Timers.StartPeriodicTimer("held", CheckHeld.Instance, _routing.MaxHold / 2);
+        // These jobs were taken for the credit there was, other nodes' too: they go out before grants resume.
+        Dispatch(Allowance());
+        if (!taken.Exhausted && taken.Jobs.Count > 0) _grantsPaused = false; // a backlog: pools take their own again
         DispatchAndFetch();
         // A woken take asked for credit the pools may have taken back since: what no pool will take goes back.
         // (The settings may have changed meanwhile, too: a paused queue gives back what a wake took just before.)
@@ -249,6 +279,7 @@ public sealed class QueueRouterActor : ReceiveActor, IWithTimers
     private void DispatchAndFetch()
     {
         var allowance = Allowance();
+        if (GrantsAllowed) Grant();
         Dispatch(allowance);
         var want = Math.Min(_pools.Values.Sum(p => p.Credit) + ReadAhead(), Allowance()) - _buffer.Count - _asked;
         if (want <= 0) return;
@@ -306,6 +337,21 @@ public sealed class QueueRouterActor : ReceiveActor, IWithTimers
         _dispatchedThisWindow += jobs;
     }
 
+    /// <summary>Whether pools on other nodes may lease their own share: the queue has a backlog and nothing limits it.</summary>
+    private bool GrantsAllowed => !_grantsPaused && !_exhausted && _settings is { } s && !Limited(s);
+
+    /// <summary>Pools on other nodes that can take their own share get their credit as a grant instead of jobs.</summary>
+    private void Grant()
+    {
+        foreach (var (poolRef, pool) in _pools)
+        {
+            if (!pool.Remote || !pool.TakesOwn || pool.Credit == 0) continue;
+            poolRef.Tell(new WorkerPool.Grant(_queue, pool.Credit));
+            pool.Granted += pool.Credit;
+            pool.Credit = 0;
+        }
+    }
+
     /// <summary>Each job goes to the pool with the most free slots, so load follows free capacity.</summary>
     private void Dispatch(int allowance)
     {
@@ -353,7 +399,11 @@ public sealed class QueueRouterActor : ReceiveActor, IWithTimers
     private sealed class PoolState
     {
         public int Credit;
+        /// <summary>Slots granted to the pool that its own takes have not answered yet.</summary>
+        public int Granted;
         public bool Parked;
+        public bool TakesOwn;
+        public bool Remote;
         public readonly HashSet<string> Running = [];
     }
 }

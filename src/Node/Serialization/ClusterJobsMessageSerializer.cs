@@ -27,6 +27,8 @@ public sealed class ClusterJobsMessageSerializer(ExtendedActorSystem system) : S
         [typeof(QueueRouter.Demand)] = ("rd", WireJson.Default.Demand),
         [typeof(QueueRouter.JobsCompleted)] = ("rc", WireJson.Default.JobsCompleted),
         [typeof(QueueRouter.RouterStatus)] = ("rs", WireJson.Default.RouterStatus),
+        [typeof(QueueRouter.Took)] = ("rt", WireJson.Default.Took),
+        [typeof(WorkerPool.Grant)] = ("pg", WireJson.Default.Grant),
         [typeof(WorkerPool.Empty)] = ("pe", WireJson.Default.Empty),
         [typeof(WorkerPool.WorkAvailable)] = ("pa", WireJson.Default.WorkAvailable),
         [typeof(WorkerPool.Withdrawn)] = ("pw", WireJson.Default.Withdrawn),
@@ -93,6 +95,8 @@ public sealed class ClusterJobsMessageSerializer(ExtendedActorSystem system) : S
 [JsonSerializable(typeof(QueueRouter.Demand))]
 [JsonSerializable(typeof(QueueRouter.JobsCompleted))]
 [JsonSerializable(typeof(QueueRouter.RouterStatus))]
+[JsonSerializable(typeof(QueueRouter.Took))]
+[JsonSerializable(typeof(WorkerPool.Grant))]
 [JsonSerializable(typeof(WorkerPool.Empty))]
 [JsonSerializable(typeof(WorkerPool.WorkAvailable))]
 [JsonSerializable(typeof(WorkerPool.Withdrawn))]

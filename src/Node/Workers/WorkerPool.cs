@@ -16,6 +16,12 @@ public static class WorkerPool
     /// <summary>From a queue's router: jobs to run, never more than the pool asked for.</summary>
     public sealed record Dispatch(string Queue, IReadOnlyList<JobLease> Jobs) : IClusterJobsMessage;
 
+    /// <summary>
+    /// From a queue's router: lease up to <paramref name="Slots"/> of its jobs yourself, against credit this pool offered
+    /// (a pool on another node than the router, while the queue has a backlog). Answered with QueueRouter.Took.
+    /// </summary>
+    public sealed record Grant(string Queue, int Slots) : IClusterJobsMessage;
+
     /// <summary>From a queue's router: it has no work for <paramref name="Slots"/> non-parked slots; ask the next queue.</summary>
     public sealed record Empty(string Queue, int Slots) : IClusterJobsMessage;
 

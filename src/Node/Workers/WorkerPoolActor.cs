@@ -42,9 +42,12 @@ public sealed class WorkerPoolActor : ReceiveActor, IWithTimers
     private int _askIndex;
     private string? _awaiting;
     private bool _withdrawing;
+    /// <summary>Per queue, the child that leases jobs for this node under a router's grant (none: this pool takes no grants).</summary>
+    private readonly Dictionary<string, IActorRef> _takers = new();
 
     public WorkerPoolActor(IReadOnlyList<ServedQueue> queues, int capacity, QueueRouters routers, Func<Props> workerProps,
-        IActorRef leaseKeeper, IActorRef results, IConnectionMultiplexer redis, RedisKeys keys, int maxRunaways = 0)
+        IActorRef leaseKeeper, IActorRef results, IConnectionMultiplexer redis, RedisKeys keys, int maxRunaways = 0,
+        Func<string, Props>? takerProps = null)
     {
         _leaseKeeper = leaseKeeper;
         _results = results;
@@ -57,8 +60,24 @@ public sealed class WorkerPoolActor : ReceiveActor, IWithTimers
         _routers = routers;
         foreach (var q in queues) { _busyByQueue[q.Name] = 0; _credit[q.Name] = 0; }
         for (var i = 0; i < capacity; i++) _idle.Push(Context.ActorOf(workerProps(), $"worker-{i}"));
+        if (takerProps is not null)
+            foreach (var q in queues) _takers[q.Name] = Context.ActorOf(takerProps(q.Name), $"taker-{q.Name}");
 
         Receive<Dispatch>(OnDispatch);
+        Receive<Grant>(g =>
+        {
+            if (!_credit.ContainsKey(g.Queue)) return; // not a queue of ours
+            if (!_draining && _takers.TryGetValue(g.Queue, out var taker))
+            {
+                taker.Tell(new Ingress.QueueTaker.Take(g.Slots));
+                return;
+            }
+            // Draining (or a grant we never asked for): the slots are given up, and the router hears none were used.
+            _credit[g.Queue] = Math.Max(0, _credit[g.Queue] - g.Slots);
+            _routers[g.Queue].Tell(new QueueRouter.Took([], g.Slots, Exhausted: false));
+            CheckDrained();
+        });
+        Receive<Ingress.QueueTaker.Taken>(OnTakenHere);
         Receive<Empty>(e =>
         {
             _credit[e.Queue] = Math.Max(0, _credit[e.Queue] - e.Slots);
@@ -190,28 +209,52 @@ public sealed class WorkerPoolActor : ReceiveActor, IWithTimers
     {
         // Credit never goes below zero: after a credit reset (a router moved) an old router may still deliver.
         _credit[d.Queue] = Math.Max(0, _credit[d.Queue] - d.Jobs.Count);
-        var ids = d.Jobs.Select(j => j.Envelope.Id).ToList();
+        Start(d.Queue, d.Jobs);
+        OfferIfAnswered(d.Queue);
+    }
+
+    /// <summary>
+    /// This node's own take under a grant: the whole grant's credit is used up (what it did not find is offered
+    /// again, and the router, told the take came back short, takes for everyone until the queue has a backlog).
+    /// </summary>
+    private void OnTakenHere(Ingress.QueueTaker.Taken t)
+    {
+        _credit[t.Queue] = Math.Max(0, _credit[t.Queue] - t.Granted);
+        Start(t.Queue, t.Jobs);
+        _routers[t.Queue].Tell(new QueueRouter.Took(t.Jobs.Select(j => j.Envelope.Id).ToList(), t.Granted, t.Exhausted));
+        OfferIfAnswered(t.Queue);
+        if (_awaiting is null) Offer();
+        CheckDrained();
+    }
+
+    private void Start(string queue, IReadOnlyList<JobLease> jobs)
+    {
+        if (jobs.Count == 0) return;
+        var ids = jobs.Select(j => j.Envelope.Id).ToList();
         _outstanding.UnionWith(ids);
-        _leaseKeeper.Tell(new LeaseKeeper.Track(d.Queue, ids));
-        foreach (var job in d.Jobs)
+        _leaseKeeper.Tell(new LeaseKeeper.Track(queue, ids));
+        foreach (var job in jobs)
         {
             if (_draining || !_idle.TryPop(out var worker))
             {
                 // Not started (we are draining, or more came than we have slots for): back to the queue untouched.
-                _results.Tell(new Results.ResultWriter.Record(d.Queue, new Broker.JobOutcome.Returned(job.Envelope.Id), Self));
+                _results.Tell(new Results.ResultWriter.Record(queue, new Broker.JobOutcome.Returned(job.Envelope.Id), Self));
                 continue;
             }
-            _busy[worker] = d.Queue;
+            _busy[worker] = queue;
             _runningJobs[job.Envelope.Id] = worker;
-            _busyByQueue[d.Queue]++;
+            _busyByQueue[queue]++;
             worker.Tell(new WorkerActor.Run(job));
         }
-        if (_awaiting == d.Queue && _credit[d.Queue] <= 0)
-        {
-            _awaiting = null;
-            _askIndex = 0;
-            Offer();
-        }
+    }
+
+    /// <summary>The queue we wait on has answered all our credit: offer the free slots again, from the top.</summary>
+    private void OfferIfAnswered(string queue)
+    {
+        if (_awaiting != queue || _credit[queue] > 0) return;
+        _awaiting = null;
+        _askIndex = 0;
+        Offer();
     }
 
     private void Offer()
@@ -226,7 +269,7 @@ public sealed class WorkerPoolActor : ReceiveActor, IWithTimers
             if (slots <= 0) continue;
             var last = i == _queues.Count - 1;
             _credit[q.Name] += slots;
-            _routers[q.Name].Tell(new QueueRouter.Demand(slots, Park: last));
+            _routers[q.Name].Tell(new QueueRouter.Demand(slots, Park: last, TakesOwn: _takers.ContainsKey(q.Name)));
             if (!last)
             {
                 _awaiting = q.Name;
@@ -301,14 +344,14 @@ public static class WorkerPoolActorExtensions
     /// <summary>Starts the node's worker pool (registered as <see cref="WorkerPoolActor"/>), after the routers it pulls from.</summary>
     public static AkkaConfigurationBuilder AddWorkerPool(this AkkaConfigurationBuilder builder, IReadOnlyList<ServedQueue> queues,
         int concurrency, QueueRouters routers, Func<ActorSystem, IActorRegistry, Props> workerProps,
-        Func<IConnectionMultiplexer> redis, RedisKeys keys, int maxRunaways, TimeSpan drainGrace) =>
+        Func<IConnectionMultiplexer> redis, RedisKeys keys, int maxRunaways, TimeSpan drainGrace, Func<string, Props>? takerProps = null) =>
         builder.WithActors((system, registry, _) =>
         {
             var worker = workerProps(system, registry);
             var leases = registry.Get<LeaseKeeperActor>();
             var results = registry.Get<Results.ResultWriterActor>();
             var pool = system.ActorOf(Props.Create(() =>
-                new WorkerPoolActor(queues, concurrency, routers, () => worker, leases, results, redis(), keys, maxRunaways)), "workers");
+                new WorkerPoolActor(queues, concurrency, routers, () => worker, leases, results, redis(), keys, maxRunaways, takerProps)), "workers");
             registry.Register<WorkerPoolActor>(pool);
             // On leave (SIGTERM): stop taking work and finish or hand back every job before the node leaves the cluster.
             CoordinatedShutdown.Get(system).AddTask(CoordinatedShutdown.PhaseServiceRequestsDone, "drain-workers", async () =>
