@@ -44,6 +44,12 @@ public sealed class ClusterJobsOptions
     /// registered 10 min ago counts as one whose node died, and its keys are deleted).</summary>
     public TimeSpan WarmUpTimeout { get; set; } = TimeSpan.FromSeconds(30);
 
+    /// <summary>
+    /// The warm-up's private node only: its one pool gets grants as a pool on another node would, so the job path of
+    /// a node that takes its own share (taker, Grant, Took) is compiled before the node joins, besides the router's.
+    /// </summary>
+    internal bool GrantToLocalPools { get; set; }
+
     /// <summary>Parses <c>high_priority,low_priority:4</c>: names in priority order, each with an optional slot limit.</summary>
     public static List<ServedQueue> ParseQueues(string spec)
     {

@@ -100,7 +100,10 @@ public static class ClusterJobsServiceCollectionExtensions
         akka.AddQueueRouters(options.Queues.Select(q => q.Name), routers,
             queue => QueueIngressActorExtensions.IngressProps(redis.Connection, Broker(queue), brokerSettings, ingressSettings),
             splitsProps: queue => Splits.SplitTrackerActorExtensions.SplitTrackerProps(Broker(queue)),
-            routing: new QueueRouterSettings { ReadAhead = options.ReadAhead, MaxHold = options.LeaseDuration / 4 });
+            routing: new QueueRouterSettings
+            {
+                ReadAhead = options.ReadAhead, MaxHold = options.LeaseDuration / 4, GrantToLocalPools = options.GrantToLocalPools,
+            });
         var served = options.Queues.Select(q => q with { MaxConcurrency = q.Limit(options.Concurrency) }).ToList();
         return akka.AddWorkerPool(served, options.Concurrency, routers, (system, registry) =>
             WorkerActorExtensions.WorkerProps(sp.GetRequiredService<TaskRegistry>(), sp, registry.Get<ResultWriterActor>(), node!, Broker),

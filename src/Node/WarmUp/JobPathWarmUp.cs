@@ -108,6 +108,7 @@ public sealed class JobPathWarmUp(IOptions<ClusterJobsOptions> options, RedisCon
                 o.Queues = [new ServedQueue(Queue, int.MaxValue)];
                 o.Concurrency = settings.Concurrency;
                 o.ReadAhead = settings.ReadAhead;
+                o.GrantToLocalPools = true; // both ways of taking: grants (as on a node without the router) and the router's
                 o.LeaseDuration = settings.LeaseDuration;
                 o.MaxPayloadBytes = settings.MaxPayloadBytes;
                 o.PollInterval = settings.PollInterval;
