@@ -102,6 +102,73 @@ public sealed class QueueRouterActorSpecs : Akka.TestKit.Xunit2.TestKit
     }
 
     [Fact]
+    public void A_pool_on_the_routers_own_node_is_fed_through_the_ingress_even_when_it_could_take_its_own_share()
+    {
+        var pool = CreateTestProbe("pool");
+        pool.Send(_router, new QueueRouter.Demand(2, Park: true, TakesOwn: true));
+
+        Assert.Equal(2, _ingress.ExpectMsg<QueueIngress.Fetch>().Max);
+        pool.ExpectNoMsg(Quiet);
+    }
+
+    [Theory]
+    [InlineData("paused")]
+    [InlineData("capped")]
+    [InlineData("rate-limited")]
+    public void While_anything_limits_the_queue_no_pool_gets_a_grant_the_router_counts_every_job(string limit)
+    {
+        var router = GrantingRouter();
+        router.Tell(limit switch
+        {
+            "paused" => new Queues.QueueSettingsState(Paused: true),
+            "capped" => new Queues.QueueSettingsState(MaxRunning: 10),
+            _ => new Queues.QueueSettingsState(RateLimitPerSecond: 1000),
+        });
+        Assert.False(_ingress.ExpectMsg<QueueIngress.WakeTakes>().Allowed);
+        var pool = CreateTestProbe("pool");
+        pool.Send(router, new QueueRouter.Demand(3, Park: true, TakesOwn: true));
+
+        if (limit != "paused") Assert.InRange(_ingress.ExpectMsg<QueueIngress.Fetch>().Max, 1, 3);
+        pool.ExpectNoMsg(Quiet);
+        Assert.Equal(0, StatusOf(router, this).Granted);
+    }
+
+    [Fact]
+    public void Slots_granted_before_a_running_cap_was_set_count_against_it()
+    {
+        var router = GrantingRouter();
+        var taker = CreateTestProbe("taker");
+        taker.Send(router, new QueueRouter.Demand(5, Park: true, TakesOwn: true));
+        taker.ExpectMsg<WorkerPool.Grant>();
+
+        router.Tell(new Queues.QueueSettingsState(MaxRunning: 6));
+        _ingress.ExpectMsg<QueueIngress.WakeTakes>();
+        var other = CreateTestProbe("other");
+        other.Send(router, new QueueRouter.Demand(3, Park: true));
+
+        Assert.Equal(1, _ingress.ExpectMsg<QueueIngress.Fetch>().Max); // 6 - 5 granted
+    }
+
+    [Fact]
+    public void While_the_queue_is_exhausted_no_pool_gets_a_grant_until_work_may_be_there_again()
+    {
+        var router = GrantingRouter();
+        var local = CreateTestProbe("local");
+        local.Send(router, new QueueRouter.Demand(1, Park: true));
+        _ingress.ExpectMsg<QueueIngress.Fetch>();
+        _ingress.Reply(new QueueIngress.Taken([], Exhausted: true));
+        var taker = CreateTestProbe("taker");
+        taker.Send(router, new QueueRouter.Demand(3, Park: true, TakesOwn: true));
+        taker.ExpectNoMsg(Quiet);
+        _ingress.ExpectNoMsg(TimeSpan.Zero);
+
+        _ingress.Send(router, QueueIngress.WorkMayBeAvailable.Instance);
+
+        Assert.Equal(new WorkerPool.Grant(Queue, 3), taker.ExpectMsg<WorkerPool.Grant>());
+        Assert.Equal(1, _ingress.ExpectMsg<QueueIngress.Fetch>().Max);
+    }
+
+    [Fact]
     public void Jobs_a_pool_reports_to_a_router_that_never_granted_them_still_come_back_when_that_pool_dies()
     {
         // The router moved: a take the pool made under the old router's grant is reported to the new one.

@@ -243,6 +243,54 @@ public sealed class WorkerPoolActorSpecs : Akka.TestKit.Xunit2.TestKit, IAsyncLi
     }
 
     [Fact]
+    public void A_grant_beyond_the_credit_the_pool_still_has_is_declined_for_the_rest()
+    {
+        var takers = CreateTestProbe("takers");
+        StartPool(2, takers, new ServedQueue("only", 2));
+        Demand(Router("only"));
+
+        Router("only").Reply(new WorkerPool.Grant("only", 5)); // say, from a router that moved: the pool offered 2
+
+        Assert.Equal(new Ingress.QueueTaker.Take(2), takers.ExpectMsg<Ingress.QueueTaker.Take>());
+        var declined = Router("only").ExpectMsg<QueueRouter.Took>();
+        Assert.Empty(declined.JobIds);
+        Assert.Equal(3, declined.Granted);
+    }
+
+    [Fact]
+    public void Slots_whose_take_is_still_running_are_not_offered_again()
+    {
+        var takers = CreateTestProbe("takers");
+        var pool = StartPool(3, takers, new ServedQueue("only", 3));
+        Demand(Router("only"));
+        Router("only").Reply(new WorkerPool.Grant("only", 3));
+        takers.ExpectMsg<Ingress.QueueTaker.Take>();
+
+        Thread.Sleep(TimeSpan.FromSeconds(1)); // the pool's tick offers free slots: there are none while the take runs
+        ExpectNoDemand();
+        takers.Reply(new Ingress.QueueTaker.Taken("only", Jobs.Leases("only", "1", "2", "3"), Granted: 3, Exhausted: false));
+        Assert.Equal(3, Enumerable.Range(0, 3).Select(_ => _workers.ExpectMsg<Started>()).Count());
+        Router("only").ExpectMsg<QueueRouter.Took>();
+        ExpectNoDemand();
+    }
+
+    [Fact]
+    public void A_grant_for_a_queue_the_pool_does_not_serve_is_declined()
+    {
+        var takers = CreateTestProbe("takers");
+        var pool = StartPool(2, takers, new ServedQueue("only", 2));
+        var router = CreateTestProbe("stranger");
+
+        router.Send(pool, new WorkerPool.Grant("other", 4));
+
+        var took = router.ExpectMsg<QueueRouter.Took>();
+        Assert.Empty(took.JobIds);
+        Assert.Equal(4, took.Granted);
+        Assert.False(took.Exhausted);
+        takers.ExpectNoMsg(Quiet);
+    }
+
+    [Fact]
     public void A_grant_that_comes_while_draining_is_declined_and_the_drain_ends()
     {
         var takers = CreateTestProbe("takers");
@@ -273,8 +321,8 @@ public sealed class WorkerPoolActorSpecs : Akka.TestKit.Xunit2.TestKit, IAsyncLi
         takers.ExpectMsg<Ingress.QueueTaker.Take>();
         var requester = CreateTestProbe();
         requester.Send(pool, new WorkerPool.Drain(TimeSpan.FromSeconds(30)));
-        Router("only").ExpectMsg<QueueRouter.Withdraw>();
-        Router("only").Reply(new WorkerPool.Withdrawn("only", 0));
+        Router("only").ExpectNoMsg(Quiet); // no credit parked there: it is all granted, the take answers for it
+        requester.ExpectNoMsg(TimeSpan.Zero);
 
         takers.Reply(new Ingress.QueueTaker.Taken("only", Jobs.Leases("only", "late"), Granted: 1, Exhausted: false));
 

@@ -54,7 +54,7 @@ public sealed class QueueTakerActor : ReceiveActor
             _log.Warning(f.Error, "Taking jobs of queue {0} for this node failed; its router takes them instead", _broker.Keys.Name);
             f.Pool.Tell(new Taken(_broker.Keys.Name, [], f.Granted, Exhausted: true));
         });
-        Receive<BackgroundFailed>(f => _log.Warning(f.Error, "Queue {0}: could not dead-letter bad envelopes", _broker.Keys.Name));
+        Receive<BackgroundFailed>(f => _log.Warning(f.Error, "Queue {0}: could not record bad or returned envelopes", _broker.Keys.Name));
         Receive<Done>(_ => { });
     }
 
@@ -62,14 +62,27 @@ public sealed class QueueTakerActor : ReceiveActor
     {
         var leases = new List<JobLease>(result.Jobs.Count);
         List<JobOutcome>? rejected = null;
-        foreach (var job in result.Jobs)
+        var failed = false;
+        try
         {
-            if (EnvelopeCheck.Parse(job, _broker.Keys.Name, _settings.MaxPayloadBytes) is { } lease) leases.Add(lease);
-            else (rejected ??= []).Add(EnvelopeCheck.Reject(job, _broker.Keys.Name, _settings.MaxPayloadBytes));
+            foreach (var job in result.Jobs)
+            {
+                if (EnvelopeCheck.Parse(job, _broker.Keys.Name, _settings.MaxPayloadBytes) is { } lease) leases.Add(lease);
+                else (rejected ??= []).Add(EnvelopeCheck.Reject(job, _broker.Keys.Name, _settings.MaxPayloadBytes));
+            }
+        }
+        catch (Exception ex)
+        {
+            // Never without an answer (the pool counts the grant until it hears): these jobs go back to the queue as
+            // they were, and the router takes for everyone for now.
+            _log.Error(ex, "Checking jobs of queue {0} taken for this node failed; returning them to the queue", _broker.Keys.Name);
+            rejected = result.Jobs.Select(j => (JobOutcome)new JobOutcome.Returned(j.Id)).ToList();
+            leases.Clear();
+            failed = true;
         }
         if (rejected is not null)
             _broker.CompleteAsync(rejected).PipeTo(Self, success: _ => Done.Instance, failure: ex => new BackgroundFailed(ex));
-        result.Pool.Tell(new Taken(_broker.Keys.Name, leases, result.Granted, Exhausted: result.Jobs.Count < result.Granted));
+        result.Pool.Tell(new Taken(_broker.Keys.Name, leases, result.Granted, Exhausted: failed || result.Jobs.Count < result.Granted));
     }
 
     private sealed record ChunkTaken(IReadOnlyList<TakenJob> Jobs, int Granted, IActorRef Pool) : INoSerializationVerificationNeeded;

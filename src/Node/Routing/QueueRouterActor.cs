@@ -164,7 +164,9 @@ public sealed class QueueRouterActor : ReceiveActor, IWithTimers
             Timers.StartPeriodicTimer("held", CheckHeld.Instance, _routing.MaxHold / 2);
         // These jobs were taken for the credit there was, other nodes' too: they go out before grants resume.
         Dispatch(Allowance());
-        if (!taken.Exhausted && taken.Jobs.Count > 0) _grantsPaused = false; // a backlog: pools take their own again
+        // A backlog: pools take their own again. Not while a take is still in flight: its jobs were asked for those
+        // pools' credit too, and would find it granted away.
+        if (!taken.Exhausted && taken.Jobs.Count > 0 && _fetches.Count == 0) _grantsPaused = false;
         DispatchAndFetch();
         // A woken take asked for credit the pools may have taken back since: what no pool will take goes back.
         // (The settings may have changed meanwhile, too: a paused queue gives back what a wake took just before.)
@@ -265,7 +267,8 @@ public sealed class QueueRouterActor : ReceiveActor, IWithTimers
         if (_settings is not { } s) return 0; // not recovered yet
         if (s.Paused) return 0;
         var allowed = int.MaxValue;
-        if (s.MaxRunning is { } cap) allowed = Math.Max(0, cap - _pools.Values.Sum(p => p.Running.Count));
+        // Slots granted before a cap was set may still start jobs: they count against it as running ones do.
+        if (s.MaxRunning is { } cap) allowed = Math.Max(0, cap - _pools.Values.Sum(p => p.Running.Count + p.Granted));
         if (s.RateLimitPerSecond is { } rate)
         {
             var now = DateTime.UtcNow;
@@ -345,7 +348,7 @@ public sealed class QueueRouterActor : ReceiveActor, IWithTimers
     {
         foreach (var (poolRef, pool) in _pools)
         {
-            if (!pool.Remote || !pool.TakesOwn || pool.Credit == 0) continue;
+            if (!pool.MayGetGrant || pool.Credit == 0) continue;
             poolRef.Tell(new WorkerPool.Grant(_queue, pool.Credit));
             pool.Granted += pool.Credit;
             pool.Credit = 0;
@@ -358,6 +361,7 @@ public sealed class QueueRouterActor : ReceiveActor, IWithTimers
         if (_buffer.Count == 0 || allowance <= 0) return;
         Dictionary<IActorRef, List<JobLease>>? batches = null;
         var sent = 0;
+        var sentToTakers = 0;
         while (_buffer.Count > 0 && sent < allowance)
         {
             IActorRef? best = null;
@@ -369,12 +373,15 @@ public sealed class QueueRouterActor : ReceiveActor, IWithTimers
             sent++;
             bestState!.Credit--;
             bestState.Running.Add(job.Envelope.Id);
+            if (bestState.MayGetGrant) sentToTakers++;
             batches ??= new();
             if (!batches.TryGetValue(best, out var batch)) batches[best] = batch = [];
             batch.Add(job);
         }
         if (batches is null) return;
-        CountDispatched(sent);
+        // Read-ahead is sized by the pools it serves: a pool that takes its own share while the queue is busy does not
+        // count, or the jobs read ahead for it would wait for credit it gets as grants.
+        CountDispatched(sent - sentToTakers);
         if (_settings?.RateLimitPerSecond is not null) _tokens -= sent;
         foreach (var (poolRef, jobs) in batches) poolRef.Tell(new WorkerPool.Dispatch(_queue, jobs));
     }
@@ -404,6 +411,7 @@ public sealed class QueueRouterActor : ReceiveActor, IWithTimers
         public bool Parked;
         public bool TakesOwn;
         public bool Remote;
+        public bool MayGetGrant => Remote && TakesOwn;
         public readonly HashSet<string> Running = [];
     }
 }

@@ -17,6 +17,8 @@ public sealed record ServedQueue(string Name, int MaxConcurrency);
 /// the queues it serves, in priority order. Free slots are offered to the first queue; a queue with no work answers
 /// Empty and the slots go to the next; the last queue keeps them parked until work comes. When a higher queue gets
 /// work again its router says so, and parked slots are withdrawn from the lower one, so high always drains first.
+/// A router may answer a Demand with a Grant instead of jobs (this node is not the router's and the queue has a
+/// backlog): the queue's taker, a child of the pool, then leases the jobs here and the router hears which (Took).
 /// </summary>
 public sealed class WorkerPoolActor : ReceiveActor, IWithTimers
 {
@@ -39,6 +41,8 @@ public sealed class WorkerPoolActor : ReceiveActor, IWithTimers
     private int _runawaysTotal;
     private readonly Dictionary<string, int> _busyByQueue = new();
     private readonly Dictionary<string, int> _credit = new();
+    /// <summary>Per queue, slots a router granted whose take (by this node's taker) has not answered yet.</summary>
+    private readonly Dictionary<string, int> _granted = new();
     private int _askIndex;
     private string? _awaiting;
     private bool _withdrawing;
@@ -58,25 +62,13 @@ public sealed class WorkerPoolActor : ReceiveActor, IWithTimers
         _queues = queues;
         _capacity = capacity;
         _routers = routers;
-        foreach (var q in queues) { _busyByQueue[q.Name] = 0; _credit[q.Name] = 0; }
+        foreach (var q in queues) { _busyByQueue[q.Name] = 0; _credit[q.Name] = 0; _granted[q.Name] = 0; }
         for (var i = 0; i < capacity; i++) _idle.Push(Context.ActorOf(workerProps(), $"worker-{i}"));
         if (takerProps is not null)
             foreach (var q in queues) _takers[q.Name] = Context.ActorOf(takerProps(q.Name), $"taker-{q.Name}");
 
         Receive<Dispatch>(OnDispatch);
-        Receive<Grant>(g =>
-        {
-            if (!_credit.ContainsKey(g.Queue)) return; // not a queue of ours
-            if (!_draining && _takers.TryGetValue(g.Queue, out var taker))
-            {
-                taker.Tell(new Ingress.QueueTaker.Take(g.Slots));
-                return;
-            }
-            // Draining (or a grant we never asked for): the slots are given up, and the router hears none were used.
-            _credit[g.Queue] = Math.Max(0, _credit[g.Queue] - g.Slots);
-            _routers[g.Queue].Tell(new QueueRouter.Took([], g.Slots, Exhausted: false));
-            CheckDrained();
-        });
+        Receive<Grant>(OnGrant);
         Receive<Ingress.QueueTaker.Taken>(OnTakenHere);
         Receive<Empty>(e =>
         {
@@ -146,7 +138,7 @@ public sealed class WorkerPoolActor : ReceiveActor, IWithTimers
             foreach (var worker in _busy.Keys) worker.Tell(WorkerActor.HandBack.Instance);
             // A router that never answered our Withdraw (its node is gone, or we were downed) holds no job of ours:
             // whatever it might still send goes back to its queue untouched, so the credit is forgotten.
-            foreach (var q in _queues) _credit[q.Name] = 0;
+            foreach (var q in _queues) { _credit[q.Name] = 0; _granted[q.Name] = 0; }
             CheckDrained();
         });
         Receive<Tick>(_ =>
@@ -214,12 +206,31 @@ public sealed class WorkerPoolActor : ReceiveActor, IWithTimers
     }
 
     /// <summary>
-    /// This node's own take under a grant: the whole grant's credit is used up (what it did not find is offered
-    /// again, and the router, told the take came back short, takes for everyone until the queue has a backlog).
+    /// A router grants credit this pool offered: the taker leases that many jobs. At most the credit the pool still has
+    /// (after a reset it has forgotten what it offered); the rest, and all of it while draining, is declined at once.
+    /// </summary>
+    private void OnGrant(Grant g)
+    {
+        if (!_credit.TryGetValue(g.Queue, out var credit))
+        {
+            Sender.Tell(new QueueRouter.Took([], g.Slots, Exhausted: false)); // not a queue of ours
+            return;
+        }
+        var taking = !_draining && _takers.ContainsKey(g.Queue) ? Math.Min(g.Slots, credit) : 0;
+        _credit[g.Queue] = Math.Max(0, credit - g.Slots);
+        _granted[g.Queue] += taking;
+        if (taking > 0) _takers[g.Queue].Tell(new Ingress.QueueTaker.Take(taking));
+        if (taking < g.Slots) _routers[g.Queue].Tell(new QueueRouter.Took([], g.Slots - taking, Exhausted: false));
+        CheckDrained();
+    }
+
+    /// <summary>
+    /// This node's own take under a grant: the whole grant is used up (slots it found no job for are offered again,
+    /// and the router, told the take came back short, takes for everyone until the queue has a backlog).
     /// </summary>
     private void OnTakenHere(Ingress.QueueTaker.Taken t)
     {
-        _credit[t.Queue] = Math.Max(0, _credit[t.Queue] - t.Granted);
+        _granted[t.Queue] = Math.Max(0, _granted[t.Queue] - t.Granted);
         Start(t.Queue, t.Jobs);
         _routers[t.Queue].Tell(new QueueRouter.Took(t.Jobs.Select(j => j.Envelope.Id).ToList(), t.Granted, t.Exhausted));
         OfferIfAnswered(t.Queue);
@@ -262,10 +273,10 @@ public sealed class WorkerPoolActor : ReceiveActor, IWithTimers
         if (_awaiting is not null || _draining) return;
         for (var i = _askIndex; i < _queues.Count; i++)
         {
-            var free = _capacity - _busy.Count - _credit.Values.Sum();
+            var free = _capacity - _busy.Count - _credit.Values.Sum() - _granted.Values.Sum();
             if (free <= 0) return;
             var q = _queues[i];
-            var slots = Math.Min(free, q.MaxConcurrency - _busyByQueue[q.Name] - _credit[q.Name]);
+            var slots = Math.Min(free, q.MaxConcurrency - _busyByQueue[q.Name] - _credit[q.Name] - _granted[q.Name]);
             if (slots <= 0) continue;
             var last = i == _queues.Count - 1;
             _credit[q.Name] += slots;
@@ -302,7 +313,7 @@ public sealed class WorkerPoolActor : ReceiveActor, IWithTimers
     private void CheckDrained()
     {
         if (!_draining || _drainRequester is null) return;
-        if (_outstanding.Count > 0 || _credit.Values.Any(c => c > 0)) return;
+        if (_outstanding.Count > 0 || _credit.Values.Any(c => c > 0) || _granted.Values.Any(g => g > 0)) return;
         _log.Info("Drained: every job of this node is finished or handed back");
         Timers.Cancel("drain-grace");
         _drainRequester.Tell(Drained.Instance);
