@@ -31,20 +31,15 @@ public sealed class QueueRouterActorSpecs : Akka.TestKit.Xunit2.TestKit
 
     private static string[] Ids(WorkerPool.Dispatch d) => d.Jobs.Select(j => j.Envelope.Id).ToArray();
 
-    private QueueRouter.RouterStatus Status()
-    {
-        var probe = CreateTestProbe();
-        probe.Send(_router, QueueRouter.GetStatus.Instance);
-        return probe.ExpectMsg<QueueRouter.RouterStatus>();
-    }
+    private QueueRouter.RouterStatus Status() => StatusOf(_router);
 
     /// <summary>A router that grants to pools that can take their own share (as it does to pools on other nodes).</summary>
     private IActorRef GrantingRouter() => Sys.ActorOf(Props.Create(() => new QueueRouterActor(Queue, Forwarder.Props(_ingress.Ref),
         null, null, new QueueRouterSettings { GrantToLocalPools = true })), "granting-router");
 
-    private static QueueRouter.RouterStatus StatusOf(IActorRef router, TestKitBase kit)
+    private QueueRouter.RouterStatus StatusOf(IActorRef router)
     {
-        var probe = kit.CreateTestProbe();
+        var probe = CreateTestProbe();
         probe.Send(router, QueueRouter.GetStatus.Instance);
         return probe.ExpectMsg<QueueRouter.RouterStatus>();
     }
@@ -58,10 +53,10 @@ public sealed class QueueRouterActorSpecs : Akka.TestKit.Xunit2.TestKit
 
         Assert.Equal(new WorkerPool.Grant(Queue, 5), pool.ExpectMsg<WorkerPool.Grant>());
         _ingress.ExpectNoMsg(Quiet); // the router's own node takes nothing for it
-        Assert.Equal(new QueueRouter.RouterStatus(Queue, Buffered: 0, Pools: 1, Credit: 0, InFlight: 0, Granted: 5), StatusOf(router, this));
+        Assert.Equal(new QueueRouter.RouterStatus(Queue, Buffered: 0, Pools: 1, Credit: 0, InFlight: 0, Granted: 5), StatusOf(router));
 
         pool.Send(router, new QueueRouter.Took(["q:1", "q:2", "q:3", "q:4", "q:5"], Granted: 5, Exhausted: false));
-        Assert.Equal(new QueueRouter.RouterStatus(Queue, Buffered: 0, Pools: 1, Credit: 0, InFlight: 5, Granted: 0), StatusOf(router, this));
+        Assert.Equal(new QueueRouter.RouterStatus(Queue, Buffered: 0, Pools: 1, Credit: 0, InFlight: 5, Granted: 0), StatusOf(router));
 
         // Its node dies: what it took goes back to the queue at once, as jobs the router had dispatched would.
         Sys.Stop(pool.Ref);
@@ -130,7 +125,7 @@ public sealed class QueueRouterActorSpecs : Akka.TestKit.Xunit2.TestKit
 
         if (limit != "paused") Assert.InRange(_ingress.ExpectMsg<QueueIngress.Fetch>().Max, 1, 3);
         pool.ExpectNoMsg(Quiet);
-        Assert.Equal(0, StatusOf(router, this).Granted);
+        Assert.Equal(0, StatusOf(router).Granted);
     }
 
     [Fact]
@@ -169,13 +164,40 @@ public sealed class QueueRouterActorSpecs : Akka.TestKit.Xunit2.TestKit
     }
 
     [Fact]
+    public void Jobs_taken_for_a_pools_credit_before_grants_resumed_go_to_it_before_any_new_grant()
+    {
+        var router = GrantingRouter();
+        var pool = CreateTestProbe("pool");
+        pool.Send(router, new QueueRouter.Demand(1, Park: true, TakesOwn: true));
+        pool.ExpectMsg<WorkerPool.Grant>();
+        pool.Send(router, new QueueRouter.Took([], Granted: 1, Exhausted: true)); // the router takes for everyone now
+        pool.Send(router, new QueueRouter.Demand(300, Park: true, TakesOwn: true));
+        Assert.Equal(256, _ingress.ExpectMsg<QueueIngress.Fetch>().Max);
+        Assert.Equal(44, _ingress.ExpectMsg<QueueIngress.Fetch>().Max);
+
+        // The first take is full: a backlog, so grants resume, for the credit no take was asked for yet: none.
+        _ingress.Reply(new QueueIngress.Taken(Jobs.Leases(Queue, [.. Enumerable.Range(0, 256).Select(i => $"a{i}")]), Exhausted: false));
+        Assert.Equal(256, pool.ExpectMsg<WorkerPool.Dispatch>().Jobs.Count);
+        Assert.Equal(new WorkerPool.Grant(Queue, 44), pool.ExpectMsg<WorkerPool.Grant>());
+        // The second take, asked for that pool before grants resumed, lands in the router...
+        _ingress.Reply(new QueueIngress.Taken(Jobs.Leases(Queue, [.. Enumerable.Range(0, 44).Select(i => $"b{i}")]), Exhausted: false));
+        pool.ExpectNoMsg(Quiet);
+
+        // ...and goes to the pool's next demand before anything is granted, instead of waiting to go back to the queue.
+        pool.Send(router, new QueueRouter.Demand(50, Park: true, TakesOwn: true));
+        Assert.Equal(44, pool.ExpectMsg<WorkerPool.Dispatch>().Jobs.Count);
+        Assert.Equal(new WorkerPool.Grant(Queue, 6), pool.ExpectMsg<WorkerPool.Grant>());
+        Assert.Equal(0, StatusOf(router).Buffered);
+    }
+
+    [Fact]
     public void Jobs_a_pool_reports_to_a_router_that_never_granted_them_still_come_back_when_that_pool_dies()
     {
         // The router moved: a take the pool made under the old router's grant is reported to the new one.
         var router = GrantingRouter();
         var pool = CreateTestProbe("pool");
         pool.Send(router, new QueueRouter.Took(["q:7"], Granted: 4, Exhausted: false));
-        Assert.Equal(1, StatusOf(router, this).InFlight);
+        Assert.Equal(1, StatusOf(router).InFlight);
 
         Sys.Stop(pool.Ref);
         Assert.Equal(["q:7"], _ingress.ExpectMsg<QueueIngress.Reclaim>().JobIds);

@@ -164,9 +164,7 @@ public sealed class QueueRouterActor : ReceiveActor, IWithTimers
             Timers.StartPeriodicTimer("held", CheckHeld.Instance, _routing.MaxHold / 2);
         // These jobs were taken for the credit there was, other nodes' too: they go out before grants resume.
         Dispatch(Allowance());
-        // A backlog: pools take their own again. Not while a take is still in flight: its jobs were asked for those
-        // pools' credit too, and would find it granted away.
-        if (!taken.Exhausted && taken.Jobs.Count > 0 && _fetches.Count == 0) _grantsPaused = false;
+        if (!taken.Exhausted && taken.Jobs.Count > 0) _grantsPaused = false; // a backlog: pools take their own again
         DispatchAndFetch();
         // A woken take asked for credit the pools may have taken back since: what no pool will take goes back.
         // (The settings may have changed meanwhile, too: a paused queue gives back what a wake took just before.)
@@ -282,7 +280,14 @@ public sealed class QueueRouterActor : ReceiveActor, IWithTimers
     private void DispatchAndFetch()
     {
         var allowance = Allowance();
-        if (GrantsAllowed) Grant();
+        if (GrantsAllowed)
+        {
+            // Jobs held beyond the read-ahead this node's pools are owed were taken for other pools' credit (a take
+            // still in flight when grants resumed): they go out first, to whoever has credit, and only the rest is granted.
+            var surplus = _buffer.Count - ReadAhead();
+            if (surplus > 0) Dispatch(Math.Min(allowance, surplus));
+            Grant();
+        }
         Dispatch(allowance);
         var want = Math.Min(_pools.Values.Sum(p => p.Credit) + ReadAhead(), Allowance()) - _buffer.Count - _asked;
         if (want <= 0) return;
