@@ -266,8 +266,8 @@ public sealed class WorkerPoolActorSpecs : Akka.TestKit.Xunit2.TestKit, IAsyncLi
         Router("only").Reply(new WorkerPool.Grant("only", 3));
         takers.ExpectMsg<Ingress.QueueTaker.Take>();
 
-        Thread.Sleep(TimeSpan.FromSeconds(1)); // the pool's tick offers free slots: there are none while the take runs
-        ExpectNoDemand();
+        // Past the pool's 1 s tick, which offers free slots: there are none while the take runs.
+        Router("only").ExpectNoMsg(TimeSpan.FromMilliseconds(1_250));
         takers.Reply(new Ingress.QueueTaker.Taken("only", Jobs.Leases("only", "1", "2", "3"), Granted: 3, Exhausted: false));
         Assert.Equal(3, Enumerable.Range(0, 3).Select(_ => _workers.ExpectMsg<Started>()).Count());
         Router("only").ExpectMsg<QueueRouter.Took>();
