@@ -22,6 +22,7 @@ BENCH, SEED = os.environ["CJ_BENCH_DLL"], os.environ["CJ_SEED_DLL"]
 SLOTS = os.environ.get("CJ_CONCURRENCY", "500")
 # The node's read-ahead (default 256; docs/benchmarks.md, seventh session: W1 +5-6%, W4 +5%), explicit for A/B runs.
 READ_AHEAD = os.environ.get("CJ_READ_AHEAD", "256")
+PRODUCER_ENV = os.environ.get("CJ_PRODUCER_ENV", "").split()
 SEED_PORT = 4790
 COMMON = {"REDIS_URL": "redis://127.0.0.1:6390/0", "CLUSTERJOBS_CONCURRENCY": SLOTS, "CLUSTER_IP": "127.0.0.1",
           "CLUSTERJOBS_READ_AHEAD": READ_AHEAD,
@@ -43,7 +44,7 @@ def cmd(dll, extra, *args):
 # three working nodes, not the first one draining the queue while the others still start.
 CLUSTER4 = {"CLUSTER_MIN_MEMBERS": "4"}
 seeds = {"CLUSTER_SEEDS": f"akka.tcp://clusterjobs@127.0.0.1:{SEED_PORT}", "CLUSTER_PORT": "0", **CLUSTER4}
-bench.PEERS["clusterjobs"] = dict(cwd=kit, enqueue=["env", "REDIS_URL=redis://127.0.0.1:6390/0", "dotnet", BENCH, "produce"], modes={
+bench.PEERS["clusterjobs"] = dict(cwd=kit, enqueue=["env", "REDIS_URL=redis://127.0.0.1:6390/0", *PRODUCER_ENV, "dotnet", BENCH, "produce"], modes={
     # One node process that is its own one-node cluster: the normal mode (at-least-once, leases, results kept).
     "1node": [cmd(BENCH, {"CLUSTER_PORT": "0"}, "node")],
     # The same node with 2,000 slots: for IO-bound work (W3), as gevent -c100 and BullMQ c50 are the peers' choices there.

@@ -74,7 +74,7 @@ public static class Floors
             IReadOnlyList<TakenJob> jobs;
             do
             {
-                jobs = await broker.TakeAsync(256);
+                jobs = (await broker.TakeAsync(256)).Jobs;
                 var outcomes = new List<JobOutcome>(jobs.Count);
                 foreach (var job in jobs)
                 {

@@ -45,7 +45,7 @@ public class LuaBatchingBenchmarks
     [Benchmark(Baseline = true, OperationsPerInvoke = Batch)]
     public async Task TakeAndCompleteInOneBatch()
     {
-        var jobs = await _broker.TakeAsync(Batch);
+        var jobs = (await _broker.TakeAsync(Batch)).Jobs;
         await _broker.CompleteAsync(jobs.Select(j => (JobOutcome)new JobOutcome.Succeeded(j.Id, "null")).ToList());
     }
 
@@ -54,7 +54,7 @@ public class LuaBatchingBenchmarks
     {
         for (var i = 0; i < Batch; i++)
         {
-            var jobs = await _broker.TakeAsync(1);
+            var jobs = (await _broker.TakeAsync(1)).Jobs;
             await _broker.CompleteAsync([new JobOutcome.Succeeded(jobs[0].Id, "null")]);
         }
     }

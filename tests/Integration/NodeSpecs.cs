@@ -179,7 +179,7 @@ public sealed class NodeSpecs(BrokerFixture brokers)
         var id = await client.EnqueueAsync("add", new[] { 20, 22 });
         // A node that takes the job and dies: its lease is never renewed.
         var dead = new QueueBroker(redis, client.Keys, "default", "dead-node", new BrokerSettings { LeaseDuration = TimeSpan.FromSeconds(1) });
-        Assert.Single(await dead.TakeAsync(10));
+        Assert.Single((await dead.TakeAsync(10)).Jobs);
         Assert.Equal(JobState.Running, (await client.GetAsync(id))!.State);
 
         await using var node = await TestNode.StartAsync(url, _prefix);

@@ -22,7 +22,7 @@ public sealed class LeaseKeeperActorSpecs(BrokerFixture broker, ITestOutputHelpe
         var settings = new BrokerSettings { LeaseDuration = Lease };
         await env.EnqueueAsync(Queue);
         await env.EnqueueAsync(Queue);
-        var taken = await env.Broker(Queue, settings).TakeAsync(2);
+        var taken = (await env.Broker(Queue, settings).TakeAsync(2)).Jobs;
         var (running, finished) = (taken[0].Id, taken[1].Id);
         Func<string, QueueBroker> brokers = q => env.Broker(q, settings);
         var keeper = Sys.ActorOf(Props.Create(() => new LeaseKeeperActor(brokers, Lease)));

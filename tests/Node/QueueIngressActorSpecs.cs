@@ -84,6 +84,34 @@ public sealed class QueueIngressActorSpecs(BrokerFixture broker, ITestOutputHelp
     }
 
     [Theory]
+    [InlineData(BrokerKind.Redis)]
+    [InlineData(BrokerKind.Garnet)]
+    public async Task A_take_short_of_jobs_only_because_it_ended_some_is_not_exhausted(BrokerKind kind)
+    {
+        await using var env = await RedisSpecEnv.CreateAsync(broker.Url(kind));
+        var q = env.Keys.Queue(Queue);
+        // First in the queue: an id with no job record (the Take script dead-letters it) and a malformed envelope.
+        await env.Db.SortedSetAddAsync(q.Ready, Queue + ":no-record", 0);
+        await env.Db.HashSetAsync(q.Job(Queue + ":bad"), [new("envelope", "{not json"), new("state", "queued")]);
+        await env.Db.SortedSetAddAsync(q.Ready, Queue + ":bad", 1);
+        var good = await env.EnqueueAsync(Queue, options: new EnqueueOptions { JobIdSuffix = "good" });
+        var next = await env.EnqueueAsync(Queue, options: new EnqueueOptions { JobIdSuffix = "next" });
+        var (ingress, router) = StartIngress(env);
+
+        ingress.Tell(new QueueIngress.Fetch(3));
+
+        var first = await router.ExpectMsgAsync<QueueIngress.Taken>(Wait);
+        Assert.Equal([good], first.Jobs.Select(j => j.Envelope.Id));
+        Assert.False(first.Exhausted); // three ids left the queue for three asked: there may be more
+        ingress.Tell(new QueueIngress.Fetch(3));
+        var second = await router.ExpectMsgAsync<QueueIngress.Taken>(Wait);
+        Assert.Equal([next], second.Jobs.Select(j => j.Envelope.Id));
+        Assert.True(second.Exhausted);
+        Assert.Equal("dead_lettered", await env.StateAsync(Queue + ":no-record"));
+        await RedisSpecEnv.EventuallyAsync(async () => await env.StateAsync(Queue + ":bad") == "dead_lettered", "the bad job is dead-lettered");
+    }
+
+    [Theory]
     [InlineData(BrokerKind.Redis, "not JSON")]
     [InlineData(BrokerKind.Garnet, "not JSON")]
     [InlineData(BrokerKind.Redis, "not UTF-8")]

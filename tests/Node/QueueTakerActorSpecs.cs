@@ -97,6 +97,25 @@ public sealed class QueueTakerActorSpecs(BrokerFixture broker, ITestOutputHelper
         Assert.Equal("running", await env.StateAsync(good));
     }
 
+    [Theory]
+    [InlineData(BrokerKind.Redis)]
+    [InlineData(BrokerKind.Garnet)]
+    public async Task A_take_short_only_because_the_script_ended_a_job_without_a_record_is_not_exhausted(BrokerKind kind)
+    {
+        await using var env = await RedisSpecEnv.CreateAsync(broker.Url(kind));
+        var q = env.Keys.Queue(Queue);
+        await env.Db.SortedSetAddAsync(q.Ready, Queue + ":no-record", 0);
+        var good = await env.EnqueueAsync(Queue);
+        var (taker, pool) = StartTaker(env);
+
+        pool.Send(taker, new QueueTaker.Take(2));
+
+        var taken = await pool.ExpectMsgAsync<QueueTaker.Taken>(Wait);
+        Assert.Equal([good], taken.Jobs.Select(j => j.Envelope.Id));
+        Assert.False(taken.Exhausted); // two ids left the queue for two slots: grants go on
+        Assert.Equal("dead_lettered", await env.StateAsync(Queue + ":no-record"));
+    }
+
     [Fact]
     public async Task When_Redis_cannot_be_reached_the_grant_is_answered_exhausted_so_the_router_takes_over()
     {

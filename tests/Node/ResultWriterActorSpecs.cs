@@ -26,7 +26,7 @@ public sealed class ResultWriterActorSpecs(BrokerFixture broker, ITestOutputHelp
     private static async Task<string[]> RunningJobsAsync(RedisSpecEnv env, int count, string queue = Queue)
     {
         for (var i = 0; i < count; i++) await env.EnqueueAsync(queue);
-        var taken = await env.Broker(queue).TakeAsync(count);
+        var taken = (await env.Broker(queue).TakeAsync(count)).Jobs;
         Assert.Equal(count, taken.Count);
         return taken.Select(t => t.Id).ToArray();
     }

@@ -26,7 +26,8 @@ internal static class NodeScripts
           end
         end
         local popped = redis.call('ZPOPMIN', KEYS[1], ARGV[3])
-        local out = {}
+        -- first how many ids left the queue (some may end here, below), so a short batch is not taken for an empty queue
+        local out = {#popped / 2}
         local leases = {}
         for i = 1, #popped, 2 do
           local id = popped[i]

@@ -4,9 +4,14 @@ using StackExchange.Redis;
 
 namespace ClusterJobs.Node.Broker;
 
-/// <summary>A job taken from Redis: its raw envelope (parsed by the ingress) and the attempt number it runs as.</summary>
 /// <summary>A leased job as Redis holds it: the envelope stays UTF-8 bytes (parsed once, without a detour through UTF-16).</summary>
 public readonly record struct TakenJob(string Id, byte[] Envelope, int Attempt, string? Phase = null);
+
+/// <summary>What one take leased (<see cref="Jobs"/>) and how many ids it removed from the queue (<see cref="Popped"/>).</summary>
+public sealed record TakenBatch(IReadOnlyList<TakenJob> Jobs, int Popped)
+{
+    public static readonly TakenBatch Empty = new([], 0);
+}
 
 /// <summary>What a Complete call recorded: how many outcomes, and which child jobs ended (for their parents' coordinators).</summary>
 public sealed record CompleteResult(int Recorded, IReadOnlyList<FinishedChild> FinishedChildren)
@@ -48,8 +53,11 @@ public sealed class QueueBroker
     private IDatabase Db => _redis.GetDatabase();
     private long Now => _clock.GetUtcNow().ToUnixTimeMilliseconds();
 
-    /// <summary>Leases up to <paramref name="max"/> ready jobs (promoting due delayed jobs first).</summary>
-    public async Task<IReadOnlyList<TakenJob>> TakeAsync(int max)
+    /// <summary>
+    /// Leases up to <paramref name="max"/> ready jobs (promoting due delayed jobs first). <see cref="TakenBatch.Popped"/>
+    /// counts the ids that left the queue, jobs ended by the script (cancelled, or without a record) included.
+    /// </summary>
+    public async Task<TakenBatch> TakeAsync(int max)
     {
         var now = Now;
         var missing = ProtocolJson.Serialize(new JobError
@@ -64,14 +72,15 @@ public sealed class QueueBroker
             [Keys.JobPrefix, now, max, now + (long)_settings.LeaseDuration.TotalMilliseconds, _node, Keys.EventsChannel, missing,
              (long)_settings.ResultTtl.TotalMilliseconds, Keys.WakeChannel])
             .ConfigureAwait(false);
-        if (raw is null || raw.Length == 0) return [];
-        var jobs = new TakenJob[raw.Length / 4];
+        if (raw is null || raw.Length == 0) return TakenBatch.Empty;
+        var jobs = new TakenJob[(raw.Length - 1) / 4];
         for (var i = 0; i < jobs.Length; i++)
         {
-            var phase = (string?)raw[i * 4 + 3];
-            jobs[i] = new TakenJob((string)raw[i * 4]!, (byte[])raw[i * 4 + 1]!, (int)raw[i * 4 + 2], string.IsNullOrEmpty(phase) ? null : phase);
+            var at = 1 + i * 4;
+            var phase = (string?)raw[at + 3];
+            jobs[i] = new TakenJob((string)raw[at]!, (byte[])raw[at + 1]!, (int)raw[at + 2], string.IsNullOrEmpty(phase) ? null : phase);
         }
-        return jobs;
+        return new TakenBatch(jobs, (int)raw[0]);
     }
 
     /// <summary>Records a batch of outcomes; returns how many were still running here and got recorded, and the child jobs that ended.</summary>

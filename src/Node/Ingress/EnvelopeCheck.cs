@@ -11,6 +11,19 @@ namespace ClusterJobs.Node.Ingress;
 /// </summary>
 public static class EnvelopeCheck
 {
+    /// <summary>The jobs of a take split into those to run and the dead-letter outcomes of those refused (null if none).</summary>
+    public static (List<JobLease> Leases, List<JobOutcome>? Rejected) CheckAll(IReadOnlyList<TakenJob> jobs, string queue, int maxPayloadBytes)
+    {
+        var leases = new List<JobLease>(jobs.Count);
+        List<JobOutcome>? rejected = null;
+        foreach (var job in jobs)
+        {
+            if (Parse(job, queue, maxPayloadBytes) is { } lease) leases.Add(lease);
+            else (rejected ??= []).Add(Reject(job, queue, maxPayloadBytes));
+        }
+        return (leases, rejected);
+    }
+
     /// <summary>The job to run, or null when the envelope must be dead-lettered (see <see cref="Reject"/>).</summary>
     public static JobLease? Parse(TakenJob job, string queue, int maxPayloadBytes)
     {

@@ -125,27 +125,15 @@ public sealed class QueueIngressActor : ReceiveActor, IWithTimers
     {
         _taking--;
         _failures = 0;
-        var leases = new List<JobLease>(result.Jobs.Count);
-        List<JobOutcome>? rejected = null;
-        foreach (var job in result.Jobs)
-        {
-            if (Parse(job) is { } lease) leases.Add(lease);
-            else (rejected ??= []).Add(Reject(job));
-        }
-        if (rejected is not null)
-        {
-            Run(_broker.CompleteAsync(rejected), "dead-letter bad envelopes");
-        }
+        var (leases, rejected) = EnvelopeCheck.CheckAll(result.Batch.Jobs, _broker.Keys.Name, _settings.MaxPayloadBytes);
+        if (rejected is not null) Run(_broker.CompleteAsync(rejected), "dead-letter bad envelopes");
         // Exhausted only if no job arrived meanwhile; otherwise the router asks again at once instead of waiting for a wake.
-        _exhausted = result.Jobs.Count < result.Asked && !_wokenDuringTake;
+        // (Popped, not leases: jobs the script ended, cancelled or without a record, leave room but not an empty queue.)
+        _exhausted = result.Batch.Popped < result.Asked && !_wokenDuringTake;
         if (_taking == 0) _wokenDuringTake = false;
-        _standing = _exhausted && _wakeTakes ? result.Asked - result.Jobs.Count : 0;
+        _standing = _exhausted && _wakeTakes ? result.Asked - leases.Count : 0;
         Context.Parent.Tell(new Taken(leases, _exhausted) { Woken = result.Woken });
     }
-
-    private JobLease? Parse(TakenJob job) => EnvelopeCheck.Parse(job, _broker.Keys.Name, _settings.MaxPayloadBytes);
-
-    private JobOutcome Reject(TakenJob job) => EnvelopeCheck.Reject(job, _broker.Keys.Name, _settings.MaxPayloadBytes);
 
     private void WakeRouter()
     {
@@ -159,7 +147,7 @@ public sealed class QueueIngressActor : ReceiveActor, IWithTimers
     private void Run(Task task, string what) =>
         task.PipeTo(Self, success: () => Done.Instance, failure: ex => new BackgroundFailed(what, ex));
 
-    private sealed record TakeResult(IReadOnlyList<TakenJob> Jobs, int Asked, bool Woken) : INoSerializationVerificationNeeded;
+    private sealed record TakeResult(TakenBatch Batch, int Asked, bool Woken) : INoSerializationVerificationNeeded;
     private sealed record TakeFailed(Exception Error, int Max, long Seq, bool Woken) : INoSerializationVerificationNeeded;
     private sealed record ReclaimDone(int Count, Exception? Error = null) : INoSerializationVerificationNeeded;
     private sealed record BackgroundFailed(string What, Exception Error) : INoSerializationVerificationNeeded;

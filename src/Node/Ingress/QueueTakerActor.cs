@@ -60,32 +60,30 @@ public sealed class QueueTakerActor : ReceiveActor
 
     private void OnChunkTaken(ChunkTaken result)
     {
-        var leases = new List<JobLease>(result.Jobs.Count);
-        List<JobOutcome>? rejected = null;
+        List<JobLease> leases;
+        List<JobOutcome>? rejected;
         var failed = false;
         try
         {
-            foreach (var job in result.Jobs)
-            {
-                if (EnvelopeCheck.Parse(job, _broker.Keys.Name, _settings.MaxPayloadBytes) is { } lease) leases.Add(lease);
-                else (rejected ??= []).Add(EnvelopeCheck.Reject(job, _broker.Keys.Name, _settings.MaxPayloadBytes));
-            }
+            (leases, rejected) = EnvelopeCheck.CheckAll(result.Batch.Jobs, _broker.Keys.Name, _settings.MaxPayloadBytes);
         }
         catch (Exception ex)
         {
             // Never without an answer (the pool counts the grant until it hears): these jobs go back to the queue as
             // they were, and the router takes for everyone for now.
             _log.Error(ex, "Checking jobs of queue {0} taken for this node failed; returning them to the queue", _broker.Keys.Name);
-            rejected = result.Jobs.Select(j => (JobOutcome)new JobOutcome.Returned(j.Id)).ToList();
-            leases.Clear();
+            rejected = result.Batch.Jobs.Select(j => (JobOutcome)new JobOutcome.Returned(j.Id)).ToList();
+            leases = [];
             failed = true;
         }
         if (rejected is not null)
             _broker.CompleteAsync(rejected).PipeTo(Self, success: _ => Done.Instance, failure: ex => new BackgroundFailed(ex));
-        result.Pool.Tell(new Taken(_broker.Keys.Name, leases, result.Granted, Exhausted: failed || result.Jobs.Count < result.Granted));
+        // Short only when the queue ran short: jobs the script ended (cancelled, no record) left room, not emptiness.
+        var exhausted = failed || result.Batch.Popped < result.Granted;
+        result.Pool.Tell(new Taken(_broker.Keys.Name, leases, result.Granted, exhausted));
     }
 
-    private sealed record ChunkTaken(IReadOnlyList<TakenJob> Jobs, int Granted, IActorRef Pool) : INoSerializationVerificationNeeded;
+    private sealed record ChunkTaken(TakenBatch Batch, int Granted, IActorRef Pool) : INoSerializationVerificationNeeded;
     private sealed record ChunkFailed(Exception Error, int Granted, IActorRef Pool) : INoSerializationVerificationNeeded;
     private sealed record BackgroundFailed(Exception Error) : INoSerializationVerificationNeeded;
     private sealed class Done : INoSerializationVerificationNeeded { public static readonly Done Instance = new(); }
