@@ -28,10 +28,36 @@ public sealed class JobClient : IAsyncDisposable
         _waiters = new JobWaiters(redis, GetAsync);
     }
 
-    /// <summary>Connects to <paramref name="redisUrl"/>; the client owns and disposes that connection.</summary>
-    public static async Task<JobClient> ConnectAsync(string redisUrl, JobClientOptions? options = null) =>
-        new(await RedisConnection.ConnectAsync(redisUrl, "clusterjobs-client").ConfigureAwait(false),
+    /// <summary>
+    /// Connects to <paramref name="redisUrl"/> and prepares the client (<see cref="PrepareAsync"/>); the client owns and
+    /// disposes that connection.
+    /// </summary>
+    public static async Task<JobClient> ConnectAsync(string redisUrl, JobClientOptions? options = null)
+    {
+        var client = new JobClient(await RedisConnection.ConnectAsync(redisUrl, "clusterjobs-client").ConfigureAwait(false),
             options ?? new JobClientOptions(), ownsConnection: true);
+        await client.PrepareAsync().ConfigureAwait(false);
+        return client;
+    }
+
+    /// <summary>
+    /// Readies the client for its first enqueue, which is often a web app's first request: the Enqueue script is loaded
+    /// into Redis (so that call sends its hash, not its text) and the envelope serializer has run once, which took half of
+    /// a first call's 60-90 ms here (docs/benchmarks.md). <see cref="ConnectAsync"/> calls it; call it at start-up for a
+    /// client built on a connection of your own. Best-effort: a server that refuses <c>SCRIPT LOAD</c> (an ACL, say)
+    /// still gets the script with the first call, as without it.
+    /// </summary>
+    public async Task PrepareAsync()
+    {
+        ProtocolJson.Serialize(new JobEnvelope { Id = JobIds.New("prepare"), Task = "prepare", Queue = "prepare", Args = EmptyArgs });
+        foreach (var endpoint in _redis.GetEndPoints())
+        {
+            var server = _redis.GetServer(endpoint);
+            if (!server.IsConnected || server.IsReplica) continue;
+            try { await server.ScriptLoadAsync(ProducerScripts.Enqueue).ConfigureAwait(false); }
+            catch (RedisServerException) { } // refused (NOPERM...): the first enqueue sends the script's text instead
+        }
+    }
 
     public RedisKeys Keys => _keys;
 

@@ -104,6 +104,21 @@ public sealed class ProducerClientSpecs(BrokerFixture brokers)
     }
 
     [Fact]
+    public async Task Connect_loads_the_enqueue_script_so_the_first_enqueue_sends_only_its_hash()
+    {
+        await using var fresh = await RedisServer.StartBinaryAsync();
+        var sha = Convert.ToHexStringLower(System.Security.Cryptography.SHA1.HashData(System.Text.Encoding.UTF8.GetBytes(ProducerScripts.Enqueue)));
+        await using var probe = await RedisConnection.ConnectAsync(fresh.Url);
+        async Task<bool> Loaded() => (long)((RedisResult[])(await probe.GetDatabase().ExecuteAsync("SCRIPT", "EXISTS", sha))!)[0] == 1;
+        Assert.False(await Loaded());
+
+        await using var client = await JobClient.ConnectAsync(fresh.Url);
+
+        Assert.True(await Loaded());
+        Assert.StartsWith("default:", await client.EnqueueAsync("add", new[] { 1, 2 }));
+    }
+
+    [Fact]
     public async Task A_wrong_redis_password_is_a_clear_error_at_connect()
     {
         await using var secured = await RedisServer.StartBinaryAsync(password: "right-password");
