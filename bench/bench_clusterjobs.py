@@ -6,7 +6,8 @@
 
 Any kit peer (celery, rq, bullmq) runs through here too, unchanged. Result lines are the kit's, one per repetition.
 Env: CJ_BENCH_DLL, CJ_SEED_DLL (built binaries), CJ_CONCURRENCY (slots per node, default 500), CJ_READ_AHEAD
-(the nodes' CLUSTERJOBS_READ_AHEAD, default 256).
+(the nodes' CLUSTERJOBS_READ_AHEAD, default 256), CJ_PRODUCER_ENV (KEY=VALUE settings for the producer process only,
+space-separated, for A/B runs: CJ_PRODUCER_ENV=DOTNET_TieredCompilation=1).
 """
 import argparse, os, sys
 
