@@ -53,6 +53,10 @@ if [ "$smoke" = 1 ]; then W1N=300 W1BIG=600 W2R=50 W2D=2 W3N=200 W4N=300; W2R2=1
 else W1N=20000 W1BIG=100000 W2R=200 W2D=15 W3N=2000 W4N=20000; W2R2=1000; fi
 
 run() { /usr/bin/python3 "$repo/bench/bench_clusterjobs.py" "$work" --reps "$reps" "$@" | tee -a "$results"; }
+# The machine as this run found it: what Redis alone does here with one job's commands (bench/redis_ceiling.sh). This
+# VM's speed moves from day to day (docs/benchmarks.md, eleventh session), so every run carries its own yardstick.
+calibrate() { "$repo/bench/redis_ceiling.sh" "$([ "$smoke" = 1 ] && echo 2000 || echo 200000)" | sed 's/^/machine /' | tee -a "$results"; }
+calibrate
 run --peer clusterjobs --mode 1node --workload W1 --n "$W1N"
 run --peer clusterjobs --mode 1node --workload W1 --n "$W1BIG" --note=-n100k
 run --peer clusterjobs --mode 1node --workload W2 --rate "$W2R" --duration "$W2D"
@@ -83,6 +87,7 @@ if [ "$peers" = 1 ]; then
   run --peer celery --mode gevent-c100 --workload W3 --n "$W3N" --sleep-ms 20
   run --peer bullmq --mode 2proc-c50 --workload W3 --n "$W3N" --sleep-ms 20
 fi
+calibrate  # again at the end: a run that spans half an hour can see the machine change under it
 echo
 /usr/bin/python3 "$repo/bench/summarize.py" "$results"
 # W4 / W1: three nodes over one, at 20k jobs and at 100k jobs.
@@ -97,4 +102,11 @@ for size in 20k:"" 100k:-n100k; do
     awk -v a="$solo" -v b="$w1" -v n="${size%%:*}" 'BEGIN { printf "ratio workload=W4 n=%s floor_three_solo_nodes_over_one_node=%.2f\n", n, a / b }'
   fi
 done
+# W1 against the machine's yardstick (the median of the runs' Redis ceilings at pipeline 16): comparable across days.
+ceiling=$(grep '^machine redis-benchmark job_commands=8 pipeline=16 ' "$results" | sed 's/.*jobs_per_s=\([0-9.]*\).*/\1/' \
+  | sort -n | awk '{a[NR]=$1} END {if (NR) print a[int((NR+1)/2)]}' || true)
+w1=$(median W1 1node)
+if [ -n "$w1" ] && [ -n "$ceiling" ]; then
+  awk -v a="$w1" -v b="$ceiling" 'BEGIN { printf "ratio workload=W1 n=20k over_redis_ceiling_pipeline16=%.2f (ceiling %.0f jobs/s)\n", a / b, b }'
+fi
 echo "results: $results" >&2

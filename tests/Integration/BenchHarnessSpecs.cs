@@ -65,5 +65,8 @@ public sealed class BenchHarnessSpecs(ITestOutputHelper output)
         // The W4 floor: three nodes with no cluster between them, every job counted, and its ratio to one node.
         Assert.Contains(text.Split('\n'), l => l.StartsWith("peer=floor-3solo workload=W4 ") && Regex.IsMatch(l, @" n=(\d+) .* completed=\1 "));
         Assert.Contains("ratio workload=W4 n=100k floor_three_solo_nodes_over_one_node=", text);
+        // The machine's yardstick, measured at the start and the end of the run, and W1 against it.
+        Assert.Equal(2, text.Split('\n').Count(l => Regex.IsMatch(l, @"^machine redis-benchmark job_commands=8 pipeline=16 jobs_per_s=\d")));
+        Assert.Matches(@"ratio workload=W1 n=20k over_redis_ceiling_pipeline16=\d+\.\d\d", text);
     }
 }
