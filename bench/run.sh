@@ -102,9 +102,9 @@ for size in 20k:"" 100k:-n100k; do
     awk -v a="$solo" -v b="$w1" -v n="${size%%:*}" 'BEGIN { printf "ratio workload=W4 n=%s floor_three_solo_nodes_over_one_node=%.2f\n", n, a / b }'
   fi
 done
-# W1 against the machine's yardstick (the median of the runs' Redis ceilings at pipeline 16): comparable across days.
+# W1 against the machine's yardstick (the mean of the run's two Redis ceilings at pipeline 16): comparable across days.
 ceiling=$(grep '^machine redis-benchmark job_commands=8 pipeline=16 ' "$results" | sed 's/.*jobs_per_s=\([0-9.]*\).*/\1/' \
-  | sort -n | awk '{a[NR]=$1} END {if (NR) print a[int((NR+1)/2)]}' || true)
+  | awk '{s += $1} END {if (NR) print s / NR}' || true)
 w1=$(median W1 1node)
 if [ -n "$w1" ] && [ -n "$ceiling" ]; then
   awk -v a="$w1" -v b="$ceiling" 'BEGIN { printf "ratio workload=W1 n=20k over_redis_ceiling_pipeline16=%.2f (ceiling %.0f jobs/s)\n", a / b, b }'
