@@ -36,13 +36,21 @@ public sealed class JobClient : IAsyncDisposable
     {
         var client = new JobClient(await RedisConnection.ConnectAsync(redisUrl, "clusterjobs-client").ConfigureAwait(false),
             options ?? new JobClientOptions(), ownsConnection: true);
-        await client.PrepareAsync().ConfigureAwait(false);
+        try
+        {
+            await client.PrepareAsync().ConfigureAwait(false);
+        }
+        catch
+        {
+            await client.DisposeAsync().ConfigureAwait(false); // no connection left reconnecting behind a failed call
+            throw;
+        }
         return client;
     }
 
     /// <summary>
     /// Readies the client for its first enqueue, which is often a web app's first request: the Enqueue script is loaded
-    /// into Redis (so that call sends its hash, not its text) and the envelope serializer has run once, which took half of
+    /// into Redis (so that call sends its hash, not its text) and the envelope serializer has run once, which took most of
     /// a first call's 60-90 ms here (docs/benchmarks.md). <see cref="ConnectAsync"/> calls it; call it at start-up for a
     /// client built on a connection of your own. Best-effort: a server that refuses <c>SCRIPT LOAD</c> (an ACL, say)
     /// still gets the script with the first call, as without it.
