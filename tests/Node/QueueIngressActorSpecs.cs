@@ -89,11 +89,9 @@ public sealed class QueueIngressActorSpecs(BrokerFixture broker, ITestOutputHelp
     public async Task A_take_short_of_jobs_only_because_it_ended_some_is_not_exhausted(BrokerKind kind)
     {
         await using var env = await RedisSpecEnv.CreateAsync(broker.Url(kind));
-        var q = env.Keys.Queue(Queue);
         // First in the queue: an id with no job record (the Take script dead-letters it) and a malformed envelope.
-        await env.Db.SortedSetAddAsync(q.Ready, Queue + ":no-record", 0);
-        await env.Db.HashSetAsync(q.Job(Queue + ":bad"), [new("envelope", "{not json"), new("state", "queued")]);
-        await env.Db.SortedSetAddAsync(q.Ready, Queue + ":bad", 1);
+        await env.QueueRawAsync(Queue, Queue + ":no-record", envelope: null);
+        await env.QueueRawAsync(Queue, Queue + ":bad", "{not json", score: 1);
         var good = await env.EnqueueAsync(Queue, options: new EnqueueOptions { JobIdSuffix = "good" });
         var next = await env.EnqueueAsync(Queue, options: new EnqueueOptions { JobIdSuffix = "next" });
         var (ingress, router) = StartIngress(env);
@@ -122,8 +120,7 @@ public sealed class QueueIngressActorSpecs(BrokerFixture broker, ITestOutputHelp
         var q = env.Keys.Queue(Queue);
         const string bad = Queue + ":bad";
         byte[] envelope = flaw == "not JSON" ? "{not json"u8.ToArray() : [(byte)'{', 0xE9, 0xFF, (byte)'}'];
-        await env.Db.HashSetAsync(q.Job(bad), [new("envelope", envelope), new("state", "queued")]);
-        await env.Db.SortedSetAddAsync(q.Ready, bad, 0);
+        await env.QueueRawAsync(Queue, bad, envelope);
         var good = await env.EnqueueAsync(Queue);
         var (ingress, router) = StartIngress(env);
 
@@ -149,11 +146,9 @@ public sealed class QueueIngressActorSpecs(BrokerFixture broker, ITestOutputHelp
     public async Task An_envelope_that_names_another_queue_is_dead_lettered_saying_so(BrokerKind kind)
     {
         await using var env = await RedisSpecEnv.CreateAsync(broker.Url(kind));
-        var q = env.Keys.Queue(Queue);
         const string id = Queue + ":elsewhere";
         var envelope = ProtocolJson.Serialize(new JobEnvelope { Id = id, Task = "echo", Queue = "other", Args = Jobs.Json("{}") });
-        await env.Db.HashSetAsync(q.Job(id), [new("envelope", envelope), new("state", "queued")]);
-        await env.Db.SortedSetAddAsync(q.Ready, id, 0);
+        await env.QueueRawAsync(Queue, id, envelope);
         var (ingress, router) = StartIngress(env);
 
         ingress.Tell(new QueueIngress.Fetch(10));
@@ -194,10 +189,8 @@ public sealed class QueueIngressActorSpecs(BrokerFixture broker, ITestOutputHelp
     public async Task Every_job_the_ingress_delivers_can_be_dispatched_to_a_pool_on_another_node(BrokerKind kind)
     {
         await using var env = await RedisSpecEnv.CreateAsync(broker.Url(kind));
-        var q = env.Keys.Queue(Queue);
         const string id = Queue + ":noargs";
-        await env.Db.HashSetAsync(q.Job(id), [new("envelope", $$"""{"v":1,"id":"{{id}}","task":"echo","queue":"{{Queue}}"}"""), new("state", "queued")]);
-        await env.Db.SortedSetAddAsync(q.Ready, id, 0);
+        await env.QueueRawAsync(Queue, id, $$"""{"v":1,"id":"{{id}}","task":"echo","queue":"{{Queue}}"}""");
         var (ingress, router) = StartIngress(env);
 
         ingress.Tell(new QueueIngress.Fetch(10));

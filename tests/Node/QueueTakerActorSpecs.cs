@@ -3,7 +3,6 @@ using Akka.TestKit;
 using ClusterJobs.Node.Ingress;
 using ClusterJobs.Protocol;
 using ClusterJobs.Tests.Shared;
-using StackExchange.Redis;
 using Xunit.Abstractions;
 
 namespace ClusterJobs.Node.Tests;
@@ -78,10 +77,8 @@ public sealed class QueueTakerActorSpecs(BrokerFixture broker, ITestOutputHelper
     public async Task A_malformed_envelope_is_dead_lettered_while_its_neighbour_runs_here(BrokerKind kind)
     {
         await using var env = await RedisSpecEnv.CreateAsync(broker.Url(kind));
-        var q = env.Keys.Queue(Queue);
         const string bad = Queue + ":bad";
-        await env.Db.HashSetAsync(q.Job(bad), [new HashEntry("envelope", "{not json"), new HashEntry("state", "queued")]);
-        await env.Db.SortedSetAddAsync(q.Ready, bad, 0);
+        await env.QueueRawAsync(Queue, bad, "{not json");
         var good = await env.EnqueueAsync(Queue);
         var (taker, pool) = StartTaker(env);
 
@@ -103,8 +100,7 @@ public sealed class QueueTakerActorSpecs(BrokerFixture broker, ITestOutputHelper
     public async Task A_take_short_only_because_the_script_ended_a_job_without_a_record_is_not_exhausted(BrokerKind kind)
     {
         await using var env = await RedisSpecEnv.CreateAsync(broker.Url(kind));
-        var q = env.Keys.Queue(Queue);
-        await env.Db.SortedSetAddAsync(q.Ready, Queue + ":no-record", 0);
+        await env.QueueRawAsync(Queue, Queue + ":no-record", envelope: null);
         var good = await env.EnqueueAsync(Queue);
         var (taker, pool) = StartTaker(env);
 

@@ -35,6 +35,17 @@ public sealed class RedisSpecEnv : IAsyncDisposable
     public Task<string> EnqueueAsync(string queue, string task = "echo", object? args = null, EnqueueOptions? options = null) =>
         Client.EnqueueAsync(task, args ?? new { text = "hi" }, (options ?? new EnqueueOptions()) with { Queue = queue });
 
+    /// <summary>
+    /// Queues <paramref name="id"/> as a producer writing plain commands might: with a job record holding
+    /// <paramref name="envelope"/> as it is (malformed, say), or with no record at all when it is null.
+    /// </summary>
+    public async Task QueueRawAsync(string queue, string id, RedisValue? envelope, double score = 0)
+    {
+        var q = Keys.Queue(queue);
+        if (envelope is { } e) await Db.HashSetAsync(q.Job(id), [new("envelope", e), new("state", "queued")]);
+        await Db.SortedSetAddAsync(q.Ready, id, score);
+    }
+
     public async Task<string?> StateAsync(string jobId) =>
         await Db.HashGetAsync(Keys.ForJob(jobId).Job(jobId), JobHashFields.State);
 
