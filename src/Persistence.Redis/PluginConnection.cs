@@ -32,6 +32,7 @@ internal sealed class PluginConnection(RedisPluginSettings settings, string clie
         options.AbortOnConnectFail = false;
         options.BacklogPolicy = BacklogPolicy.FailFast;
         options.ClientName ??= clientName;
+        if (settings.IoThreads.SocketManager() is { } sockets) options.SocketManager = sockets;
         return options;
     }
 

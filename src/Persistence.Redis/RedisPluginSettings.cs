@@ -1,9 +1,11 @@
 using Akka.Configuration;
+using ClusterJobs.Protocol;
 
 namespace ClusterJobs.Persistence.Redis;
 
 /// <summary>The settings a journal or snapshot-store block holds (see reference.conf).</summary>
-public sealed record RedisPluginSettings(string ConfigurationString, string KeyPrefix, int Database)
+public sealed record RedisPluginSettings(string ConfigurationString, string KeyPrefix, int Database,
+    RedisIoThreads IoThreads = RedisIoThreads.Dedicated)
 {
     public const string DefaultKeyPrefix = "cj:persistence";
 
@@ -16,6 +18,10 @@ public sealed record RedisPluginSettings(string ConfigurationString, string KeyP
             throw new ConfigurationException("The Redis persistence plugin needs a configuration-string (a redis:// URL or a StackExchange.Redis configuration string).");
         var prefix = config.GetString("key-prefix", DefaultKeyPrefix) ?? DefaultKeyPrefix;
         RedisKeys.ValidatePrefix(prefix);
-        return new RedisPluginSettings(connection, prefix, config.GetInt("database", -1));
+        var io = config.GetString("io-threads", "dedicated") ?? "dedicated";
+        RedisIoThreads ioThreads;
+        try { ioThreads = RedisIoThreadsExtensions.Parse(io); }
+        catch (ArgumentException ex) { throw new ConfigurationException($"The Redis persistence plugin's io-threads: {ex.Message}"); }
+        return new RedisPluginSettings(connection, prefix, config.GetInt("database", -1), ioThreads);
     }
 }

@@ -44,14 +44,17 @@ public static class RedisConnection
 
     /// <summary>
     /// Connects, failing at once with a <see cref="RedisUnavailableException"/> that names the cause (wrong password,
-    /// nothing listening). Once connected, StackExchange.Redis reconnects by itself.
+    /// nothing listening). Once connected, StackExchange.Redis reconnects by itself. <paramref name="io"/>: the threads
+    /// that read the socket (StackExchange.Redis's own by default).
     /// </summary>
-    public static async Task<IConnectionMultiplexer> ConnectAsync(string redisUrl, string clientName = "clusterjobs")
+    public static async Task<IConnectionMultiplexer> ConnectAsync(string redisUrl, string clientName = "clusterjobs",
+        RedisIoThreads io = RedisIoThreads.Dedicated)
     {
         var options = Parse(redisUrl);
         options.AbortOnConnectFail = true;
         options.ClientName ??= clientName;
         options.ConnectTimeout = Math.Min(options.ConnectTimeout, 5_000);
+        if (io.SocketManager() is { } sockets) options.SocketManager = sockets;
         try
         {
             var mux = await ConnectionMultiplexer.ConnectAsync(options).ConfigureAwait(false);

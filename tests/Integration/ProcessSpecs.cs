@@ -131,6 +131,33 @@ public sealed class ProcessSpecs(BrokerFixture brokers, ITestOutputHelper output
         Assert.DoesNotContain("Unhandled exception", node.Output);
     }
 
+    [Fact]
+    public async Task A_node_reads_redis_on_the_thread_pool_with_no_socket_threads_of_its_own_unless_told_to()
+    {
+        // Read from Linux's /proc (the suite runs on Linux): StackExchange.Redis's dedicated readers are "DefaultSocketManager:N".
+        var plainPrefix = BrokerFixture.NewPrefix();
+        var pooledEnv = NodeEnv(RedisServer.FreePort());
+        var dedicatedEnv = NodeEnv(RedisServer.FreePort());
+        foreach (var env in new[] { pooledEnv, dedicatedEnv }) env.Remove("CLUSTER_SEEDS"); // each its own one-node cluster
+        dedicatedEnv["CLUSTERJOBS_PREFIX"] = plainPrefix;
+        dedicatedEnv["CLUSTERJOBS_REDIS_IO"] = "dedicated";
+        await using var pooled = ClusterProcess.StartNode("node-thread-pool", pooledEnv);
+        await using var dedicated = ClusterProcess.StartNode("node-dedicated", dedicatedEnv);
+
+        // Each runs a job: its Redis calls (queue, results, the journal's connection) are all up.
+        foreach (var prefix in new[] { _prefix, plainPrefix })
+        {
+            await using var client = await JobClient.ConnectAsync(brokers.RealRedisUrl, new JobClientOptions { KeyPrefix = prefix });
+            var job = await client.WaitAsync(await client.EnqueueAsync("add", new[] { 2, 3 }), Startup);
+            Assert.Equal(5L, job.ResultAs<long>());
+        }
+
+        static int SocketThreads(ClusterProcess node) => Directory.GetDirectories($"/proc/{node.Pid}/task")
+            .Count(task => File.ReadAllText(Path.Combine(task, "comm")).StartsWith("DefaultSocket", StringComparison.Ordinal));
+        Assert.Equal(0, SocketThreads(pooled));
+        Assert.True(SocketThreads(dedicated) > 0, "CLUSTERJOBS_REDIS_IO=dedicated should start StackExchange.Redis's own threads");
+    }
+
     private static async Task WaitUntilAsync(Func<Task<bool>> condition)
     {
         var deadline = DateTime.UtcNow.AddSeconds(60);

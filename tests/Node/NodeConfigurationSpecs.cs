@@ -1,4 +1,5 @@
 using ClusterJobs.Node.Hosting;
+using ClusterJobs.Protocol;
 using Microsoft.Extensions.Configuration;
 
 namespace ClusterJobs.Node.Tests;
@@ -47,5 +48,16 @@ public sealed class NodeConfigurationSpecs
         Assert.Contains("between 1 s and 5 min", Assert.Throws<ArgumentException>(new ClusterJobsOptions { WarmUpTimeout = TimeSpan.FromMinutes(6) }.Validate).Message);
         Assert.Throws<ArgumentException>(new ClusterJobsOptions { WarmUpTimeout = TimeSpan.Zero }.Validate);
         new ClusterJobsOptions { WarmUpTimeout = TimeSpan.FromMinutes(5) }.Validate();
+    }
+
+    [Fact]
+    public void Redis_io_runs_on_the_thread_pool_unless_dedicated_threads_are_asked_for_and_a_bad_value_is_refused()
+    {
+        Assert.Equal(RedisIoThreads.ThreadPool, new ClusterJobsOptions().RedisIo);
+        Assert.Equal(RedisIoThreads.Dedicated, Apply(new() { ["CLUSTERJOBS_REDIS_IO"] = "dedicated" }).RedisIo);
+        Assert.Equal(RedisIoThreads.ThreadPool, Apply(new() { ["CLUSTERJOBS_REDIS_IO"] = "dedicated" }, new() { ["redis-io"] = "thread-pool" }).RedisIo);
+        var bad = Assert.Throws<ArgumentException>(() => Apply(new() { ["CLUSTERJOBS_REDIS_IO"] = "fast" }));
+        Assert.Contains("'fast'", bad.Message);
+        Assert.Contains("'thread-pool' or 'dedicated'", bad.Message);
     }
 }

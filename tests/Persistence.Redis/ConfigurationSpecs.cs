@@ -1,4 +1,5 @@
 using Akka.Configuration;
+using ClusterJobs.Protocol;
 using ClusterJobs.Persistence.Redis.Journal;
 using ClusterJobs.Persistence.Redis.Snapshot;
 
@@ -21,6 +22,7 @@ public sealed class ConfigurationSpecs
             Assert.Equal(-1, block.GetInt("database"));
             Assert.Equal("akka.actor.default-dispatcher", block.GetString("plugin-dispatcher"));
             Assert.Equal("", block.GetString("configuration-string"));
+            Assert.Equal("dedicated", block.GetString("io-threads"));
         }
     }
 
@@ -64,5 +66,27 @@ public sealed class ConfigurationSpecs
         Assert.False(options.AbortOnConnectFail);
         Assert.Same(StackExchange.Redis.BacklogPolicy.FailFast, options.BacklogPolicy);
         Assert.Equal("client", options.ClientName);
+    }
+
+    [Fact]
+    public void Io_threads_are_stack_exchange_redis_own_unless_the_thread_pool_is_asked_for()
+    {
+        var journal = RedisPersistence.DefaultJournalConfig();
+        var plain = RedisPluginSettings.Create(ConfigurationFactory.ParseString("configuration-string = \"127.0.0.1:6390\""), journal);
+        var pooled = RedisPluginSettings.Create(ConfigurationFactory.ParseString("configuration-string = \"127.0.0.1:6390\"\nio-threads = thread-pool"), journal);
+
+        Assert.Equal(RedisIoThreads.Dedicated, plain.IoThreads);
+        Assert.NotSame(StackExchange.Redis.SocketManager.ThreadPool, PluginConnection.Options(plain, "client").SocketManager);
+        Assert.Equal(RedisIoThreads.ThreadPool, pooled.IoThreads);
+        Assert.Same(StackExchange.Redis.SocketManager.ThreadPool, PluginConnection.Options(pooled, "client").SocketManager);
+    }
+
+    [Fact]
+    public void Io_threads_that_are_neither_is_refused_with_the_value()
+    {
+        var error = Assert.Throws<ConfigurationException>(() => RedisPluginSettings.Create(
+            ConfigurationFactory.ParseString("configuration-string = \"127.0.0.1:6390\"\nio-threads = many"), RedisPersistence.DefaultJournalConfig()));
+        Assert.Contains("io-threads", error.Message);
+        Assert.Contains("'many'", error.Message);
     }
 }

@@ -2,6 +2,7 @@ using Akka.Actor;
 using Akka.Hosting;
 using Akka.Persistence;
 using ClusterJobs.Persistence.Redis.Hosting;
+using ClusterJobs.Protocol;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 
@@ -92,6 +93,28 @@ public sealed class HostingSpecs(RedisFixture redis)
             Assert.Equal(1, await redis.Redis.GetDatabase(3).SortedSetLengthAsync(keys.Events(pid)));
             Assert.False(await redis.Db.KeyExistsAsync(keys.Events(pid)));
             await redis.Redis.GetDatabase(3).KeyDeleteAsync([keys.Events(pid), keys.Highest(pid)]);
+        }
+        finally
+        {
+            await host.StopAsync();
+            host.Dispose();
+        }
+    }
+
+    [Fact]
+    public async Task On_thread_pool_io_both_plugins_are_configured_so_and_persist()
+    {
+        var prefix = redis.Prefix + ":io";
+        var (host, system) = await StartAsync(b => b.WithRedisPersistence(redis.Url, prefix, ioThreads: RedisIoThreads.ThreadPool));
+        try
+        {
+            Assert.Equal("thread-pool", system.Settings.Config.GetString("akka.persistence.journal.redis.io-threads"));
+            Assert.Equal("thread-pool", system.Settings.Config.GetString("akka.persistence.snapshot-store.redis.io-threads"));
+            var pid = "io-" + Guid.NewGuid().ToString("N")[..8];
+            var actor = system.ActorOf(Props.Create(() => new Counter(pid, null, null)));
+            Assert.Equal(1, await actor.Ask<int>("inc", TimeSpan.FromSeconds(10)));
+            Assert.Equal("saved", await actor.Ask<string>("snap", TimeSpan.FromSeconds(10)));
+            Assert.Equal(1, await redis.Db.SortedSetLengthAsync(new RedisKeys(prefix).SnapshotIndex(pid)));
         }
         finally
         {

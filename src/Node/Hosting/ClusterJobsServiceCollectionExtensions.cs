@@ -71,7 +71,8 @@ public static class ClusterJobsServiceCollectionExtensions
             akka.AddHocon($"akka.actor.guardian-supervisor-strategy = \"{typeof(NodeGuardianStrategy).AssemblyQualifiedName}\"", HoconAddMode.Prepend);
             akka.WithCustomSerializer("clusterjobs", [typeof(IClusterJobsMessage)], system => new ClusterJobsMessageSerializer(system));
             // Actor state that must outlive a node (queue settings) goes to the same Redis, through our journal.
-            akka.WithRedisPersistence(sp.GetRequiredService<RedisConnectionService>().Url, $"{options.KeyPrefix}:persistence");
+            akka.WithRedisPersistence(sp.GetRequiredService<RedisConnectionService>().Url, $"{options.KeyPrefix}:persistence",
+                ioThreads: options.RedisIo);
             akka.AddClusterJobsActors(sp, options);
             configureAkka?.Invoke(akka, sp);
         });

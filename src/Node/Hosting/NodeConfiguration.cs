@@ -1,3 +1,4 @@
+using ClusterJobs.Protocol;
 using Microsoft.Extensions.Configuration;
 
 namespace ClusterJobs.Node.Hosting;
@@ -5,7 +6,7 @@ namespace ClusterJobs.Node.Hosting;
 /// <summary>
 /// Reads a node's settings from command-line options and environment variables (command line wins):
 /// --queues / CLUSTERJOBS_QUEUES, --concurrency / CLUSTERJOBS_CONCURRENCY, REDIS_URL, CLUSTERJOBS_PREFIX,
-/// CLUSTERJOBS_LEASE_SECONDS, CLUSTERJOBS_MAX_PAYLOAD_BYTES, CLUSTERJOBS_READ_AHEAD, CLUSTERJOBS_WARMUP_JOBS and the CLUSTER_* variables of <see cref="ClusterBootstrap"/>.
+/// CLUSTERJOBS_LEASE_SECONDS, CLUSTERJOBS_MAX_PAYLOAD_BYTES, CLUSTERJOBS_READ_AHEAD, CLUSTERJOBS_WARMUP_JOBS, CLUSTERJOBS_REDIS_IO and the CLUSTER_* variables of <see cref="ClusterBootstrap"/>.
 /// </summary>
 public static class NodeConfiguration
 {
@@ -30,6 +31,7 @@ public static class NodeConfiguration
             options.ReadAhead = int.TryParse(ahead, out var a) ? a : throw new ArgumentException($"Read-ahead '{ahead}' is not a number.");
         if (Get("warmup-jobs", "CLUSTERJOBS_WARMUP_JOBS") is { } warmUp)
             options.WarmUpJobs = int.TryParse(warmUp, out var w) ? w : throw new ArgumentException($"Warm-up jobs '{warmUp}' is not a number.");
+        if (Get("redis-io", "CLUSTERJOBS_REDIS_IO") is { } io) options.RedisIo = RedisIoThreadsExtensions.Parse(io);
         if (Get("drain-seconds", "CLUSTERJOBS_DRAIN_SECONDS") is { } drain)
             options.DrainGrace = double.TryParse(drain, System.Globalization.CultureInfo.InvariantCulture, out var d)
                 ? TimeSpan.FromSeconds(d) : throw new ArgumentException($"Drain grace '{drain}' is not a number of seconds.");

@@ -17,10 +17,12 @@ public sealed class RedisConnectionService : IHostedService, IAsyncDisposable
     private readonly ILogger<RedisConnectionService> _logger;
     private IConnectionMultiplexer? _connection;
     private EmbeddedGarnet? _garnet;
+    private readonly RedisIoThreads _io;
 
     public RedisConnectionService(IOptions<ClusterJobsOptions> options, ILogger<RedisConnectionService> logger)
     {
         _logger = logger;
+        _io = options.Value.RedisIo;
         var url = options.Value.RedisUrl;
         if (string.IsNullOrWhiteSpace(url))
         {
@@ -40,7 +42,7 @@ public sealed class RedisConnectionService : IHostedService, IAsyncDisposable
 
     public async Task StartAsync(CancellationToken cancellationToken)
     {
-        _connection = await RedisConnection.ConnectAsync(Url, "clusterjobs-node").ConfigureAwait(false);
+        _connection = await RedisConnection.ConnectAsync(Url, "clusterjobs-node", _io).ConfigureAwait(false);
         _logger.LogInformation("Connected to Redis at {Url}", RedisConnection.Redact(Url));
     }
 

@@ -1,7 +1,8 @@
 namespace ClusterJobs.Node.Hosting;
 
 /// <summary>
-/// Handlers run on the .NET thread pool, and so do the continuations of the node's Redis calls. A handler that blocks
+/// Handlers run on the .NET thread pool, and so do the node's Redis calls (their socket reads too, unless
+/// CLUSTERJOBS_REDIS_IO=dedicated, and their continuations). A handler that blocks
 /// its thread (sync I/O, <c>.Result</c>) holds one; enough of them starve the pool, and the pool only adds about two
 /// threads a second. Raising the pool's minimum to the node's slots up front avoids that, but then every burst of
 /// async handlers also starts a thread per queued handler: 80-90 threads on two cores, preempting each other.

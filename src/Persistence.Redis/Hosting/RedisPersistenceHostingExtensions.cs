@@ -1,5 +1,6 @@
 using Akka.Hosting;
 using Akka.Persistence.Hosting;
+using ClusterJobs.Protocol;
 
 namespace ClusterJobs.Persistence.Redis.Hosting;
 
@@ -8,7 +9,8 @@ public static class RedisPersistenceHostingExtensions
     /// <summary>
     /// Adds the Redis journal and snapshot store, both on <paramref name="connectionString"/> (a redis:// URL or a
     /// StackExchange.Redis configuration string) under <paramref name="keyPrefix"/>, as the default plugins unless
-    /// <paramref name="isDefaultPlugin"/> is false. <paramref name="journalBuilder"/> adds event adapters.
+    /// <paramref name="isDefaultPlugin"/> is false. <paramref name="journalBuilder"/> adds event adapters;
+    /// <paramref name="ioThreads"/> picks the threads that read the sockets (reference.conf's <c>io-threads</c> when null).
     /// </summary>
     public static AkkaConfigurationBuilder WithRedisPersistence(
         this AkkaConfigurationBuilder builder,
@@ -17,15 +19,16 @@ public static class RedisPersistenceHostingExtensions
         int? database = null,
         bool isDefaultPlugin = true,
         string pluginIdentifier = "redis",
-        Action<AkkaPersistenceJournalBuilder>? journalBuilder = null)
+        Action<AkkaPersistenceJournalBuilder>? journalBuilder = null,
+        RedisIoThreads? ioThreads = null)
     {
         var journal = new RedisJournalOptions(isDefaultPlugin, pluginIdentifier)
         {
-            ConfigurationString = connectionString, KeyPrefix = keyPrefix, Database = database,
+            ConfigurationString = connectionString, KeyPrefix = keyPrefix, Database = database, IoThreads = ioThreads,
         };
         var snapshots = new RedisSnapshotOptions(isDefaultPlugin, pluginIdentifier)
         {
-            ConfigurationString = connectionString, KeyPrefix = keyPrefix, Database = database,
+            ConfigurationString = connectionString, KeyPrefix = keyPrefix, Database = database, IoThreads = ioThreads,
         };
         return builder.WithRedisPersistence(journal, snapshots, journalBuilder);
     }

@@ -2,6 +2,7 @@ using System.Text;
 using Akka.Configuration;
 using Akka.Hosting;
 using Akka.Persistence.Hosting;
+using ClusterJobs.Protocol;
 
 namespace ClusterJobs.Persistence.Redis.Hosting;
 
@@ -24,13 +25,16 @@ public sealed class RedisJournalOptions : JournalOptions
     /// <summary>Redis database; the connection string's when null.</summary>
     public int? Database { get; set; }
 
+    /// <summary>The threads that read the connection's socket (<c>io-threads</c>); reference.conf's when null.</summary>
+    public RedisIoThreads? IoThreads { get; set; }
+
     public override string Identifier { get; set; }
 
     protected override Config InternalDefaultConfig => RedisPersistence.DefaultJournalConfig();
 
     protected override StringBuilder Build(StringBuilder sb)
     {
-        RedisPersistenceOptionsText.Append(sb, ConfigurationString, KeyPrefix, Database);
+        RedisPersistenceOptionsText.Append(sb, ConfigurationString, KeyPrefix, Database, IoThreads);
         return base.Build(sb);
     }
 }
@@ -54,20 +58,23 @@ public sealed class RedisSnapshotOptions : SnapshotOptions
     /// <inheritdoc cref="RedisJournalOptions.Database"/>
     public int? Database { get; set; }
 
+    /// <inheritdoc cref="RedisJournalOptions.IoThreads"/>
+    public RedisIoThreads? IoThreads { get; set; }
+
     public override string Identifier { get; set; }
 
     protected override Config InternalDefaultConfig => RedisPersistence.DefaultSnapshotStoreConfig();
 
     protected override StringBuilder Build(StringBuilder sb)
     {
-        RedisPersistenceOptionsText.Append(sb, ConfigurationString, KeyPrefix, Database);
+        RedisPersistenceOptionsText.Append(sb, ConfigurationString, KeyPrefix, Database, IoThreads);
         return base.Build(sb);
     }
 }
 
 internal static class RedisPersistenceOptionsText
 {
-    public static void Append(StringBuilder sb, string configurationString, string? keyPrefix, int? database)
+    public static void Append(StringBuilder sb, string configurationString, string? keyPrefix, int? database, RedisIoThreads? ioThreads)
     {
         if (string.IsNullOrWhiteSpace(configurationString))
             throw new ArgumentException("A Redis configuration string (or redis:// URL) is required.", nameof(configurationString));
@@ -78,5 +85,6 @@ internal static class RedisPersistenceOptionsText
             sb.AppendLine($"key-prefix = {keyPrefix.ToHocon()}");
         }
         if (database is not null) sb.AppendLine($"database = {database.Value}");
+        if (ioThreads is not null) sb.AppendLine($"io-threads = {ioThreads.Value.ToText()}");
     }
 }
