@@ -1,4 +1,3 @@
-using System.Runtime.CompilerServices;
 using ClusterJobs.Node.Hosting;
 using ClusterJobs.Node.Tasks;
 using Microsoft.Extensions.Logging;
@@ -44,9 +43,6 @@ public sealed record FailArgs(string Message, int SucceedOnAttempt = 0);
 /// <summary>Fails with the given message (until <c>SucceedOnAttempt</c>, if set): exercises retries and dead-letters.</summary>
 public sealed class FailTask : IJobHandler<FailArgs, string>
 {
-    // Not inlined, so the job's stack trace always names this handler: optimized code (Release, tiered up after many
-    // calls) inlined this small method into its caller, and the recorded trace started at TaskRegistration.
-    [MethodImpl(MethodImplOptions.NoInlining)]
     public Task<string> HandleAsync(FailArgs args, JobContext job, CancellationToken ct) =>
         args.SucceedOnAttempt > 0 && job.Attempt >= args.SucceedOnAttempt
             ? Task.FromResult($"succeeded on attempt {job.Attempt}")

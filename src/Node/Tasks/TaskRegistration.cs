@@ -77,7 +77,7 @@ public sealed class TaskRegistration
         {
             var bound = Bind<TArgs>(args, json, name);
             var handler = ActivatorUtilities.GetServiceOrCreateInstance<THandler>(sp);
-            var result = await handler.HandleAsync(bound, ctx, ct).ConfigureAwait(false);
+            var result = await UserCode.Handle(handler, bound, ctx, ct).ConfigureAwait(false);
             return JsonSerializer.Serialize(result, json);
         });
         registration = WithSplitter<THandler, TArgs>(registration, json);
@@ -92,7 +92,7 @@ public sealed class TaskRegistration
                     ? new ChildOutcome<TResult>(c.JobId, JsonSerializer.Deserialize<TResult>(c.Json, json), null)
                     : new ChildOutcome<TResult>(c.JobId, default, Protocol.ProtocolJson.DeserializeError(c.Json))).ToList();
                 var reducer = (IJobReducer<TResult>)ActivatorUtilities.GetServiceOrCreateInstance<THandler>(sp);
-                return JsonSerializer.Serialize(await reducer.ReduceAsync(outcomes, ctx, ct).ConfigureAwait(false), json);
+                return JsonSerializer.Serialize(await UserCode.Reduce(reducer, outcomes, ctx, ct).ConfigureAwait(false), json);
             },
         };
     }
@@ -103,7 +103,7 @@ public sealed class TaskRegistration
         {
             var bound = Bind<TArgs>(args, json, name);
             var handler = ActivatorUtilities.GetServiceOrCreateInstance<THandler>(sp);
-            await handler.HandleAsync(bound, ctx, ct).ConfigureAwait(false);
+            await UserCode.Handle(handler, bound, ctx, ct).ConfigureAwait(false);
             return "null";
         }), json);
 
@@ -115,8 +115,8 @@ public sealed class TaskRegistration
         IJobSplitter<TArgs> Splitter(IServiceProvider sp) => (IJobSplitter<TArgs>)ActivatorUtilities.GetServiceOrCreateInstance<THandler>(sp);
         return new TaskRegistration(name, registration.HandlerType, registration.ArgsType, registration._invoke)
         {
-            SizeOf = (sp, args) => Splitter(sp).SizeOf(Bind<TArgs>(args, json, name)),
-            SplitArgs = (sp, args, chunk) => Splitter(sp).Split(Bind<TArgs>(args, json, name), chunk)
+            SizeOf = (sp, args) => UserCode.SizeOf(Splitter(sp), Bind<TArgs>(args, json, name)),
+            SplitArgs = (sp, args, chunk) => UserCode.Split(Splitter(sp), Bind<TArgs>(args, json, name), chunk)
                 .Select(part => JsonSerializer.SerializeToElement(part, json)).ToList(),
         };
     }
