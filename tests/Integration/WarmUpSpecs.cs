@@ -31,10 +31,34 @@ public sealed class WarmUpSpecs(BrokerFixture brokers)
         Assert.Equal(5, job.ResultAs<long>());
         Assert.Contains($"{Node.Hosting.ClusterBootstrap.DefaultSystemName}@", job.Node); // the node's own system, not the warm-up's
         Assert.DoesNotContain(JobPathWarmUp.SystemName, job.Node);
-        await warmUp.Cleanup.WaitAsync(Wait); // beside the node's start: it scans the whole keyspace
+        await warmUp.Cleanup.WaitAsync(Wait); // beside the node's start
         Assert.Empty(await KeysUnder(node.Redis, $"{_prefix}:warmup"));
         Assert.Equal(0, await node.Redis.GetDatabase().SortedSetLengthAsync($"{_prefix}:warmups"));
         Assert.Equal(0, await node.Redis.GetDatabase().SortedSetLengthAsync(node.Keys.Queue("default").Ready));
+    }
+
+    [Fact]
+    public async Task A_finished_warm_up_deletes_its_keys_by_name_without_scanning_a_keyspace_of_user_jobs()
+    {
+        // A Redis of its own: the spec counts every SCAN the server runs.
+        await using var redis = await RedisServer.StartBinaryAsync();
+        using var admin = await ConnectionMultiplexer.ConnectAsync(RedisConnection.Parse(redis.Url) + ",allowAdmin=true");
+        var db = admin.GetDatabase();
+        await Task.WhenAll(Enumerable.Range(0, 5_000).Select(i => db.StringSetAsync($"user:key:{i}", i)));
+        var server = admin.GetServer(admin.GetEndPoints()[0]);
+        await server.ConfigResetStatisticsAsync();
+
+        await using var node = await TestNode.StartAsync(redis.Url, _prefix, o => o.WarmUpJobs = 200);
+        var warmUp = node.Services.GetRequiredService<JobPathWarmUp>();
+        await warmUp.Cleanup.WaitAsync(Wait);
+
+        var stats = (await server.InfoAsync("commandstats")).SelectMany(g => g).ToDictionary(kv => kv.Key, kv => kv.Value);
+        Assert.False(stats.ContainsKey("cmdstat_scan"), $"the warm-up scanned the keyspace: {stats.GetValueOrDefault("cmdstat_scan")}");
+        Assert.Equal(200, warmUp.Report?.Jobs);
+        // (the spec's own scans, after the count)
+        Assert.Empty(await KeysUnder(admin, $"{_prefix}:warmup"));
+        Assert.Equal(0, await db.SortedSetLengthAsync($"{_prefix}:warmups"));
+        Assert.Equal(5_000, (await KeysUnder(admin, "user:key:")).Count);
     }
 
     [Fact]

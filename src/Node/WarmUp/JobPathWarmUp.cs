@@ -39,8 +39,8 @@ public sealed class JobPathWarmUp(IOptions<ClusterJobsOptions> options, RedisCon
     public WarmUpReport? Report { get; private set; }
 
     /// <summary>
-    /// Deleting the warm-up's keys (and those of stale warm-ups). It scans the whole keyspace, so it runs beside the
-    /// node's start instead of before it; stopping the node waits for it.
+    /// Deleting the warm-up's keys (by name), and those of stale warm-ups (a scan of the keyspace, when there are any),
+    /// beside the node's start; stopping the node waits for it.
     /// </summary>
     public Task Cleanup { get; private set; } = Task.CompletedTask;
 
@@ -76,7 +76,7 @@ public sealed class JobPathWarmUp(IOptions<ClusterJobsOptions> options, RedisCon
         }
         finally
         {
-            if (keys is not null) Cleanup = CleanUpAsync(keys, prefix, keepEntry: !_stoppedCleanly);
+            if (keys is not null) Cleanup = CleanUpAsync(keys, prefix, settings.WarmUpJobs, keepEntry: !_stoppedCleanly);
         }
     }
 
@@ -134,10 +134,11 @@ public sealed class JobPathWarmUp(IOptions<ClusterJobsOptions> options, RedisCon
             // Inside the try: a start cut short by the deadline still stops what it started (actor system, port).
             await host.StartAsync(ct).ConfigureAwait(false);
             var client = host.Services.GetRequiredService<JobClient>();
-            var enqueue = new EnqueueOptions { Queue = Queue, MaxAttempts = 1 };
-            // All queued first, as after a node's restart: the ingress takes them in full batches.
+            // All queued first, as after a node's restart: the ingress takes them in full batches. Their ids are
+            // chosen here, so the clean-up knows every key they can make without scanning for it.
             await Task.WhenAll(Enumerable.Range(0, jobs).Select(i => client.EnqueueAsync(
-                i % 2 == 0 ? WarmUpTask.Name : WarmUpResultTask.Name, new WarmUpArgs(i, "warm-up", i / 2.0), enqueue, ct))).ConfigureAwait(false);
+                i % 2 == 0 ? WarmUpTask.Name : WarmUpResultTask.Name, new WarmUpArgs(i, "warm-up", i / 2.0),
+                new EnqueueOptions { Queue = Queue, MaxAttempts = 1, JobIdSuffix = WarmUpKeys.JobIdSuffix(i) }, ct))).ConfigureAwait(false);
             // Akka.Hosting stops the host instead of throwing when an actor system fails to start: do not wait for jobs then.
             var done = host.Services.GetRequiredService<WarmUpProgress>().AllDone;
             var stopping = Task.Delay(Timeout.Infinite, host.Services.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping);
@@ -160,12 +161,12 @@ public sealed class JobPathWarmUp(IOptions<ClusterJobsOptions> options, RedisCon
         }
     }
 
-    private async Task CleanUpAsync(WarmUpKeys keys, string? prefix, bool keepEntry)
+    private async Task CleanUpAsync(WarmUpKeys keys, string? prefix, int jobs, bool keepEntry)
     {
         try
         {
             await Task.Yield(); // off the start path
-            var swept = await keys.CleanUpAsync(prefix, keepEntry, StaleAfter).ConfigureAwait(false);
+            var swept = await keys.CleanUpAsync(prefix, jobs, keepEntry, StaleAfter).ConfigureAwait(false);
             if (swept > 0) _logger.LogInformation("Deleted the keys of {Count} warm-ups that never finished (their nodes died in them)", swept);
         }
         catch (Exception ex)

@@ -1,3 +1,4 @@
+using ClusterJobs.Protocol;
 using StackExchange.Redis;
 
 namespace ClusterJobs.Node.WarmUp;
@@ -5,7 +6,8 @@ namespace ClusterJobs.Node.WarmUp;
 /// <summary>
 /// Where warm-ups keep their throwaway jobs: each under a key prefix of its own (<c>cj:warmup:&lt;32 hex&gt;</c>),
 /// listed in the sorted set <c>cj:warmups</c> by start time (Redis's clock, so nodes' clocks do not matter), so that
-/// what a node killed during its warm-up left behind is deleted by a later warm-up once it is clearly stale.
+/// what a node killed during its warm-up left behind is deleted by a later warm-up once it is clearly stale. A warm-up
+/// deletes its own keys by name; only a stale one's leftovers cost a scan of the keyspace.
 /// </summary>
 internal sealed class WarmUpKeys(IConnectionMultiplexer redis, string keyPrefix)
 {
@@ -26,23 +28,50 @@ internal sealed class WarmUpKeys(IConnectionMultiplexer redis, string keyPrefix)
     }
 
     /// <summary>
-    /// Deletes the keys of <paramref name="own"/> (this node's warm-up, if it registered one) and of every warm-up that
-    /// started longer ago than <paramref name="staleAge"/> (their nodes died in them), in one scan of the keyspace; then
-    /// their registry entries, unless a primary could not be scanned (a later sweep finishes the job). The entry of
-    /// <paramref name="own"/> stays when <paramref name="keepOwnEntry"/>. Returns how many stale warm-ups it deleted.
+    /// Deletes the keys of <paramref name="own"/> (this node's warm-up of <paramref name="ownJobs"/> jobs, if it
+    /// registered one) by name, then those of every warm-up that started longer ago than <paramref name="staleAge"/>
+    /// (their nodes died in them) in one scan of the keyspace, which only such a leftover costs; then their registry
+    /// entries, unless a primary could not be scanned (a later sweep finishes the job). The entry of
+    /// <paramref name="own"/> stays when <paramref name="keepOwnEntry"/> (its private node may still write: a later
+    /// sweep deletes what it leaves). Returns how many stale warm-ups it deleted.
     /// </summary>
-    public async Task<int> CleanUpAsync(string? own, bool keepOwnEntry, TimeSpan staleAge)
+    public async Task<int> CleanUpAsync(string? own, int ownJobs, bool keepOwnEntry, TimeSpan staleAge)
     {
+        if (own is not null)
+        {
+            await DeleteOwnAsync(own, ownJobs).ConfigureAwait(false);
+            if (!keepOwnEntry) await _db.SortedSetRemoveAsync(Registry, own).ConfigureAwait(false);
+        }
         var before = await NowMsAsync().ConfigureAwait(false) - (long)staleAge.TotalMilliseconds;
         // Only what a warm-up registers is swept: a stray member must not become a pattern that deletes other keys.
         var stale = (await _db.SortedSetRangeByScoreAsync(Registry, double.NegativeInfinity, before).ConfigureAwait(false))
             .Select(e => e.ToString()).Where(IsWarmUpPrefix).ToList();
-        var doomed = own is null ? stale : [own, .. stale];
-        if (doomed.Count == 0) return 0;
-        if (!await DeleteKeysUnderAsync(doomed.ToHashSet()).ConfigureAwait(false)) return 0;
-        var entries = keepOwnEntry ? stale : doomed;
-        if (entries.Count > 0) await _db.SortedSetRemoveAsync(Registry, entries.Select(e => (RedisValue)e).ToArray()).ConfigureAwait(false);
+        if (stale.Count == 0 || !await DeleteKeysUnderAsync(stale.ToHashSet()).ConfigureAwait(false)) return 0;
+        await _db.SortedSetRemoveAsync(Registry, stale.Select(e => (RedisValue)e).ToArray()).ConfigureAwait(false);
         return stale.Count;
+    }
+
+    /// <summary>
+    /// The keys a warm-up under <paramref name="prefix"/> makes: its queue's sets and the hashes of its jobs, whose ids
+    /// it chose (<c>warmup:0</c> to <c>warmup:&lt;jobs - 1&gt;</c>). All carry the queue's hash tag: one slot.
+    /// </summary>
+    public static IEnumerable<RedisKey> KeysOf(string prefix, int jobs)
+    {
+        var queue = new RedisKeys(prefix).Queue(JobPathWarmUp.Queue);
+        RedisKey[] sets = [queue.Ready, queue.Scheduled, queue.Leased, queue.Dead, queue.Waiting];
+        return sets.Concat(Enumerable.Range(0, jobs).Select(i => (RedisKey)queue.Job(JobId(i))));
+    }
+
+    /// <summary>The id of a warm-up's job number <paramref name="index"/>.</summary>
+    public static string JobId(int index) => $"{JobPathWarmUp.Queue}:{JobIdSuffix(index)}";
+
+    public static string JobIdSuffix(int index) => index.ToString(System.Globalization.CultureInfo.InvariantCulture);
+
+    // Multi-key DELs: a warm-up's keys share one hash tag, so each DEL stays in one Redis Cluster slot.
+    private async Task DeleteOwnAsync(string prefix, int jobs)
+    {
+        foreach (var chunk in KeysOf(prefix, jobs).Chunk(PageSize))
+            await _db.KeyDeleteAsync(chunk, CommandFlags.DemandMaster).ConfigureAwait(false);
     }
 
     /// <summary>One SCAN over every warm-up's keys, deleting those under <paramref name="prefixes"/>; false when a primary was not reachable.</summary>
