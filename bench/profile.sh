@@ -56,6 +56,6 @@ r1=$(ticks "$redis_pid"); c1=$(redis-cli -p 6390 info stats | awk -F: '/^total_c
 awk -v n="$((queued - d0))" -v rt=$((r1 - r0)) -v nt="$((n0 - s0))" -v hz="$hz" -v cmds=$((c1 - c0)) 'BEGIN {
   printf "jobs=%d redis_cpu_us_per_job=%.1f node_cpu_us_per_job=%.1f redis_commands_per_job=%.2f\n",
     n, rt / hz * 1e6 / n, nt / hz * 1e6 / n, cmds / n }'
-redis-cli -p 6390 info commandstats | grep -E 'cmdstat_(evalsha|eval|zpopmin|hset|zadd|publish|hget|zrem)' | tr -d '\r' || true
+redis-cli -p 6390 info commandstats | grep cmdstat_ | tr -d '\r' || true
 [ "$trace" = 0 ] || dotnet-trace report "$work/w1.nettrace" topN -n 40 || echo "(dotnet-trace report failed; open $work/w1.nettrace in PerfView or speedscope)"
 [ "$trace" = 0 ] || echo "trace: $work/w1.nettrace" >&2
