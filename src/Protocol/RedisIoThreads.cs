@@ -20,7 +20,7 @@ public static class RedisIoThreadsExtensions
     /// <summary>Reads <c>thread-pool</c> or <c>dedicated</c> (as in CLUSTERJOBS_REDIS_IO and the plugin's <c>io-threads</c>).</summary>
     public static RedisIoThreads Parse(string text) => text.Trim().ToLowerInvariant() switch
     {
-        "thread-pool" or "threadpool" => RedisIoThreads.ThreadPool,
+        "thread-pool" => RedisIoThreads.ThreadPool,
         "dedicated" => RedisIoThreads.Dedicated,
         _ => throw new ArgumentException($"Redis I/O threads '{text}': expected 'thread-pool' or 'dedicated'."),
     };
