@@ -12,9 +12,10 @@ namespace ClusterJobs.Persistence.Redis.Tests;
 [Collection(PluginCollection.Name)]
 public sealed class HostingSpecs(RedisFixture redis)
 {
-    private static async Task<(IHost Host, ActorSystem System)> StartAsync(Action<AkkaConfigurationBuilder> configure)
+    /// <summary>Runs <paramref name="spec"/> on the actor system of a started host configured by <paramref name="configure"/>, then stops it.</summary>
+    private static async Task WithHostAsync(Action<AkkaConfigurationBuilder> configure, Func<ActorSystem, Task> spec)
     {
-        var host = new HostBuilder()
+        using var host = new HostBuilder()
             .ConfigureServices(services => services.AddAkka("hosting-spec", (builder, _) =>
             {
                 builder.AddHocon("akka.loglevel = WARNING", HoconAddMode.Prepend);
@@ -22,15 +23,21 @@ public sealed class HostingSpecs(RedisFixture redis)
             }))
             .Build();
         await host.StartAsync();
-        return (host, host.Services.GetRequiredService<ActorSystem>());
+        try
+        {
+            await spec(host.Services.GetRequiredService<ActorSystem>());
+        }
+        finally
+        {
+            await host.StopAsync();
+        }
     }
 
     [Fact]
     public async Task With_a_connection_string_and_prefix_the_default_journal_and_snapshot_store_are_the_redis_ones()
     {
         var prefix = redis.Prefix + ":hosting";
-        var (host, system) = await StartAsync(b => b.WithRedisPersistence(redis.Url, prefix));
-        try
+        await WithHostAsync(b => b.WithRedisPersistence(redis.Url, prefix), async system =>
         {
             var pid = "hosted-" + Guid.NewGuid().ToString("N")[..8];
             var actor = system.ActorOf(Props.Create(() => new Counter(pid, null, null)));
@@ -46,20 +53,14 @@ public sealed class HostingSpecs(RedisFixture redis)
             await actor.GracefulStop(TimeSpan.FromSeconds(5));
             var again = system.ActorOf(Props.Create(() => new Counter(pid, null, null)));
             Assert.Equal(3, await again.Ask<int>("inc", TimeSpan.FromSeconds(10)));
-        }
-        finally
-        {
-            await host.StopAsync();
-            host.Dispose();
-        }
+        });
     }
 
     [Fact]
     public async Task As_a_named_plugin_beside_another_default_it_serves_the_actors_that_ask_for_it()
     {
         var prefix = redis.Prefix + ":named";
-        var (host, system) = await StartAsync(b => b.WithRedisPersistence(redis.Url, prefix, isDefaultPlugin: false, pluginIdentifier: "redis-jobs"));
-        try
+        await WithHostAsync(b => b.WithRedisPersistence(redis.Url, prefix, isDefaultPlugin: false, pluginIdentifier: "redis-jobs"), async system =>
         {
             var pid = "named-" + Guid.NewGuid().ToString("N")[..8];
             var actor = system.ActorOf(Props.Create(() => new Counter(pid,
@@ -70,20 +71,14 @@ public sealed class HostingSpecs(RedisFixture redis)
             var keys = new RedisKeys(prefix);
             Assert.Equal(1, await redis.Db.SortedSetLengthAsync(keys.Events(pid)));
             Assert.Equal(1, await redis.Db.SortedSetLengthAsync(keys.SnapshotIndex(pid)));
-        }
-        finally
-        {
-            await host.StopAsync();
-            host.Dispose();
-        }
+        });
     }
 
     [Fact]
     public async Task The_database_number_chooses_where_the_keys_live()
     {
         var prefix = redis.Prefix + ":db";
-        var (host, system) = await StartAsync(b => b.WithRedisPersistence(redis.Url, prefix, database: 3));
-        try
+        await WithHostAsync(b => b.WithRedisPersistence(redis.Url, prefix, database: 3), async system =>
         {
             var pid = "db-" + Guid.NewGuid().ToString("N")[..8];
             var actor = system.ActorOf(Props.Create(() => new Counter(pid, null, null)));
@@ -93,20 +88,14 @@ public sealed class HostingSpecs(RedisFixture redis)
             Assert.Equal(1, await redis.Redis.GetDatabase(3).SortedSetLengthAsync(keys.Events(pid)));
             Assert.False(await redis.Db.KeyExistsAsync(keys.Events(pid)));
             await redis.Redis.GetDatabase(3).KeyDeleteAsync([keys.Events(pid), keys.Highest(pid)]);
-        }
-        finally
-        {
-            await host.StopAsync();
-            host.Dispose();
-        }
+        });
     }
 
     [Fact]
     public async Task On_thread_pool_io_both_plugins_are_configured_so_and_persist()
     {
         var prefix = redis.Prefix + ":io";
-        var (host, system) = await StartAsync(b => b.WithRedisPersistence(redis.Url, prefix, ioThreads: RedisIoThreads.ThreadPool));
-        try
+        await WithHostAsync(b => b.WithRedisPersistence(redis.Url, prefix, ioThreads: RedisIoThreads.ThreadPool), async system =>
         {
             Assert.Equal("thread-pool", system.Settings.Config.GetString("akka.persistence.journal.redis.io-threads"));
             Assert.Equal("thread-pool", system.Settings.Config.GetString("akka.persistence.snapshot-store.redis.io-threads"));
@@ -115,12 +104,7 @@ public sealed class HostingSpecs(RedisFixture redis)
             Assert.Equal(1, await actor.Ask<int>("inc", TimeSpan.FromSeconds(10)));
             Assert.Equal("saved", await actor.Ask<string>("snap", TimeSpan.FromSeconds(10)));
             Assert.Equal(1, await redis.Db.SortedSetLengthAsync(new RedisKeys(prefix).SnapshotIndex(pid)));
-        }
-        finally
-        {
-            await host.StopAsync();
-            host.Dispose();
-        }
+        });
     }
 
     private sealed class Counter : ReceivePersistentActor
