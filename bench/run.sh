@@ -6,7 +6,6 @@
 #   --smoke: tiny sizes, one repetition: proves the harness works (a test runs it); numbers mean nothing.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
-kit_src=${BENCH_KIT:-$(cd "$repo/.." && pwd)/shared/bench-peers}
 reps=3 smoke=0 peers=0
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -17,37 +16,16 @@ while [ $# -gt 0 ]; do
   esac
   shift
 done
-[ -f "$kit_src/bench.py" ] || { echo "benchmark kit not found at $kit_src (set BENCH_KIT)" >&2; exit 2; }
-/usr/bin/python3 -c 'import redis' || { echo "needs python3-redis (apt-get install python3-redis)" >&2; exit 2; }
-
-work=${BENCH_WORK:-$(mktemp -d /tmp/cj-bench.XXXXXX)}
-cp -r "$kit_src/." "$work/" && chmod -R u+w "$work"
-mkdir -p "$work/run" "$work/results"
+# shellcheck source=bench/common.sh
+. "$repo/bench/common.sh"  # $work with the kit, publish_build, the private Redis
+trap stop_private_redis EXIT
 results="$work/results/clusterjobs-run.txt"
 : > "$results"
 
-# Published as the images ship it (src/Node/Dockerfile): Release, ReadyToRun; bench_clusterjobs.py runs each process
-# with its image's DOTNET_ and CLUSTERJOBS_ settings too (the node's DOTNET_ReadyToRun=0: JIT-compiled code, faster than
-# ReadyToRun's; CLUSTERJOBS_WARMUP_JOBS=1000: that code compiled before the node joins).
 echo "publishing (Release, ReadyToRun)..." >&2
-publish() { dotnet publish "$1" -c Release -r linux-x64 --self-contained false -p:PublishReadyToRun=true -o "$2" -v q -nologo >&2; }
-publish "$repo/bench/ClusterJobs.Bench" "$work/bin/bench"
-publish "$repo/src/Seed" "$work/bin/seed"
+publish_build "$repo" "$work/bin"
 export CJ_BENCH_DLL="$work/bin/bench/ClusterJobs.Bench.dll"
 export CJ_SEED_DLL="$work/bin/seed/ClusterJobs.Seed.dll"
-
-started_redis=0
-if ! redis-cli -p 6390 ping >/dev/null 2>&1; then
-  redis-server --port 6390 --bind 127.0.0.1 --save '' --appendonly no --daemonize yes \
-    --pidfile "$work/run/redis-6390.pid" --logfile "$work/run/redis-6390.log" --dir "$work/run"
-  started_redis=1
-  for _ in $(seq 50); do redis-cli -p 6390 ping >/dev/null 2>&1 && break; sleep 0.1; done
-else
-  redis-cli -p 6390 config get pidfile | tail -1 | xargs -I{} cp {} "$work/run/redis-6390.pid" 2>/dev/null || \
-    pgrep -f 'redis-server.*:6390' | head -1 > "$work/run/redis-6390.pid"
-fi
-cleanup() { [ "$started_redis" = 1 ] && kill "$(cat "$work/run/redis-6390.pid")" 2>/dev/null || true; }
-trap cleanup EXIT
 
 if [ "$smoke" = 1 ]; then W1N=300 W1BIG=600 W2R=50 W2D=2 W3N=200 W4N=300; W2R2=100
 else W1N=20000 W1BIG=100000 W2R=200 W2D=15 W3N=2000 W4N=20000; W2R2=1000; fi

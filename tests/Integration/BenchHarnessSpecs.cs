@@ -5,7 +5,7 @@ using Xunit.Abstractions;
 namespace ClusterJobs.Integration.Tests;
 
 /// <summary>The benchmark harness in smoke mode (tiny sizes): it must keep working, so it is run here; its numbers are not checked.</summary>
-public sealed class BenchHarnessSpecs(ITestOutputHelper output)
+public sealed class BenchHarnessSpecs(BenchHarnessSpecs.SmokeRun smoke, ITestOutputHelper output) : IClassFixture<BenchHarnessSpecs.SmokeRun>
 {
     [Fact]
     public async Task The_harness_takes_the_node_images_runtime_settings_from_its_Dockerfile()
@@ -39,19 +39,10 @@ public sealed class BenchHarnessSpecs(ITestOutputHelper output)
     [Fact]
     public async Task The_harness_runs_every_workload_against_ClusterJobs_and_prints_a_result_line_for_each()
     {
-        var root = Root();
-        var info = new ProcessStartInfo("bash") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = root };
-        info.ArgumentList.Add(Path.Combine(root, "bench", "run.sh"));
-        info.ArgumentList.Add("--smoke");
-        using var process = Process.Start(info)!;
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(7)); // 2.5-3 min on this VM on a slow day
-        await process.WaitForExitAsync(timeout.Token);
-        var text = await stdout;
+        var (exitCode, text, errors) = await smoke.Run;
         output.WriteLine(text);
 
-        Assert.True(process.ExitCode == 0, $"bench/run.sh --smoke exited {process.ExitCode}: {await stderr}");
+        Assert.True(exitCode == 0, $"bench/run.sh --smoke exited {exitCode}: {errors}");
         var lines = text.Split('\n').Where(l => l.StartsWith("peer=clusterjobs ")).ToList();
         foreach (var workload in new[] { "W1", "W2", "W3", "W4" })
             Assert.Contains(lines, l => l.Contains($" workload={workload} ") && !l.Contains("jobs_per_s=nan"));
@@ -68,5 +59,63 @@ public sealed class BenchHarnessSpecs(ITestOutputHelper output)
         // The machine's yardstick, measured at the start and the end of the run, and W1 against it.
         Assert.Equal(2, text.Split('\n').Count(l => Regex.IsMatch(l, @"^machine redis-benchmark job_commands=8 pipeline=16 jobs_per_s=\d")));
         Assert.Matches(@"ratio workload=W1 n=20k over_redis_ceiling_pipeline16=-?\d+\.\d\d", text); // smoke drains can time negative (bench/run.sh)
+    }
+
+    [Fact]
+    public async Task Two_builds_run_in_interleaved_pairs_and_the_summary_says_which_won()
+    {
+        var (smokeExit, _, smokeErrors) = await smoke.Run;
+        Assert.True(smokeExit == 0, $"bench/run.sh --smoke exited {smokeExit}: {smokeErrors}");
+        var build = Path.Combine(smoke.Work, "bin"); // the smoke run's published build, as both A and B
+
+        var (exitCode, text, errors) = await RunAsync(TimeSpan.FromMinutes(3), Path.Combine("bench", "ab.sh"),
+            "--pairs", "2", build, build, "--", "--mode", "1node", "--workload", "W1", "--n", "300");
+        output.WriteLine(text);
+
+        Assert.True(exitCode == 0, $"bench/ab.sh exited {exitCode}: {errors}");
+        // A then B in the first pair, B then A in the second: the order alternates.
+        var runs = text.Split('\n').Where(l => l.StartsWith("ab pair=")).Select(l => string.Join(' ', l.Split(' ')[1..3])).ToList();
+        Assert.Equal(["pair=1 build=A", "pair=1 build=B", "pair=2 build=B", "pair=2 build=A"], runs);
+        Assert.All(text.Split('\n').Where(l => l.StartsWith("ab pair=")), l => Assert.Matches(@" workload=W1 n=(\d+) .* completed=\1 ", l));
+        Assert.Matches(@"ab summary build=A \(.*\) jobs_per_s median=-?\d", text);
+        Assert.Matches(@"ab summary build=B \(.*\) jobs_per_s median=-?\d", text);
+        Assert.Matches(@"ab summary jobs_per_s b_over_a=-?\d+\.\d+ pairs_won_by_b=[0-2]/2", text);
+    }
+
+    /// <summary>One <c>bench/run.sh --smoke</c> for the class, in a work folder the specs can read (its published build).</summary>
+    public sealed class SmokeRun : IDisposable
+    {
+        public string Work { get; } = Directory.CreateTempSubdirectory("cj-bench-smoke-").FullName;
+        private readonly Lazy<Task<(int ExitCode, string Output, string Errors)>> _run;
+
+        public SmokeRun() =>
+            _run = new(() => RunAsync(TimeSpan.FromMinutes(7), Path.Combine("bench", "run.sh"), ["--smoke"], // 2.5-3 min on this VM on a slow day
+                new Dictionary<string, string> { ["BENCH_WORK"] = Work }));
+
+        public Task<(int ExitCode, string Output, string Errors)> Run => _run.Value;
+
+        public void Dispose()
+        {
+            try { Directory.Delete(Work, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+        }
+    }
+
+    static Task<(int ExitCode, string Output, string Errors)> RunAsync(TimeSpan timeout, string script, params string[] args) =>
+        RunAsync(timeout, script, args, new Dictionary<string, string>());
+
+    /// <summary>Runs a bench script with bash from the repository root; its exit code, standard output and error.</summary>
+    static async Task<(int ExitCode, string Output, string Errors)> RunAsync(TimeSpan timeout, string script, string[] args, Dictionary<string, string> env)
+    {
+        var root = Root();
+        var info = new ProcessStartInfo("bash") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = root };
+        info.ArgumentList.Add(Path.Combine(root, script));
+        foreach (var a in args) info.ArgumentList.Add(a);
+        foreach (var (k, v) in env) info.Environment[k] = v;
+        using var process = Process.Start(info)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        using var cts = new CancellationTokenSource(timeout);
+        await process.WaitForExitAsync(cts.Token);
+        return (process.ExitCode, await stdout, await stderr);
     }
 }

@@ -1,0 +1,34 @@
+# Sourced by bench/run.sh and bench/ab.sh: the kit in a writable work folder, publishing a build as the images ship
+# it, and the private Redis on 127.0.0.1:6390. Expects $repo; sets $work (BENCH_WORK or a fresh temp folder).
+
+kit_src=${BENCH_KIT:-$(cd "$repo/.." && pwd)/shared/bench-peers}
+[ -f "$kit_src/bench.py" ] || { echo "benchmark kit not found at $kit_src (set BENCH_KIT)" >&2; exit 2; }
+/usr/bin/python3 -c 'import redis' || { echo "needs python3-redis (apt-get install python3-redis)" >&2; exit 2; }
+
+work=${BENCH_WORK:-$(mktemp -d /tmp/cj-bench.XXXXXX)}
+cp -r "$kit_src/." "$work/" && chmod -R u+w "$work"
+mkdir -p "$work/run" "$work/results"
+
+# Published as the images ship it (src/Node/Dockerfile): Release, ReadyToRun; bench_clusterjobs.py runs each process
+# with its image's DOTNET_ and CLUSTERJOBS_ settings too (the node's DOTNET_ReadyToRun=0: JIT-compiled code, faster than
+# ReadyToRun's; CLUSTERJOBS_WARMUP_JOBS=1000: that code compiled before the node joins).
+#   publish_build SOURCE_ROOT OUT   -> OUT/bench/ClusterJobs.Bench.dll, OUT/seed/ClusterJobs.Seed.dll
+publish_build() {
+  local p
+  for p in "bench/ClusterJobs.Bench:bench" "src/Seed:seed"; do
+    dotnet publish "$1/${p%%:*}" -c Release -r linux-x64 --self-contained false -p:PublishReadyToRun=true \
+      -o "$2/${p#*:}" -v q -nologo >&2
+  done
+}
+
+started_redis=0
+if ! redis-cli -p 6390 ping >/dev/null 2>&1; then
+  redis-server --port 6390 --bind 127.0.0.1 --save '' --appendonly no --daemonize yes \
+    --pidfile "$work/run/redis-6390.pid" --logfile "$work/run/redis-6390.log" --dir "$work/run"
+  started_redis=1
+  for _ in $(seq 50); do redis-cli -p 6390 ping >/dev/null 2>&1 && break; sleep 0.1; done
+else
+  redis-cli -p 6390 config get pidfile | tail -1 | xargs -I{} cp {} "$work/run/redis-6390.pid" 2>/dev/null || \
+    pgrep -f 'redis-server.*:6390' | head -1 > "$work/run/redis-6390.pid"
+fi
+stop_private_redis() { [ "$started_redis" = 1 ] && kill "$(cat "$work/run/redis-6390.pid")" 2>/dev/null || true; }
