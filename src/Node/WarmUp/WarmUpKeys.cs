@@ -62,10 +62,10 @@ internal sealed class WarmUpKeys(IConnectionMultiplexer redis, string keyPrefix)
         return sets.Concat(Enumerable.Range(0, jobs).Select(i => (RedisKey)queue.Job(JobId(i))));
     }
 
-    /// <summary>The id of a warm-up's job number <paramref name="index"/>.</summary>
-    public static string JobId(int index) => $"{JobPathWarmUp.Queue}:{JobIdSuffix(index)}";
-
+    /// <summary>What follows <c>warmup:</c> in the id of a warm-up's job number <paramref name="index"/>.</summary>
     public static string JobIdSuffix(int index) => index.ToString(System.Globalization.CultureInfo.InvariantCulture);
+
+    private static string JobId(int index) => $"{JobPathWarmUp.Queue}:{JobIdSuffix(index)}";
 
     // Multi-key DELs: a warm-up's keys share one hash tag, so each DEL stays in one Redis Cluster slot.
     private async Task DeleteOwnAsync(string prefix, int jobs)
