@@ -119,6 +119,20 @@ public sealed class ProducerClientSpecs(BrokerFixture brokers)
     }
 
     [Fact]
+    public async Task A_nodes_own_job_client_is_prepared_when_the_node_starts()
+    {
+        await using var fresh = await RedisServer.StartBinaryAsync();
+        var sha = Convert.ToHexStringLower(System.Security.Cryptography.SHA1.HashData(System.Text.Encoding.UTF8.GetBytes(ProducerScripts.Enqueue)));
+        await using var probe = await RedisConnection.ConnectAsync(fresh.Url);
+
+        await using var node = await TestNode.StartAsync(fresh.Url, _prefix); // no warm-up: nothing of its own enqueues
+
+        var loaded = (RedisResult[])(await probe.GetDatabase().ExecuteAsync("SCRIPT", "EXISTS", sha))!;
+        Assert.Equal(1, (long)loaded[0]);
+        Assert.Equal(JobState.Succeeded, (await node.Client.WaitAsync(await node.Client.EnqueueAsync("add", new[] { 1, 2 }), TimeSpan.FromSeconds(20))).State);
+    }
+
+    [Fact]
     public async Task A_wrong_redis_password_is_a_clear_error_at_connect()
     {
         await using var secured = await RedisServer.StartBinaryAsync(password: "right-password");
