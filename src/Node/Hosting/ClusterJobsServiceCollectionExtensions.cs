@@ -44,7 +44,7 @@ public static class ClusterJobsServiceCollectionExtensions
         // Registered before the actor system so that Redis is connected when the actors start.
         services.AddSingleton<RedisConnectionService>();
         services.AddHostedService(sp => sp.GetRequiredService<RedisConnectionService>());
-        services.AddHostedService(sp => new JobClientPreparation(sp));
+        services.AddHostedService<JobClientPreparation>();
         // Registered before the actor system too: the warm-up finishes before this node joins its cluster.
         services.AddSingleton<JobPathWarmUp>();
         services.AddHostedService(sp => sp.GetRequiredService<JobPathWarmUp>());
