@@ -107,14 +107,11 @@ public sealed class ProducerClientSpecs(BrokerFixture brokers)
     public async Task Connect_loads_the_enqueue_script_so_the_first_enqueue_sends_only_its_hash()
     {
         await using var fresh = await RedisServer.StartBinaryAsync();
-        var sha = Convert.ToHexStringLower(System.Security.Cryptography.SHA1.HashData(System.Text.Encoding.UTF8.GetBytes(ProducerScripts.Enqueue)));
-        await using var probe = await RedisConnection.ConnectAsync(fresh.Url);
-        async Task<bool> Loaded() => (long)((RedisResult[])(await probe.GetDatabase().ExecuteAsync("SCRIPT", "EXISTS", sha))!)[0] == 1;
-        Assert.False(await Loaded());
+        Assert.False(await EnqueueScriptLoaded(fresh.Url));
 
         await using var client = await JobClient.ConnectAsync(fresh.Url);
 
-        Assert.True(await Loaded());
+        Assert.True(await EnqueueScriptLoaded(fresh.Url));
         Assert.StartsWith("default:", await client.EnqueueAsync("add", new[] { 1, 2 }));
     }
 
@@ -122,14 +119,19 @@ public sealed class ProducerClientSpecs(BrokerFixture brokers)
     public async Task A_nodes_own_job_client_is_prepared_when_the_node_starts()
     {
         await using var fresh = await RedisServer.StartBinaryAsync();
-        var sha = Convert.ToHexStringLower(System.Security.Cryptography.SHA1.HashData(System.Text.Encoding.UTF8.GetBytes(ProducerScripts.Enqueue)));
-        await using var probe = await RedisConnection.ConnectAsync(fresh.Url);
 
         await using var node = await TestNode.StartAsync(fresh.Url, _prefix); // no warm-up: nothing of its own enqueues
 
-        var loaded = (RedisResult[])(await probe.GetDatabase().ExecuteAsync("SCRIPT", "EXISTS", sha))!;
-        Assert.Equal(1, (long)loaded[0]);
+        Assert.True(await EnqueueScriptLoaded(fresh.Url));
         Assert.Equal(JobState.Succeeded, (await node.Client.WaitAsync(await node.Client.EnqueueAsync("add", new[] { 1, 2 }), TimeSpan.FromSeconds(20))).State);
+    }
+
+    /// <summary>Whether the producer's Enqueue script is in the script cache of the Redis at <paramref name="url"/>.</summary>
+    private static async Task<bool> EnqueueScriptLoaded(string url)
+    {
+        var sha = Convert.ToHexStringLower(System.Security.Cryptography.SHA1.HashData(System.Text.Encoding.UTF8.GetBytes(ProducerScripts.Enqueue)));
+        await using var probe = await RedisConnection.ConnectAsync(url);
+        return (long)((RedisResult[])(await probe.GetDatabase().ExecuteAsync("SCRIPT", "EXISTS", sha))!)[0] == 1;
     }
 
     [Fact]
