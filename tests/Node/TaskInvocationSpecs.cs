@@ -7,8 +7,9 @@ namespace ClusterJobs.Node.Tests;
 
 /// <summary>
 /// A job's recorded stack trace names the handler that threw, also once the handler has run often enough to be
-/// optimized. (Only a Release build can inline across assemblies, so it is under <c>-c Release</c> that these fail
-/// when the node calls handlers through frames the JIT may inline into; a Debug build never inlines a test's handler.)
+/// optimized. (Only a Release build can inline across assemblies, so it is under <c>-c Release</c>, the README's and
+/// CI's test command, that these fail when the node calls handlers through frames the JIT may inline into; a Debug
+/// build never inlines a test's handler.)
 /// </summary>
 public sealed class TaskInvocationSpecs
 {
