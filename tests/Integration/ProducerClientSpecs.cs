@@ -126,6 +126,22 @@ public sealed class ProducerClientSpecs(BrokerFixture brokers)
         Assert.Equal(JobState.Succeeded, (await node.Client.WaitAsync(await node.Client.EnqueueAsync("add", new[] { 1, 2 }), TimeSpan.FromSeconds(20))).State);
     }
 
+    [Fact]
+    public async Task A_redis_user_that_may_not_load_scripts_still_connects_and_its_jobs_run()
+    {
+        await using var secured = await RedisServer.StartBinaryAsync(password: "admin-password");
+        await using (var admin = await RedisConnection.ConnectAsync(secured.Url))
+            await admin.GetDatabase().ExecuteAsync("ACL", "SETUSER", "app", "on", ">app-password", "~*", "&*", "+@all", "-script");
+        var app = $"redis://app:app-password@127.0.0.1:{secured.Port}";
+
+        await using var client = await JobClient.ConnectAsync(app);
+        Assert.False(await EnqueueScriptLoaded(secured.Url)); // SCRIPT LOAD was refused, and connecting went on
+        await using var node = await TestNode.StartAsync(app, _prefix);
+
+        Assert.StartsWith("default:", await client.EnqueueAsync("add", new[] { 1, 2 }));
+        Assert.Equal(JobState.Succeeded, (await node.Client.WaitAsync(await node.Client.EnqueueAsync("add", new[] { 1, 2 }), TimeSpan.FromSeconds(20))).State);
+    }
+
     /// <summary>Whether the producer's Enqueue script is in the script cache of the Redis at <paramref name="url"/>.</summary>
     private static async Task<bool> EnqueueScriptLoaded(string url)
     {
