@@ -19,16 +19,10 @@ public sealed class BenchHarnessSpecs(BenchHarnessSpecs.SmokeRun smoke, ITestOut
 
     static async Task<string[]> ImageEnv(string dockerfile)
     {
-        var info = new ProcessStartInfo("python3") { RedirectStandardOutput = true, WorkingDirectory = Root() };
-        // one set in the environment would win over the image's
-        info.Environment.Remove("DOTNET_ReadyToRun");
-        info.Environment.Remove("CLUSTERJOBS_WARMUP_JOBS");
-        info.ArgumentList.Add(Path.Combine("bench", "image_env.py"));
-        info.ArgumentList.Add(dockerfile);
-        using var process = Process.Start(info)!;
-        var text = await process.StandardOutput.ReadToEndAsync();
-        await process.WaitForExitAsync();
-        Assert.Equal(0, process.ExitCode);
+        var (exitCode, text, errors) = await RunAsync(TimeSpan.FromMinutes(1), "python3", [Path.Combine("bench", "image_env.py"), dockerfile],
+            // one set in the environment would win over the image's
+            new Dictionary<string, string?> { ["DOTNET_ReadyToRun"] = null, ["CLUSTERJOBS_WARMUP_JOBS"] = null });
+        Assert.True(exitCode == 0, $"bench/image_env.py exited {exitCode}: {errors}");
         return text.Split('\n', StringSplitOptions.RemoveEmptyEntries);
     }
 
@@ -89,8 +83,8 @@ public sealed class BenchHarnessSpecs(BenchHarnessSpecs.SmokeRun smoke, ITestOut
         private readonly Lazy<Task<(int ExitCode, string Output, string Errors)>> _run;
 
         public SmokeRun() =>
-            _run = new(() => RunAsync(TimeSpan.FromMinutes(7), Path.Combine("bench", "run.sh"), ["--smoke"], // 2.5-3 min on this VM on a slow day
-                new Dictionary<string, string> { ["BENCH_WORK"] = Work }));
+            _run = new(() => RunAsync(TimeSpan.FromMinutes(7), "bash", [Path.Combine("bench", "run.sh"), "--smoke"], // 2.5-3 min on this VM on a slow day
+                new Dictionary<string, string?> { ["BENCH_WORK"] = Work }));
 
         public Task<(int ExitCode, string Output, string Errors)> Run => _run.Value;
 
@@ -101,16 +95,20 @@ public sealed class BenchHarnessSpecs(BenchHarnessSpecs.SmokeRun smoke, ITestOut
     }
 
     static Task<(int ExitCode, string Output, string Errors)> RunAsync(TimeSpan timeout, string script, params string[] args) =>
-        RunAsync(timeout, script, args, new Dictionary<string, string>());
+        RunAsync(timeout, "bash", [script, .. args], new Dictionary<string, string?>());
 
-    /// <summary>Runs a bench script with bash from the repository root; its exit code, standard output and error.</summary>
-    static async Task<(int ExitCode, string Output, string Errors)> RunAsync(TimeSpan timeout, string script, string[] args, Dictionary<string, string> env)
+    /// <summary>
+    /// Runs <paramref name="program"/> from the repository root (so paths in <paramref name="args"/> are relative to it);
+    /// its exit code, standard output and error. A variable of <paramref name="env"/> set to null is removed.
+    /// </summary>
+    static async Task<(int ExitCode, string Output, string Errors)> RunAsync(TimeSpan timeout, string program, string[] args,
+        IReadOnlyDictionary<string, string?> env)
     {
-        var root = Root();
-        var info = new ProcessStartInfo("bash") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = root };
-        info.ArgumentList.Add(Path.Combine(root, script));
+        var info = new ProcessStartInfo(program) { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = Root() };
         foreach (var a in args) info.ArgumentList.Add(a);
-        foreach (var (k, v) in env) info.Environment[k] = v;
+        foreach (var (k, v) in env)
+            if (v is null) info.Environment.Remove(k);
+            else info.Environment[k] = v;
         using var process = Process.Start(info)!;
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();
