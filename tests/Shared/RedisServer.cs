@@ -80,7 +80,7 @@ public sealed class RedisServer : IAsyncDisposable
         if (!socket) return null;
         try
         {
-            var container = new Testcontainers.Redis.RedisBuilder().WithImage("redis:7").Build();
+            var container = new Testcontainers.Redis.RedisBuilder("redis:7").Build();
             using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
             await container.StartAsync(cts.Token);
             var endpoint = container.GetConnectionString();
