@@ -170,13 +170,13 @@ public sealed class WorkerActorSpecs : Akka.TestKit.Xunit2.TestKit
     }
 
     [Fact]
-    public void A_handler_without_a_result_is_recorded_with_null()
+    public async Task A_handler_without_a_result_is_recorded_with_null()
     {
         Run(Jobs.Lease(Queue, "void", task: "no_result", args: """["positional"]"""));
 
         Assert.Equal("null", Assert.IsType<JobOutcome.Succeeded>(ExpectOutcome("q:void")).ResultJson);
         Assert.True(_signals.NoResultRan.Task.IsCompleted);
-        Assert.Equal("positional", _signals.NoResultRan.Task.Result);
+        Assert.Equal("positional", await _signals.NoResultRan.Task);
         ExpectFree();
     }
 
@@ -304,7 +304,7 @@ public sealed class WorkerActorSpecs : Akka.TestKit.Xunit2.TestKit
     }
 
     [Fact]
-    public void Cancelling_the_running_job_cancels_its_token_and_records_it_as_Cancelled()
+    public async Task Cancelling_the_running_job_cancels_its_token_and_records_it_as_Cancelled()
     {
         Run(Jobs.Lease(Queue, "cancel-me", task: "soft"));
         _results.ExpectNoMsg(TimeSpan.FromMilliseconds(100));
@@ -315,7 +315,7 @@ public sealed class WorkerActorSpecs : Akka.TestKit.Xunit2.TestKit
 
         Assert.IsType<JobOutcome.Cancelled>(ExpectOutcome("q:cancel-me"));
         Assert.Equal("q:cancel-me", ExpectFree().JobId);
-        Assert.True(_signals.Cancelled.Task.Wait(TimeSpan.FromSeconds(2)), "the handler did not see its token cancelled");
+        await _signals.Cancelled.Task.WaitAsync(TimeSpan.FromSeconds(2)); // times out if the handler never saw its token cancelled
         _results.ExpectNoMsg(TimeSpan.FromMilliseconds(200)); // the handler's own end is not recorded again
     }
 
