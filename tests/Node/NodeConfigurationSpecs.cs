@@ -1,6 +1,8 @@
 using ClusterJobs.Node.Hosting;
 using ClusterJobs.Protocol;
+using ClusterJobs.Tests.Shared;
 using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.Hosting;
 
 namespace ClusterJobs.Node.Tests;
 
@@ -59,5 +61,25 @@ public sealed class NodeConfigurationSpecs
         var bad = Assert.Throws<ArgumentException>(() => Apply(new() { ["CLUSTERJOBS_REDIS_IO"] = "fast" }));
         Assert.Contains("'fast'", bad.Message);
         Assert.Contains("'thread-pool' or 'dedicated'", bad.Message);
+    }
+
+    [Fact]
+    public async Task A_node_with_a_bad_setting_does_not_start_and_names_the_setting_before_it_connects_anywhere()
+    {
+        // Nothing listens at this Redis URL: were the node to connect first, its error would be about Redis.
+        var builder = Host.CreateApplicationBuilder();
+        builder.Services.AddClusterJobs(o =>
+        {
+            o.RedisUrl = $"redis://127.0.0.1:{RedisServer.FreePort()}";
+            o.ReadAhead = -1;
+        });
+
+        var refused = await Assert.ThrowsAsync<ArgumentException>(async () =>
+        {
+            using var host = builder.Build();
+            await host.StartAsync();
+        });
+        Assert.Contains("ReadAhead", refused.Message);
+        Assert.Contains("-1", refused.Message);
     }
 }

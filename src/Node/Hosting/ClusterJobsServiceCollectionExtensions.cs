@@ -33,7 +33,11 @@ public static class ClusterJobsServiceCollectionExtensions
         Action<ClusterJobsOptions>? configure, Action<AkkaConfigurationBuilder, IServiceProvider>? configureAkka)
     {
         var jobs = new ClusterJobsBuilder(services);
-        if (configure is not null) services.Configure(configure);
+        var options = services.AddOptions<ClusterJobsOptions>();
+        if (configure is not null) options.Configure(configure);
+        // Checked wherever the options are first read, which is as the host is built: a bad setting stops the node
+        // with its own message before it connects anywhere.
+        options.Validate(o => { o.Validate(); return true; });
         services.AddSingleton<TaskArgumentJson>();
         services.AddSingleton(sp => jobs.BuildRegistry(sp.GetRequiredService<TaskArgumentJson>().Options));
         services.AddSingleton<QueueRouters>();
@@ -62,7 +66,6 @@ public static class ClusterJobsServiceCollectionExtensions
         services.AddAkka(systemName, (akka, sp) =>
         {
             var options = sp.GetRequiredService<IOptions<ClusterJobsOptions>>().Value;
-            options.Validate();
             akka.ConfigureLoggers(l => { l.ClearLoggers(); l.AddLoggerFactory(); });
             // Each served queue is a role, so the queue's router singleton lives only on nodes that serve it.
             var cluster = options.Cluster with { Roles = [.. options.Cluster.Roles, .. options.Queues.Select(q => QueueRouterActorExtensions.RoleFor(q.Name))] };

@@ -49,7 +49,6 @@ public sealed class JobPathWarmUp(IOptions<ClusterJobsOptions> options, RedisCon
     public async Task StartAsync(CancellationToken cancellationToken)
     {
         var settings = options.Value;
-        settings.Validate(); // a bad setting stops the node here, with its message, not after a warm-up on it
         if (settings.WarmUpJobs == 0) return;
         var clock = Stopwatch.StartNew();
         WarmUpKeys? keys = null;
