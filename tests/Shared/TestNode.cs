@@ -31,12 +31,14 @@ public sealed class TestNode : IAsyncDisposable
     /// their serializers) anyway, while with it on Akka's own local cluster events go through JSON, which drops
     /// <c>Member.UpNumber</c>, so every member that joins looks oldest and the router singletons cannot settle.
     /// </param>
+    /// <param name="logs">A logger provider of the test's, beside the console (to read what the node logs).</param>
     public static async Task<TestNode> StartAsync(string redisUrl, string prefix, Action<ClusterJobsOptions>? configure = null,
-        Action<ClusterJobsBuilder>? tasks = null, bool serializeMessages = true)
+        Action<ClusterJobsBuilder>? tasks = null, bool serializeMessages = true, ILoggerProvider? logs = null)
     {
         var builder = Host.CreateApplicationBuilder();
         builder.Logging.ClearProviders();
         builder.Logging.AddSimpleConsole(o => o.SingleLine = true).SetMinimumLevel(LogLevel.Warning);
+        if (logs is not null) builder.Logging.AddProvider(logs);
         var jobs = builder.Services.AddClusterJobs(o =>
         {
             o.RedisUrl = redisUrl;
