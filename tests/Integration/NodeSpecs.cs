@@ -20,10 +20,32 @@ public sealed class NodeSpecs(BrokerFixture brokers)
         // Operators read warnings as trouble: a healthy start must not cry wolf (a singleton proxy's false "failed to
         // find" at start, akkadotnet/akka.net#8568, did until cluster.hocon turned its check off).
         var logs = new RecordedLogs();
-        await using (var node = await TestNode.StartAsync(brokers.Url(BrokerKind.Redis), _prefix, logs: logs))
+        // The node's own check of its routers (through the real proxy) runs two rounds meanwhile.
+        var lookupWarningAfter = TimeSpan.FromSeconds(2);
+        await using (var node = await TestNode.StartAsync(brokers.Url(BrokerKind.Redis), _prefix, o => o.RouterLookupWarningAfter = lookupWarningAfter, logs: logs))
+        {
             Assert.Equal(JobState.Succeeded, (await node.Client.WaitAsync(await node.Client.EnqueueAsync("add", new[] { 1, 2 }), Wait)).State);
+            await Task.Delay(lookupWarningAfter * 2.2);
+        }
 
         Assert.True(logs.Lines.Count == 0, string.Join("\n", logs.Lines));
+    }
+
+    [Fact]
+    public async Task A_node_that_cannot_reach_its_queues_router_says_so_and_what_to_check()
+    {
+        // Alone, with two members required: the cluster never comes Up, so no router starts anywhere.
+        var logs = new RecordedLogs();
+        await using var node = await TestNode.StartAsync(brokers.Url(BrokerKind.Redis), _prefix, o =>
+        {
+            o.Cluster = o.Cluster with { MinMembers = 2 };
+            o.RouterLookupWarningAfter = TimeSpan.FromMilliseconds(500);
+        }, logs: logs);
+
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while (!logs.Lines.Any(l => l.Contains("Queue default: its router has not answered this node")) && DateTime.UtcNow < deadline)
+            await Task.Delay(100);
+        Assert.Contains(logs.Lines, l => l.Contains("Queue default: its router has not answered this node") && l.Contains("CLUSTER_MIN_MEMBERS"));
     }
 
     [Theory, InlineData(BrokerKind.Redis), InlineData(BrokerKind.Garnet)]

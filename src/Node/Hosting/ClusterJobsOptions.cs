@@ -55,6 +55,9 @@ public sealed class ClusterJobsOptions
     /// </summary>
     internal bool GrantToLocalPools { get; set; }
 
+    /// <summary>How long a served queue's router may stay out of this node's reach before the node warns (specs shorten it).</summary>
+    internal TimeSpan RouterLookupWarningAfter { get; set; } = Routing.RouterLookupWatchActor.DefaultPeriod;
+
     /// <summary>Parses <c>high_priority,low_priority:4</c>: names in priority order, each with an optional slot limit.</summary>
     public static List<ServedQueue> ParseQueues(string spec)
     {
