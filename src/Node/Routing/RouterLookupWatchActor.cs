@@ -8,8 +8,8 @@ namespace ClusterJobs.Node.Routing;
 /// Warns when this node cannot reach a queue's router. Every period it asks each queue's router for its status
 /// (<see cref="QueueRouter.GetStatus"/>, sent through the queue's singleton proxy, which holds it until it finds the
 /// router; not <see cref="Identify"/>, which the proxy would answer itself); a queue whose router has not answered since
-/// the last round is logged, with what to check. It replaces Akka's own check of
-/// the proxies, which is off because it warned falsely at every start (akkadotnet/akka.net#8568).
+/// the last round is logged, with what to check. It replaces Akka's own check of the proxies, which is off because it
+/// warned falsely at every start (akkadotnet/akka.net#8568).
 /// </summary>
 public sealed class RouterLookupWatchActor : ReceiveActor, IWithTimers
 {
