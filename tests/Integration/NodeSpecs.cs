@@ -42,10 +42,9 @@ public sealed class NodeSpecs(BrokerFixture brokers)
             o.RouterLookupWarningAfter = TimeSpan.FromMilliseconds(500);
         }, logs: logs);
 
-        var deadline = DateTime.UtcNow.AddSeconds(10);
-        while (!logs.Lines.Any(l => l.Contains("Queue default: its router has not answered this node")) && DateTime.UtcNow < deadline)
-            await Task.Delay(100);
-        Assert.Contains(logs.Lines, l => l.Contains("Queue default: its router has not answered this node") && l.Contains("CLUSTER_MIN_MEMBERS"));
+        await ClusterRun.WaitUntilAsync(() => Task.FromResult(logs.Lines.Any(l =>
+                l.Contains("Queue default: its router has not answered this node") && l.Contains("CLUSTER_MIN_MEMBERS"))),
+            TimeSpan.FromSeconds(10), "the node warns that the default queue's router has not answered, and what to check");
     }
 
     [Theory, InlineData(BrokerKind.Redis), InlineData(BrokerKind.Garnet)]
