@@ -21,6 +21,13 @@ publish_build() {
   done
 }
 
+# The Hangfire peer (bench/ClusterJobs.HangfirePeer), published as our bench node is, apart from publish_build: a
+# revision that bench/ab.sh builds may predate it.
+#   publish_hangfire_peer SOURCE_ROOT OUT   -> OUT/ClusterJobs.HangfirePeer.dll
+publish_hangfire_peer() {
+  dotnet publish "$1/bench/ClusterJobs.HangfirePeer" -c Release -r linux-x64 --self-contained false -o "$2" -v q -nologo >&2
+}
+
 started_redis=0
 if ! redis-cli -p 6390 ping >/dev/null 2>&1; then
   redis-server --port 6390 --bind 127.0.0.1 --save '' --appendonly no --daemonize yes \

@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
-# One command for the benchmarks: W1-W4 against ClusterJobs and, with --peers, Celery, RQ and BullMQ on the same
-# private Redis (127.0.0.1:6390), with the kit in ../shared/bench-peers. Prints the kit's result lines, then medians
-# and ratios (docs/benchmarks.md explains them).
-#   bench/run.sh [--smoke] [--peers] [--reps N]
+# One command for the benchmarks: W1-W4 against ClusterJobs and, with --peers, Celery, RQ, BullMQ and Hangfire on the
+# same private Redis (127.0.0.1:6390), with the kit in ../shared/bench-peers. Prints the kit's result lines, then
+# medians and ratios (docs/benchmarks.md explains them).
+#   bench/run.sh [--smoke] [--peers | --peers=celery,rq,bullmq,hangfire] [--reps N]
 #   --smoke: tiny sizes, one repetition: proves the harness works (a test runs it); numbers mean nothing.
+#   --peers: every peer; --peers=LIST: those named (Hangfire, the .NET peer, is built from bench/ClusterJobs.HangfirePeer).
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
-reps=3 smoke=0 peers=0
+reps=3 smoke=0 peers=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --smoke) smoke=1; reps=1 ;;
-    --peers) peers=1 ;;
+    --peers) peers=celery,rq,bullmq,hangfire ;;
+    --peers=*) peers=${1#--peers=} ;;
     --reps) reps=$2; shift ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
@@ -26,6 +28,11 @@ echo "publishing (Release, ReadyToRun)..." >&2
 publish_build "$repo" "$work/bin"
 export CJ_BENCH_DLL="$work/bin/bench/ClusterJobs.Bench.dll"
 export CJ_SEED_DLL="$work/bin/seed/ClusterJobs.Seed.dll"
+peer() { [[ ",$peers," == *",$1,"* ]]; }
+if peer hangfire; then
+  publish_hangfire_peer "$repo" "$work/bin/hangfire"
+  export CJ_HANGFIRE_DLL="$work/bin/hangfire/ClusterJobs.HangfirePeer.dll"
+fi
 
 if [ "$smoke" = 1 ]; then W1N=300 W1BIG=600 W2R=50 W2D=2 W3N=200 W4N=300; W2R2=100
 else W1N=20000 W1BIG=100000 W2R=200 W2D=15 W3N=2000 W4N=20000; W2R2=1000; fi
@@ -52,18 +59,29 @@ done
 # do on two cores at all, so W4 can be split into what the machine costs and what the cluster adds.
 run --peer floor-3solo --mode 3solo --workload W4 --n "$W4N"
 run --peer floor-3solo --mode 3solo --workload W4 --n "$W1BIG" --note=-n100k
-if [ "$peers" = 1 ]; then
-  (cd "$work/bullmq" && [ -d node_modules ] || npm install --no-audit --no-fund >&2)
+# Each peer in its best configuration of the kit's runs (../shared/bench-peers/README.md; Hangfire: docs/benchmarks.md).
+if peer bullmq; then (cd "$work/bullmq" && [ -d node_modules ] || npm install --no-audit --no-fund >&2); fi
+if peer celery; then
   run --peer celery --mode 2x-solo --workload W1 --n "$W1N"
+  run --peer celery --mode threads-c8 --workload W2 --rate "$W2R" --duration "$W2D"
+  run --peer celery --mode gevent-c100 --workload W3 --n "$W3N" --sleep-ms 20
+fi
+if peer rq; then
   run --peer rq --mode 2workers-simple --workload W1 --n $((W1N / 4))
+  run --peer rq --mode 2workers-simple --workload W2 --rate "$W2R" --duration "$W2D"
+fi
+if peer bullmq; then
   run --peer bullmq --mode 1proc-c50 --workload W1 --n "$W1N"
   run --peer bullmq --mode 1proc-c50 --workload W1 --n "$W1BIG" --note=-n100k
-  run --peer celery --mode threads-c8 --workload W2 --rate "$W2R" --duration "$W2D"
-  run --peer rq --mode 2workers-simple --workload W2 --rate "$W2R" --duration "$W2D"
   run --peer bullmq --mode 1proc-c50 --workload W2 --rate "$W2R" --duration "$W2D"
   run --peer bullmq --mode 1proc-c50 --workload W2 --rate "$W2R2" --duration "$W2D"
-  run --peer celery --mode gevent-c100 --workload W3 --n "$W3N" --sleep-ms 20
   run --peer bullmq --mode 2proc-c50 --workload W3 --n "$W3N" --sleep-ms 20
+fi
+if peer hangfire; then
+  run --peer hangfire --mode 1proc-w50 --workload W1 --n "$W1N"
+  run --peer hangfire --mode 1proc-w10 --workload W2 --rate "$W2R" --duration "$W2D"
+  run --peer hangfire --mode 1proc-w10 --workload W2 --rate "$W2R2" --duration "$W2D"
+  run --peer hangfire --mode 1proc-w100 --workload W3 --n "$W3N" --sleep-ms 20
 fi
 calibrate  # again at the end: a run that spans half an hour can see the machine change under it
 echo
