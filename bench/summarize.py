@@ -27,12 +27,13 @@ def size_of(cfg):
 
 
 best = {}
-print("| peer | workload | config | reps | jobs/s | p50 ms | p95 ms | p99 ms | worker peak RSS MB |")
-print("|---|---|---|---|---|---|---|---|---|")
+# enqueue jobs/s: the producer enqueueing W1's and W3's jobs one at a time, awaiting each (what a web request pays).
+print("| peer | workload | config | reps | jobs/s | p50 ms | p95 ms | p99 ms | worker peak RSS MB | enqueue jobs/s |")
+print("|---|---|---|---|---|---|---|---|---|---|")
 for (peer, wl, cfg, rate), kvs in sorted(rows.items()):
-    j, p50, p95, p99, rss = (med(kvs, f) for f in ("jobs_per_s", "p50_ms", "p95_ms", "p99_ms", "worker_peak_rss_mb"))
+    j, p50, p95, p99, rss, enq = (med(kvs, f) for f in ("jobs_per_s", "p50_ms", "p95_ms", "p99_ms", "worker_peak_rss_mb", "enqueue_per_s"))
     label = wl + (f"@{rate}/s" if rate else "")
-    print(f"| {peer} | {label} | {cfg} | {len(kvs)} | {j:.0f} | {p50:.2f} | {p95:.2f} | {p99:.2f} | {rss:.0f} |")
+    print(f"| {peer} | {label} | {cfg} | {len(kvs)} | {j:.0f} | {p50:.2f} | {p95:.2f} | {p99:.2f} | {rss:.0f} | {enq:.0f} |")
     if peer != "clusterjobs" and not peer.startswith("floor-"):
         b = best.setdefault(label + size_of(cfg), {"jobs": 0, "p99": float("inf")})
         b["jobs"] = max(b["jobs"], j if j == j else 0)

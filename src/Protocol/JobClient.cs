@@ -34,8 +34,9 @@ public sealed class JobClient : IAsyncDisposable
     /// </summary>
     public static async Task<JobClient> ConnectAsync(string redisUrl, JobClientOptions? options = null)
     {
-        var client = new JobClient(await RedisConnection.ConnectAsync(redisUrl, "clusterjobs-client").ConfigureAwait(false),
-            options ?? new JobClientOptions(), ownsConnection: true);
+        options ??= new JobClientOptions();
+        var client = new JobClient(await RedisConnection.ConnectAsync(ConnectionOptions(redisUrl, options), redisUrl).ConfigureAwait(false),
+            options, ownsConnection: true);
         try
         {
             await client.PrepareAsync().ConfigureAwait(false);
@@ -47,6 +48,13 @@ public sealed class JobClient : IAsyncDisposable
         }
         return client;
     }
+
+    /// <summary>
+    /// The StackExchange.Redis configuration <see cref="ConnectAsync"/> connects with: <paramref name="redisUrl"/>'s
+    /// settings, the client name <c>clusterjobs-client</c>, and <see cref="JobClientOptions.RedisIo"/>'s threads.
+    /// </summary>
+    public static ConfigurationOptions ConnectionOptions(string redisUrl, JobClientOptions options) =>
+        RedisConnection.Options(redisUrl, "clusterjobs-client", options.RedisIo);
 
     /// <summary>
     /// Readies the client for its first enqueue, which is often a web app's first request: the Enqueue script is loaded

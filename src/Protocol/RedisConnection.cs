@@ -47,14 +47,12 @@ public static class RedisConnection
     /// nothing listening). Once connected, StackExchange.Redis reconnects by itself. <paramref name="io"/>: the threads
     /// that read the socket (StackExchange.Redis's own by default).
     /// </summary>
-    public static async Task<IConnectionMultiplexer> ConnectAsync(string redisUrl, string clientName = "clusterjobs",
-        RedisIoThreads io = RedisIoThreads.Dedicated)
+    public static Task<IConnectionMultiplexer> ConnectAsync(string redisUrl, string clientName = "clusterjobs",
+        RedisIoThreads io = RedisIoThreads.Dedicated) => ConnectAsync(Options(redisUrl, clientName, io), redisUrl);
+
+    /// <summary>Connects with <paramref name="options"/> (from <see cref="Options"/>); errors name <paramref name="redisUrl"/>, redacted.</summary>
+    public static async Task<IConnectionMultiplexer> ConnectAsync(ConfigurationOptions options, string redisUrl)
     {
-        var options = Parse(redisUrl);
-        options.AbortOnConnectFail = true;
-        options.ClientName ??= clientName;
-        options.ConnectTimeout = Math.Min(options.ConnectTimeout, 5_000);
-        if (io.SocketManager() is { } sockets) options.SocketManager = sockets;
         try
         {
             var mux = await ConnectionMultiplexer.ConnectAsync(options).ConfigureAwait(false);
@@ -65,6 +63,17 @@ public static class RedisConnection
         {
             throw Explain(ex, redisUrl);
         }
+    }
+
+    /// <summary>What <see cref="ConnectAsync"/> connects with: the URL's settings, fail-fast connect, the client name, the I/O threads.</summary>
+    public static ConfigurationOptions Options(string redisUrl, string clientName, RedisIoThreads io)
+    {
+        var options = Parse(redisUrl);
+        options.AbortOnConnectFail = true;
+        options.ClientName ??= clientName;
+        options.ConnectTimeout = Math.Min(options.ConnectTimeout, 5_000);
+        if (io.SocketManager() is { } sockets) options.SocketManager = sockets;
+        return options;
     }
 
     internal static RedisUnavailableException Explain(Exception ex, string redisUrl)

@@ -29,6 +29,24 @@ public class RedisConnectionParseSpecs
     }
 
     [Fact]
+    public void A_job_client_reads_its_connection_on_the_thread_pool_unless_told_to_use_StackExchange_Redis_threads()
+    {
+        // The thread pool answers a producer's enqueue sooner (JobClientOptions.RedisIo; docs/benchmarks.md).
+        var pooled = JobClient.ConnectionOptions("redis://cache.internal:6380/2", new JobClientOptions());
+        var dedicated = JobClient.ConnectionOptions("redis://cache.internal:6380/2", new JobClientOptions { RedisIo = RedisIoThreads.Dedicated });
+
+        Assert.Same(SocketManager.ThreadPool, pooled.SocketManager);
+        Assert.NotSame(SocketManager.ThreadPool, dedicated.SocketManager);
+        foreach (var options in new[] { pooled, dedicated })
+        {
+            Assert.Equal(("cache.internal", 6380), SingleEndPoint(options));
+            Assert.Equal(2, options.DefaultDatabase);
+            Assert.Equal("clusterjobs-client", options.ClientName);
+            Assert.True(options.AbortOnConnectFail);
+        }
+    }
+
+    [Fact]
     public void A_redis_url_without_a_port_uses_6379() =>
         Assert.Equal(("cache.internal", 6379), SingleEndPoint(RedisConnection.Parse("redis://cache.internal")));
 
