@@ -53,6 +53,8 @@ public sealed class BenchHarnessSpecs(BenchHarnessSpecs.SmokeRun smoke, ITestOut
         var ratio = Regex.Match(text, @"ratio workload=W2@50/s config=1node p99_clusterjobs_over_best_peer=([\d.]+)");
         Assert.True(ratio.Success, "no W2 ratio line against the best peer");
         Assert.Equal(p99("clusterjobs") / p99("hangfire"), double.Parse(ratio.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture), 0.006);
+        // and against each peer on its own, here the same one
+        Assert.Contains($"ratio workload=W2@50/s config=1node p99_clusterjobs_over_hangfire={ratio.Groups[1].Value}", text);
         Assert.Contains("ratio workload=W4 n=20k three_nodes_over_one_node=", text);
         Assert.Contains("ratio workload=W4 n=100k three_nodes_over_one_node=", text);
         // The W4 floor: three nodes with no cluster between them, every job counted, and its ratio to one node.
