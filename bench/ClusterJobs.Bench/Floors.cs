@@ -23,10 +23,13 @@ public static class Floors
 {
     public const string ListKey = "floor:jobs";
 
+    // Every connection of the floors reads its replies as the node's and the producer client's do: on the thread pool.
+    private static ConfigurationOptions Options(string redisUrl) => RedisConnection.Options(redisUrl, "floor", RedisIoThreads.ThreadPool);
+
     /// <summary>The producer side of <c>blpop</c>: the kit's pacing, one awaited RPUSH per job.</summary>
     public static async Task<int> ProduceToList(string redisUrl, int n, double sleepMs, double rate, int recLat)
     {
-        await using var redis = await ConnectionMultiplexer.ConnectAsync(RedisConnection.Parse(redisUrl));
+        await using var redis = await ConnectionMultiplexer.ConnectAsync(Options(redisUrl));
         var db = redis.GetDatabase();
         var clock = Stopwatch.StartNew();
         for (var i = 0; i < n; i++)
@@ -41,10 +44,10 @@ public static class Floors
     /// <summary>The consumer side of <c>blpop</c>: a dedicated connection blocked in BLPOP, the job body inline.</summary>
     public static async Task<int> ConsumeList(string redisUrl, CancellationToken stop)
     {
-        var options = RedisConnection.Parse(redisUrl);
+        var options = Options(redisUrl);
         options.AsyncTimeout = 10_000; // the pop blocks up to 1 s; SE.Redis must not time it out first
         await using var blocking = await ConnectionMultiplexer.ConnectAsync(options);
-        await using var metricsConnection = await ConnectionMultiplexer.ConnectAsync(RedisConnection.Parse(redisUrl));
+        await using var metricsConnection = await ConnectionMultiplexer.ConnectAsync(Options(redisUrl));
         var body = new BenchTask(new BenchMetrics(metricsConnection));
         var db = blocking.GetDatabase();
         while (!stop.IsCancellationRequested)
@@ -63,7 +66,7 @@ public static class Floors
     /// </summary>
     public static async Task<int> TakeLoop(string redisUrl, CancellationToken stop)
     {
-        await using var redis = await ConnectionMultiplexer.ConnectAsync(RedisConnection.Parse(redisUrl));
+        await using var redis = await ConnectionMultiplexer.ConnectAsync(Options(redisUrl));
         var broker = new QueueBroker(redis, new RedisKeys(), "bench", "floor", new BrokerSettings());
         var body = new BenchTask(new BenchMetrics(redis));
         // Wakes coalesce: one pending wake is enough, since the take that follows takes everything there is.
