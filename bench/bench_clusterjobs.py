@@ -68,7 +68,7 @@ bench.PEERS["floor-3solo"] = dict(cwd=kit, enqueue=bench.PEERS["clusterjobs"]["e
 # Hangfire 1.8 on its Redis storage (bench/ClusterJobs.HangfirePeer), the .NET peer: BackgroundJobClient.Enqueue one at a
 # time, one server process with W workers (Hangfire's default on two cores is 10; each worker is a thread that runs one
 # job at a time, an async job too). It runs with our node's runtime settings (JIT-compiled code, no tiering): W1 at
-# 10,000 jobs did 805-1,076 jobs/s so against 706-732 with ReadyToRun code.
+# 10,000 jobs did 805-1,076 jobs/s against 706-732 with ReadyToRun code.
 if os.environ.get("CJ_HANGFIRE_DLL"):
     HANGFIRE = ["env", "REDIS_URL=redis://127.0.0.1:6390/0", "DOTNET_ReadyToRun=0", "dotnet", os.environ["CJ_HANGFIRE_DLL"]]
     bench.PEERS["hangfire"] = dict(cwd=kit, enqueue=HANGFIRE + ["produce"],
