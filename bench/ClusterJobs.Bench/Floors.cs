@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Runtime.InteropServices;
 using System.Threading.Channels;
 using System.Text.Json;
+using ClusterJobs.BenchKit;
 using ClusterJobs.Node.Broker;
 using ClusterJobs.Protocol;
 using StackExchange.Redis;
@@ -34,8 +35,8 @@ public static class Floors
         var clock = Stopwatch.StartNew();
         for (var i = 0; i < n; i++)
         {
-            await Pace(clock, i, rate);
-            await db.ListRightPushAsync(ListKey, JsonSerializer.SerializeToUtf8Bytes(new BenchArgs(BenchTask.NowMs(), sleepMs, n, recLat)));
+            await Kit.PaceAsync(clock, i, rate);
+            await db.ListRightPushAsync(ListKey, JsonSerializer.SerializeToUtf8Bytes(new BenchArgs(Kit.NowMs(), sleepMs, n, recLat)));
         }
         Console.WriteLine($"enqueued={n} enqueue_seconds={clock.Elapsed.TotalSeconds:F3}");
         return 0;
@@ -106,13 +107,5 @@ public static class Floors
         _sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.Cancel(); });
         Console.CancelKeyPress += (_, e) => { e.Cancel = true; stop.Cancel(); };
         return stop.Token;
-    }
-
-    public static async Task Pace(Stopwatch clock, int i, double rate)
-    {
-        if (rate <= 0) return;
-        // Absolute schedule t0 + i/rate: no drift.
-        var due = TimeSpan.FromSeconds(i / rate) - clock.Elapsed;
-        if (due > TimeSpan.Zero) await Task.Delay(due);
     }
 }

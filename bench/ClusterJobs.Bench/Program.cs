@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using ClusterJobs.Bench;
+using ClusterJobs.BenchKit;
 using ClusterJobs.Node.Hosting;
 using ClusterJobs.Protocol;
 using Microsoft.Extensions.DependencyInjection;
@@ -44,8 +45,8 @@ static async Task<int> Produce(string redisUrl, string[] args)
     var clock = Stopwatch.StartNew();
     for (var i = 0; i < n; i++)
     {
-        await Floors.Pace(clock, i, rate);
-        await client.EnqueueAsync("bench", new BenchArgs(BenchTask.NowMs(), sleepMs, n, recLat), options);
+        await Kit.PaceAsync(clock, i, rate);
+        await client.EnqueueAsync("bench", new BenchArgs(Kit.NowMs(), sleepMs, n, recLat), options);
     }
     Console.WriteLine($"enqueued={n} enqueue_seconds={clock.Elapsed.TotalSeconds:F3}");
     return 0;

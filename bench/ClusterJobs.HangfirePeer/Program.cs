@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using ClusterJobs.BenchKit;
 using ClusterJobs.HangfirePeer;
 using Hangfire;
 using Hangfire.Redis.StackExchange;
@@ -54,9 +55,8 @@ static async Task<int> Produce(string redisUrl, int n, double sleepMs, double ra
     var clock = Stopwatch.StartNew();
     for (var i = 0; i < n; i++)
     {
-        if (rate > 0 && TimeSpan.FromSeconds(i / rate) - clock.Elapsed is { } due && due > TimeSpan.Zero)
-            await Task.Delay(due); // absolute schedule t0 + i/rate: no drift
-        var enqMs = BenchJob.NowMs();
+        await Kit.PaceAsync(clock, i, rate);
+        var enqMs = Kit.NowMs();
         client.Enqueue(() => BenchJob.Run(enqMs, sleepMs, n, recLat));
     }
     Console.WriteLine($"enqueued={n} enqueue_seconds={clock.Elapsed.TotalSeconds.ToString("F3", CultureInfo.InvariantCulture)}");
