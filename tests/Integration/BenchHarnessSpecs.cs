@@ -66,6 +66,33 @@ public sealed class BenchHarnessSpecs(BenchHarnessSpecs.SmokeRun smoke, ITestOut
     }
 
     [Fact]
+    public async Task A_W2_peer_that_fell_behind_its_rate_is_marked_saturated_and_no_p99_ratio_is_taken_against_it()
+    {
+        // At 1,000 jobs/s Hangfire completed 541 jobs/s: its queue grew for the whole run, so its p99 (seconds) is a
+        // backlog, not a wait; a ratio against it would read 0.00, as if ClusterJobs were infinitely better.
+        var results = Path.Combine(smoke.Work, "saturated.txt");
+        await File.WriteAllLinesAsync(results,
+        [
+            "peer=clusterjobs workload=W2 n=15000 jobs_per_s=1003 p50_ms=0.92 p95_ms=1.90 p99_ms=3.53 rate=1000 completed=15000 notes=1node",
+            "peer=hangfire workload=W2 n=15000 jobs_per_s=541 p50_ms=5276.05 p95_ms=8781.72 p99_ms=8869.79 rate=1000 completed=15000 notes=1proc-w10",
+            "peer=clusterjobs workload=W2 n=3000 jobs_per_s=201 p50_ms=1.45 p95_ms=5.42 p99_ms=9.81 rate=200 completed=3000 notes=1node",
+            "peer=hangfire workload=W2 n=3000 jobs_per_s=200 p50_ms=4.32 p95_ms=13.17 p99_ms=77.56 rate=200 completed=3000 notes=1proc-w10",
+        ]);
+
+        var (exitCode, text, errors) = await RunAsync(TimeSpan.FromMinutes(1), "python3", [Path.Combine("bench", "summarize.py"), results],
+            new Dictionary<string, string?>());
+        output.WriteLine(text);
+
+        Assert.True(exitCode == 0, $"bench/summarize.py exited {exitCode}: {errors}");
+        Assert.Contains("| hangfire | W2@1000/s | 1proc-w10, saturated |", text);
+        Assert.Contains("ratio workload=W2@1000/s config=1node p99_clusterjobs_over_hangfire=none (hangfire saturated: 541 of 1000 jobs/s)", text);
+        Assert.Contains("ratio workload=W2@1000/s config=1node p99_clusterjobs_over_best_peer=none (best_peer saturated: 541 of 1000 jobs/s)", text);
+        // where it kept up, it is a peer as any other
+        Assert.Contains("| hangfire | W2@200/s | 1proc-w10 |", text);
+        Assert.Contains("ratio workload=W2@200/s config=1node p99_clusterjobs_over_hangfire=0.13", text);
+    }
+
+    [Fact]
     public async Task Two_builds_run_in_interleaved_pairs_and_the_summary_says_which_won()
     {
         var (smokeExit, _, smokeErrors) = await smoke.Run;
