@@ -9,7 +9,7 @@ Env: CJ_BENCH_DLL, CJ_SEED_DLL (built binaries), CJ_CONCURRENCY (slots per node,
 (the nodes' CLUSTERJOBS_READ_AHEAD, default 256), CJ_PRODUCER_ENV (KEY=VALUE settings for the producer process only,
 space-separated, for A/B runs: CJ_PRODUCER_ENV=DOTNET_TieredCompilation=1), CJ_HANGFIRE_DLL (the Hangfire peer, when built).
 """
-import argparse, os, sys
+import argparse, os, sys, time
 
 from image_env import image_env
 
@@ -18,6 +18,26 @@ repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, kit)
 os.chdir(kit)
 import bench  # noqa: E402  (the kit's driver)
+import redis  # noqa: E402
+
+
+def consumers(r):
+    """Clients of the bench Redis that wait for work: blocked in a pop (BLPOP, BZPOPMIN...) or subscribed (our nodes
+    and floors wait on a wake channel, Hangfire on its own). The kit's own connections are neither."""
+    return [c for c in r.client_list() if "b" in c.get("flags", "") or int(c.get("sub", 0)) or int(c.get("psub", 0))]
+
+
+def require_no_other_consumers(grace_s=10.0):
+    """A node or worker left from another run (or a second run at once) would take this run's jobs: its numbers would
+    be nonsense (a W1 drain timed over the enqueue, say). Give one that is still shutting down a moment, then refuse."""
+    r = redis.Redis.from_url(bench.BROKER)
+    deadline = time.time() + grace_s
+    while (found := consumers(r)) and time.time() < deadline:
+        time.sleep(0.2)
+    if found:
+        who = "; ".join(f"addr={c.get('addr')} name={c.get('name') or '-'} cmd={c.get('cmd')}" for c in found)
+        sys.exit(f"another consumer is connected to the bench Redis ({bench.BROKER}): {who}. A node or worker of another "
+                 "run would take this run's jobs; stop it first.")
 
 BENCH, SEED = os.environ["CJ_BENCH_DLL"], os.environ["CJ_SEED_DLL"]
 SLOTS = os.environ.get("CJ_CONCURRENCY", "500")
@@ -91,6 +111,7 @@ w4 = a.workload == "W4"
 if w4:
     a.workload = "W1"  # the kit knows W1; the line is relabelled below
 for rep in range(1, a.reps + 1):
+    require_no_other_consumers()
     if not w4:
         bench.run_once(a, rep)
         continue

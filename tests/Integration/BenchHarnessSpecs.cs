@@ -1,5 +1,7 @@
 using System.Diagnostics;
 using System.Text.RegularExpressions;
+using ClusterJobs.Tests.Shared;
+using StackExchange.Redis;
 using Xunit.Abstractions;
 
 namespace ClusterJobs.Integration.Tests;
@@ -90,6 +92,49 @@ public sealed class BenchHarnessSpecs(BenchHarnessSpecs.SmokeRun smoke, ITestOut
         // where it kept up, it is a peer as any other
         Assert.Contains("| hangfire | W2@200/s | 1proc-w10 |", text);
         Assert.Contains("ratio workload=W2@200/s config=1node p99_clusterjobs_over_hangfire=0.13", text);
+    }
+
+    [Fact]
+    public async Task A_run_refuses_to_start_while_a_consumer_of_another_run_waits_on_the_bench_Redis()
+    {
+        var (smokeExit, _, smokeErrors) = await smoke.Run; // its Redis on 6390 is stopped by then; its build and kit are reused
+        Assert.True(smokeExit == 0, $"bench/run.sh --smoke exited {smokeExit}: {smokeErrors}");
+        await PortFreedAsync(6390); // the smoke run's Redis may still be exiting
+        await using var redis = await RedisServer.StartBinaryAsync(port: 6390);
+        await using var connection = await ConnectionMultiplexer.ConnectAsync("127.0.0.1:6390,allowAdmin=true");
+        // the kit reads Redis's CPU from its pid file: without it a run would fail for another reason than the one specified
+        var pid = (await connection.GetServer("127.0.0.1", 6390).InfoAsync("server")).SelectMany(g => g).Single(kv => kv.Key == "process_id").Value;
+        Directory.CreateDirectory(Path.Combine(smoke.Work, "run"));
+        await File.WriteAllTextAsync(Path.Combine(smoke.Work, "run", "redis-6390.pid"), pid);
+        // a node left running from another run waits on its queue's wake channel
+        await connection.GetSubscriber().SubscribeAsync(RedisChannel.Literal("cj:{bench}:wake"), (_, _) => { });
+
+        var (exitCode, text, errors) = await RunAsync(TimeSpan.FromMinutes(2), "/usr/bin/python3",
+            [Path.Combine("bench", "bench_clusterjobs.py"), smoke.Work, "--peer", "clusterjobs", "--mode", "1node", "--workload", "W1", "--n", "10"],
+            new Dictionary<string, string?>
+            {
+                ["CJ_BENCH_DLL"] = Path.Combine(smoke.Work, "bin", "bench", "ClusterJobs.Bench.dll"),
+                ["CJ_SEED_DLL"] = Path.Combine(smoke.Work, "bin", "seed", "ClusterJobs.Seed.dll"),
+            });
+        output.WriteLine(text + errors);
+
+        Assert.NotEqual(0, exitCode);
+        Assert.Contains("another consumer is connected to the bench Redis", errors);
+        Assert.DoesNotContain("peer=clusterjobs", text);
+    }
+
+    static async Task PortFreedAsync(int port)
+    {
+        for (var deadline = DateTime.UtcNow.AddSeconds(15); DateTime.UtcNow < deadline; await Task.Delay(100))
+        {
+            try
+            {
+                using var tcp = new System.Net.Sockets.TcpClient();
+                await tcp.ConnectAsync(System.Net.IPAddress.Loopback, port);
+            }
+            catch (System.Net.Sockets.SocketException) { return; }
+        }
+        throw new TimeoutException($"port {port} still answers");
     }
 
     [Fact]
