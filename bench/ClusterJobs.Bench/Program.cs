@@ -9,6 +9,8 @@ using Microsoft.Extensions.Logging;
 
 // The ClusterJobs peer of the benchmark kit (../shared/bench-peers):
 //   ClusterJobs.Bench produce --n N --sleep-ms S --rate R --rec-lat 0|1   enqueue N jobs one at a time (paced at R/s)
+//   ClusterJobs.Bench produce --n N --batch B                              the same unpaced, B at a time (EnqueueManyAsync;
+//                                                                          not the kit's way: for docs/benchmarks.md)
 //   ClusterJobs.Bench node                                                a node serving `bench` (env as any node)
 //   ClusterJobs.Bench produce-list ... | floor-blpop | floor-take           W2 latency floors without a node (Floors.cs)
 // Broker: REDIS_URL (default the kit's redis://127.0.0.1:6390/0); metrics: the same server's db 1.
@@ -40,11 +42,18 @@ static async Task<int> Produce(string redisUrl, string[] args)
     var sleepMs = Num(args, "--sleep-ms");
     var rate = Num(args, "--rate");
     var recLat = (int)Num(args, "--rec-lat");
+    var batch = Math.Max(1, (int)Num(args, "--batch"));
     await using var client = await JobClient.ConnectAsync(redisUrl);
     var options = new EnqueueOptions { Queue = "bench", MaxAttempts = 1 };
     var clock = Stopwatch.StartNew();
-    for (var i = 0; i < n; i++)
+    for (var i = 0; i < n; i += batch)
     {
+        if (batch > 1)
+        {
+            var count = Math.Min(batch, n - i);
+            await client.EnqueueManyAsync("bench", Enumerable.Range(0, count).Select(_ => (object?)new BenchArgs(Kit.NowMs(), sleepMs, n, recLat)), options);
+            continue;
+        }
         await Kit.PaceAsync(clock, i, rate);
         await client.EnqueueAsync("bench", new BenchArgs(Kit.NowMs(), sleepMs, n, recLat), options);
     }

@@ -103,6 +103,38 @@ public sealed class ProducerClientSpecs(BrokerFixture brokers)
         Assert.Empty(redis.GetServers()[0].Keys(pattern: _prefix + ":*"));
     }
 
+    [Theory, InlineData(BrokerKind.Redis), InlineData(BrokerKind.Garnet)]
+    public async Task Enqueue_many_writes_one_job_for_each_arguments_and_returns_their_ids_in_order(BrokerKind kind)
+    {
+        var (client, redis) = await Connect(kind);
+        var ids = await client.EnqueueManyAsync("render_report", Enumerable.Range(0, 300).Select(n => new { page = n }),
+            new EnqueueOptions { Queue = "reports", Priority = 3 });
+
+        Assert.Equal(300, ids.Distinct().Count());
+        for (var n = 0; n < ids.Count; n++)
+        {
+            var job = await client.GetAsync(ids[n]);
+            Assert.Equal(JobState.Queued, job!.State);
+            Assert.Equal("render_report", job.Task);
+            Assert.Equal(n, job.Envelope!.Args.GetProperty("page").GetInt32());
+            Assert.Equal(JobIds.ReadyScore(3, job.Envelope.EnqueuedAt), await redis.GetDatabase().SortedSetScoreAsync(client.Keys.Queue("reports").Ready, ids[n]));
+        }
+    }
+
+    [Theory, InlineData(BrokerKind.Redis), InlineData(BrokerKind.Garnet)]
+    public async Task One_bad_job_in_an_enqueue_many_refuses_the_whole_list_and_nothing_is_written(BrokerKind kind)
+    {
+        var (_, redis) = await Connect(kind);
+        var client = new JobClient(redis, new JobClientOptions { KeyPrefix = _prefix, MaxPayloadBytes = 2048 });
+        object?[] args = [new { blob = "fine" }, new { blob = "fine too" }, new { blob = new string('x', 4096) }, new { blob = "never sent" }];
+
+        await Assert.ThrowsAsync<PayloadTooLargeException>(() => client.EnqueueManyAsync("store", args));
+        // options that name one job cannot name a list of them
+        await Assert.ThrowsAsync<ArgumentException>(() => client.EnqueueManyAsync("store", args[..2], new EnqueueOptions { IdempotencyKey = "once" }));
+        await Assert.ThrowsAsync<ArgumentException>(() => client.EnqueueManyAsync("store", args[..2], new EnqueueOptions { JobIdSuffix = "mine" }));
+        Assert.Empty(redis.GetServers()[0].Keys(pattern: _prefix + ":*"));
+    }
+
     [Fact]
     public async Task Connect_loads_the_enqueue_script_so_the_first_enqueue_sends_only_its_hash()
     {
