@@ -148,6 +148,21 @@ public sealed class ProducerClientSpecs(BrokerFixture brokers)
     }
 
     [Fact]
+    public async Task Connect_opens_the_connection_ConnectionOptions_describes_named_as_a_producer_in_CLIENT_LIST()
+    {
+        // ConnectionOptions (its name and its I/O threads, specified in RedisConnectionParseSpecs) is what ConnectAsync
+        // connects with; the name is what an operator sees of it in Redis.
+        await using var fresh = await RedisServer.StartBinaryAsync();
+        Assert.Equal("clusterjobs-client", JobClient.ConnectionOptions(fresh.Url, new JobClientOptions()).ClientName);
+
+        await using var client = await JobClient.ConnectAsync(fresh.Url);
+
+        await using var admin = await ConnectionMultiplexer.ConnectAsync($"127.0.0.1:{fresh.Port},allowAdmin=true");
+        var clients = await admin.GetServer("127.0.0.1", fresh.Port).ClientListAsync();
+        Assert.Contains(clients, c => c.Name == "clusterjobs-client");
+    }
+
+    [Fact]
     public async Task A_nodes_own_job_client_is_prepared_when_the_node_starts()
     {
         await using var fresh = await RedisServer.StartBinaryAsync();
