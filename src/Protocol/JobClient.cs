@@ -90,21 +90,32 @@ public sealed class JobClient : IAsyncDisposable
 
     /// <summary>
     /// Enqueues one job of <paramref name="task"/> for each item of <paramref name="argsList"/>, all with
-    /// <paramref name="options"/>, pipelined in one round trip instead of one each (Sidekiq's <c>push_bulk</c>, BullMQ's
-    /// <c>addBulk</c>); returns their ids in the same order. Every job is built and checked before any is sent, so a bad
-    /// one (arguments over the payload limit, say) throws and enqueues nothing. Each job is written atomically, as by
-    /// <see cref="EnqueueAsync(string, object?, EnqueueOptions?, CancellationToken)"/>, but the list is not one
-    /// transaction: if the connection fails midway, some may have been enqueued. Options that name one job
-    /// (<see cref="EnqueueOptions.JobIdSuffix"/>, <see cref="EnqueueOptions.IdempotencyKey"/>) are refused.
+    /// <paramref name="options"/> (Sidekiq's <c>push_bulk</c>); returns their ids in the same order. As
+    /// <see cref="EnqueueManyAsync(IEnumerable{JobRequest}, CancellationToken)"/>, but options that name one job
+    /// (<see cref="EnqueueOptions.JobIdSuffix"/>, <see cref="EnqueueOptions.IdempotencyKey"/>) are refused: every job of
+    /// the list would get the same.
     /// </summary>
-    public async Task<IReadOnlyList<string>> EnqueueManyAsync(string task, IEnumerable<object?> argsList, EnqueueOptions? options = null,
+    public Task<IReadOnlyList<string>> EnqueueManyAsync(string task, IEnumerable<object?> argsList, EnqueueOptions? options = null,
         CancellationToken ct = default)
     {
         ArgumentNullException.ThrowIfNull(argsList);
-        options = Checked(task, options);
-        if (options.JobIdSuffix is not null || options.IdempotencyKey is not null)
-            throw new ArgumentException("JobIdSuffix and IdempotencyKey name one job: enqueue such jobs one at a time.", nameof(options));
-        var calls = argsList.Select(args => EnqueueCall(NewEnvelope(task, args, options))).ToList();
+        if (options is { JobIdSuffix: not null } or { IdempotencyKey: not null })
+            throw new ArgumentException("JobIdSuffix and IdempotencyKey name one job: give each job its own in a JobRequest.", nameof(options));
+        return EnqueueManyAsync(argsList.Select(args => new JobRequest(task, args, options)), ct);
+    }
+
+    /// <summary>
+    /// Enqueues <paramref name="jobs"/>, each with its own task, arguments and options, pipelined in one round trip
+    /// instead of one each (BullMQ's <c>addBulk</c>); returns their ids in the same order (with an idempotency key that
+    /// already has a job, that job's id). Every job is built and checked before any is sent, so a bad one (arguments over
+    /// the payload limit, an invalid option) throws and enqueues nothing. Each job is written atomically, as by
+    /// <see cref="EnqueueAsync(string, object?, EnqueueOptions?, CancellationToken)"/>, but the list is not one
+    /// transaction: if the connection fails midway, some may have been enqueued.
+    /// </summary>
+    public async Task<IReadOnlyList<string>> EnqueueManyAsync(IEnumerable<JobRequest> jobs, CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(jobs);
+        var calls = jobs.Select(j => EnqueueCall(NewEnvelope(j.Task, j.Args, Checked(j.Task, j.Options)))).ToList();
         ct.ThrowIfCancellationRequested();
         // not awaited one by one: StackExchange.Redis writes them back to back on the connection
         var sent = calls.Select(c => Db.ScriptEvaluateAsync(ProducerScripts.Enqueue, c.Keys, c.Values)).ToList();

@@ -122,6 +122,28 @@ public sealed class ProducerClientSpecs(BrokerFixture brokers)
     }
 
     [Theory, InlineData(BrokerKind.Redis), InlineData(BrokerKind.Garnet)]
+    public async Task Enqueue_many_takes_jobs_of_different_tasks_and_queues_each_with_its_own_options(BrokerKind kind)
+    {
+        var (client, _) = await Connect(kind);
+        var first = await client.EnqueueAsync("send_email", new { recipient = "ada@example.com" }, new EnqueueOptions { Queue = "emails", IdempotencyKey = "welcome-ada" });
+
+        var ids = await client.EnqueueManyAsync(
+        [
+            new JobRequest("send_email", new { recipient = "ada@example.com" }, new EnqueueOptions { Queue = "emails", IdempotencyKey = "welcome-ada" }),
+            new JobRequest("render_report", new { page = 1 }, new EnqueueOptions { Queue = "reports", Priority = 7 }),
+            new JobRequest("add", new[] { 2, 40 }),
+            new JobRequest("render_report", new { page = 2 }, new EnqueueOptions { Queue = "reports", Countdown = TimeSpan.FromHours(1) }),
+        ]);
+
+        Assert.Equal(first, ids[0]); // its idempotency key already had a job
+        var jobs = await Task.WhenAll(ids.Skip(1).Select(id => client.GetAsync(id)));
+        Assert.Equal(["render_report", "add", "render_report"], jobs.Select(j => j!.Task));
+        Assert.Equal(["reports", "default", "reports"], jobs.Select(j => j!.Envelope!.Queue));
+        Assert.Equal([JobState.Queued, JobState.Queued, JobState.Scheduled], jobs.Select(j => j!.State));
+        Assert.Equal(7, jobs[0]!.Envelope!.Priority);
+    }
+
+    [Theory, InlineData(BrokerKind.Redis), InlineData(BrokerKind.Garnet)]
     public async Task One_bad_job_in_an_enqueue_many_refuses_the_whole_list_and_nothing_is_written(BrokerKind kind)
     {
         var (_, redis) = await Connect(kind);
@@ -129,6 +151,8 @@ public sealed class ProducerClientSpecs(BrokerFixture brokers)
         object?[] args = [new { blob = "fine" }, new { blob = "fine too" }, new { blob = new string('x', 4096) }, new { blob = "never sent" }];
 
         await Assert.ThrowsAsync<PayloadTooLargeException>(() => client.EnqueueManyAsync("store", args));
+        await Assert.ThrowsAsync<ArgumentException>(() => client.EnqueueManyAsync(
+            [new JobRequest("store", args[0]), new JobRequest("store", args[1], new EnqueueOptions { MaxAttempts = 0 })]));
         // options that name one job cannot name a list of them
         await Assert.ThrowsAsync<ArgumentException>(() => client.EnqueueManyAsync("store", args[..2], new EnqueueOptions { IdempotencyKey = "once" }));
         await Assert.ThrowsAsync<ArgumentException>(() => client.EnqueueManyAsync("store", args[..2], new EnqueueOptions { JobIdSuffix = "mine" }));
