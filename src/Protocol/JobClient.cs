@@ -99,9 +99,10 @@ public sealed class JobClient : IAsyncDisposable
         CancellationToken ct = default)
     {
         ArgumentNullException.ThrowIfNull(argsList);
-        if (options is { JobIdSuffix: not null } or { IdempotencyKey: not null })
+        options = Checked(task, options); // once for the list
+        if (options.JobIdSuffix is not null || options.IdempotencyKey is not null)
             throw new ArgumentException("JobIdSuffix and IdempotencyKey name one job: give each job its own in a JobRequest.", nameof(options));
-        return EnqueueManyAsync(argsList.Select(args => new JobRequest(task, args, options)), ct);
+        return SendManyAsync(argsList.Select(args => NewEnvelope(task, args, options)), ct);
     }
 
     /// <summary>
@@ -112,13 +113,19 @@ public sealed class JobClient : IAsyncDisposable
     /// <see cref="EnqueueAsync(string, object?, EnqueueOptions?, CancellationToken)"/>, but the list is not one
     /// transaction: if the connection fails midway, some may have been enqueued.
     /// </summary>
-    public async Task<IReadOnlyList<string>> EnqueueManyAsync(IEnumerable<JobRequest> jobs, CancellationToken ct = default)
+    public Task<IReadOnlyList<string>> EnqueueManyAsync(IEnumerable<JobRequest> jobs, CancellationToken ct = default)
     {
         ArgumentNullException.ThrowIfNull(jobs);
-        var calls = jobs.Select(j => EnqueueCall(NewEnvelope(j.Task, j.Args, Checked(j.Task, j.Options)))).ToList();
+        return SendManyAsync(jobs.Select(j => NewEnvelope(j.Task, j.Args, Checked(j.Task, j.Options))), ct);
+    }
+
+    /// <summary>Checks every envelope, then sends them all before awaiting any reply.</summary>
+    private async Task<IReadOnlyList<string>> SendManyAsync(IEnumerable<JobEnvelope> envelopes, CancellationToken ct)
+    {
+        var calls = envelopes.Select(EnqueueCall).ToList();
         ct.ThrowIfCancellationRequested();
         // not awaited one by one: StackExchange.Redis writes them back to back on the connection
-        var sent = calls.Select(c => Db.ScriptEvaluateAsync(ProducerScripts.Enqueue, c.Keys, c.Values)).ToList();
+        var sent = calls.Select(Send).ToList();
         return (await Task.WhenAll(sent).ConfigureAwait(false)).Select(EnqueuedId).ToList();
     }
 
@@ -166,7 +173,7 @@ public sealed class JobClient : IAsyncDisposable
     {
         var call = EnqueueCall(envelope);
         ct.ThrowIfCancellationRequested();
-        return EnqueuedId(await Db.ScriptEvaluateAsync(ProducerScripts.Enqueue, call.Keys, call.Values).ConfigureAwait(false));
+        return EnqueuedId(await Send(call).ConfigureAwait(false));
     }
 
     /// <summary>The Enqueue script's keys and arguments for <paramref name="envelope"/>, checked as a node would check it.</summary>
@@ -187,6 +194,9 @@ public sealed class JobClient : IAsyncDisposable
                 idem is null ? "0" : "1", envelope.MaxAttempts?.ToString() ?? "", envelope.Task, q.EventsChannel,
             ]);
     }
+
+    private Task<RedisResult> Send((RedisKey[] Keys, RedisValue[] Values) call) =>
+        Db.ScriptEvaluateAsync(ProducerScripts.Enqueue, call.Keys, call.Values);
 
     /// <summary>The Enqueue script's reply: the job's id (with an idempotency key already taken, that key's job).</summary>
     private static string EnqueuedId(RedisResult result) => (string)((RedisResult[])result!)[1]!;
