@@ -79,6 +79,8 @@ public sealed class BenchHarnessSpecs(BenchHarnessSpecs.SmokeRun smoke, ITestOut
             "peer=hangfire workload=W2 n=15000 jobs_per_s=541 p50_ms=5276.05 p95_ms=8781.72 p99_ms=8869.79 rate=1000 completed=15000 notes=1proc-w10",
             "peer=clusterjobs workload=W2 n=3000 jobs_per_s=201 p50_ms=1.45 p95_ms=5.42 p99_ms=9.81 rate=200 completed=3000 notes=1node",
             "peer=hangfire workload=W2 n=3000 jobs_per_s=200 p50_ms=4.32 p95_ms=13.17 p99_ms=77.56 rate=200 completed=3000 notes=1proc-w10",
+            "peer=clusterjobs workload=W2 n=75000 jobs_per_s=3000 p50_ms=400.00 p95_ms=800.00 p99_ms=900.00 rate=5000 completed=75000 notes=1node",
+            "peer=hangfire workload=W2 n=75000 jobs_per_s=4990 p50_ms=4.00 p95_ms=20.00 p99_ms=50.00 rate=5000 completed=75000 notes=1proc-w10",
         ]);
 
         var (exitCode, text, errors) = await RunAsync(TimeSpan.FromMinutes(1), "python3", [Path.Combine("bench", "summarize.py"), results],
@@ -92,6 +94,8 @@ public sealed class BenchHarnessSpecs(BenchHarnessSpecs.SmokeRun smoke, ITestOut
         // where it kept up, it is a peer as any other
         Assert.Contains("| hangfire | W2@200/s | 1proc-w10 |", text);
         Assert.Contains("ratio workload=W2@200/s config=1node p99_clusterjobs_over_hangfire=0.13", text);
+        // and when ClusterJobs is the one that fell behind, its ratio says so
+        Assert.Contains("ratio workload=W2@5000/s config=1node p99_clusterjobs_over_hangfire=18.00 (clusterjobs saturated)", text);
     }
 
     [Fact]
