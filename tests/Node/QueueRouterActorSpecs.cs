@@ -547,4 +547,40 @@ public sealed class QueueRouterActorSpecs : Akka.TestKit.Xunit2.TestKit
         probe.Send(router, QueueRouter.GetStatus.Instance);
         Assert.Equal(0, probe.ExpectMsg<QueueRouter.RouterStatus>().Buffered);
     }
+
+    [Fact]
+    public void Settings_that_could_not_be_recovered_are_recovered_again_and_until_then_the_queue_starts_nothing()
+    {
+        // Akka stops a persistent actor whose recovery failed: Redis was down as the router started (after its node
+        // died, or at a node's start). Its first incarnation here stops so; the second recovers.
+        var incarnations = new Incarnations();
+        var ingress = CreateTestProbe();
+        var router = Sys.ActorOf(Props.Create(() => new QueueRouterActor(Queue, Forwarder.Props(ingress.Ref),
+            Props.Create(() => new FlakySettingsActor(incarnations)), null, null)), "flaky-settings-router");
+        var pool = CreateTestProbe();
+        pool.Send(router, new QueueRouter.Demand(2, Park: true));
+        var control = CreateTestProbe();
+
+        ingress.ExpectNoMsg(Quiet); // stopped: no settings yet, so nothing may start (the queue may be paused)
+        control.Send(router, Queues.QueueSettings.Get.Instance);
+        Assert.Contains("settings", control.ExpectMsg<Status.Failure>().Cause.Message);
+
+        Assert.Equal(2, ingress.ExpectMsg<QueueIngress.Fetch>(TimeSpan.FromSeconds(5)).Max);
+        Assert.Equal(2, incarnations.Count);
+        control.Send(router, Queues.QueueSettings.Get.Instance);
+        Assert.Equal(Queues.QueueSettingsState.Default, control.ExpectMsg<Queues.QueueSettingsState>());
+    }
+
+    private sealed class Incarnations { public int Count; }
+
+    /// <summary>Stands in for <see cref="Queues.QueueSettingsActor"/>: its first incarnation stops as one whose recovery failed.</summary>
+    private sealed class FlakySettingsActor : ReceiveActor
+    {
+        public FlakySettingsActor(Incarnations incarnations)
+        {
+            if (Interlocked.Increment(ref incarnations.Count) == 1) Context.Stop(Self);
+            else Context.Parent.Tell(Queues.QueueSettingsState.Default);
+            Receive<Queues.QueueSettings.Get>(_ => Sender.Tell(Queues.QueueSettingsState.Default));
+        }
+    }
 }

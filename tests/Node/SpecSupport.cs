@@ -32,9 +32,15 @@ public static class SpecConfig
             serialize-messages = on
             serializers {
               clusterjobs = "ClusterJobs.Node.Serialization.ClusterJobsMessageSerializer, ClusterJobs.Node"
+              # As in a cluster (Akka.Remote binds it so): an actor's failure reply to an Ask from another node.
+              akka-misc = "Akka.Remote.Serialization.MiscMessageSerializer, Akka.Remote"
             }
             serialization-bindings {
               "ClusterJobs.Node.Serialization.IClusterJobsMessage, ClusterJobs.Node" = clusterjobs
+              "Akka.Actor.Status+Failure, Akka" = akka-misc
+            }
+            serialization-identifiers {
+              "Akka.Remote.Serialization.MiscMessageSerializer, Akka.Remote" = 16
             }
           }
         }

@@ -34,7 +34,10 @@ public sealed class QueueRouterActor : ReceiveActor, IWithTimers
     private int _dispatchedThisWindow, _dispatchedLastWindow;
     private readonly HashSet<IActorRef> _waitingForWork = [];
     private readonly IActorRef _ingress;
-    private readonly IActorRef? _settingsActor;
+    private readonly Props? _settingsProps;
+    /// <summary>Null while it is being started again (its recovery failed) or when the queue has no runtime settings.</summary>
+    private IActorRef? _settingsActor;
+    private int _settingsRestarts;
     private readonly IActorRef? _splits;
     /// <summary>Takes in flight (at most <see cref="MaxFetchesInFlight"/>) and how many jobs each asked for, oldest first.</summary>
     private readonly Queue<int> _fetches = new();
@@ -61,11 +64,14 @@ public sealed class QueueRouterActor : ReceiveActor, IWithTimers
         _queue = queue;
         _routing = routing ?? QueueRouterSettings.Default;
         _ingress = Context.ActorOf(ingressProps, "ingress");
+        _settingsProps = settingsProps;
         if (settingsProps is null) _settings = QueueSettingsState.Default;
-        else _settingsActor = Context.ActorOf(settingsProps, "settings");
+        else StartSettings();
         if (splitsProps is not null) _splits = Context.ActorOf(splitsProps, "splits");
 
         Receive<QueueSettingsState>(ApplySettings);
+        Receive<Terminated>(t => t.ActorRef.Equals(_settingsActor), _ => SettingsStopped());
+        Receive<RestartSettings>(_ => StartSettings());
         Receive<QueueSettings.Change>(c => ForwardToSettings(c));
         Receive<QueueSettings.Get>(g => ForwardToSettings(g));
         Receive<RefillTokens>(_ => DispatchAndFetch());
@@ -233,12 +239,36 @@ public sealed class QueueRouterActor : ReceiveActor, IWithTimers
 
     private void ForwardToSettings(object message)
     {
-        if (_settingsActor is null) Sender.Tell(new Status.Failure(new InvalidOperationException($"Queue {_queue} has no runtime settings on this node.")));
+        if (_settingsProps is null) Sender.Tell(new Status.Failure(new InvalidOperationException($"Queue {_queue} has no runtime settings on this node.")));
+        else if (_settingsActor is null)
+            Sender.Tell(new Status.Failure(new InvalidOperationException($"Queue {_queue}'s settings could not be read from Redis yet; try again shortly.")));
         else _settingsActor.Forward(message);
+    }
+
+    private void StartSettings()
+    {
+        _settingsActor = Context.ActorOf(_settingsProps!, "settings");
+        Context.Watch(_settingsActor);
+    }
+
+    /// <summary>
+    /// Akka stops a persistent actor whose recovery or write failed (Redis down as the router started, after its node
+    /// died, say). Without its settings the queue must start nothing (it may be paused), so they are read again, after
+    /// 1 s, then up to 30 s between tries; the last settings read stay in force meanwhile.
+    /// </summary>
+    private void SettingsStopped()
+    {
+        _settingsActor = null;
+        var delay = TimeSpan.FromSeconds(Math.Min(30, 1 << Math.Min(_settingsRestarts, 5)));
+        _settingsRestarts++;
+        _log.Warning("Queue {0}: its settings actor stopped (Redis journal unreachable?); reading the settings again in {1}{2}",
+            _queue, delay, _settings is null ? ", and starting no job until then" : "");
+        Timers.StartSingleTimer("settings-restart", RestartSettings.Instance, delay);
     }
 
     private void ApplySettings(QueueSettingsState settings)
     {
+        _settingsRestarts = 0;
         var wasPaused = _settings?.Paused ?? false;
         var limitedBefore = _settings is { } before && Limited(before);
         _settings = settings;
@@ -407,6 +437,7 @@ public sealed class QueueRouterActor : ReceiveActor, IWithTimers
     private sealed class RefillTokens : INoSerializationVerificationNeeded { public static readonly RefillTokens Instance = new(); }
     private sealed class CheckHeld : INoSerializationVerificationNeeded { public static readonly CheckHeld Instance = new(); }
     private sealed class HandOverTimeout : INoSerializationVerificationNeeded { public static readonly HandOverTimeout Instance = new(); }
+    private sealed class RestartSettings : INoSerializationVerificationNeeded { public static readonly RestartSettings Instance = new(); }
 
     private sealed class PoolState
     {
