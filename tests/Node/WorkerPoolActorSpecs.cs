@@ -502,6 +502,24 @@ public sealed class WorkerPoolActorSpecs : Akka.TestKit.Xunit2.TestKit, IAsyncLi
         requester.ExpectNoMsg(TimeSpan.FromMilliseconds(100));
         requester.ExpectMsg<WorkerPool.Drained>(TimeSpan.FromSeconds(3));
     }
+
+    [Fact]
+    public void A_downed_node_drains_as_soon_as_its_running_jobs_are_recorded_without_waiting_for_its_routers()
+    {
+        var pool = StartPool(2, new ServedQueue("only", 2));
+        Demand(Router("only"));
+        Router("only").Reply(new WorkerPool.Dispatch("only", Jobs.Leases("only", "a")));
+        var running = _workers.ExpectMsg<Started>(); // one slot runs a job, the other is offered to a router now gone
+        var requester = CreateTestProbe();
+
+        requester.Send(pool, new WorkerPool.Drain(TimeSpan.FromSeconds(30), Downed: true));
+
+        Router("only").ExpectNoMsg(Quiet); // no Withdraw: nobody would answer it
+        requester.ExpectNoMsg(TimeSpan.Zero); // a job still runs
+        Free(pool, running);
+        pool.Tell(new WorkerPool.Recorded("only", ["only:a"]));
+        requester.ExpectMsg<WorkerPool.Drained>(TimeSpan.FromSeconds(3));
+    }
     /// <summary>
     /// Exposes a bug: with three queues, WorkAvailable from the first queue while the pool waits for the second one's
     /// answer is forgotten when that answer is Empty (the Empty handler continues at the queue after the second), so all

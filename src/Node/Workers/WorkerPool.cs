@@ -49,8 +49,11 @@ public static class WorkerPool
     /// <summary>From the result writer: these jobs' outcomes are in Redis.</summary>
     internal sealed record Recorded(string Queue, IReadOnlyList<string> JobIds) : INoSerializationVerificationNeeded;
 
-    /// <summary>Stop taking work; finish running jobs within <paramref name="Grace"/>, then hand the rest back. Answered with Drained.</summary>
-    public sealed record Drain(TimeSpan Grace) : INoSerializationVerificationNeeded;
+    /// <summary>
+    /// Stop taking work; finish running jobs within <paramref name="Grace"/>, then hand the rest back. Answered with Drained.
+    /// <paramref name="Downed"/>: the cluster removed this node, so no router will answer for the slots it was offered.
+    /// </summary>
+    public sealed record Drain(TimeSpan Grace, bool Downed = false) : INoSerializationVerificationNeeded;
 
     public sealed class Drained : INoSerializationVerificationNeeded
     {

@@ -128,7 +128,10 @@ public sealed class WorkerPoolActor : ReceiveActor, IWithTimers
             _log.Info("Draining: taking no more work, finishing {0} running job(s) within {1}", _busy.Count, d.Grace);
             _draining = true;
             _drainRequester = Sender;
-            foreach (var q in _queues.Where(q => _credit[q.Name] > 0)) _routers[q.Name].Tell(QueueRouter.Withdraw.Instance);
+            // Downed: the routers are gone with the cluster and will not answer a Withdraw; what they were offered is
+            // forgotten at once, so only the running jobs are waited for (before, a downed node idled out the grace).
+            if (d.Downed) foreach (var q in _queues) _credit[q.Name] = 0;
+            else foreach (var q in _queues.Where(q => _credit[q.Name] > 0)) _routers[q.Name].Tell(QueueRouter.Withdraw.Instance);
             Timers.StartSingleTimer("drain-grace", DrainGraceOver.Instance, d.Grace);
             CheckDrained();
         });
@@ -367,7 +370,8 @@ public static class WorkerPoolActorExtensions
             // On leave (SIGTERM): stop taking work and finish or hand back every job before the node leaves the cluster.
             CoordinatedShutdown.Get(system).AddTask(CoordinatedShutdown.PhaseServiceRequestsDone, "drain-workers", async () =>
             {
-                try { await pool.Ask<Drained>(new Drain(drainGrace), drainGrace + TimeSpan.FromSeconds(10)); }
+                var downed = CoordinatedShutdown.Get(system).ShutdownReason is CoordinatedShutdown.ClusterDowningReason;
+                try { await pool.Ask<Drained>(new Drain(drainGrace, downed), drainGrace + TimeSpan.FromSeconds(10)); }
                 catch (Exception ex) { system.Log.Warning(ex, "Draining the worker pool did not finish in time"); }
                 return Done.Instance;
             });
