@@ -1,6 +1,5 @@
 using Akka.Actor;
 using ClusterJobs.Node.Demo;
-using ClusterJobs.Node.Workers;
 using Microsoft.Extensions.DependencyInjection;
 using ClusterJobs.Node.Hosting;
 using ClusterJobs.Protocol;
@@ -20,10 +19,10 @@ try
     using var host = builder.Build();
     if (demo) return await DemoRunner.RunAsync(host, Console.Out);
     await host.StartAsync();
-    var shutdown = CoordinatedShutdown.Get(host.Services.GetRequiredService<ActorSystem>());
+    var system = host.Services.GetRequiredService<ActorSystem>();
     await host.WaitForShutdownAsync();
-    // A node that recycled itself (too many runaway handlers) exits 75 so its supervisor starts a fresh one.
-    return shutdown.ShutdownReason is WorkerPoolActor.RecycleReason ? WorkerPoolActor.RecycleExitCode : 0;
+    // 0 after SIGTERM; 75 when the node recycled itself, 3 when the cluster downed it: its supervisor starts a fresh one.
+    return ShutdownExit.CodeFor(system);
 }
 catch (OperationCanceledException)
 {

@@ -1,7 +1,9 @@
+using Akka.Actor;
 using Akka.Cluster;
 using Akka.Event;
 using Akka.Hosting;
 using ClusterJobs.Node.Hosting;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 
@@ -24,8 +26,11 @@ try
             cluster.RegisterOnMemberUp(() => system.Log.Info("Seed up at {0}", cluster.SelfAddress));
         });
     });
-    await builder.Build().RunAsync();
-    return 0;
+    using var host = builder.Build();
+    await host.StartAsync();
+    var system = host.Services.GetRequiredService<ActorSystem>();
+    await host.WaitForShutdownAsync();
+    return ShutdownExit.CodeFor(system); // 3 when the cluster downed the seed: its supervisor starts it again
 }
 catch (ArgumentException ex)
 {

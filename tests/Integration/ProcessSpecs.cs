@@ -1,3 +1,4 @@
+using ClusterJobs.Node.Hosting;
 using ClusterJobs.Protocol;
 using ClusterJobs.Tests.Shared;
 using Xunit.Abstractions;
@@ -114,6 +115,32 @@ public sealed class ProcessSpecs(BrokerFixture brokers, ITestOutputHelper output
         Assert.Equal(JobState.Succeeded, job.State);
         Assert.Equal(items.Sum(), job.ResultAs<long>());
         output.WriteLine($"killed node-1 while the parent waited ({parent.ChildrenPending} of {parent.ChildrenTotal} children pending); the parent completed with the exact sum");
+    }
+
+    [Fact]
+    public async Task A_node_the_cluster_downed_after_a_stall_exits_non_zero_so_that_its_supervisor_starts_it_again()
+    {
+        var seedPort = RedisServer.FreePort();
+        await using var seed = ClusterProcess.StartSeed(seedPort);
+        await using var first = ClusterProcess.StartNode("node-1", NodeEnv(seedPort));
+        await using var stalled = ClusterProcess.StartNode("node-2", NodeEnv(seedPort));
+        await ClusterProcess.WaitForMembersUpAsync([seed, first, stalled], 3, Startup);
+
+        // Frozen past the failure detector (a long GC pause, a stalled VM): the other two, a majority, down it.
+        stalled.Signal("STOP");
+        try
+        {
+            await Task.WhenAny(seed.WaitForOutputAsync("DownUnreachable", Startup), first.WaitForOutputAsync("DownUnreachable", Startup))
+                .Unwrap();
+        }
+        finally { stalled.Signal("CONT"); }
+
+        // Back, it finds itself removed and shuts down. Exit code 0 would keep it down under compose's on-failure.
+        var exitCode = await stalled.WaitForExitAsync(TimeSpan.FromSeconds(60));
+        output.WriteLine(stalled.Tail(8));
+        Assert.Equal(ShutdownExit.Downed, exitCode);
+        Assert.NotEqual(0, exitCode);
+        Assert.Contains("The cluster removed this member", stalled.Output);
     }
 
     [Fact]

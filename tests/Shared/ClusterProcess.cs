@@ -123,9 +123,12 @@ public sealed class ClusterProcess : IAsyncDisposable
     }
 
     /// <summary>SIGTERM: the graceful stop a container runtime sends.</summary>
-    public void Terminate()
+    public void Terminate() => Signal("TERM");
+
+    /// <summary>Sends a signal (kill -NAME): STOP freezes the process, as a long GC pause or a stalled VM would; CONT resumes it.</summary>
+    public void Signal(string name)
     {
-        if (!_process.HasExited) Process.Start("kill", ["-TERM", _process.Id.ToString()])!.WaitForExit();
+        if (!_process.HasExited) Process.Start("kill", ["-" + name, _process.Id.ToString()])!.WaitForExit();
     }
 
     public ValueTask DisposeAsync()

@@ -89,7 +89,7 @@ public sealed record ClusterBootstrap
             });
         if (Seeds.Count == 0)
             builder.AddStartup((system, _) => Akka.Cluster.Cluster.Get(system).Join(Akka.Cluster.Cluster.Get(system).SelfAddress));
-        return builder;
+        return builder.AddDownedNotice();
     }
 
     /// <summary>What the environment changes in cluster.hocon's defaults (empty when nothing).</summary>
