@@ -9,17 +9,8 @@ work=${BENCH_WORK:-$(mktemp -d /tmp/cj-bench.XXXXXX)}
 cp -r "$kit_src/." "$work/" && chmod -R u+w "$work"
 mkdir -p "$work/run" "$work/results"
 
-# Published as the images ship it (src/Node/Dockerfile): Release, ReadyToRun; bench_clusterjobs.py runs each process
-# with its image's DOTNET_ and CLUSTERJOBS_ settings too (the node's DOTNET_ReadyToRun=0: JIT-compiled code, faster than
-# ReadyToRun's; CLUSTERJOBS_WARMUP_JOBS=1000: that code compiled before the node joins).
-#   publish_build SOURCE_ROOT OUT   -> OUT/bench/ClusterJobs.Bench.dll, OUT/seed/ClusterJobs.Seed.dll
-publish_build() {
-  local p
-  for p in "bench/ClusterJobs.Bench:bench" "src/Seed:seed"; do
-    dotnet publish "$1/${p%%:*}" -c Release -r linux-x64 --self-contained false -p:PublishReadyToRun=true \
-      -o "$2/${p#*:}" -v q -nologo >&2
-  done
-}
+# shellcheck source=bench/publish.sh
+. "$repo/bench/publish.sh"  # publish_build
 
 # The Hangfire peer (bench/ClusterJobs.HangfirePeer), published as our bench node is, apart from publish_build: a
 # revision that bench/ab.sh builds may predate it.

@@ -13,12 +13,16 @@ using Microsoft.Extensions.Logging;
 //                                                                          not the kit's way: for docs/benchmarks.md)
 //   ClusterJobs.Bench node                                                a node serving `bench` (env as any node)
 //   ClusterJobs.Bench produce-list ... | floor-blpop | floor-take           W2 latency floors without a node (Floors.cs)
+//   ClusterJobs.Bench soak-node | soak-produce --rate R --seconds T | soak-check --n N --timeout S   bench/soak.sh (Soak.cs)
 // Broker: REDIS_URL (default the kit's redis://127.0.0.1:6390/0); metrics: the same server's db 1.
 var redisUrl = Environment.GetEnvironmentVariable("REDIS_URL") is { Length: > 0 } u ? u : "redis://127.0.0.1:6390/0";
 return args.FirstOrDefault() switch
 {
     "produce" => await Produce(redisUrl, args[1..]),
-    "node" => await RunNode(args[1..]),
+    "node" => await RunNode(args[1..], soak: false),
+    "soak-node" => await RunNode(args[1..], soak: true),
+    "soak-produce" => await Soak.ProduceAsync(redisUrl, Num(args, "--rate"), Num(args, "--seconds")),
+    "soak-check" => await Soak.CheckAsync(redisUrl, (long)Num(args, "--n"), TimeSpan.FromSeconds(Num(args, "--timeout"))),
     // W2 latency floors (Floors.cs): plain Redis consumers with the kit's job body, no node.
     "produce-list" => await Floors.ProduceToList(redisUrl, (int)Num(args, "--n"), Num(args, "--sleep-ms"), Num(args, "--rate"), (int)Num(args, "--rec-lat")),
     "floor-blpop" => await Floors.ConsumeList(redisUrl, Floors.StopOnSigterm()),
@@ -61,18 +65,20 @@ static async Task<int> Produce(string redisUrl, string[] args)
     return 0;
 }
 
-static async Task<int> RunNode(string[] args)
+static async Task<int> RunNode(string[] args, bool soak)
 {
     var builder = Host.CreateApplicationBuilder(args);
     builder.Logging.ClearProviders().AddSimpleConsole(o => o.SingleLine = true).SetMinimumLevel(LogLevel.Warning).AddFilter("ClusterJobs.Node.WarmUp", LogLevel.Information);
     builder.Services.AddClusterJobs(o =>
     {
         NodeConfiguration.Apply(o, builder.Configuration);
-        o.Queues = ClusterJobsOptions.ParseQueues("bench");
+        o.Queues = ClusterJobsOptions.ParseQueues(soak ? Soak.Queue : "bench");
         o.RedisUrl ??= "redis://127.0.0.1:6390/0";
-    }).AddTask<BenchTask>("bench");
+    }).AddTask<BenchTask>("bench").AddTask<SoakTask>("soak");
     builder.Services.AddSingleton(sp => new BenchMetrics(sp.GetRequiredService<RedisConnectionService>().Connection));
     using var host = builder.Build();
-    await host.RunAsync();
-    return 0;
+    await host.StartAsync();
+    var system = host.Services.GetRequiredService<Akka.Actor.ActorSystem>();
+    await host.WaitForShutdownAsync();
+    return ShutdownExit.CodeFor(system); // 3 when the cluster downed this node
 }
