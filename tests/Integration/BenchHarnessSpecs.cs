@@ -162,6 +162,24 @@ public sealed class BenchHarnessSpecs(BenchHarnessSpecs.SmokeRun smoke, ITestOut
         Assert.Matches(@"ab summary jobs_per_s b_over_a=-?\d+\.\d+ pairs_won_by_b=[0-2]/2", text);
     }
 
+    [Fact]
+    public async Task The_soak_kills_nodes_the_routers_node_Redis_and_the_seed_in_turn_and_every_job_still_succeeds()
+    {
+        var (smokeExit, _, smokeErrors) = await smoke.Run;
+        Assert.True(smokeExit == 0, $"bench/run.sh --smoke exited {smokeExit}: {smokeErrors}");
+
+        var (exitCode, text, errors) = await RunAsync(TimeSpan.FromMinutes(5), Path.Combine("bench", "soak.sh"),
+            "--seconds", "40", "--rate", "15", "--every", "4", "--settle", "120", "--build", Path.Combine(smoke.Work, "bin"));
+        output.WriteLine(text);
+        output.WriteLine(errors);
+
+        Assert.True(exitCode == 0, $"bench/soak.sh exited {exitCode}: {errors}");
+        // Each kind of failure happened at least once while the producer ran...
+        Assert.Matches(@"soak chaos node_kills=[1-9]\d* node_stops=[1-9]\d* router_kills=[1-9]\d* redis_kills=[1-9]\d* seed_kills=[1-9]", text);
+        // ...and every job it enqueued (15/s for 40 s) ended succeeded, its handler having run to the end.
+        Assert.Matches(@"soak jobs=600 succeeded=600 missing=0 never_ran=0 ", text);
+    }
+
     /// <summary>One <c>bench/run.sh --smoke</c> for the class, in a work folder the specs can read (its published build).</summary>
     public sealed class SmokeRun : IDisposable
     {
