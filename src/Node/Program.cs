@@ -39,3 +39,8 @@ catch (ArgumentException ex)
     Console.Error.WriteLine($"clusterjobs: invalid configuration: {ex.Message}");
     return 2;
 }
+catch (Exception ex) when (ClusterBootstrap.PortTakenMessage(ex) is { } message)
+{
+    Console.Error.WriteLine($"clusterjobs: {message}");
+    return 2;
+}

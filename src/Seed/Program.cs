@@ -37,3 +37,8 @@ catch (ArgumentException ex)
     Console.Error.WriteLine($"clusterjobs-seed: invalid configuration: {ex.Message}");
     return 2;
 }
+catch (Exception ex) when (ClusterBootstrap.PortTakenMessage(ex) is { } message)
+{
+    Console.Error.WriteLine($"clusterjobs-seed: {message}");
+    return 2;
+}

@@ -159,6 +159,22 @@ public sealed class ProcessSpecs(BrokerFixture brokers, ITestOutputHelper output
     }
 
     [Fact]
+    public async Task A_node_whose_cluster_port_is_taken_stops_at_startup_saying_so()
+    {
+        using var other = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        other.Start();
+        var port = ((System.Net.IPEndPoint)other.LocalEndpoint).Port;
+        var env = NodeEnv(RedisServer.FreePort());
+        env["CLUSTER_PORT"] = port.ToString();
+        env.Remove("CLUSTER_SEEDS");
+        await using var node = ClusterProcess.StartNode("node", env);
+
+        Assert.Equal(2, await node.WaitForExitAsync(TimeSpan.FromSeconds(30)));
+        Assert.Contains($"clusterjobs: Failed to bind to [127.0.0.1:{port}]: the address is already in use", node.Output);
+        Assert.DoesNotContain("Unhandled exception", node.Output);
+    }
+
+    [Fact]
     public async Task A_node_reads_redis_on_the_thread_pool_with_no_socket_threads_of_its_own_unless_told_to()
     {
         // Read from Linux's /proc (the suite runs on Linux): StackExchange.Redis's dedicated readers are "DefaultSocketManager:N".

@@ -46,6 +46,24 @@ public sealed class SeedSpecs
         Assert.Equal(2, await bad.WaitForExitAsync(TimeSpan.FromSeconds(30)));
         Assert.Contains("CLUSTER_PORT 'not-a-port' is not a port number", bad.Output);
     }
+
+    [Fact]
+    public async Task A_seed_whose_port_is_taken_refuses_to_start_saying_so()
+    {
+        // A second seed on a laptop, on the default port the first one holds.
+        using var first = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        first.Start();
+        var port = ((System.Net.IPEndPoint)first.LocalEndpoint).Port;
+        await using var second = ClusterProcess.Start("ClusterJobs.Seed", "seed", new Dictionary<string, string>
+        {
+            ["CLUSTER_IP"] = "127.0.0.1", ["CLUSTER_PORT"] = port.ToString(),
+        });
+
+        Assert.Equal(2, await second.WaitForExitAsync(TimeSpan.FromSeconds(30)));
+        Assert.Contains($"Failed to bind to [127.0.0.1:{port}]: the address is already in use", second.Output);
+        Assert.Contains("Set CLUSTER_PORT to a free port", second.Output);
+        Assert.DoesNotContain("Unhandled exception", second.Output);
+    }
 }
 
 /// <summary>How CLUSTER_* variables become cluster settings (shared by the seed and the nodes).</summary>

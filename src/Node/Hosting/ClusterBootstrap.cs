@@ -92,6 +92,25 @@ public sealed record ClusterBootstrap
         return builder.AddDownedNotice();
     }
 
+    /// <summary>
+    /// A clear message when <paramref name="error"/> (what starting the host threw) is the cluster port being taken, a
+    /// second seed or node on the same port; null otherwise. Akka wraps it in five AggregateExceptions.
+    /// </summary>
+    public static string? PortTakenMessage(Exception error)
+    {
+        var pending = new Stack<Exception>([error]);
+        while (pending.TryPop(out var e))
+        {
+            if (e is Akka.Remote.RemoteTransportException { InnerException: System.Net.Sockets.SocketException
+                { SocketErrorCode: System.Net.Sockets.SocketError.AddressAlreadyInUse } })
+                return $"{e.Message.Replace(" See InnerException for details.", "").TrimEnd('.')}: the address is already in use (another " +
+                       "seed or node on this port?). Set CLUSTER_PORT to a free port (0: any free port, for a node).";
+            if (e is AggregateException all) foreach (var inner in all.InnerExceptions) pending.Push(inner);
+            else if (e.InnerException is { } inner) pending.Push(inner);
+        }
+        return null;
+    }
+
     /// <summary>What the environment changes in cluster.hocon's defaults (empty when nothing).</summary>
     public Config Overrides()
     {
