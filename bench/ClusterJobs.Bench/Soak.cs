@@ -10,7 +10,9 @@ namespace ClusterJobs.Bench;
 /// <summary>
 /// The soak (bench/soak.sh): a producer enqueues jobs with known ids at a steady rate while nodes and Redis are killed
 /// and restarted; at the end every job must have succeeded. Job i is <c>soak:s{i}</c>, so the check needs no list of ids
-/// and a producer that retries an enqueue whose reply it lost cannot make a second job of it.
+/// and a producer that retries an enqueue whose reply it lost cannot make a second job of it. Every 25th job splits into
+/// four children, so the split's persistent coordinator lives through the kills too: its parent succeeds only once all
+/// four have.
 /// </summary>
 public static class Soak
 {
@@ -54,7 +56,10 @@ public static class Soak
         return 0;
     }
 
-    /// <summary>Job i's arguments and options: a body of 0-150 ms, every tenth failing its first attempt, every 20th delayed 1-3 s.</summary>
+    /// <summary>
+    /// Job i's arguments and options: a body of 0-150 ms, every tenth failing its first attempt, every 20th delayed 1-3 s,
+    /// every 25th split into four children (none of these overlap).
+    /// </summary>
     public static (SoakArgs Args, EnqueueOptions Options) Job(long i)
     {
         var options = new EnqueueOptions
@@ -67,7 +72,7 @@ public static class Soak
             BackoffMax = TimeSpan.FromSeconds(1),
             Countdown = i % 20 == 7 ? TimeSpan.FromMilliseconds(1000 + i * 37 % 2000) : null,
         };
-        return (new SoakArgs(i * 53 % 151, FailFirst: i % 10 == 3), options);
+        return (new SoakArgs(i * 53 % 151, FailFirst: i % 10 == 3, Children: i % 25 == 11 ? 4 : 0), options);
     }
 
     /// <summary>
@@ -124,18 +129,24 @@ public static class Soak
     }
 }
 
-/// <summary>A soak job: how long its body waits, and whether its first attempt throws.</summary>
+/// <summary>A soak job: how long its body waits, whether its first attempt throws, how many children it splits into.</summary>
 public sealed record SoakArgs(
     [property: JsonPropertyName("sleep_ms")] long SleepMs,
-    [property: JsonPropertyName("fail_first")] bool FailFirst);
+    [property: JsonPropertyName("fail_first")] bool FailFirst,
+    [property: JsonPropertyName("children")] int Children = 0);
 
-/// <summary>The soak's handler: waits, fails a first attempt when asked, then counts the run in <see cref="Soak.DoneKey"/>.</summary>
+/// <summary>
+/// The soak's handler: waits, fails a first attempt when asked or splits when asked, then counts the run in
+/// <see cref="Soak.DoneKey"/>.
+/// </summary>
 public sealed class SoakTask(BenchMetrics metrics) : IJobHandler<SoakArgs>
 {
     public async Task HandleAsync(SoakArgs args, JobContext job, CancellationToken ct)
     {
         if (args.SleepMs > 0) await Task.Delay(TimeSpan.FromMilliseconds(args.SleepMs), ct);
         if (args.FailFirst && job.Attempt == 1) throw new InvalidOperationException("soak: this job fails its first attempt");
+        if (args.Children > 0)
+            job.Split(Enumerable.Range(0, args.Children).Select(_ => new ChildJob(job.Task, args with { Children = 0 })));
         await metrics.Db.HashIncrementAsync(Soak.DoneKey, job.JobId);
     }
 }
