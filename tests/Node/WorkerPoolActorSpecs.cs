@@ -561,6 +561,23 @@ public sealed class WorkerPoolActorSpecs : Akka.TestKit.Xunit2.TestKit, IAsyncLi
     }
 
     [Fact]
+    public async Task A_job_cancelled_after_it_was_leased_but_before_it_reached_this_pool_ends_cancelled_without_running()
+    {
+        // Leased, so "running" in Redis, but still in a router's read-ahead when the cancel came: no worker had it.
+        StartPool(2, new ServedQueue("high", 2));
+        Demand(Router("high"));
+        await _redis.GetSubscriber().PublishAsync(RedisChannel.Literal(_keys.Queue("high").CancelChannel), "high:c");
+        await Task.Delay(300); // the pool hears it over pub/sub
+
+        Router("high").Reply(new WorkerPool.Dispatch("high", Jobs.Leases("high", "c", "d")));
+
+        var record = _results.ExpectMsg<Results.ResultWriter.Record>();
+        Assert.Equal(new Broker.JobOutcome.Cancelled("high:c"), record.Outcome);
+        Assert.Equal("high:d", _workers.ExpectMsg<Started>().Job.Envelope.Id);
+        _workers.ExpectNoMsg(TimeSpan.FromMilliseconds(300));
+    }
+
+    [Fact]
     public void Counts_abandoned_handlers_that_still_run()
     {
         var pool = StartPool(1, new ServedQueue("only", 1));

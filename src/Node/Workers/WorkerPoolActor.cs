@@ -29,6 +29,7 @@ public sealed class WorkerPoolActor : ReceiveActor, IWithTimers
     private readonly Stack<IActorRef> _idle = new();
     private readonly Dictionary<IActorRef, string> _busy = new();
     private readonly Dictionary<string, IActorRef> _runningJobs = new();
+    private readonly RecentCancels _recentCancels = new(TimeSpan.FromMinutes(1));
     private readonly IConnectionMultiplexer _redis;
     private readonly RedisKeys _keys;
     private readonly int _maxRunaways;
@@ -153,6 +154,7 @@ public sealed class WorkerPoolActor : ReceiveActor, IWithTimers
         Receive<CancelRequested>(c =>
         {
             if (_runningJobs.TryGetValue(c.JobId, out var worker)) worker.Tell(new WorkerActor.CancelRunning(c.JobId));
+            else _recentCancels.Add(c.JobId, DateTime.UtcNow); // leased, not started yet (or not ours): checked at start
         });
         Receive<RunawayStarted>(_ =>
         {
@@ -247,8 +249,15 @@ public sealed class WorkerPoolActor : ReceiveActor, IWithTimers
         var ids = jobs.Select(j => j.Envelope.Id).ToList();
         _outstanding.UnionWith(ids);
         _leaseKeeper.Tell(new LeaseKeeper.Track(queue, ids));
+        var now = DateTime.UtcNow;
         foreach (var job in jobs)
         {
+            if (_recentCancels.Take(job.Envelope.Id, now))
+            {
+                // Cancelled after it was leased, before it reached a worker: it ends cancelled without running.
+                _results.Tell(new Results.ResultWriter.Record(queue, new Broker.JobOutcome.Cancelled(job.Envelope.Id), Self));
+                continue;
+            }
             if (_draining || !_idle.TryPop(out var worker))
             {
                 // Not started (we are draining, or more came than we have slots for): back to the queue untouched.
