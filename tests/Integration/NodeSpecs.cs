@@ -169,8 +169,9 @@ public sealed class NodeSpecs(BrokerFixture brokers)
             o.Concurrency = 1;
         }, tasks => tasks.AddTask<RecordingTask>("record"));
         var recorder = RecordingTask.For(_prefix);
-        // Fill both queues while the only slot is busy, so the order afterwards is the node's choice.
-        var blocker = await node.Client.EnqueueAsync("sleep", new { ms = 700 }, new EnqueueOptions { Queue = "low_priority" });
+        // Fill both queues while the only slot is busy, so the order afterwards is the node's choice. The blocker runs
+        // until it is cancelled, however long the enqueues take on a loaded machine.
+        var blocker = await node.Client.EnqueueAsync("sleep", new { ms = 60_000 }, new EnqueueOptions { Queue = "low_priority" });
         await WaitForState(node.Client, blocker, JobState.Running);
         var low = new List<string>();
         var high = new List<string>();
@@ -179,6 +180,7 @@ public sealed class NodeSpecs(BrokerFixture brokers)
             low.Add(await node.Client.EnqueueAsync("record", new { label = $"low-{i}", prefix = _prefix }, new EnqueueOptions { Queue = "low_priority" }));
             high.Add(await node.Client.EnqueueAsync("record", new { label = $"high-{i}", prefix = _prefix }, new EnqueueOptions { Queue = "high_priority" }));
         }
+        Assert.True(await node.Client.CancelAsync(blocker));
 
         await Task.WhenAll(low.Concat(high).Select(id => node.Client.WaitAsync(id, Wait)));
 
@@ -193,7 +195,7 @@ public sealed class NodeSpecs(BrokerFixture brokers)
         await using var node = await TestNode.StartAsync(brokers.Url(kind), _prefix, o => { o.Concurrency = 1; o.ReadAhead = 0; },
             tasks => tasks.AddTask<RecordingTask>("record"));
         var recorder = RecordingTask.For(_prefix);
-        var blocker = await node.Client.EnqueueAsync("sleep", new { ms = 500 });
+        var blocker = await node.Client.EnqueueAsync("sleep", new { ms = 60_000 }); // until cancelled, below
         await WaitForState(node.Client, blocker, JobState.Running);
         var ids = new List<string>
         {
@@ -201,6 +203,7 @@ public sealed class NodeSpecs(BrokerFixture brokers)
             await node.Client.EnqueueAsync("record", new { label = "p9", prefix = _prefix }, new EnqueueOptions { Priority = 9 }),
             await node.Client.EnqueueAsync("record", new { label = "p5", prefix = _prefix }, new EnqueueOptions { Priority = 5 }),
         };
+        Assert.True(await node.Client.CancelAsync(blocker));
         await Task.WhenAll(ids.Select(id => node.Client.WaitAsync(id, Wait)));
         Assert.Equal(["p9", "p5", "p0"], recorder.ToArray());
     }
