@@ -77,8 +77,5 @@ static async Task<int> RunNode(string[] args, bool soak)
     }).AddTask<BenchTask>("bench").AddTask<SoakTask>("soak");
     builder.Services.AddSingleton(sp => new BenchMetrics(sp.GetRequiredService<RedisConnectionService>().Connection));
     using var host = builder.Build();
-    await host.StartAsync();
-    var system = host.Services.GetRequiredService<Akka.Actor.ActorSystem>();
-    await host.WaitForShutdownAsync();
-    return ShutdownExit.CodeFor(system); // 3 when the cluster downed this node
+    return await ShutdownExit.RunAsync(host); // 3 when the cluster downed this node
 }

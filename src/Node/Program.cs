@@ -1,6 +1,4 @@
-using Akka.Actor;
 using ClusterJobs.Node.Demo;
-using Microsoft.Extensions.DependencyInjection;
 using ClusterJobs.Node.Hosting;
 using ClusterJobs.Protocol;
 using Microsoft.Extensions.Hosting;
@@ -18,11 +16,8 @@ try
     builder.Services.AddClusterJobs(options => NodeConfiguration.Apply(options, builder.Configuration)).AddDemoTasks();
     using var host = builder.Build();
     if (demo) return await DemoRunner.RunAsync(host, Console.Out);
-    await host.StartAsync();
-    var system = host.Services.GetRequiredService<ActorSystem>();
-    await host.WaitForShutdownAsync();
     // 0 after SIGTERM; 75 when the node recycled itself, 3 when the cluster downed it: its supervisor starts a fresh one.
-    return ShutdownExit.CodeFor(system);
+    return await ShutdownExit.RunAsync(host);
 }
 catch (OperationCanceledException)
 {

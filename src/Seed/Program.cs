@@ -1,9 +1,7 @@
-using Akka.Actor;
 using Akka.Cluster;
 using Akka.Event;
 using Akka.Hosting;
 using ClusterJobs.Node.Hosting;
-using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 
@@ -27,10 +25,7 @@ try
         });
     });
     using var host = builder.Build();
-    await host.StartAsync();
-    var system = host.Services.GetRequiredService<ActorSystem>();
-    await host.WaitForShutdownAsync();
-    return ShutdownExit.CodeFor(system); // 3 when the cluster downed the seed: its supervisor starts it again
+    return await ShutdownExit.RunAsync(host); // 3 when the cluster downed the seed: its supervisor starts it again
 }
 catch (ArgumentException ex)
 {

@@ -2,6 +2,8 @@ using Akka;
 using Akka.Actor;
 using Akka.Event;
 using Akka.Hosting;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 
 namespace ClusterJobs.Node.Hosting;
 
@@ -18,8 +20,14 @@ public static class ShutdownExit
     /// <summary>Exit code of a member the cluster downed (Akka's <see cref="CoordinatedShutdown.ClusterDowningReason"/>).</summary>
     public static int Downed => CoordinatedShutdown.ClusterDowningReason.Instance.ExitCode;
 
-    /// <summary>The exit code for the process once <paramref name="system"/> has shut down.</summary>
-    public static int CodeFor(ActorSystem system) => CoordinatedShutdown.Get(system).ShutdownReason?.ExitCode ?? 0;
+    /// <summary>Runs <paramref name="host"/> until it stops; the exit code for the process then.</summary>
+    public static async Task<int> RunAsync(IHost host)
+    {
+        await host.StartAsync();
+        var system = host.Services.GetRequiredService<ActorSystem>();
+        await host.WaitForShutdownAsync();
+        return CoordinatedShutdown.Get(system).ShutdownReason?.ExitCode ?? 0;
+    }
 
     /// <summary>Says in the log, in plain words, why a downed member shuts down (otherwise only the resolver's warnings do).</summary>
     public static AkkaConfigurationBuilder AddDownedNotice(this AkkaConfigurationBuilder builder) =>
