@@ -30,12 +30,14 @@ public sealed class JobClient : IAsyncDisposable
 
     /// <summary>
     /// Connects to <paramref name="redisUrl"/> and prepares the client (<see cref="PrepareAsync"/>); the client owns and
-    /// disposes that connection.
+    /// disposes that connection. A Redis still loading its dataset after a restart is waited for, until
+    /// <paramref name="cancellationToken"/>.
     /// </summary>
-    public static async Task<JobClient> ConnectAsync(string redisUrl, JobClientOptions? options = null)
+    public static async Task<JobClient> ConnectAsync(string redisUrl, JobClientOptions? options = null, CancellationToken cancellationToken = default)
     {
         options ??= new JobClientOptions();
-        var client = new JobClient(await RedisConnection.ConnectAsync(ConnectionOptions(redisUrl, options), redisUrl).ConfigureAwait(false),
+        var client = new JobClient(await RedisConnection.ConnectAsync(ConnectionOptions(redisUrl, options), redisUrl,
+                cancellationToken: cancellationToken).ConfigureAwait(false),
             options, ownsConnection: true);
         try
         {

@@ -44,26 +44,74 @@ public static class RedisConnection
 
     /// <summary>
     /// Connects, failing at once with a <see cref="RedisUnavailableException"/> that names the cause (wrong password,
-    /// nothing listening). Once connected, StackExchange.Redis reconnects by itself. <paramref name="io"/>: the threads
-    /// that read the socket (StackExchange.Redis's own by default).
+    /// nothing listening). A Redis still loading its dataset (after a restart) is waited for, until
+    /// <paramref name="cancellationToken"/>. Once connected, StackExchange.Redis reconnects by itself.
+    /// <paramref name="io"/>: the threads that read the socket (StackExchange.Redis's own by default).
     /// </summary>
     public static Task<IConnectionMultiplexer> ConnectAsync(string redisUrl, string clientName = "clusterjobs",
-        RedisIoThreads io = RedisIoThreads.Dedicated) => ConnectAsync(Options(redisUrl, clientName, io), redisUrl);
+        RedisIoThreads io = RedisIoThreads.Dedicated, Action? whileLoading = null, CancellationToken cancellationToken = default) =>
+        ConnectAsync(Options(redisUrl, clientName, io), redisUrl, whileLoading, cancellationToken);
 
-    /// <summary>Connects with <paramref name="options"/> (from <see cref="Options"/>); errors name <paramref name="redisUrl"/>, redacted.</summary>
-    public static async Task<IConnectionMultiplexer> ConnectAsync(ConfigurationOptions options, string redisUrl)
+    /// <summary>
+    /// Connects with <paramref name="options"/> (from <see cref="Options"/>); errors name <paramref name="redisUrl"/>,
+    /// redacted. <paramref name="whileLoading"/> is called once if Redis answers that it is loading its dataset.
+    /// </summary>
+    public static async Task<IConnectionMultiplexer> ConnectAsync(ConfigurationOptions options, string redisUrl,
+        Action? whileLoading = null, CancellationToken cancellationToken = default)
     {
+        IConnectionMultiplexer? mux = null;
         try
         {
-            var mux = await ConnectionMultiplexer.ConnectAsync(options).ConfigureAwait(false);
-            await mux.GetDatabase().PingAsync().ConfigureAwait(false);
+            mux = await ConnectionMultiplexer.ConnectAsync(options).ConfigureAwait(false);
+            await WaitWhileLoadingAsync(mux.GetDatabase(), redisUrl, whileLoading, cancellationToken).ConfigureAwait(false);
             return mux;
         }
         catch (Exception ex) when (ex is RedisConnectionException or RedisServerException or RedisTimeoutException)
         {
+            if (mux is not null) await mux.DisposeAsync().ConfigureAwait(false);
             throw Explain(ex, redisUrl);
         }
+        catch
+        {
+            if (mux is not null) await mux.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
     }
+
+    /// <summary>
+    /// A Redis restarted on a large dataset accepts connections at once but answers every command with <c>LOADING</c>
+    /// until its data is in memory (seconds to minutes); a client that connects then has nothing wrong but timing.
+    /// </summary>
+    private static async Task WaitWhileLoadingAsync(IDatabase db, string redisUrl, Action? whileLoading, CancellationToken ct)
+    {
+        var told = false;
+        while (true)
+        {
+            try
+            {
+                await db.PingAsync().ConfigureAwait(false);
+                return;
+            }
+            catch (RedisServerException ex) when (IsLoading(ex))
+            {
+                if (!told) whileLoading?.Invoke();
+                told = true;
+                try
+                {
+                    await Task.Delay(LoadingPoll, ct).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException)
+                {
+                    throw new RedisUnavailableException($"Redis at {Redact(redisUrl)} was still loading its dataset (LOADING) when the wait for it was cancelled.", ex);
+                }
+            }
+        }
+    }
+
+    private static readonly TimeSpan LoadingPoll = TimeSpan.FromMilliseconds(100);
+
+    /// <summary>Redis's answer while it loads its dataset after a start: every command fails with it until done.</summary>
+    public static bool IsLoading(RedisServerException ex) => ex.Message.StartsWith("LOADING", StringComparison.Ordinal);
 
     /// <summary>What <see cref="ConnectAsync"/> connects with: the URL's settings, fail-fast connect, the client name, the I/O threads.</summary>
     public static ConfigurationOptions Options(string redisUrl, string clientName, RedisIoThreads io)

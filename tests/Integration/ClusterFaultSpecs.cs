@@ -124,7 +124,7 @@ public sealed class ClusterFaultSpecs(BrokerFixture brokers, ITestOutputHelper o
     {
         // Every write is fsynced before Redis answers it, so whatever it acknowledged survives a crash.
         const string durable = "--appendfsync always";
-        var redis = Track(await RedisServer.StartBinaryAsync(appendOnly: true, extraArgs: durable));
+        var redis = Track(await RedisServer.StartBinaryAsync(appendOnly: true, port: RedisServer.PortNoOneElseIsGiven(), extraArgs: durable));
         var cluster = await StartClusterAsync(redis.Url);
         await using var client = await JobClient.ConnectAsync(redis.Url, new JobClientOptions { KeyPrefix = _prefix });
 

@@ -248,9 +248,33 @@ public sealed class ProducerClientSpecs(BrokerFixture brokers)
     }
 
     [Fact]
+    public async Task A_producer_connecting_while_Redis_loads_its_data_after_a_restart_waits_for_it_and_then_enqueues()
+    {
+        await using var loading = await RedisServer.StartLoadingAsync();
+        Assert.True(await loading.IsLoadingAsync());
+
+        await using var client = await JobClient.ConnectAsync(loading.Url);
+
+        Assert.False(await loading.IsLoadingAsync());
+        var id = await client.EnqueueAsync("add", new[] { 1, 2 });
+        Assert.Equal(JobState.Queued, (await client.GetAsync(id))!.State);
+    }
+
+    [Fact]
+    public async Task A_wait_for_a_loading_Redis_that_is_cancelled_says_that_Redis_was_still_loading()
+    {
+        await using var loading = await RedisServer.StartLoadingAsync();
+        using var cancel = new CancellationTokenSource(TimeSpan.FromMilliseconds(300));
+
+        var ex = await Assert.ThrowsAsync<RedisUnavailableException>(() => JobClient.ConnectAsync(loading.Url, cancellationToken: cancel.Token));
+
+        Assert.Contains("was still loading its dataset", ex.Message);
+    }
+
+    [Fact]
     public async Task Nothing_listening_is_a_clear_error_at_connect()
     {
-        var ex = await Assert.ThrowsAsync<RedisUnavailableException>(() => JobClient.ConnectAsync($"redis://127.0.0.1:{RedisServer.FreePort()}"));
+        var ex = await Assert.ThrowsAsync<RedisUnavailableException>(() => JobClient.ConnectAsync($"redis://127.0.0.1:{RedisServer.PortNoOneElseIsGiven()}"));
         Assert.Contains("Could not connect to Redis", ex.Message);
     }
 }

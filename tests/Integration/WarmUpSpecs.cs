@@ -109,6 +109,19 @@ public sealed class WarmUpSpecs(BrokerFixture brokers)
     }
 
     [Fact]
+    public async Task A_node_started_while_Redis_still_loads_its_data_waits_for_it_then_warms_up_and_serves()
+    {
+        await using var loading = await RedisServer.StartLoadingAsync();
+        Assert.True(await loading.IsLoadingAsync());
+
+        await using var node = await TestNode.StartAsync(loading.Url, _prefix, o => o.WarmUpJobs = 100);
+
+        Assert.Equal(100, node.Services.GetRequiredService<JobPathWarmUp>().Report?.Jobs);
+        var job = await node.Client.WaitAsync(await node.Client.EnqueueAsync("add", new[] { 2, 2 }), Wait);
+        Assert.Equal(JobState.Succeeded, job.State);
+    }
+
+    [Fact]
     public void A_key_prefix_with_glob_characters_matches_only_itself()
     {
         Assert.Equal(@"a\*b\?\[c\]\\d", WarmUpKeys.EscapeGlob(@"a*b?[c]\d"));

@@ -70,7 +70,7 @@ public sealed class NodeConfigurationSpecs
         var builder = Host.CreateApplicationBuilder();
         builder.Services.AddClusterJobs(o =>
         {
-            o.RedisUrl = $"redis://127.0.0.1:{RedisServer.FreePort()}";
+            o.RedisUrl = $"redis://127.0.0.1:{RedisServer.PortNoOneElseIsGiven()}";
             o.ReadAhead = -1;
         });
 

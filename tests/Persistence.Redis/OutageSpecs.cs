@@ -23,7 +23,7 @@ public sealed class OutageSpecs(ITestOutputHelper output)
     [Fact]
     public async Task While_Redis_is_down_writes_fail_fast_and_once_it_is_back_on_the_same_port_they_succeed_again()
     {
-        var port = RedisServer.FreePort();
+        var port = RedisServer.PortNoOneElseIsGiven();
         var server = await RedisServer.StartBinaryAsync(port: port);
         try
         {
@@ -83,7 +83,7 @@ public sealed class OutageSpecs(ITestOutputHelper output)
     [Fact]
     public async Task A_plugin_started_while_Redis_is_down_fails_its_requests_and_works_once_Redis_is_up()
     {
-        var port = RedisServer.FreePort();
+        var port = RedisServer.PortNoOneElseIsGiven();
         var url = $"redis://127.0.0.1:{port}";
         RedisServer? server = null;
         try

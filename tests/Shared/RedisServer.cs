@@ -59,6 +59,36 @@ public sealed class RedisServer : IAsyncDisposable
 
     public string? Dir { get; private set; }
 
+    /// <summary>
+    /// A Redis restarted on a dataset it takes seconds to load, as after a crash with a large append-only file: it
+    /// accepts connections at once and answers every command with <c>LOADING</c> until its data is in memory. Loading
+    /// is slowed per key (<c>key-load-delay</c>), and the server answers as often as a fast load of a real dataset does.
+    /// </summary>
+    public static async Task<RedisServer> StartLoadingAsync(int keys = 30_000, int microsecondsPerKey = 50)
+    {
+        string dir;
+        await using (var filled = await StartBinaryAsync(extraArgs: "--enable-debug-command local"))
+        {
+            await using var admin = await ConnectionMultiplexer.ConnectAsync(RedisConnection.Parse(filled.Url) + ",allowAdmin=true");
+            var server = admin.GetServer(admin.GetEndPoints()[0]);
+            await server.ExecuteAsync("DEBUG", "POPULATE", keys, "filler");
+            await server.ExecuteAsync("SAVE");
+            dir = filled.Dir!;
+        }
+        return await StartBinaryAsync(dir: dir, extraArgs: $"--key-load-delay {microsecondsPerKey} --loading-process-events-interval-bytes 1024");
+    }
+
+    /// <summary>Whether the server answers <c>LOADING</c>, asked on a plain socket (a client library may wait it out).</summary>
+    public async Task<bool> IsLoadingAsync()
+    {
+        using var tcp = new TcpClient();
+        await tcp.ConnectAsync(IPAddress.Loopback, Port);
+        await using var stream = tcp.GetStream();
+        await stream.WriteAsync("PING\r\n"u8.ToArray());
+        using var reader = new StreamReader(stream);
+        return (await reader.ReadLineAsync())?.StartsWith("-LOADING", StringComparison.Ordinal) == true;
+    }
+
     private async Task WaitUntilReadyAsync(string? password)
     {
         var deadline = DateTime.UtcNow.AddSeconds(15);
@@ -101,6 +131,42 @@ public sealed class RedisServer : IAsyncDisposable
         listener.Start();
         try { return ((IPEndPoint)listener.LocalEndpoint).Port; }
         finally { listener.Stop(); }
+    }
+
+    /// <summary>
+    /// A free port below the kernel's ephemeral range, for a spec that holds a port's number while nothing listens on it
+    /// (Redis down, then started again on it). <see cref="FreePort"/> hands out ports from that range and the kernel can
+    /// give a port just freed to the next caller, so another spec's Redis could take such a port in the meantime; no
+    /// <see cref="FreePort"/> and no outgoing connection is given one of these.
+    /// </summary>
+    public static int PortNoOneElseIsGiven()
+    {
+        var lowestEphemeral = EphemeralRangeStart();
+        for (var attempt = 0; ; attempt++)
+        {
+            var port = Random.Shared.Next(10_000, lowestEphemeral);
+            var listener = new TcpListener(IPAddress.Loopback, port);
+            try
+            {
+                listener.Start();
+                return port;
+            }
+            catch (SocketException) when (attempt < 100)
+            {
+                // taken: another
+            }
+            finally
+            {
+                listener.Stop();
+            }
+        }
+    }
+
+    private static int EphemeralRangeStart()
+    {
+        const string range = "/proc/sys/net/ipv4/ip_local_port_range";
+        return File.Exists(range) && int.TryParse(File.ReadAllText(range).Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries)[0], out var low)
+            && low > 11_000 ? low : 32_768;
     }
 
     public Task<IConnectionMultiplexer> ConnectAsync() => RedisConnection.ConnectAsync(Url, "tests");

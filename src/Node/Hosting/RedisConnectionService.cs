@@ -42,7 +42,9 @@ public sealed class RedisConnectionService : IHostedService, IAsyncDisposable
 
     public async Task StartAsync(CancellationToken cancellationToken)
     {
-        _connection = await RedisConnection.ConnectAsync(Url, "clusterjobs-node", _io).ConfigureAwait(false);
+        _connection = await RedisConnection.ConnectAsync(Url, "clusterjobs-node", _io,
+            () => _logger.LogWarning("Redis at {Url} is loading its dataset; the node waits for it before it starts", RedisConnection.Redact(Url)),
+            cancellationToken).ConfigureAwait(false);
         _logger.LogInformation("Connected to Redis at {Url}", RedisConnection.Redact(Url));
     }
 
