@@ -139,6 +139,10 @@ public sealed class ClusterBootstrapSpecs
     [InlineData("CLUSTER_PORT", "70000", "is not a port number")]
     [InlineData("CLUSTER_MIN_MEMBERS", "0", "is not a number of members")]
     [InlineData("CLUSTER_SEEDS", "seed:4053", "must look like akka.tcp://")]
+    [InlineData("CLUSTER_SEEDS", "akka.tcp://clusterjobs@seed:port", "must look like akka.tcp://")]
+    [InlineData("CLUSTER_SEEDS", "akka.tcp://clusterjobs@seed", "needs a host and a port")]
+    [InlineData("CLUSTER_SEEDS", "akka.tcp://clusterjobs@seed:4053, akka.tcp://jobs@seed2:4053", "is a member of actor system 'jobs'")]
+    [InlineData("CLUSTER_NAME", "jobs/eu", "is not an actor system name")]
     [InlineData("CLUSTER_HEARTBEAT_PAUSE", "soon", "is not a positive number of seconds")]
     [InlineData("CLUSTER_HEARTBEAT_PAUSE", "-1", "is not a positive number of seconds")]
     public void A_malformed_variable_is_refused_naming_it(string name, string value, string message)

@@ -36,15 +36,19 @@ public sealed record ClusterBootstrap
     {
         env ??= Environment.GetEnvironmentVariable;
         var port = env("CLUSTER_PORT");
+        var systemName = NonEmpty(env("CLUSTER_NAME")) ?? DefaultSystemName;
+        // Akka's own rule for an actor system's name, checked here so that the message names the variable.
+        if (!System.Text.RegularExpressions.Regex.IsMatch(systemName, "^[a-zA-Z0-9][a-zA-Z0-9-]*$"))
+            throw new ArgumentException($"CLUSTER_NAME '{systemName}' is not an actor system name: letters, digits and '-' (not first) only.");
         return new ClusterBootstrap
         {
-            SystemName = NonEmpty(env("CLUSTER_NAME")) ?? DefaultSystemName,
+            SystemName = systemName,
             Host = NonEmpty(env("CLUSTER_IP")) ?? (NonEmpty(env("DOTNET_RUNNING_IN_CONTAINER")) is not null ? System.Net.Dns.GetHostName() : "127.0.0.1"),
             Port = string.IsNullOrWhiteSpace(port) ? defaultPort
                 : int.TryParse(port, out var p) && p is >= 0 and <= 65535 ? p
                 : throw new ArgumentException($"CLUSTER_PORT '{port}' is not a port number."),
             Seeds = (env("CLUSTER_SEEDS") ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
-                .Select(ValidateSeed).ToArray(),
+                .Select(seed => ValidateSeed(seed, systemName)).ToArray(),
             Roles = roles,
             HeartbeatPause = NonEmpty(env("CLUSTER_HEARTBEAT_PAUSE")) is { } pause
                 ? double.TryParse(pause, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var s) && s > 0
@@ -63,10 +67,30 @@ public sealed record ClusterBootstrap
 
     private static string? NonEmpty(string? value) => string.IsNullOrWhiteSpace(value) ? null : value.Trim();
 
-    private static string ValidateSeed(string seed) =>
-        seed.StartsWith("akka.tcp://", StringComparison.Ordinal) && seed.Contains('@')
-            ? seed
-            : throw new ArgumentException($"CLUSTER_SEEDS entry '{seed}' must look like akka.tcp://clusterjobs@host:port.");
+    /// <summary>
+    /// A seed address Akka can parse (else the actor system fails to start with an unhandled UriFormatException), of
+    /// this cluster's actor system (a seed of another name is never joined: the node would wait alone, saying nothing).
+    /// </summary>
+    private static string ValidateSeed(string seed, string systemName)
+    {
+        var shape = $"CLUSTER_SEEDS entry '{seed}' must look like akka.tcp://{systemName}@host:port";
+        if (!seed.StartsWith("akka.tcp://", StringComparison.Ordinal) || !seed.Contains('@')) throw new ArgumentException(shape + ".");
+        Akka.Actor.Address address;
+        try
+        {
+            address = Akka.Actor.Address.Parse(seed);
+        }
+        catch (UriFormatException ex)
+        {
+            throw new ArgumentException($"{shape}: {ex.Message}");
+        }
+        if (address.Port is not (> 0 and <= 65535) || string.IsNullOrEmpty(address.Host))
+            throw new ArgumentException($"{shape}: it needs a host and a port from 1 to 65535.");
+        if (address.System != systemName)
+            throw new ArgumentException($"CLUSTER_SEEDS entry '{seed}' is a member of actor system '{address.System}', but this " +
+                                        $"process's is '{systemName}' (CLUSTER_NAME): every process of a cluster must use the same name.");
+        return seed;
+    }
 
     /// <summary>cluster.hocon (embedded in this assembly), remoting and clustering; with no seeds, the node joins itself.</summary>
     public AkkaConfigurationBuilder Apply(AkkaConfigurationBuilder builder)
