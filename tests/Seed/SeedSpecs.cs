@@ -143,6 +143,8 @@ public sealed class ClusterBootstrapSpecs
     [InlineData("CLUSTER_SEEDS", "akka.tcp://clusterjobs@seed", "needs a host and a port")]
     [InlineData("CLUSTER_SEEDS", "akka.tcp://clusterjobs@seed:4053, akka.tcp://jobs@seed2:4053", "is a member of actor system 'jobs'")]
     [InlineData("CLUSTER_NAME", "jobs/eu", "is not an actor system name")]
+    [InlineData("CLUSTER_IP", "10.0.0..1", "is neither an IP address nor a host name")]
+    [InlineData("CLUSTER_IP", "node 1", "is neither an IP address nor a host name")]
     [InlineData("CLUSTER_HEARTBEAT_PAUSE", "soon", "is not a positive number of seconds")]
     [InlineData("CLUSTER_HEARTBEAT_PAUSE", "-1", "is not a positive number of seconds")]
     public void A_malformed_variable_is_refused_naming_it(string name, string value, string message)

@@ -43,7 +43,10 @@ public sealed record ClusterBootstrap
         return new ClusterBootstrap
         {
             SystemName = systemName,
-            Host = NonEmpty(env("CLUSTER_IP")) ?? (NonEmpty(env("DOTNET_RUNNING_IN_CONTAINER")) is not null ? System.Net.Dns.GetHostName() : "127.0.0.1"),
+            Host = NonEmpty(env("CLUSTER_IP")) is { } ip
+                ? Uri.CheckHostName(ip) != UriHostNameType.Unknown ? ip
+                    : throw new ArgumentException($"CLUSTER_IP '{ip}' is neither an IP address nor a host name (the address other members reach this one at).")
+                : NonEmpty(env("DOTNET_RUNNING_IN_CONTAINER")) is not null ? System.Net.Dns.GetHostName() : "127.0.0.1",
             Port = string.IsNullOrWhiteSpace(port) ? defaultPort
                 : int.TryParse(port, out var p) && p is >= 0 and <= 65535 ? p
                 : throw new ArgumentException($"CLUSTER_PORT '{port}' is not a port number."),
