@@ -15,6 +15,7 @@ public sealed class JobClient : IAsyncDisposable
     private readonly RedisKeys _keys;
     private readonly JobClientOptions _options;
     private readonly JobWaiters _waiters;
+    private readonly EnqueueRetry _retry;
 
     public JobClient(IConnectionMultiplexer redis, JobClientOptions? options = null)
         : this(redis, options ?? new JobClientOptions(), ownsConnection: false) { }
@@ -26,6 +27,7 @@ public sealed class JobClient : IAsyncDisposable
         _ownsConnection = ownsConnection;
         _keys = new RedisKeys(options.KeyPrefix);
         _waiters = new JobWaiters(redis, GetAsync);
+        _retry = new EnqueueRetry(options.EnqueueRetryFor);
     }
 
     /// <summary>
@@ -127,7 +129,7 @@ public sealed class JobClient : IAsyncDisposable
         var calls = envelopes.Select(EnqueueCall).ToList();
         ct.ThrowIfCancellationRequested();
         // not awaited one by one: StackExchange.Redis writes them back to back on the connection
-        var sent = calls.Select(Send).ToList();
+        var sent = calls.Select(call => Send(call, ct)).ToList();
         return (await Task.WhenAll(sent).ConfigureAwait(false)).Select(EnqueuedId).ToList();
     }
 
@@ -175,7 +177,7 @@ public sealed class JobClient : IAsyncDisposable
     {
         var call = EnqueueCall(envelope);
         ct.ThrowIfCancellationRequested();
-        return EnqueuedId(await Send(call).ConfigureAwait(false));
+        return EnqueuedId(await Send(call, ct).ConfigureAwait(false));
     }
 
     /// <summary>The Enqueue script's keys and arguments for <paramref name="envelope"/>, checked as a node would check it.</summary>
@@ -197,8 +199,8 @@ public sealed class JobClient : IAsyncDisposable
             ]);
     }
 
-    private Task<RedisResult> Send((RedisKey[] Keys, RedisValue[] Values) call) =>
-        Db.ScriptEvaluateAsync(ProducerScripts.Enqueue, call.Keys, call.Values);
+    private Task<RedisResult> Send((RedisKey[] Keys, RedisValue[] Values) call, CancellationToken ct) =>
+        _retry.SendAsync(() => Db.ScriptEvaluateAsync(ProducerScripts.Enqueue, call.Keys, call.Values), (string)call.Values[0]!, ct);
 
     /// <summary>The Enqueue script's reply: the job's id (with an idempotency key already taken, that key's job).</summary>
     private static string EnqueuedId(RedisResult result) => (string)((RedisResult[])result!)[1]!;

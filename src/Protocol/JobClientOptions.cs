@@ -22,6 +22,13 @@ public sealed record JobClientOptions
     /// pool full of blocked threads could not read the replies they wait for.
     /// </summary>
     public RedisIoThreads RedisIo { get; init; } = RedisIoThreads.ThreadPool;
+    /// <summary>
+    /// How long an enqueue keeps sending its job again while Redis cannot be reached (a restart, a failover, a connection
+    /// dropped mid-call, <c>LOADING</c> after a restart) before it gives up with a <see cref="RedisUnavailableException"/>
+    /// (default 10 s; <see cref="TimeSpan.Zero"/>: one try). Sending again is safe: the job's id is fixed before the first
+    /// send, and the Enqueue script makes no second job for an id it already has (nor for a taken idempotency key).
+    /// </summary>
+    public TimeSpan EnqueueRetryFor { get; init; } = TimeSpan.FromSeconds(10);
 }
 
 /// <summary>The payload is over the configured cap; store big data elsewhere and pass a reference.</summary>

@@ -1,0 +1,63 @@
+using System.Diagnostics;
+using Polly;
+using Polly.Retry;
+using StackExchange.Redis;
+
+namespace ClusterJobs.Protocol;
+
+/// <summary>
+/// Sends an enqueue again while Redis cannot be reached, for up to <see cref="JobClientOptions.EnqueueRetryFor"/> from
+/// the first send (Celery's publish retry, ioredis's offline queue for BullMQ). Only failures of reaching Redis are
+/// tried again; an error Redis answers with (a wrong type, a script error) is thrown at once.
+/// </summary>
+internal sealed class EnqueueRetry
+{
+    private static readonly ResiliencePropertyKey<long> FirstSend = new("clusterjobs.first-send");
+    private readonly ResiliencePipeline _pipeline;
+    private readonly TimeSpan _budget;
+
+    public EnqueueRetry(TimeSpan budget)
+    {
+        _budget = budget;
+        _pipeline = budget <= TimeSpan.Zero
+            ? ResiliencePipeline.Empty
+            : new ResiliencePipelineBuilder().AddRetry(new RetryStrategyOptions
+            {
+                ShouldHandle = args => ValueTask.FromResult(args.Outcome.Exception is { } ex && IsUnreachable(ex) &&
+                    Stopwatch.GetElapsedTime(args.Context.Properties.GetValue(FirstSend, 0L)) < budget),
+                MaxRetryAttempts = int.MaxValue,
+                BackoffType = DelayBackoffType.Exponential,
+                Delay = TimeSpan.FromMilliseconds(50),
+                MaxDelay = TimeSpan.FromSeconds(1),
+                UseJitter = true,
+            }).Build();
+    }
+
+    /// <summary>Runs <paramref name="send"/> for job <paramref name="jobId"/>, again while Redis cannot be reached.</summary>
+    public async Task<RedisResult> SendAsync(Func<Task<RedisResult>> send, string jobId, CancellationToken ct)
+    {
+        var context = ResilienceContextPool.Shared.Get(ct);
+        context.Properties.Set(FirstSend, Stopwatch.GetTimestamp());
+        try
+        {
+            return await _pipeline.ExecuteAsync(static async (_, send) => await send().ConfigureAwait(false), context, send)
+                .ConfigureAwait(false);
+        }
+        catch (Exception ex) when (IsUnreachable(ex))
+        {
+            var tried = _budget > TimeSpan.Zero ? $"for {_budget.TotalSeconds:0.#} s" : "once";
+            throw new RedisUnavailableException(
+                $"Could not enqueue job '{jobId}': Redis could not be reached ({ex.Message}); tried {tried}. The job may or " +
+                "may not have been written: GetAsync on its id tells, and enqueueing it again with the same JobIdSuffix or " +
+                "IdempotencyKey makes no second job.", ex);
+        }
+        finally
+        {
+            ResilienceContextPool.Shared.Return(context);
+        }
+    }
+
+    /// <summary>Redis was not reached, or not ready: the connection failed or dropped, no reply came, or it is loading its data.</summary>
+    public static bool IsUnreachable(Exception ex) =>
+        ex is RedisConnectionException or RedisTimeoutException || ex is RedisServerException server && RedisConnection.IsLoading(server);
+}

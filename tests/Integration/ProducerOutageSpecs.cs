@@ -1,0 +1,93 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using ClusterJobs.Protocol;
+using ClusterJobs.Tests.Shared;
+using StackExchange.Redis;
+
+namespace ClusterJobs.Integration.Tests;
+
+/// <summary>
+/// The producer client while Redis restarts: an enqueue whose Redis could not be reached is sent again for up to
+/// <see cref="JobClientOptions.EnqueueRetryFor"/>, makes exactly one job, and after that says clearly what happened.
+/// Each spec has a Redis of its own (killed, restarted on the same port and files).
+/// </summary>
+public sealed class ProducerOutageSpecs
+{
+    private const string Durable = "--appendfsync always"; // what Redis acknowledged survives its crash
+
+    [Fact]
+    public async Task Enqueues_in_flight_or_sent_while_Redis_restarts_are_sent_again_and_each_makes_exactly_one_job()
+    {
+        var redis = await RedisServer.StartBinaryAsync(appendOnly: true, port: RedisServer.PortNoOneElseIsGiven(), extraArgs: Durable);
+        RedisServer? restarted = null;
+        try
+        {
+            await using var client = await JobClient.ConnectAsync(redis.Url);
+            var ids = new ConcurrentBag<string>();
+            using var stop = new CancellationTokenSource();
+            // Four producers back to back, so that some enqueues are in flight when Redis dies.
+            var producers = Enumerable.Range(0, 4).Select(p => Task.Run(async () =>
+            {
+                for (var i = 0; !stop.IsCancellationRequested; i++) ids.Add(await client.EnqueueAsync("add", new[] { p, i }));
+            })).ToArray();
+
+            await Task.Delay(300);
+            // And a burst of pipelined enqueues that Redis is still working through when it dies.
+            var burst = client.EnqueueManyAsync("add", Enumerable.Range(0, 5_000).Select(i => (object?)new[] { -1, i }));
+            redis.Kill();
+            var killedAt = ids.Count;
+            await Task.Delay(1_000);
+            restarted = await RedisServer.StartBinaryAsync(appendOnly: true, port: redis.Port, dir: redis.Dir, extraArgs: Durable);
+            await Task.Delay(500);
+            stop.Cancel();
+            await Task.WhenAll(producers); // none threw
+            foreach (var id in await burst) ids.Add(id);
+
+            Assert.True(ids.Count > killedAt, "no enqueue succeeded after the restart");
+            Assert.Equal(ids.Count, ids.Distinct().Count());
+            var db = (await restarted.ConnectAsync()).GetDatabase();
+            Assert.Equal(ids.Count, await db.SortedSetLengthAsync(client.Keys.Queue("default").Ready)); // no job twice, none lost
+            foreach (var id in ids) Assert.Equal(JobState.Queued, (await client.GetAsync(id))?.State);
+        }
+        finally
+        {
+            await redis.DisposeAsync();
+            if (restarted is not null) await restarted.DisposeAsync();
+        }
+    }
+
+    [Fact]
+    public async Task An_enqueue_that_cannot_reach_Redis_for_longer_than_its_retry_time_says_so_naming_the_job()
+    {
+        await using var redis = await RedisServer.StartBinaryAsync(port: RedisServer.PortNoOneElseIsGiven());
+        await using var client = await JobClient.ConnectAsync(redis.Url, new JobClientOptions { EnqueueRetryFor = TimeSpan.FromSeconds(1) });
+        redis.Kill();
+
+        var ex = await Assert.ThrowsAsync<RedisUnavailableException>(() =>
+            client.EnqueueAsync("add", new[] { 1, 2 }, new EnqueueOptions { JobIdSuffix = "order-42" }));
+
+        Assert.Contains("Could not enqueue job 'default:order-42'", ex.Message);
+        Assert.Contains("tried for 1 s", ex.Message);
+        Assert.Contains("same JobIdSuffix or IdempotencyKey makes no second job", ex.Message);
+    }
+
+    [Fact]
+    public async Task An_error_Redis_answers_with_is_not_sent_again()
+    {
+        await using var redis = await RedisServer.StartBinaryAsync();
+        using var admin = await ConnectionMultiplexer.ConnectAsync(RedisConnection.Parse(redis.Url) + ",allowAdmin=true");
+        await using var client = await JobClient.ConnectAsync(redis.Url);
+        await admin.GetDatabase().StringSetAsync(client.Keys.Queue("default").Ready, "not a sorted set");
+        var server = admin.GetServer(admin.GetEndPoints()[0]);
+        await server.ConfigResetStatisticsAsync();
+        var clock = Stopwatch.StartNew();
+
+        var ex = await Assert.ThrowsAsync<RedisServerException>(() => client.EnqueueAsync("add", new[] { 1, 2 }));
+
+        Assert.Contains("WRONGTYPE", ex.Message);
+        var stats = (await server.InfoAsync("commandstats")).SelectMany(g => g).ToDictionary(kv => kv.Key, kv => kv.Value);
+        long Calls(string command) => stats.TryGetValue($"cmdstat_{command}", out var v) ? long.Parse(v.Split(',')[0].Split('=')[1]) : 0;
+        Assert.Equal(1, Calls("evalsha") + Calls("eval"));
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(5), $"took {clock.Elapsed}");
+    }
+}
