@@ -6,6 +6,8 @@ using Microsoft.AspNetCore.Http.HttpResults;
 //   GET /jobs/{id}                  the job's state, result, error, attempts and timestamps
 //   GET /jobs/{id}/wait?timeoutSeconds=10   wait for a terminal state (504 when it takes longer)
 // REDIS_URL (environment or configuration, default redis://127.0.0.1:6379) names the Redis the nodes use.
+// ENQUEUE_RETRY_SECONDS (default 5): how long /send-mail keeps trying while Redis cannot be reached (a restart) before it
+// answers 503 Service Unavailable.
 // Listen address: ASPNETCORE_URLS or --urls, as for any ASP.NET Core app.
 const string DefaultRedisUrl = "redis://127.0.0.1:6379";
 const int MaxWaitSeconds = 300;
@@ -17,7 +19,11 @@ var redisUrl = builder.Configuration["REDIS_URL"] is { Length: > 0 } configured 
 JobClient client;
 try
 {
-    client = await JobClient.ConnectAsync(redisUrl);
+    var retrySeconds = 5.0;
+    if (builder.Configuration["ENQUEUE_RETRY_SECONDS"] is { Length: > 0 } raw &&
+        !(double.TryParse(raw, System.Globalization.CultureInfo.InvariantCulture, out retrySeconds) && retrySeconds >= 0))
+        throw new ArgumentException($"ENQUEUE_RETRY_SECONDS must be a number of seconds, 0 or more; got '{raw}'.");
+    client = await JobClient.ConnectAsync(redisUrl, new JobClientOptions { EnqueueRetryFor = TimeSpan.FromSeconds(retrySeconds) });
 }
 catch (RedisUnavailableException ex)
 {
@@ -27,7 +33,7 @@ catch (RedisUnavailableException ex)
 }
 catch (ArgumentException ex)
 {
-    Console.Error.WriteLine($"clusterjobs-webapi: invalid REDIS_URL: {ex.Message}");
+    Console.Error.WriteLine($"clusterjobs-webapi: invalid configuration: {ex.Message}");
     return 2;
 }
 
@@ -57,6 +63,11 @@ await using (client)
         catch (ArgumentException ex)
         {
             return BadRequest(ex);
+        }
+        catch (RedisUnavailableException ex)
+        {
+            // Redis stayed out of reach for ENQUEUE_RETRY_SECONDS: the client may try again later (the message names the job).
+            return TypedResults.Problem(ex.Message, statusCode: StatusCodes.Status503ServiceUnavailable, title: "The job queue is unavailable");
         }
     });
 

@@ -63,8 +63,11 @@ public sealed class ClusterProcess : IAsyncDisposable
         var root = new DirectoryInfo(testDir);
         while (root is not null && !File.Exists(Path.Combine(root.FullName, "ClusterJobs.sln"))) root = root.Parent;
         if (root is null) throw new InvalidOperationException("Cannot find the repository root (ClusterJobs.sln) above " + testDir);
-        var project = program.Replace("ClusterJobs.", "");
-        var path = Path.Combine(root.FullName, "src", project, "bin", configuration, "net10.0", program + ".dll");
+        // src/Node for ClusterJobs.Node; samples/WebApi for ClusterJobs.Samples.WebApi
+        var project = program.StartsWith("ClusterJobs.Samples.", StringComparison.Ordinal)
+            ? Path.Combine("samples", program["ClusterJobs.Samples.".Length..])
+            : Path.Combine("src", program.Replace("ClusterJobs.", ""));
+        var path = Path.Combine(root.FullName, project, "bin", configuration, "net10.0", program + ".dll");
         return File.Exists(path) ? path : throw new FileNotFoundException($"{program} is not built at {path}; run dotnet build first.");
     }
 
