@@ -15,29 +15,38 @@ internal sealed class EnqueueRetry
     private static readonly ResiliencePropertyKey<long> FirstSend = new("clusterjobs.first-send");
     private readonly ResiliencePipeline _pipeline;
     private readonly TimeSpan _budget;
+    private static readonly TimeSpan FirstDelay = TimeSpan.FromMilliseconds(50);
 
     public EnqueueRetry(TimeSpan budget)
     {
         _budget = budget;
-        _pipeline = budget <= TimeSpan.Zero
-            ? ResiliencePipeline.Empty
-            : new ResiliencePipelineBuilder().AddRetry(new RetryStrategyOptions
-            {
-                ShouldHandle = args => ValueTask.FromResult(args.Outcome.Exception is { } ex && IsUnreachable(ex) &&
-                    Stopwatch.GetElapsedTime(args.Context.Properties.GetValue(FirstSend, 0L)) < budget),
-                MaxRetryAttempts = int.MaxValue,
-                BackoffType = DelayBackoffType.Exponential,
-                Delay = TimeSpan.FromMilliseconds(50),
-                MaxDelay = TimeSpan.FromSeconds(1),
-                UseJitter = true,
-            }).Build();
+        _pipeline = new ResiliencePipelineBuilder().AddRetry(new RetryStrategyOptions
+        {
+            ShouldHandle = args => ValueTask.FromResult(args.Outcome.Exception is { } ex && IsUnreachable(ex) &&
+                Stopwatch.GetElapsedTime(args.Context.Properties.GetValue(FirstSend, 0L)) < budget),
+            MaxRetryAttempts = int.MaxValue,
+            BackoffType = DelayBackoffType.Exponential,
+            Delay = FirstDelay * 2,
+            MaxDelay = TimeSpan.FromSeconds(1),
+            UseJitter = true,
+        }).Build();
     }
 
     /// <summary>Runs <paramref name="send"/> for job <paramref name="jobId"/>, again while Redis cannot be reached.</summary>
     public async Task<RedisResult> SendAsync(Func<Task<RedisResult>> send, string jobId, CancellationToken ct)
     {
+        var firstSend = Stopwatch.GetTimestamp();
+        try
+        {
+            return await send().ConfigureAwait(false); // the pipeline only after a failure: nothing added to a normal send
+        }
+        catch (Exception ex) when (IsUnreachable(ex))
+        {
+            if (Stopwatch.GetElapsedTime(firstSend) >= _budget) throw Unavailable(jobId, ex);
+        }
+        await Task.Delay(FirstDelay, ct).ConfigureAwait(false);
         var context = ResilienceContextPool.Shared.Get(ct);
-        context.Properties.Set(FirstSend, Stopwatch.GetTimestamp());
+        context.Properties.Set(FirstSend, firstSend);
         try
         {
             return await _pipeline.ExecuteAsync(static async (_, send) => await send().ConfigureAwait(false), context, send)
@@ -45,16 +54,21 @@ internal sealed class EnqueueRetry
         }
         catch (Exception ex) when (IsUnreachable(ex))
         {
-            var tried = _budget > TimeSpan.Zero ? $"for {_budget.TotalSeconds:0.#} s" : "once";
-            throw new RedisUnavailableException(
-                $"Could not enqueue job '{jobId}': Redis could not be reached ({ex.Message}); tried {tried}. The job may or " +
-                "may not have been written: GetAsync on its id tells, and enqueueing it again with the same JobIdSuffix or " +
-                "IdempotencyKey makes no second job.", ex);
+            throw Unavailable(jobId, ex);
         }
         finally
         {
             ResilienceContextPool.Shared.Return(context);
         }
+    }
+
+    private RedisUnavailableException Unavailable(string jobId, Exception ex)
+    {
+        var tried = _budget > TimeSpan.Zero ? $"for {_budget.TotalSeconds:0.#} s" : "once";
+        return new RedisUnavailableException(
+            $"Could not enqueue job '{jobId}': Redis could not be reached ({ex.Message}); tried {tried}. The job may or " +
+            "may not have been written: GetAsync on its id tells, and enqueueing it again with the same JobIdSuffix or " +
+            "IdempotencyKey makes no second job.", ex);
     }
 
     /// <summary>Redis was not reached, or not ready: the connection failed or dropped, no reply came, or it is loading its data.</summary>
