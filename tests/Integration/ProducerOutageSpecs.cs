@@ -45,7 +45,8 @@ public sealed class ProducerOutageSpecs
 
             Assert.True(ids.Count > killedAt, "no enqueue succeeded after the restart");
             Assert.Equal(ids.Count, ids.Distinct().Count());
-            var db = (await restarted.ConnectAsync()).GetDatabase();
+            await using var admin = await restarted.ConnectAsync();
+            var db = admin.GetDatabase();
             Assert.Equal(ids.Count, await db.SortedSetLengthAsync(client.Keys.Queue("default").Ready)); // no job twice, none lost
             foreach (var id in ids) Assert.Equal(JobState.Queued, (await client.GetAsync(id))?.State);
         }
