@@ -6,7 +6,7 @@ using StackExchange.Redis;
 namespace ClusterJobs.Protocol;
 
 /// <summary>
-/// Sends an enqueue again while Redis cannot be reached, for up to <see cref="JobClientOptions.EnqueueRetryFor"/> from
+/// Sends an enqueue (one call of the Enqueue script) again while Redis cannot be reached, for up to <see cref="JobClientOptions.EnqueueRetryFor"/> from
 /// the first send (Celery's publish retry, ioredis's offline queue for BullMQ). Only failures of reaching Redis are
 /// tried again; an error Redis answers with (a wrong type, a script error) is thrown at once.
 /// </summary>
@@ -32,29 +32,29 @@ internal sealed class EnqueueRetry
         }).Build();
     }
 
-    /// <summary>Runs <paramref name="send"/> for job <paramref name="jobId"/>, again while Redis cannot be reached.</summary>
-    public async Task<RedisResult> SendAsync(Func<Task<RedisResult>> send, string jobId, CancellationToken ct)
+    /// <summary>Runs the Enqueue script <paramref name="call"/> on <paramref name="db"/>, again while Redis cannot be reached.</summary>
+    public async Task<RedisResult> SendAsync(IDatabase db, (RedisKey[] Keys, RedisValue[] Values) call, CancellationToken ct)
     {
         var firstSend = Stopwatch.GetTimestamp();
         try
         {
-            return await send().ConfigureAwait(false); // the pipeline only after a failure: nothing added to a normal send
+            return await Send(db, call).ConfigureAwait(false); // the pipeline only after a failure: nothing added to a normal send
         }
         catch (Exception ex) when (IsUnreachable(ex))
         {
-            if (Stopwatch.GetElapsedTime(firstSend) >= _budget) throw Unavailable(jobId, ex);
+            if (Stopwatch.GetElapsedTime(firstSend) >= _budget) throw Unavailable(call, ex);
         }
         await Task.Delay(FirstDelay, ct).ConfigureAwait(false);
         var context = ResilienceContextPool.Shared.Get(ct);
         context.Properties.Set(FirstSend, firstSend);
         try
         {
-            return await _pipeline.ExecuteAsync(static async (_, send) => await send().ConfigureAwait(false), context, send)
+            return await _pipeline.ExecuteAsync(static (_, state) => new ValueTask<RedisResult>(Send(state.db, state.call)), context, (db, call))
                 .ConfigureAwait(false);
         }
         catch (Exception ex) when (IsUnreachable(ex))
         {
-            throw Unavailable(jobId, ex);
+            throw Unavailable(call, ex);
         }
         finally
         {
@@ -62,8 +62,13 @@ internal sealed class EnqueueRetry
         }
     }
 
-    private RedisUnavailableException Unavailable(string jobId, Exception ex)
+    private static Task<RedisResult> Send(IDatabase db, (RedisKey[] Keys, RedisValue[] Values) call) =>
+        db.ScriptEvaluateAsync(ProducerScripts.Enqueue, call.Keys, call.Values);
+
+    /// <summary>The error after the last try; the job's id is the Enqueue script's first argument.</summary>
+    private RedisUnavailableException Unavailable((RedisKey[] Keys, RedisValue[] Values) call, Exception ex)
     {
+        var jobId = (string?)call.Values[0];
         var tried = _budget > TimeSpan.Zero ? $"for {_budget.TotalSeconds:0.#} s" : "once";
         return new RedisUnavailableException(
             $"Could not enqueue job '{jobId}': Redis could not be reached ({ex.Message}); tried {tried}. The job may or " +

@@ -200,7 +200,7 @@ public sealed class JobClient : IAsyncDisposable
     }
 
     private Task<RedisResult> Send((RedisKey[] Keys, RedisValue[] Values) call, CancellationToken ct) =>
-        _retry.SendAsync(() => Db.ScriptEvaluateAsync(ProducerScripts.Enqueue, call.Keys, call.Values), (string)call.Values[0]!, ct);
+        _retry.SendAsync(Db, call, ct);
 
     /// <summary>The Enqueue script's reply: the job's id (with an idempotency key already taken, that key's job).</summary>
     private static string EnqueuedId(RedisResult result) => (string)((RedisResult[])result!)[1]!;

@@ -1,3 +1,5 @@
+using Polly;
+using Polly.Retry;
 using StackExchange.Redis;
 
 namespace ClusterJobs.Protocol;
@@ -66,14 +68,10 @@ public static class RedisConnection
             await WaitWhileLoadingAsync(mux.GetDatabase(), redisUrl, whileLoading, cancellationToken).ConfigureAwait(false);
             return mux;
         }
-        catch (Exception ex) when (ex is RedisConnectionException or RedisServerException or RedisTimeoutException)
+        catch (Exception ex)
         {
             if (mux is not null) await mux.DisposeAsync().ConfigureAwait(false);
-            throw Explain(ex, redisUrl);
-        }
-        catch
-        {
-            if (mux is not null) await mux.DisposeAsync().ConfigureAwait(false);
+            if (ex is RedisConnectionException or RedisServerException or RedisTimeoutException) throw Explain(ex, redisUrl);
             throw;
         }
     }
@@ -84,27 +82,25 @@ public static class RedisConnection
     /// </summary>
     private static async Task WaitWhileLoadingAsync(IDatabase db, string redisUrl, Action? whileLoading, CancellationToken ct)
     {
-        var told = false;
-        while (true)
+        var pipeline = new ResiliencePipelineBuilder().AddRetry(new RetryStrategyOptions
         {
-            try
+            ShouldHandle = new PredicateBuilder().Handle<RedisServerException>(IsLoading),
+            MaxRetryAttempts = int.MaxValue,
+            BackoffType = DelayBackoffType.Constant,
+            Delay = LoadingPoll,
+            OnRetry = args =>
             {
-                await db.PingAsync().ConfigureAwait(false);
-                return;
-            }
-            catch (RedisServerException ex) when (IsLoading(ex))
-            {
-                if (!told) whileLoading?.Invoke();
-                told = true;
-                try
-                {
-                    await Task.Delay(LoadingPoll, ct).ConfigureAwait(false);
-                }
-                catch (OperationCanceledException)
-                {
-                    throw new RedisUnavailableException($"Redis at {Redact(redisUrl)} was still loading its dataset (LOADING) when the wait for it was cancelled.", ex);
-                }
-            }
+                if (args.AttemptNumber == 0) whileLoading?.Invoke();
+                return ValueTask.CompletedTask;
+            },
+        }).Build();
+        try
+        {
+            await pipeline.ExecuteAsync(static async (db, _) => await db.PingAsync().ConfigureAwait(false), db, ct).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException ex) when (ct.IsCancellationRequested)
+        {
+            throw new RedisUnavailableException($"Redis at {Redact(redisUrl)} was still loading its dataset (LOADING) when the wait for it was cancelled.", ex);
         }
     }
 
