@@ -24,18 +24,9 @@ catch (OperationCanceledException)
     // SIGTERM while the node was still starting (its warm-up, say): nothing ran, nothing to hand back.
     return 0;
 }
-catch (RedisUnavailableException ex)
+catch (Exception ex) when (ShutdownExit.StartFailure(ex) is { } message)
 {
-    Console.Error.WriteLine($"clusterjobs: {ex.Message}");
-    return 2;
-}
-catch (ArgumentException ex)
-{
-    Console.Error.WriteLine($"clusterjobs: invalid configuration: {ex.Message}");
-    return 2;
-}
-catch (Exception ex) when (ClusterBootstrap.PortTakenMessage(ex) is { } message)
-{
+    // A wrong setting, Redis refusing the password or out of reach, the cluster port taken: said in one line, exit 2.
     Console.Error.WriteLine($"clusterjobs: {message}");
-    return 2;
+    return ShutdownExit.StartFailed;
 }

@@ -131,7 +131,17 @@ public static class RedisConnection
             return new RedisUnavailableException($"Redis at {where} refused the credentials (AUTH failed): check the password in REDIS_URL.", ex);
         if (text.Contains("NOAUTH", StringComparison.OrdinalIgnoreCase))
             return new RedisUnavailableException($"Redis at {where} requires a password and none was given: put it in REDIS_URL (redis://:password@host:port).", ex);
-        return new RedisUnavailableException($"Could not connect to Redis at {where}: {ex.Message}", ex);
+        return new RedisUnavailableException($"Could not connect to Redis at {where}: {WithoutClientAdvice(ex.Message)}", ex)
+        {
+            Unreachable = ex is RedisConnectionException or RedisTimeoutException,
+        };
+    }
+
+    /// <summary>StackExchange.Redis's advice to set abortConnect=false is about its own settings, not ours: dropped.</summary>
+    private static string WithoutClientAdvice(string message)
+    {
+        var advice = message.IndexOf(" To allow this multiplexer", StringComparison.Ordinal);
+        return advice < 0 ? message : message[..advice];
     }
 
     /// <summary>The URL with any password replaced by ***, for messages and logs.</summary>
@@ -157,4 +167,11 @@ public static class RedisConnection
 }
 
 /// <summary>Redis could not be reached or refused us; the message says why and what to check.</summary>
-public sealed class RedisUnavailableException(string message, Exception? inner = null) : Exception(message, inner);
+public sealed class RedisUnavailableException(string message, Exception? inner = null) : Exception(message, inner)
+{
+    /// <summary>
+    /// Nothing answered in time (not started yet, restarting, a host name not resolved yet): trying again later may
+    /// succeed. False when Redis answered and refused (credentials), which waiting does not mend.
+    /// </summary>
+    public bool Unreachable { get; init; }
+}

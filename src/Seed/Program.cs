@@ -25,15 +25,10 @@ try
         });
     });
     using var host = builder.Build();
-    return await ShutdownExit.RunAsync(host); // 3 when the cluster downed the seed: its supervisor starts it again
+    return await ShutdownExit.RunAsync(host, "clusterjobs-seed"); // 3 when the cluster downed the seed: its supervisor starts it again
 }
-catch (ArgumentException ex)
-{
-    Console.Error.WriteLine($"clusterjobs-seed: invalid configuration: {ex.Message}");
-    return 2;
-}
-catch (Exception ex) when (ClusterBootstrap.PortTakenMessage(ex) is { } message)
+catch (Exception ex) when (ShutdownExit.StartFailure(ex) is { } message)
 {
     Console.Error.WriteLine($"clusterjobs-seed: {message}");
-    return 2;
+    return ShutdownExit.StartFailed;
 }

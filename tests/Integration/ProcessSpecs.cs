@@ -159,6 +159,55 @@ public sealed class ProcessSpecs(BrokerFixture brokers, ITestOutputHelper output
     }
 
     [Fact]
+    public async Task A_node_started_before_its_Redis_waits_for_it_saying_so_then_serves()
+    {
+        // Compose started the node first, or Redis is restarting: as a Celery worker retries its broker, the node waits.
+        var port = RedisServer.PortNoOneElseIsGiven();
+        var env = NodeEnv(RedisServer.FreePort());
+        env["REDIS_URL"] = $"redis://127.0.0.1:{port}";
+        env.Remove("CLUSTER_SEEDS");
+        await using var node = ClusterProcess.StartNode("node", env);
+        await node.WaitForOutputAsync("The node tries again in", Startup);
+        await node.WaitForOutputAsync("The node tries again in", Startup); // still waiting after its first try, not exited
+        Assert.False(node.HasExited);
+        Assert.Contains($"Could not connect to Redis at redis://127.0.0.1:{port}", node.Output);
+        Assert.DoesNotContain("abortConnect", node.Output); // StackExchange.Redis's advice about its own settings
+
+        await using var redis = await RedisServer.StartBinaryAsync(port: port);
+        await using var client = await JobClient.ConnectAsync(redis.Url, new JobClientOptions { KeyPrefix = _prefix });
+        var job = await client.WaitAsync(await client.EnqueueAsync("add", new[] { 2, 3 }), Startup);
+        Assert.Equal(5L, job.ResultAs<long>());
+    }
+
+    [Fact]
+    public async Task A_node_whose_Redis_stays_out_of_reach_stops_after_its_wait_saying_how_long_it_tried()
+    {
+        var env = NodeEnv(RedisServer.FreePort());
+        env["REDIS_URL"] = $"redis://127.0.0.1:{RedisServer.PortNoOneElseIsGiven()}";
+        env["CLUSTERJOBS_REDIS_WAIT_SECONDS"] = "2";
+        env.Remove("CLUSTER_SEEDS");
+        await using var node = ClusterProcess.StartNode("node", env);
+
+        Assert.Equal(ShutdownExit.StartFailed, await node.WaitForExitAsync(TimeSpan.FromSeconds(30)));
+        Assert.Matches(@"clusterjobs: Could not connect to Redis at redis://127\.0\.0\.1:\d+/?: .*\(tried for \d+ s\)", node.Output);
+        Assert.DoesNotContain("Unhandled exception", node.Output);
+    }
+
+    [Fact]
+    public async Task A_node_stopped_while_it_waits_for_Redis_exits_0()
+    {
+        var env = NodeEnv(RedisServer.FreePort());
+        env["REDIS_URL"] = $"redis://127.0.0.1:{RedisServer.PortNoOneElseIsGiven()}";
+        env.Remove("CLUSTER_SEEDS");
+        await using var node = ClusterProcess.StartNode("node", env);
+        await node.WaitForOutputAsync("The node tries again in", Startup);
+
+        node.Terminate();
+        Assert.Equal(0, await node.WaitForExitAsync(TimeSpan.FromSeconds(30)));
+        Assert.DoesNotContain("Unhandled exception", node.Output);
+    }
+
+    [Fact]
     public async Task A_node_whose_cluster_port_is_taken_stops_at_startup_saying_so()
     {
         using var other = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);

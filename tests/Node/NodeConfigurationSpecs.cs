@@ -64,6 +64,16 @@ public sealed class NodeConfigurationSpecs
     }
 
     [Fact]
+    public void A_node_waits_a_minute_for_an_unreachable_Redis_at_start_unless_told_otherwise()
+    {
+        Assert.Equal(TimeSpan.FromSeconds(60), new ClusterJobsOptions().RedisStartupWait);
+        Assert.Equal(TimeSpan.FromSeconds(2.5), Apply(new() { ["CLUSTERJOBS_REDIS_WAIT_SECONDS"] = "2.5" }).RedisStartupWait);
+        Assert.Equal(TimeSpan.Zero, Apply(new() { ["CLUSTERJOBS_REDIS_WAIT_SECONDS"] = "0" }).RedisStartupWait);
+        foreach (var bad in new[] { "soon", "-1" })
+            Assert.Contains($"'{bad}'", Assert.Throws<ArgumentException>(() => Apply(new() { ["CLUSTERJOBS_REDIS_WAIT_SECONDS"] = bad })).Message);
+    }
+
+    [Fact]
     public async Task A_node_with_a_bad_setting_does_not_start_and_names_the_setting_before_it_connects_anywhere()
     {
         // Nothing listens at this Redis URL: were the node to connect first, its error would be about Redis.

@@ -25,6 +25,12 @@ public sealed class ClusterJobsOptions
     /// it has finished.)
     /// </summary>
     public int ReadAhead { get; set; } = Ingress.QueueIngressSettings.DefaultMaxBatch;
+    /// <summary>
+    /// At start-up, how long the node keeps trying to reach Redis when nothing answers (compose started it first, Redis
+    /// is restarting), as a Celery worker retries its broker, before it exits with code 2 (CLUSTERJOBS_REDIS_WAIT_SECONDS).
+    /// A refused password is not waited out. Zero: one try.
+    /// </summary>
+    public TimeSpan RedisStartupWait { get; set; } = TimeSpan.FromSeconds(60);
     public int MaxPayloadBytes { get; set; } = JobDefaults.MaxPayloadBytes;
     /// <summary>
     /// The threads that read the node's Redis connections (CLUSTERJOBS_REDIS_IO): the .NET thread pool by default,

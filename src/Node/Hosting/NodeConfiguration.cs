@@ -6,7 +6,7 @@ namespace ClusterJobs.Node.Hosting;
 /// <summary>
 /// Reads a node's settings from command-line options and environment variables (command line wins):
 /// --queues / CLUSTERJOBS_QUEUES, --concurrency / CLUSTERJOBS_CONCURRENCY, REDIS_URL, CLUSTERJOBS_PREFIX,
-/// CLUSTERJOBS_LEASE_SECONDS, CLUSTERJOBS_MAX_PAYLOAD_BYTES, CLUSTERJOBS_READ_AHEAD, CLUSTERJOBS_WARMUP_JOBS, CLUSTERJOBS_REDIS_IO and the CLUSTER_* variables of <see cref="ClusterBootstrap"/>.
+/// CLUSTERJOBS_LEASE_SECONDS, CLUSTERJOBS_MAX_PAYLOAD_BYTES, CLUSTERJOBS_READ_AHEAD, CLUSTERJOBS_WARMUP_JOBS, CLUSTERJOBS_REDIS_IO, CLUSTERJOBS_REDIS_WAIT_SECONDS and the CLUSTER_* variables of <see cref="ClusterBootstrap"/>.
 /// </summary>
 public static class NodeConfiguration
 {
@@ -35,6 +35,9 @@ public static class NodeConfiguration
         if (Get("drain-seconds", "CLUSTERJOBS_DRAIN_SECONDS") is { } drain)
             options.DrainGrace = double.TryParse(drain, System.Globalization.CultureInfo.InvariantCulture, out var d)
                 ? TimeSpan.FromSeconds(d) : throw new ArgumentException($"Drain grace '{drain}' is not a number of seconds.");
+        if (Get("redis-wait-seconds", "CLUSTERJOBS_REDIS_WAIT_SECONDS") is { } wait)
+            options.RedisStartupWait = double.TryParse(wait, System.Globalization.CultureInfo.InvariantCulture, out var rw) && rw >= 0
+                ? TimeSpan.FromSeconds(rw) : throw new ArgumentException($"Redis wait '{wait}' is not a number of seconds.");
         options.Cluster = ClusterBootstrap.FromEnvironment(env, roles: ["node"]);
     }
 }

@@ -20,14 +20,48 @@ public static class ShutdownExit
     /// <summary>Exit code of a member the cluster downed (Akka's <see cref="CoordinatedShutdown.ClusterDowningReason"/>).</summary>
     public static int Downed => CoordinatedShutdown.ClusterDowningReason.Instance.ExitCode;
 
-    /// <summary>Runs <paramref name="host"/> until it stops; the exit code for the process then.</summary>
-    public static async Task<int> RunAsync(IHost host)
+    /// <summary>
+    /// Exit code of a process that could not start: a setting is wrong, Redis refused it or stayed out of reach, its
+    /// port is taken. It printed what to fix; a supervisor may start it again.
+    /// </summary>
+    public const int StartFailed = 2;
+
+    /// <summary>
+    /// Runs <paramref name="host"/> until it stops; the exit code for the process then. A start that fails for a
+    /// reason <see cref="StartFailure"/> knows prints it on stderr after <paramref name="name"/> and gives
+    /// <see cref="StartFailed"/> (before, the bench node and library hosts ended in an unhandled exception, SIGABRT);
+    /// SIGTERM during the start gives 0.
+    /// </summary>
+    public static async Task<int> RunAsync(IHost host, string name = "clusterjobs")
     {
-        await host.StartAsync();
+        var stopping = host.Services.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping;
+        try
+        {
+            await host.StartAsync();
+        }
+        catch (Exception) when (stopping.IsCancellationRequested)
+        {
+            return 0; // told to stop while starting (a warm-up, a wait for Redis): nothing ran, nothing to hand back
+        }
+        catch (Exception ex) when (StartFailure(ex) is { } message)
+        {
+            Console.Error.WriteLine($"{name}: {message}");
+            return StartFailed;
+        }
         var system = host.Services.GetRequiredService<ActorSystem>();
         await host.WaitForShutdownAsync();
         return CoordinatedShutdown.Get(system).ShutdownReason?.ExitCode ?? 0;
     }
+
+    /// <summary>What to tell the operator when starting failed for a reason they can mend; null for anything else (a bug).</summary>
+    public static string? StartFailure(Exception error) => error switch
+    {
+#if !CLUSTERJOBS_SEED // the seed shares this file and has no Redis
+        ClusterJobs.Protocol.RedisUnavailableException => error.Message,
+#endif
+        ArgumentException => $"invalid configuration: {error.Message}",
+        _ => ClusterBootstrap.PortTakenMessage(error),
+    };
 
     /// <summary>Says in the log, in plain words, why a downed member shuts down (otherwise only the resolver's warnings do).</summary>
     public static AkkaConfigurationBuilder AddDownedNotice(this AkkaConfigurationBuilder builder) =>
