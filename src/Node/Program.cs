@@ -1,6 +1,5 @@
 using ClusterJobs.Node.Demo;
 using ClusterJobs.Node.Hosting;
-using ClusterJobs.Protocol;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 

@@ -6,14 +6,17 @@ namespace ClusterJobs.Protocol;
 /// <summary>
 /// Waiters for terminal job states: one pub/sub subscription per queue's events channel, shared by every waiter.
 /// A waiter subscribes first and then reads the state, so a completion between the two is never missed; after a
-/// reconnect (when pub/sub messages may have been lost) every waiter re-reads its job.
+/// reconnect (when pub/sub messages may have been lost) every waiter re-reads its job. A Redis that cannot be reached
+/// for a while (restarting, loading its data) is waited out within each waiter's timeout: before, a wait begun during
+/// an outage threw, and left its queue's failed subscription behind for every later wait on that client.
 /// </summary>
 internal sealed class JobWaiters : IAsyncDisposable
 {
+    private static readonly TimeSpan FirstRetry = TimeSpan.FromMilliseconds(100), LastRetry = TimeSpan.FromSeconds(2);
     private readonly IConnectionMultiplexer _redis;
     private readonly Func<string, Task<JobInfo?>> _read;
     private readonly ConcurrentDictionary<string, Task> _subscriptions = new();
-    private readonly ConcurrentDictionary<string, ConcurrentBag<TaskCompletionSource<JobInfo>>> _waiting = new();
+    private readonly Dictionary<string, List<TaskCompletionSource<JobInfo>>> _waiting = []; // locked on itself
 
     public JobWaiters(IConnectionMultiplexer redis, Func<string, Task<JobInfo?>> read)
     {
@@ -25,21 +28,45 @@ internal sealed class JobWaiters : IAsyncDisposable
     public async Task<JobInfo> WaitAsync(string jobId, string channel, TimeSpan timeout, CancellationToken ct)
     {
         var tcs = new TaskCompletionSource<JobInfo>(TaskCreationOptions.RunContinuationsAsynchronously);
-        _waiting.GetOrAdd(jobId, _ => []).Add(tcs);
+        Add(jobId, tcs);
         try
         {
-            await _subscriptions.GetOrAdd(channel, Subscribe).ConfigureAwait(false);
-            await CheckAsync(jobId).ConfigureAwait(false);
-            return await tcs.Task.WaitAsync(timeout, ct).ConfigureAwait(false);
-        }
-        catch (TimeoutException)
-        {
-            var last = await _read(jobId).ConfigureAwait(false);
-            throw new TimeoutException($"Job '{jobId}' did not finish within {timeout}; it is {last?.State.ToWire() ?? "gone"}.");
+            using var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            deadline.CancelAfter(timeout);
+            try
+            {
+                await SubscribeAsync(channel, deadline.Token).ConfigureAwait(false);
+                CheckAsync(jobId).Forget(); // reads again while Redis cannot be reached, until this waiter is gone
+                return await tcs.Task.WaitAsync(deadline.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (deadline.IsCancellationRequested && !ct.IsCancellationRequested)
+            {
+                throw new TimeoutException($"Job '{jobId}' did not finish within {timeout}; {await LastStateAsync(jobId).ConfigureAwait(false)}.");
+            }
         }
         finally
         {
-            if (_waiting.TryGetValue(jobId, out var bag) && bag.IsEmpty) _waiting.TryRemove(jobId, out _);
+            Remove(jobId, tcs);
+        }
+    }
+
+    /// <summary>Subscribes to the queue's events channel once per client; a subscription that failed is not kept.</summary>
+    private async Task SubscribeAsync(string channel, CancellationToken ct)
+    {
+        for (var delay = FirstRetry; ; delay = Next(delay))
+        {
+            var subscription = _subscriptions.GetOrAdd(channel, Subscribe);
+            try
+            {
+                await subscription.WaitAsync(ct).ConfigureAwait(false);
+                return;
+            }
+            catch (Exception ex) when (subscription.IsFaulted)
+            {
+                _subscriptions.TryRemove(KeyValuePair.Create(channel, subscription));
+                if (!EnqueueRetry.IsUnreachable(ex)) throw;
+            }
+            await Task.Delay(delay, ct).ConfigureAwait(false);
         }
     }
 
@@ -51,30 +78,80 @@ internal sealed class JobWaiters : IAsyncDisposable
             if (space <= 0) return;
             if (!JobStates.TryFromWire(text![(space + 1)..], out var state) || !state.IsTerminal()) return;
             var id = text[..space];
-            if (_waiting.ContainsKey(id)) CheckAsync(id).Forget();
+            if (IsWaitedFor(id)) CheckAsync(id).Forget();
         });
 
+    /// <summary>Reads the job and ends its waits if it is done; while Redis cannot be reached, reads again as long as anyone waits.</summary>
     private async Task CheckAsync(string jobId)
     {
-        if (!_waiting.ContainsKey(jobId)) return;
-        JobInfo? info;
-        try { info = await _read(jobId).ConfigureAwait(false); }
-        catch (Exception ex) { Fail(jobId, ex); return; }
-        if (info is null) { Fail(jobId, new KeyNotFoundException($"No job '{jobId}'.")); return; }
-        if (!info.State.IsTerminal()) return;
-        if (_waiting.TryRemove(jobId, out var bag))
-            foreach (var tcs in bag) tcs.TrySetResult(info);
+        for (var delay = FirstRetry; IsWaitedFor(jobId); delay = Next(delay))
+        {
+            JobInfo? info;
+            try { info = await _read(jobId).ConfigureAwait(false); }
+            catch (Exception ex) when (EnqueueRetry.IsUnreachable(ex))
+            {
+                await Task.Delay(delay).ConfigureAwait(false);
+                continue;
+            }
+            catch (Exception ex) { End(jobId, tcs => tcs.TrySetException(ex)); return; }
+            if (info is null) End(jobId, tcs => tcs.TrySetException(new KeyNotFoundException($"No job '{jobId}'.")));
+            else if (info.State.IsTerminal()) End(jobId, tcs => tcs.TrySetResult(info));
+            return;
+        }
     }
 
-    private void Fail(string jobId, Exception ex)
+    private async Task<string> LastStateAsync(string jobId)
     {
-        if (_waiting.TryRemove(jobId, out var bag))
-            foreach (var tcs in bag) tcs.TrySetException(ex);
+        try
+        {
+            var last = await _read(jobId).ConfigureAwait(false);
+            return $"it is {last?.State.ToWire() ?? "gone"}";
+        }
+        catch (Exception ex) when (EnqueueRetry.IsUnreachable(ex))
+        {
+            return $"its state could not be read: Redis could not be reached ({ex.Message})";
+        }
+    }
+
+    private static TimeSpan Next(TimeSpan delay) => delay * 2 < LastRetry ? delay * 2 : LastRetry;
+
+    private void Add(string jobId, TaskCompletionSource<JobInfo> tcs)
+    {
+        lock (_waiting)
+        {
+            if (!_waiting.TryGetValue(jobId, out var list)) _waiting[jobId] = list = [];
+            list.Add(tcs);
+        }
+    }
+
+    private void Remove(string jobId, TaskCompletionSource<JobInfo> tcs)
+    {
+        lock (_waiting)
+        {
+            if (_waiting.TryGetValue(jobId, out var list) && list.Remove(tcs) && list.Count == 0) _waiting.Remove(jobId);
+        }
+    }
+
+    private bool IsWaitedFor(string jobId)
+    {
+        lock (_waiting) return _waiting.ContainsKey(jobId);
+    }
+
+    private void End(string jobId, Action<TaskCompletionSource<JobInfo>> end)
+    {
+        List<TaskCompletionSource<JobInfo>>? list;
+        lock (_waiting)
+        {
+            if (!_waiting.Remove(jobId, out list)) return;
+        }
+        foreach (var tcs in list) end(tcs);
     }
 
     private void OnConnectionRestored(object? sender, ConnectionFailedEventArgs e)
     {
-        foreach (var id in _waiting.Keys) CheckAsync(id).Forget();
+        string[] ids;
+        lock (_waiting) ids = [.. _waiting.Keys];
+        foreach (var id in ids) CheckAsync(id).Forget();
     }
 
     public async ValueTask DisposeAsync()
@@ -85,8 +162,14 @@ internal sealed class JobWaiters : IAsyncDisposable
             try { await _redis.GetSubscriber().UnsubscribeAsync(RedisChannel.Literal(channel)).ConfigureAwait(false); }
             catch (Exception) { /* the connection may already be gone */ }
         }
-        foreach (var bag in _waiting.Values)
-            foreach (var tcs in bag) tcs.TrySetCanceled();
+        List<TaskCompletionSource<JobInfo>>[] all;
+        lock (_waiting)
+        {
+            all = [.. _waiting.Values];
+            _waiting.Clear();
+        }
+        foreach (var list in all)
+            foreach (var tcs in list) tcs.TrySetCanceled();
     }
 }
 

@@ -8,7 +8,8 @@ namespace ClusterJobs.Integration.Tests;
 
 /// <summary>
 /// The producer client while Redis restarts: an enqueue whose Redis could not be reached is sent again for up to
-/// <see cref="JobClientOptions.EnqueueRetryFor"/>, makes exactly one job, and after that says clearly what happened.
+/// <see cref="JobClientOptions.EnqueueRetryFor"/>, makes exactly one job, and after that says clearly what happened;
+/// a wait for a job rides the outage out within its timeout.
 /// Each spec has a Redis of its own (killed, restarted on the same port and files).
 /// </summary>
 public sealed class ProducerOutageSpecs
@@ -90,5 +91,76 @@ public sealed class ProducerOutageSpecs
         long Calls(string command) => stats.TryGetValue($"cmdstat_{command}", out var v) ? long.Parse(v.Split(',')[0].Split('=')[1]) : 0;
         Assert.Equal(1, Calls("evalsha") + Calls("eval"));
         Assert.True(clock.Elapsed < TimeSpan.FromSeconds(5), $"took {clock.Elapsed}");
+    }
+
+    [Fact]
+    public async Task A_wait_begun_while_Redis_is_down_waits_out_the_outage_and_later_waits_on_that_queue_still_work()
+    {
+        var redis = await RedisServer.StartBinaryAsync(appendOnly: true, port: RedisServer.PortNoOneElseIsGiven(), extraArgs: Durable);
+        RedisServer? restarted = null;
+        try
+        {
+            await using var client = await JobClient.ConnectAsync(redis.Url);
+            var first = await client.EnqueueAsync("add", new[] { 1, 2 });
+            var second = await client.EnqueueAsync("add", new[] { 3, 4 });
+            redis.Kill();
+
+            // The client's first wait on this queue: it subscribes to the queue's events while nothing answers.
+            var waiting = client.WaitAsync(first, TimeSpan.FromSeconds(60));
+            await Task.Delay(TimeSpan.FromSeconds(7)); // past StackExchange.Redis's own 5 s timeout
+            Assert.False(waiting.IsCompleted, waiting.Exception?.ToString());
+
+            restarted = await RedisServer.StartBinaryAsync(appendOnly: true, port: redis.Port, dir: redis.Dir, extraArgs: Durable);
+            await using var other = await JobClient.ConnectAsync(restarted.Url);
+            Assert.True(await other.CancelAsync(first));
+            Assert.Equal(JobState.Cancelled, (await waiting).State);
+
+            // The failed subscription was not kept: a later wait on the same queue is woken too.
+            var later = client.WaitAsync(second, TimeSpan.FromSeconds(30));
+            Assert.True(await other.CancelAsync(second));
+            Assert.Equal(JobState.Cancelled, (await later).State);
+        }
+        finally
+        {
+            await redis.DisposeAsync();
+            if (restarted is not null) await restarted.DisposeAsync();
+        }
+    }
+
+    [Fact]
+    public async Task A_wait_rides_out_a_Redis_restart_that_answers_LOADING_while_it_reads_its_data()
+    {
+        var redis = await RedisServer.StartBinaryAsync(port: RedisServer.PortNoOneElseIsGiven(), extraArgs: "--enable-debug-command local");
+        RedisServer? restarted = null;
+        try
+        {
+            await using var client = await JobClient.ConnectAsync(redis.Url);
+            var id = await client.EnqueueAsync("add", new[] { 1, 2 });
+            await using (var admin = await ConnectionMultiplexer.ConnectAsync(RedisConnection.Parse(redis.Url) + ",allowAdmin=true"))
+            {
+                var server = admin.GetServer(admin.GetEndPoints()[0]);
+                await server.ExecuteAsync("DEBUG", "POPULATE", 60_000, "filler"); // seconds to load, slowed per key below
+                await server.ExecuteAsync("SAVE");
+            }
+            var waiting = client.WaitAsync(id, TimeSpan.FromSeconds(60));
+            await Task.Delay(300); // subscribed and first read done
+
+            redis.Kill();
+            restarted = await RedisServer.StartBinaryAsync(port: redis.Port, dir: redis.Dir,
+                extraArgs: "--key-load-delay 50 --loading-process-events-interval-bytes 1024");
+            Assert.True(await restarted.IsLoadingAsync());
+            // The client reconnects while Redis still loads and re-reads the job (a completion may have been missed): LOADING.
+            while (await restarted.IsLoadingAsync()) await Task.Delay(100);
+            Assert.False(waiting.IsCompleted, waiting.Exception?.ToString());
+
+            await using var other = await JobClient.ConnectAsync(restarted.Url);
+            Assert.True(await other.CancelAsync(id));
+            Assert.Equal(JobState.Cancelled, (await waiting).State);
+        }
+        finally
+        {
+            await redis.DisposeAsync();
+            if (restarted is not null) await restarted.DisposeAsync();
+        }
     }
 }
