@@ -40,11 +40,11 @@ redis_url="redis://127.0.0.1:$redis_port/0"
 mapfile -t image_env < <(/usr/bin/python3 "$repo/bench/image_env.py" "$repo/src/Node/Dockerfile")
 cluster_env=(CLUSTER_IP=127.0.0.1 "CLUSTER_SEEDS=akka.tcp://clusterjobs@127.0.0.1:$seed_port" CLUSTER_HEARTBEAT_PAUSE=6)
 
-redis_pid="" seed_pid="" producer_pid=""
+redis_pid="" seed_pid="" producer_pid="" check_pid=""
 declare -a node_pid node_started
 cleanup() {
   local p
-  for p in "${node_pid[@]}" "$seed_pid" "$producer_pid" "$redis_pid"; do [ -n "$p" ] && kill -9 "$p" 2>/dev/null || true; done
+  for p in "${node_pid[@]}" "$seed_pid" "$producer_pid" "$check_pid" "$redis_pid"; do [ -n "$p" ] && kill -9 "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
 }
 trap cleanup EXIT

@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using StackExchange.Redis;
 
 namespace ClusterJobs.Protocol;
@@ -15,13 +14,16 @@ internal sealed class JobWaiters : IAsyncDisposable
     private static readonly TimeSpan FirstRetry = TimeSpan.FromMilliseconds(100), LastRetry = TimeSpan.FromSeconds(2);
     private readonly IConnectionMultiplexer _redis;
     private readonly Func<string, Task<JobInfo?>> _read;
-    private readonly ConcurrentDictionary<string, Task> _subscriptions = new();
+    private readonly Dictionary<string, Task> _subscriptions = []; // locked on itself
     private readonly Dictionary<string, List<TaskCompletionSource<JobInfo>>> _waiting = []; // locked on itself
+    private readonly Action<RedisChannel, RedisValue> _onMessage;
+    private readonly CancellationTokenSource _disposing = new();
 
     public JobWaiters(IConnectionMultiplexer redis, Func<string, Task<JobInfo?>> read)
     {
         _redis = redis;
         _read = read;
+        _onMessage = OnMessage;
         _redis.ConnectionRestored += OnConnectionRestored;
     }
 
@@ -31,17 +33,24 @@ internal sealed class JobWaiters : IAsyncDisposable
         Add(jobId, tcs);
         try
         {
-            using var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct);
-            deadline.CancelAfter(timeout);
+            using var timer = new CancellationTokenSource(timeout);
+            using var wait = CancellationTokenSource.CreateLinkedTokenSource(ct, timer.Token, _disposing.Token);
             try
             {
-                await SubscribeAsync(channel, deadline.Token).ConfigureAwait(false);
+                await SubscribeAsync(channel, wait.Token).ConfigureAwait(false);
                 CheckAsync(jobId).Forget(); // reads again while Redis cannot be reached, until this waiter is gone
-                return await tcs.Task.WaitAsync(deadline.Token).ConfigureAwait(false);
+                return await tcs.Task.WaitAsync(wait.Token).ConfigureAwait(false);
             }
-            catch (OperationCanceledException) when (deadline.IsCancellationRequested && !ct.IsCancellationRequested)
+            catch (OperationCanceledException) when (ct.IsCancellationRequested)
             {
-                throw new TimeoutException($"Job '{jobId}' did not finish within {timeout}; {await LastStateAsync(jobId).ConfigureAwait(false)}.");
+                throw new OperationCanceledException(ct);
+            }
+            catch (OperationCanceledException) when (timer.IsCancellationRequested && !_disposing.IsCancellationRequested)
+            {
+                // A short timeout can end before the first read has answered: a job found finished now is returned.
+                var (last, state) = await LastStateAsync(jobId).ConfigureAwait(false);
+                if (last is not null && last.State.IsTerminal()) return last;
+                throw new TimeoutException($"Job '{jobId}' did not finish within {timeout}; {state}.");
             }
         }
         finally
@@ -50,36 +59,52 @@ internal sealed class JobWaiters : IAsyncDisposable
         }
     }
 
-    /// <summary>Subscribes to the queue's events channel once per client; a subscription that failed is not kept.</summary>
+    /// <summary>
+    /// Subscribes to the queue's events channel once per client. A subscription that failed is not kept, and its
+    /// handler is taken back: StackExchange.Redis registers it before sending SUBSCRIBE and would keep it (and
+    /// subscribe it again on reconnect), so each failed try would add one more call per message.
+    /// </summary>
     private async Task SubscribeAsync(string channel, CancellationToken ct)
     {
         for (var delay = FirstRetry; ; delay = Next(delay))
         {
-            var subscription = _subscriptions.GetOrAdd(channel, Subscribe);
+            Task subscription;
+            lock (_subscriptions) // so that the handler is registered exactly once per kept subscription
+            {
+                if (!_subscriptions.TryGetValue(channel, out subscription!))
+                    _subscriptions[channel] = subscription = _redis.GetSubscriber().SubscribeAsync(RedisChannel.Literal(channel), _onMessage);
+            }
             try
             {
                 await subscription.WaitAsync(ct).ConfigureAwait(false);
                 return;
             }
-            catch (Exception ex) when (subscription.IsFaulted)
+            catch (Exception ex) when (subscription.IsCompleted)
             {
-                _subscriptions.TryRemove(KeyValuePair.Create(channel, subscription));
+                lock (_subscriptions)
+                {
+                    if (_subscriptions.TryGetValue(channel, out var kept) && kept == subscription)
+                    {
+                        _subscriptions.Remove(channel);
+                        _redis.GetSubscriber().Unsubscribe(RedisChannel.Literal(channel), _onMessage, CommandFlags.FireAndForget);
+                    }
+                }
                 if (!EnqueueRetry.IsUnreachable(ex)) throw;
             }
             await Task.Delay(delay, ct).ConfigureAwait(false);
         }
     }
 
-    private Task Subscribe(string channel) =>
-        _redis.GetSubscriber().SubscribeAsync(RedisChannel.Literal(channel), (_, message) =>
-        {
-            var text = (string?)message;
-            var space = text?.IndexOf(' ') ?? -1;
-            if (space <= 0) return;
-            if (!JobStates.TryFromWire(text![(space + 1)..], out var state) || !state.IsTerminal()) return;
-            var id = text[..space];
-            if (IsWaitedFor(id)) CheckAsync(id).Forget();
-        });
+    /// <summary>One handler for every channel: a message is "&lt;job id&gt; &lt;state&gt;".</summary>
+    private void OnMessage(RedisChannel _, RedisValue message)
+    {
+        var text = (string?)message;
+        var space = text?.IndexOf(' ') ?? -1;
+        if (space <= 0) return;
+        if (!JobStates.TryFromWire(text![(space + 1)..], out var state) || !state.IsTerminal()) return;
+        var id = text[..space];
+        if (IsWaitedFor(id)) CheckAsync(id).Forget();
+    }
 
     /// <summary>Reads the job and ends its waits if it is done; while Redis cannot be reached, reads again as long as anyone waits.</summary>
     private async Task CheckAsync(string jobId)
@@ -100,16 +125,17 @@ internal sealed class JobWaiters : IAsyncDisposable
         }
     }
 
-    private async Task<string> LastStateAsync(string jobId)
+    /// <summary>The job as read now (null when gone or unreadable), and its state in words for a timeout's message.</summary>
+    private async Task<(JobInfo? Job, string State)> LastStateAsync(string jobId)
     {
         try
         {
             var last = await _read(jobId).ConfigureAwait(false);
-            return $"it is {last?.State.ToWire() ?? "gone"}";
+            return (last, $"it is {last?.State.ToWire() ?? "gone"}");
         }
         catch (Exception ex) when (EnqueueRetry.IsUnreachable(ex))
         {
-            return $"its state could not be read: Redis could not be reached ({ex.Message})";
+            return (null, $"its state could not be read: Redis could not be reached ({ex.Message})");
         }
     }
 
@@ -157,7 +183,10 @@ internal sealed class JobWaiters : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         _redis.ConnectionRestored -= OnConnectionRestored;
-        foreach (var channel in _subscriptions.Keys)
+        await _disposing.CancelAsync().ConfigureAwait(false); // waiters still subscribing or waiting end, cancelled
+        string[] channels;
+        lock (_subscriptions) channels = [.. _subscriptions.Keys];
+        foreach (var channel in channels)
         {
             try { await _redis.GetSubscriber().UnsubscribeAsync(RedisChannel.Literal(channel)).ConfigureAwait(false); }
             catch (Exception) { /* the connection may already be gone */ }

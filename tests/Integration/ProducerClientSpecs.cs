@@ -72,6 +72,7 @@ public sealed class ProducerClientSpecs(BrokerFixture brokers)
         var done = await waiting;
         Assert.Equal(JobState.Cancelled, done.State);
         Assert.False(await client.CancelAsync(id));
+        Assert.Equal(JobState.Cancelled, (await client.WaitAsync(id, TimeSpan.Zero)).State); // finished: no time needed
         Assert.Equal(0, await redis.GetDatabase().SortedSetLengthAsync(client.Keys.Queue("default").Ready));
         await Assert.ThrowsAsync<KeyNotFoundException>(() => client.CancelAsync("default:no-such-job"));
     }

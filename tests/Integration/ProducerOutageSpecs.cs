@@ -115,10 +115,18 @@ public sealed class ProducerOutageSpecs
             Assert.True(await other.CancelAsync(first));
             Assert.Equal(JobState.Cancelled, (await waiting).State);
 
-            // The failed subscription was not kept: a later wait on the same queue is woken too.
+            // The failed subscription was not kept: a later wait on the same queue is woken too, and by one handler
+            // (a failed SUBSCRIBE left its handler registered, so each message was handled once more per failed try).
             var later = client.WaitAsync(second, TimeSpan.FromSeconds(30));
+            await Task.Delay(500); // its first read done
+            await using var admin = await ConnectionMultiplexer.ConnectAsync(RedisConnection.Parse(restarted.Url) + ",allowAdmin=true");
+            var server = admin.GetServer(admin.GetEndPoints()[0]);
+            await server.ConfigResetStatisticsAsync();
             Assert.True(await other.CancelAsync(second));
             Assert.Equal(JobState.Cancelled, (await later).State);
+            await Task.Delay(500);
+            var reads = (await server.InfoAsync("commandstats")).SelectMany(g => g).FirstOrDefault(kv => kv.Key == "cmdstat_hgetall").Value;
+            Assert.StartsWith("calls=1,", reads);
         }
         finally
         {

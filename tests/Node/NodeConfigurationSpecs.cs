@@ -69,7 +69,7 @@ public sealed class NodeConfigurationSpecs
         Assert.Equal(TimeSpan.FromSeconds(60), new ClusterJobsOptions().RedisStartupWait);
         Assert.Equal(TimeSpan.FromSeconds(2.5), Apply(new() { ["CLUSTERJOBS_REDIS_WAIT_SECONDS"] = "2.5" }).RedisStartupWait);
         Assert.Equal(TimeSpan.Zero, Apply(new() { ["CLUSTERJOBS_REDIS_WAIT_SECONDS"] = "0" }).RedisStartupWait);
-        foreach (var bad in new[] { "soon", "-1" })
+        foreach (var bad in new[] { "soon", "-1", "1e12", "Infinity" })
             Assert.Contains($"'{bad}'", Assert.Throws<ArgumentException>(() => Apply(new() { ["CLUSTERJOBS_REDIS_WAIT_SECONDS"] = bad })).Message);
     }
 

@@ -43,7 +43,11 @@ public sealed class ShutdownExitSpecs
     [Fact]
     public void Start_failures_an_operator_can_mend_are_named_and_others_are_not_hidden_behind_a_message()
     {
-        Assert.Equal("invalid configuration: bad", ShutdownExit.StartFailure(new ArgumentException("bad")));
+        var ours = Assert.Throws<ArgumentException>(() => ClusterJobsOptions.ParseQueues("high,high"));
+        Assert.Equal("invalid configuration: Queue 'high' is listed twice.", ShutdownExit.StartFailure(ours));
+        // One thrown outside ClusterJobs (a user's own code, a library) keeps its stack trace: it may be a bug.
+        var theirs = Assert.ThrowsAny<ArgumentException>(() => ArgumentException.ThrowIfNullOrEmpty(""));
+        Assert.Contains("   at ", ShutdownExit.StartFailure(theirs));
         Assert.Equal("Redis is down", ShutdownExit.StartFailure(new ClusterJobs.Protocol.RedisUnavailableException("Redis is down")));
         Assert.Null(ShutdownExit.StartFailure(new InvalidOperationException("a bug")));
     }

@@ -36,8 +36,8 @@ public static class NodeConfiguration
             options.DrainGrace = double.TryParse(drain, System.Globalization.CultureInfo.InvariantCulture, out var d)
                 ? TimeSpan.FromSeconds(d) : throw new ArgumentException($"Drain grace '{drain}' is not a number of seconds.");
         if (Get("redis-wait-seconds", "CLUSTERJOBS_REDIS_WAIT_SECONDS") is { } wait)
-            options.RedisStartupWait = double.TryParse(wait, System.Globalization.CultureInfo.InvariantCulture, out var rw) && rw >= 0
-                ? TimeSpan.FromSeconds(rw) : throw new ArgumentException($"Redis wait '{wait}' is not a number of seconds.");
+            options.RedisStartupWait = double.TryParse(wait, System.Globalization.CultureInfo.InvariantCulture, out var rw) && rw is >= 0 and <= 86_400
+                ? TimeSpan.FromSeconds(rw) : throw new ArgumentException($"Redis wait '{wait}' is not a number of seconds from 0 to 86400.");
         options.Cluster = ClusterBootstrap.FromEnvironment(env, roles: ["node"]);
     }
 }

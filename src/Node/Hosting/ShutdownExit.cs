@@ -59,9 +59,14 @@ public static class ShutdownExit
 #if !CLUSTERJOBS_SEED // the seed shares this file and has no Redis
         ClusterJobs.Protocol.RedisUnavailableException => error.Message,
 #endif
-        ArgumentException => $"invalid configuration: {error.Message}",
+        // Ours name the setting; one thrown elsewhere (a user's own code in a host of theirs) keeps its stack trace.
+        ArgumentException when IsOurs(error) => $"invalid configuration: {error.Message}",
+        ArgumentException => $"invalid configuration: {error}",
         _ => ClusterBootstrap.PortTakenMessage(error),
     };
+
+    private static bool IsOurs(Exception error) =>
+        error.TargetSite?.DeclaringType?.FullName?.StartsWith("ClusterJobs.", StringComparison.Ordinal) == true;
 
     /// <summary>Says in the log, in plain words, why a downed member shuts down (otherwise only the resolver's warnings do).</summary>
     public static AkkaConfigurationBuilder AddDownedNotice(this AkkaConfigurationBuilder builder) =>
