@@ -67,14 +67,21 @@ await using (client)
         catch (RedisUnavailableException ex)
         {
             // Redis stayed out of reach for ENQUEUE_RETRY_SECONDS: the client may try again later (the message names the job).
-            return TypedResults.Problem(ex.Message, statusCode: StatusCodes.Status503ServiceUnavailable, title: "The job queue is unavailable");
+            return Unavailable(ex);
         }
     });
 
     app.MapGet("/jobs/{id}", async Task<Results<Ok<JobView>, ProblemHttpResult>> (string id, JobClient jobs) =>
     {
         if (!JobIds.IsValid(id)) return BadRequest(new ArgumentException($"Invalid job id '{id}': expected '<queue>:<suffix>'."));
-        return await jobs.GetAsync(id) is { } info ? TypedResults.Ok(JobView.From(info)) : NotFound(id);
+        try
+        {
+            return await jobs.GetAsync(id) is { } info ? TypedResults.Ok(JobView.From(info)) : NotFound(id);
+        }
+        catch (RedisUnavailableException ex)
+        {
+            return Unavailable(ex);
+        }
     });
 
     app.MapGet("/jobs/{id}/wait", async Task<Results<Ok<JobView>, ProblemHttpResult>> (
@@ -104,6 +111,9 @@ return 0;
 
 static ProblemHttpResult BadRequest(ArgumentException ex) =>
     TypedResults.Problem(ex.Message, statusCode: StatusCodes.Status400BadRequest, title: "Invalid request");
+
+static ProblemHttpResult Unavailable(RedisUnavailableException ex) =>
+    TypedResults.Problem(ex.Message, statusCode: StatusCodes.Status503ServiceUnavailable, title: "The job queue is unavailable");
 
 static ProblemHttpResult NotFound(string id) =>
     TypedResults.Problem($"No job '{id}' (it never existed or its record expired).",

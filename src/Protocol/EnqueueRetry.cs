@@ -78,5 +78,6 @@ internal sealed class EnqueueRetry
 
     /// <summary>Redis was not reached, or not ready: the connection failed or dropped, no reply came, or it is loading its data.</summary>
     public static bool IsUnreachable(Exception ex) =>
-        ex is RedisConnectionException or RedisTimeoutException || ex is RedisServerException server && RedisConnection.IsLoading(server);
+        ex is RedisConnectionException or RedisTimeoutException or RedisUnavailableException { Unreachable: true } ||
+        ex is RedisServerException server && RedisConnection.IsLoading(server);
 }

@@ -205,12 +205,21 @@ public sealed class JobClient : IAsyncDisposable
     /// <summary>The Enqueue script's reply: the job's id (with an idempotency key already taken, that key's job).</summary>
     private static string EnqueuedId(RedisResult result) => (string)((RedisResult[])result!)[1]!;
 
-    /// <summary>The job's state, result, error, attempts and timestamps; null when no such job (or its record expired).</summary>
+    /// <summary>
+    /// The job's state, result, error, attempts and timestamps; null when no such job (or its record expired). Throws
+    /// <see cref="RedisUnavailableException"/> naming the job when Redis cannot be reached.
+    /// </summary>
     public async Task<JobInfo?> GetAsync(string jobId)
     {
-        var fields = await Db.HashGetAllAsync(_keys.ForJob(jobId).Job(jobId)).ConfigureAwait(false);
+        HashEntry[] fields;
+        try { fields = await Db.HashGetAllAsync(_keys.ForJob(jobId).Job(jobId)).ConfigureAwait(false); }
+        catch (Exception ex) when (EnqueueRetry.IsUnreachable(ex)) { throw Unreachable("read", jobId, ex); }
         return fields.Length == 0 ? null : JobRecord.Read(jobId, fields);
     }
+
+    /// <summary>A call other than an enqueue that could not reach Redis: said so, naming the job (not sent again: the caller decides).</summary>
+    private static RedisUnavailableException Unreachable(string what, string jobId, Exception ex) =>
+        new($"Could not {what} job '{jobId}': Redis could not be reached ({ex.Message}).", ex) { Unreachable = true };
 
     /// <summary>
     /// Waits until the job reaches a terminal state (succeeded, failed, dead-lettered, cancelled) and returns it.
@@ -223,14 +232,20 @@ public sealed class JobClient : IAsyncDisposable
     /// Cancels a job from anywhere: one not started ends Cancelled at once; a running one has its handler's token
     /// cancelled by the node running it and ends Cancelled (wait for it with <see cref="WaitAsync"/>). Returns true when
     /// cancelled or cancellation was requested, false when the job had already finished; throws
-    /// <see cref="KeyNotFoundException"/> when there is no such job.
+    /// <see cref="KeyNotFoundException"/> when there is no such job, and <see cref="RedisUnavailableException"/> when Redis
+    /// cannot be reached (not sent again: a cancel that landed would then answer false).
     /// </summary>
     public async Task<bool> CancelAsync(string jobId)
     {
         var q = _keys.ForJob(jobId);
-        var result = await Db.ScriptEvaluateAsync(ProducerScripts.Cancel, [q.Job(jobId), q.Ready, q.Scheduled],
-            [jobId, _options.Clock.GetUtcNow().ToUnixTimeMilliseconds(), (long)_options.RecordTtl.TotalMilliseconds, q.EventsChannel, q.CancelChannel])
-            .ConfigureAwait(false);
+        RedisResult result;
+        try
+        {
+            result = await Db.ScriptEvaluateAsync(ProducerScripts.Cancel, [q.Job(jobId), q.Ready, q.Scheduled],
+                [jobId, _options.Clock.GetUtcNow().ToUnixTimeMilliseconds(), (long)_options.RecordTtl.TotalMilliseconds, q.EventsChannel, q.CancelChannel])
+                .ConfigureAwait(false);
+        }
+        catch (Exception ex) when (EnqueueRetry.IsUnreachable(ex)) { throw Unreachable("cancel", jobId, ex); }
         if (result.IsNull) throw new KeyNotFoundException($"No job '{jobId}'.");
         return result.Resp2Type == ResultType.Integer && (long)result is 1 or 2;
     }

@@ -135,7 +135,8 @@ internal sealed class JobWaiters : IAsyncDisposable
         }
         catch (Exception ex) when (EnqueueRetry.IsUnreachable(ex))
         {
-            return (null, $"its state could not be read: Redis could not be reached ({ex.Message})");
+            var cause = ex is RedisUnavailableException { InnerException: { } inner } ? inner.Message : ex.Message;
+            return (null, $"its state could not be read: Redis could not be reached ({cause})");
         }
     }
 

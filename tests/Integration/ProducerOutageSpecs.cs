@@ -74,6 +74,19 @@ public sealed class ProducerOutageSpecs
     }
 
     [Fact]
+    public async Task A_read_or_a_cancel_that_cannot_reach_Redis_says_so_naming_the_job()
+    {
+        await using var redis = await RedisServer.StartBinaryAsync(port: RedisServer.PortNoOneElseIsGiven());
+        await using var client = await JobClient.ConnectAsync(redis.Url);
+        redis.Kill();
+
+        var read = await Assert.ThrowsAsync<RedisUnavailableException>(() => client.GetAsync("default:order-42"));
+        Assert.StartsWith("Could not read job 'default:order-42': Redis could not be reached (", read.Message);
+        var cancel = await Assert.ThrowsAsync<RedisUnavailableException>(() => client.CancelAsync("default:order-42"));
+        Assert.StartsWith("Could not cancel job 'default:order-42': Redis could not be reached (", cancel.Message);
+    }
+
+    [Fact]
     public async Task An_error_Redis_answers_with_is_not_sent_again()
     {
         await using var redis = await RedisServer.StartBinaryAsync();

@@ -38,7 +38,7 @@ public sealed class WebApiSampleSpecs
     }
 
     [Fact]
-    public async Task A_send_while_Redis_stays_unreachable_answers_503_naming_the_job()
+    public async Task A_send_or_a_status_read_while_Redis_stays_unreachable_answers_503_naming_the_job()
     {
         var redis = await RedisServer.StartBinaryAsync(port: RedisServer.PortNoOneElseIsGiven());
         await using var api = await StartSampleAsync(redis.Url, retrySeconds: "1");
@@ -50,6 +50,12 @@ public sealed class WebApiSampleSpecs
         Assert.Equal(HttpStatusCode.ServiceUnavailable, refused.StatusCode);
         var problem = await refused.Content.ReadFromJsonAsync<JsonElement>();
         Assert.Contains("Could not enqueue job 'default:", problem.GetProperty("detail").GetString());
+
+        // Asking for a job's state then is the same answer, not a 500.
+        var read = await http.GetAsync("/jobs/default:order-42");
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, read.StatusCode);
+        Assert.Contains("Could not read job 'default:order-42': Redis could not be reached",
+            (await read.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("detail").GetString());
     }
 
     private sealed class Sample(ClusterProcess process, Uri address) : IAsyncDisposable
