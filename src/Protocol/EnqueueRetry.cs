@@ -22,7 +22,7 @@ internal sealed class EnqueueRetry
         _budget = budget;
         _pipeline = new ResiliencePipelineBuilder().AddRetry(new RetryStrategyOptions
         {
-            ShouldHandle = args => ValueTask.FromResult(args.Outcome.Exception is { } ex && IsUnreachable(ex) &&
+            ShouldHandle = args => ValueTask.FromResult(args.Outcome.Exception is { } ex && RedisConnection.IsUnreachable(ex) &&
                 Stopwatch.GetElapsedTime(args.Context.Properties.GetValue(FirstSend, 0L)) < budget),
             MaxRetryAttempts = int.MaxValue,
             BackoffType = DelayBackoffType.Exponential,
@@ -40,7 +40,7 @@ internal sealed class EnqueueRetry
         {
             return await Send(db, call).ConfigureAwait(false); // the pipeline only after a failure: nothing added to a normal send
         }
-        catch (Exception ex) when (IsUnreachable(ex))
+        catch (Exception ex) when (RedisConnection.IsUnreachable(ex))
         {
             if (Stopwatch.GetElapsedTime(firstSend) >= _budget) throw Unavailable(call, ex);
         }
@@ -52,7 +52,7 @@ internal sealed class EnqueueRetry
             return await _pipeline.ExecuteAsync(static (_, state) => new ValueTask<RedisResult>(Send(state.db, state.call)), context, (db, call))
                 .ConfigureAwait(false);
         }
-        catch (Exception ex) when (IsUnreachable(ex))
+        catch (Exception ex) when (RedisConnection.IsUnreachable(ex))
         {
             throw Unavailable(call, ex);
         }
@@ -75,9 +75,4 @@ internal sealed class EnqueueRetry
             "may not have been written: GetAsync on its id tells, and enqueueing it again with the same JobIdSuffix or " +
             "IdempotencyKey makes no second job.", ex);
     }
-
-    /// <summary>Redis was not reached, or not ready: the connection failed or dropped, no reply came, or it is loading its data.</summary>
-    public static bool IsUnreachable(Exception ex) =>
-        ex is RedisConnectionException or RedisTimeoutException or RedisUnavailableException { Unreachable: true } ||
-        ex is RedisServerException server && RedisConnection.IsLoading(server);
 }

@@ -213,7 +213,7 @@ public sealed class JobClient : IAsyncDisposable
     {
         HashEntry[] fields;
         try { fields = await Db.HashGetAllAsync(_keys.ForJob(jobId).Job(jobId)).ConfigureAwait(false); }
-        catch (Exception ex) when (EnqueueRetry.IsUnreachable(ex)) { throw Unreachable("read", jobId, ex); }
+        catch (Exception ex) when (RedisConnection.IsUnreachable(ex)) { throw Unreachable("read", jobId, ex); }
         return fields.Length == 0 ? null : JobRecord.Read(jobId, fields);
     }
 
@@ -245,7 +245,7 @@ public sealed class JobClient : IAsyncDisposable
                 [jobId, _options.Clock.GetUtcNow().ToUnixTimeMilliseconds(), (long)_options.RecordTtl.TotalMilliseconds, q.EventsChannel, q.CancelChannel])
                 .ConfigureAwait(false);
         }
-        catch (Exception ex) when (EnqueueRetry.IsUnreachable(ex)) { throw Unreachable("cancel", jobId, ex); }
+        catch (Exception ex) when (RedisConnection.IsUnreachable(ex)) { throw Unreachable("cancel", jobId, ex); }
         if (result.IsNull) throw new KeyNotFoundException($"No job '{jobId}'.");
         return result.Resp2Type == ResultType.Integer && (long)result is 1 or 2;
     }

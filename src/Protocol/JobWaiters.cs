@@ -89,7 +89,7 @@ internal sealed class JobWaiters : IAsyncDisposable
                         _redis.GetSubscriber().Unsubscribe(RedisChannel.Literal(channel), _onMessage, CommandFlags.FireAndForget);
                     }
                 }
-                if (!EnqueueRetry.IsUnreachable(ex)) throw;
+                if (!RedisConnection.IsUnreachable(ex)) throw;
             }
             await Task.Delay(delay, ct).ConfigureAwait(false);
         }
@@ -113,7 +113,7 @@ internal sealed class JobWaiters : IAsyncDisposable
         {
             JobInfo? info;
             try { info = await _read(jobId).ConfigureAwait(false); }
-            catch (Exception ex) when (EnqueueRetry.IsUnreachable(ex))
+            catch (Exception ex) when (RedisConnection.IsUnreachable(ex))
             {
                 await Task.Delay(delay).ConfigureAwait(false);
                 continue;
@@ -133,7 +133,7 @@ internal sealed class JobWaiters : IAsyncDisposable
             var last = await _read(jobId).ConfigureAwait(false);
             return (last, $"it is {last?.State.ToWire() ?? "gone"}");
         }
-        catch (Exception ex) when (EnqueueRetry.IsUnreachable(ex))
+        catch (Exception ex) when (RedisConnection.IsUnreachable(ex))
         {
             var cause = ex is RedisUnavailableException { InnerException: { } inner } ? inner.Message : ex.Message;
             return (null, $"its state could not be read: Redis could not be reached ({cause})");

@@ -109,6 +109,14 @@ public static class RedisConnection
     /// <summary>Redis's answer while it loads its dataset after a start: every command fails with it until done.</summary>
     public static bool IsLoading(RedisServerException ex) => ex.Message.StartsWith("LOADING", StringComparison.Ordinal);
 
+    /// <summary>
+    /// Redis was not reached, or not ready: the connection failed or dropped, no reply came, or it is loading its data.
+    /// Trying again later may succeed; every retry and wait of ours asks this.
+    /// </summary>
+    public static bool IsUnreachable(Exception ex) =>
+        ex is RedisConnectionException or RedisTimeoutException or RedisUnavailableException { Unreachable: true } ||
+        ex is RedisServerException server && IsLoading(server);
+
     /// <summary>What <see cref="ConnectAsync"/> connects with: the URL's settings, fail-fast connect, the client name, the I/O threads.</summary>
     public static ConfigurationOptions Options(string redisUrl, string clientName, RedisIoThreads io)
     {
@@ -133,7 +141,7 @@ public static class RedisConnection
             return new RedisUnavailableException($"Redis at {where} requires a password and none was given: put it in REDIS_URL (redis://:password@host:port).", ex);
         return new RedisUnavailableException($"Could not connect to Redis at {where}: {WithoutClientAdvice(ex.Message)}", ex)
         {
-            Unreachable = ex is RedisConnectionException or RedisTimeoutException,
+            Unreachable = IsUnreachable(ex),
         };
     }
 

@@ -19,43 +19,34 @@ public sealed class ProducerOutageSpecs
     [Fact]
     public async Task Enqueues_in_flight_or_sent_while_Redis_restarts_are_sent_again_and_each_makes_exactly_one_job()
     {
-        var redis = await RedisServer.StartBinaryAsync(appendOnly: true, port: RedisServer.PortNoOneElseIsGiven(), extraArgs: Durable);
-        RedisServer? restarted = null;
-        try
+        await using var redis = await RestartableRedis.StartAsync();
+        await using var client = await JobClient.ConnectAsync(redis.Current.Url);
+        var ids = new ConcurrentBag<string>();
+        using var stop = new CancellationTokenSource();
+        // Four producers back to back, so that some enqueues are in flight when Redis dies.
+        var producers = Enumerable.Range(0, 4).Select(p => Task.Run(async () =>
         {
-            await using var client = await JobClient.ConnectAsync(redis.Url);
-            var ids = new ConcurrentBag<string>();
-            using var stop = new CancellationTokenSource();
-            // Four producers back to back, so that some enqueues are in flight when Redis dies.
-            var producers = Enumerable.Range(0, 4).Select(p => Task.Run(async () =>
-            {
-                for (var i = 0; !stop.IsCancellationRequested; i++) ids.Add(await client.EnqueueAsync("add", new[] { p, i }));
-            })).ToArray();
+            for (var i = 0; !stop.IsCancellationRequested; i++) ids.Add(await client.EnqueueAsync("add", new[] { p, i }));
+        })).ToArray();
 
-            await Task.Delay(300);
-            // And a burst of pipelined enqueues that Redis is still working through when it dies.
-            var burst = client.EnqueueManyAsync("add", Enumerable.Range(0, 5_000).Select(i => (object?)new[] { -1, i }));
-            redis.Kill();
-            var killedAt = ids.Count;
-            await Task.Delay(1_000);
-            restarted = await RedisServer.StartBinaryAsync(appendOnly: true, port: redis.Port, dir: redis.Dir, extraArgs: Durable);
-            await Task.Delay(500);
-            stop.Cancel();
-            await Task.WhenAll(producers); // none threw
-            foreach (var id in await burst) ids.Add(id);
+        await Task.Delay(300);
+        // And a burst of pipelined enqueues that Redis is still working through when it dies.
+        var burst = client.EnqueueManyAsync("add", Enumerable.Range(0, 5_000).Select(i => (object?)new[] { -1, i }));
+        redis.Current.Kill();
+        var killedAt = ids.Count;
+        await Task.Delay(1_000);
+        var restarted = await redis.RestartAsync();
+        await Task.Delay(500);
+        stop.Cancel();
+        await Task.WhenAll(producers); // none threw
+        foreach (var id in await burst) ids.Add(id);
 
-            Assert.True(ids.Count > killedAt, "no enqueue succeeded after the restart");
-            Assert.Equal(ids.Count, ids.Distinct().Count());
-            await using var admin = await restarted.ConnectAsync();
-            var db = admin.GetDatabase();
-            Assert.Equal(ids.Count, await db.SortedSetLengthAsync(client.Keys.Queue("default").Ready)); // no job twice, none lost
-            foreach (var id in ids) Assert.Equal(JobState.Queued, (await client.GetAsync(id))?.State);
-        }
-        finally
-        {
-            await redis.DisposeAsync();
-            if (restarted is not null) await restarted.DisposeAsync();
-        }
+        Assert.True(ids.Count > killedAt, "no enqueue succeeded after the restart");
+        Assert.Equal(ids.Count, ids.Distinct().Count());
+        await using var admin = await restarted.ConnectAsync();
+        var db = admin.GetDatabase();
+        Assert.Equal(ids.Count, await db.SortedSetLengthAsync(client.Keys.Queue("default").Ready)); // no job twice, none lost
+        foreach (var id in ids) Assert.Equal(JobState.Queued, (await client.GetAsync(id))?.State);
     }
 
     [Fact]
@@ -109,79 +100,93 @@ public sealed class ProducerOutageSpecs
     [Fact]
     public async Task A_wait_begun_while_Redis_is_down_waits_out_the_outage_and_later_waits_on_that_queue_still_work()
     {
-        var redis = await RedisServer.StartBinaryAsync(appendOnly: true, port: RedisServer.PortNoOneElseIsGiven(), extraArgs: Durable);
-        RedisServer? restarted = null;
-        try
-        {
-            await using var client = await JobClient.ConnectAsync(redis.Url);
-            var first = await client.EnqueueAsync("add", new[] { 1, 2 });
-            var second = await client.EnqueueAsync("add", new[] { 3, 4 });
-            redis.Kill();
+        await using var redis = await RestartableRedis.StartAsync();
+        await using var client = await JobClient.ConnectAsync(redis.Current.Url);
+        var first = await client.EnqueueAsync("add", new[] { 1, 2 });
+        var second = await client.EnqueueAsync("add", new[] { 3, 4 });
+        redis.Current.Kill();
 
-            // The client's first wait on this queue: it subscribes to the queue's events while nothing answers.
-            var waiting = client.WaitAsync(first, TimeSpan.FromSeconds(60));
-            await Task.Delay(TimeSpan.FromSeconds(7)); // past StackExchange.Redis's own 5 s timeout
-            Assert.False(waiting.IsCompleted, waiting.Exception?.ToString());
+        // The client's first wait on this queue: it subscribes to the queue's events while nothing answers.
+        var waiting = client.WaitAsync(first, TimeSpan.FromSeconds(60));
+        await Task.Delay(TimeSpan.FromSeconds(7)); // past StackExchange.Redis's own 5 s timeout
+        Assert.False(waiting.IsCompleted, waiting.Exception?.ToString());
 
-            restarted = await RedisServer.StartBinaryAsync(appendOnly: true, port: redis.Port, dir: redis.Dir, extraArgs: Durable);
-            await using var other = await JobClient.ConnectAsync(restarted.Url);
-            Assert.True(await other.CancelAsync(first));
-            Assert.Equal(JobState.Cancelled, (await waiting).State);
+        var restarted = await redis.RestartAsync();
+        await using var other = await JobClient.ConnectAsync(restarted.Url);
+        Assert.True(await other.CancelAsync(first));
+        Assert.Equal(JobState.Cancelled, (await waiting).State);
 
-            // The failed subscription was not kept: a later wait on the same queue is woken too, and by one handler
-            // (a failed SUBSCRIBE left its handler registered, so each message was handled once more per failed try).
-            var later = client.WaitAsync(second, TimeSpan.FromSeconds(30));
-            await Task.Delay(500); // its first read done
-            await using var admin = await ConnectionMultiplexer.ConnectAsync(RedisConnection.Parse(restarted.Url) + ",allowAdmin=true");
-            var server = admin.GetServer(admin.GetEndPoints()[0]);
-            await server.ConfigResetStatisticsAsync();
-            Assert.True(await other.CancelAsync(second));
-            Assert.Equal(JobState.Cancelled, (await later).State);
-            await Task.Delay(500);
-            var reads = (await server.InfoAsync("commandstats")).SelectMany(g => g).FirstOrDefault(kv => kv.Key == "cmdstat_hgetall").Value;
-            Assert.StartsWith("calls=1,", reads);
-        }
-        finally
-        {
-            await redis.DisposeAsync();
-            if (restarted is not null) await restarted.DisposeAsync();
-        }
+        // The failed subscription was not kept: a later wait on the same queue is woken too, and by one handler
+        // (a failed SUBSCRIBE left its handler registered, so each message was handled once more per failed try).
+        var later = client.WaitAsync(second, TimeSpan.FromSeconds(30));
+        await Task.Delay(500); // its first read done
+        await using var admin = await ConnectionMultiplexer.ConnectAsync(RedisConnection.Parse(restarted.Url) + ",allowAdmin=true");
+        var server = admin.GetServer(admin.GetEndPoints()[0]);
+        await server.ConfigResetStatisticsAsync();
+        Assert.True(await other.CancelAsync(second));
+        Assert.Equal(JobState.Cancelled, (await later).State);
+        await Task.Delay(500);
+        var reads = (await server.InfoAsync("commandstats")).SelectMany(g => g).FirstOrDefault(kv => kv.Key == "cmdstat_hgetall").Value;
+        Assert.StartsWith("calls=1,", reads);
     }
 
     [Fact]
     public async Task A_wait_rides_out_a_Redis_restart_that_answers_LOADING_while_it_reads_its_data()
     {
-        var redis = await RedisServer.StartBinaryAsync(port: RedisServer.PortNoOneElseIsGiven(), extraArgs: "--enable-debug-command local");
-        RedisServer? restarted = null;
-        try
+        await using var redis = await RestartableRedis.StartAsync(appendOnly: false, extraArgs: "--enable-debug-command local");
+        await using var client = await JobClient.ConnectAsync(redis.Current.Url);
+        var id = await client.EnqueueAsync("add", new[] { 1, 2 });
+        await using (var admin = await ConnectionMultiplexer.ConnectAsync(RedisConnection.Parse(redis.Current.Url) + ",allowAdmin=true"))
         {
-            await using var client = await JobClient.ConnectAsync(redis.Url);
-            var id = await client.EnqueueAsync("add", new[] { 1, 2 });
-            await using (var admin = await ConnectionMultiplexer.ConnectAsync(RedisConnection.Parse(redis.Url) + ",allowAdmin=true"))
-            {
-                var server = admin.GetServer(admin.GetEndPoints()[0]);
-                await server.ExecuteAsync("DEBUG", "POPULATE", 60_000, "filler"); // seconds to load, slowed per key below
-                await server.ExecuteAsync("SAVE");
-            }
-            var waiting = client.WaitAsync(id, TimeSpan.FromSeconds(60));
-            await Task.Delay(300); // subscribed and first read done
-
-            redis.Kill();
-            restarted = await RedisServer.StartBinaryAsync(port: redis.Port, dir: redis.Dir,
-                extraArgs: "--key-load-delay 50 --loading-process-events-interval-bytes 1024");
-            Assert.True(await restarted.IsLoadingAsync());
-            // The client reconnects while Redis still loads and re-reads the job (a completion may have been missed): LOADING.
-            while (await restarted.IsLoadingAsync()) await Task.Delay(100);
-            Assert.False(waiting.IsCompleted, waiting.Exception?.ToString());
-
-            await using var other = await JobClient.ConnectAsync(restarted.Url);
-            Assert.True(await other.CancelAsync(id));
-            Assert.Equal(JobState.Cancelled, (await waiting).State);
+            var server = admin.GetServer(admin.GetEndPoints()[0]);
+            await server.ExecuteAsync("DEBUG", "POPULATE", 60_000, "filler"); // seconds to load, slowed per key below
+            await server.ExecuteAsync("SAVE");
         }
-        finally
+        var waiting = client.WaitAsync(id, TimeSpan.FromSeconds(60));
+        await Task.Delay(300); // subscribed and first read done
+
+        redis.Current.Kill();
+        var restarted = await redis.RestartAsync("--key-load-delay 50 --loading-process-events-interval-bytes 1024");
+        Assert.True(await restarted.IsLoadingAsync());
+        // The client reconnects while Redis still loads and re-reads the job (a completion may have been missed): LOADING.
+        while (await restarted.IsLoadingAsync()) await Task.Delay(100);
+        Assert.False(waiting.IsCompleted, waiting.Exception?.ToString());
+
+        await using var other = await JobClient.ConnectAsync(restarted.Url);
+        Assert.True(await other.CancelAsync(id));
+        Assert.Equal(JobState.Cancelled, (await waiting).State);
+    }
+
+    /// <summary>
+    /// A Redis of the spec's own, on a port no other spec is given, that the spec kills and starts again on the same port
+    /// and files; disposing stops whichever is running.
+    /// </summary>
+    private sealed class RestartableRedis : IAsyncDisposable
+    {
+        private readonly List<RedisServer> _started = [];
+        private readonly bool _appendOnly;
+
+        private RestartableRedis(bool appendOnly) => _appendOnly = appendOnly;
+
+        public RedisServer Current => _started[^1];
+
+        public static async Task<RestartableRedis> StartAsync(bool appendOnly = true, string extraArgs = Durable)
         {
-            await redis.DisposeAsync();
-            if (restarted is not null) await restarted.DisposeAsync();
+            var redis = new RestartableRedis(appendOnly);
+            redis._started.Add(await RedisServer.StartBinaryAsync(appendOnly: appendOnly, port: RedisServer.PortNoOneElseIsGiven(), extraArgs: extraArgs));
+            return redis;
+        }
+
+        /// <summary>Starts Redis again on the files of the one before (killed by the spec first).</summary>
+        public async Task<RedisServer> RestartAsync(string extraArgs = Durable)
+        {
+            _started.Add(await RedisServer.StartBinaryAsync(appendOnly: _appendOnly, port: Current.Port, dir: Current.Dir, extraArgs: extraArgs));
+            return Current;
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            foreach (var server in _started) await server.DisposeAsync();
         }
     }
 }

@@ -63,7 +63,7 @@ public sealed class RedisConnectionService : IHostedService, IAsyncDisposable
         var retry = new ResiliencePipelineBuilder().AddRetry(new RetryStrategyOptions
         {
             ShouldHandle = args => ValueTask.FromResult(
-                args.Outcome.Exception is RedisUnavailableException { Unreachable: true } && waited.Elapsed < _startupWait),
+                args.Outcome.Exception is { } ex && RedisConnection.IsUnreachable(ex) && waited.Elapsed < _startupWait),
             MaxRetryAttempts = int.MaxValue,
             // 0.25 s doubling to 5 s, jittered, and never past the end of the wait.
             DelayGenerator = args =>
