@@ -7,7 +7,8 @@
 #   3. enqueues JOBS jobs into queue "default" from outside the nodes, with plain Redis commands (one Lua EVAL
 #      through redis-cli in the redis container) laid out exactly as docs/protocol.md describes
 #   4. as soon as node 2 has jobs in flight, SIGKILLs it with crash.sh (restart: on-failure restarts it)
-#   5. waits until every job hash says "succeeded" and checks each result, then prints
+#   5. waits until every job hash says "succeeded" and checks each result, and that the dashboard service's operator
+#      API (port 8080) sees the cluster's members and the queue, then prints
 #        compose: 1000 of 1000 succeeded after crashing main_node_2
 #      and exits 0; otherwise prints diagnostics (status, container logs) and exits 1
 #   Always tears the project down with down.sh <repo> -v (also once before starting, for a clean Redis volume).
@@ -240,6 +241,26 @@ log "results: all $JOBS correct; ${check[1]} job(s) were redelivered after a los
 ((check[1] > 0)) || fail "no job has lost >= 1: the crash of $victim caught no job in flight, so it proved nothing"
 log "most jobs running at once after the crash: $peak (cluster capacity: $((NODES * concurrency)) slots)"
 log "$victim after the crash: $(pm inspect --format 'state={{.State.Status}} restarts={{.RestartCount}}' "$victim" 2>/dev/null || echo gone)"
+
+# --- the dashboard service: its operator API sees the whole cluster and the queue it just ran -------------------------
+dashboard_ctr=${project}_dashboard_1
+dash_ip=$(pm inspect --format '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$dashboard_ctr" 2>/dev/null || true)
+api=""
+deadline=$((SECONDS + 60))
+while ((SECONDS < deadline)) && [[ -z $api ]]; do
+  # The published port first (as a user reaches it), else the container's own address.
+  for base in http://127.0.0.1:8080 ${dash_ip:+http://$dash_ip:8080}; do
+    curl -sf --max-time 5 "$base/api/health" >/dev/null 2>&1 && { api=$base; break; }
+  done
+  [[ -n $api ]] || sleep 2
+done
+[[ -n $api ]] || fail "the dashboard's operator API ($dashboard_ctr, port 8080) did not answer within 60s"
+members=$(curl -sf --max-time 10 "$api/api/cluster" | /usr/bin/python3 -c 'import json,sys; print(sum(m["status"] == "up" for m in json.load(sys.stdin)["members"]))')
+default_queue=$(curl -sf --max-time 10 "$api/api/queues/default")
+log "dashboard at $api: $members members up; queue default: $default_queue"
+((members >= NODES + 1)) || fail "the dashboard sees only $members members up (expected the seed, $NODES nodes and itself)"
+/usr/bin/python3 -c 'import json,sys; q=json.loads(sys.argv[1]); j=q["jobs"]; sys.exit(0 if j["ready"] == 0 and j["dead"] == 0 and len(q["served_by"]) >= 1 else 1)' \
+  "$default_queue" || fail "the dashboard's view of queue default is wrong: $default_queue"
 
 echo "compose: $succeeded of $JOBS succeeded after crashing $victim"
 exit 0

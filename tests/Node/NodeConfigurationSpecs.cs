@@ -25,6 +25,28 @@ public sealed class NodeConfigurationSpecs
     }
 
     [Fact]
+    public void The_operator_http_port_is_off_unless_set_listens_on_loopback_by_default_and_bad_values_are_refused()
+    {
+        var plain = new ClusterJobsOptions();
+        var set = Apply(new() { ["CLUSTERJOBS_HTTP_PORT"] = "8080", ["CLUSTERJOBS_HTTP_HOST"] = "*", ["CLUSTERJOBS_HTTP_TOKEN"] = "t0k" });
+
+        Assert.Null(plain.HttpPort);
+        Assert.Equal("127.0.0.1", plain.HttpHost);
+        Assert.Equal((8080, "*", "t0k"), (set.HttpPort!.Value, set.HttpHost, set.HttpToken));
+        set.Validate();
+        Assert.Contains("'eighty'", Assert.Throws<ArgumentException>(() => Apply(new() { ["CLUSTERJOBS_HTTP_PORT"] = "eighty" })).Message);
+        Assert.Contains("70000", Assert.Throws<ArgumentException>(Apply(new() { ["CLUSTERJOBS_HTTP_PORT"] = "70000" }).Validate).Message);
+        Assert.Contains("'my host'", Assert.Throws<ArgumentException>(Apply(new() { ["CLUSTERJOBS_HTTP_HOST"] = "my host" }).Validate).Message);
+    }
+
+    [Fact]
+    public void Queues_none_makes_a_node_that_runs_no_jobs()
+    {
+        Assert.Empty(Apply(new() { ["CLUSTERJOBS_QUEUES"] = "none" }).Queues);
+        Assert.Equal(["emails", "reports"], Apply(new() { ["CLUSTERJOBS_QUEUES"] = "emails,reports" }).Queues.Select(q => q.Name));
+    }
+
+    [Fact]
     public void A_read_ahead_that_is_not_a_number_or_is_negative_is_refused_with_the_value()
     {
         var notANumber = Assert.Throws<ArgumentException>(() => Apply(new() { ["CLUSTERJOBS_READ_AHEAD"] = "lots" }));

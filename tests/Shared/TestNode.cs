@@ -25,6 +25,9 @@ public sealed class TestNode : IAsyncDisposable
     public ActorSystem System => Services.GetRequiredService<ActorSystem>();
     public IConnectionMultiplexer Redis => Services.GetRequiredService<RedisConnectionService>().Connection;
     public RedisKeys Keys => Client.Keys;
+    /// <summary>The operator dashboard and API, when the node was started with <c>HttpPort</c> set (0: a free port).</summary>
+    public Uri OperatorAddress => Services.GetRequiredService<ClusterJobs.Node.Operator.OperatorHttpService>().Address
+        ?? throw new InvalidOperationException("This node serves no operator API: start it with o.HttpPort = 0.");
 
     /// <param name="serializeMessages">
     /// Off for nodes that form a cluster with other nodes: their messages to each other cross real remoting (and so

@@ -47,6 +47,17 @@ public sealed class ClusterJobsOptions
     public int MaxRunaways { get; set; } = 16;
     public ClusterBootstrap Cluster { get; set; } = new();
     /// <summary>
+    /// Port of the operator dashboard and HTTP API (CLUSTERJOBS_HTTP_PORT); null (default): none. 0 picks a free port.
+    /// Any node can serve them, one that serves no queue too (README.md, "Operating a cluster").
+    /// </summary>
+    public int? HttpPort { get; set; }
+    /// <summary>The address the dashboard listens on (CLUSTERJOBS_HTTP_HOST): an IP, <c>localhost</c> or <c>*</c> (every address).
+    /// 127.0.0.1 by default, so a laptop's node is not open to its network; a container sets <c>*</c>.</summary>
+    public string HttpHost { get; set; } = "127.0.0.1";
+    /// <summary>When set (CLUSTERJOBS_HTTP_TOKEN), the API's changes (pause, cancel, replay, enqueue...) need
+    /// <c>Authorization: Bearer &lt;token&gt;</c>; reads stay open.</summary>
+    public string? HttpToken { get; set; }
+    /// <summary>
     /// Throwaway jobs run through the job path before the node joins its cluster, so its code is compiled before the
     /// first real job (JobPathWarmUp; worth it when the node runs JIT-compiled code, as the image does). 0 (default): none.
     /// </summary>
@@ -90,6 +101,9 @@ public sealed class ClusterJobsOptions
         if (MaxRunaways < 0) throw new ArgumentException("MaxRunaways must not be negative.");
         if (ReadAhead < 0) throw new ArgumentException($"ReadAhead must not be negative, got {ReadAhead}.");
         if (WarmUpJobs < 0) throw new ArgumentException($"WarmUpJobs must not be negative, got {WarmUpJobs}.");
+        if (HttpPort is < 0 or > 65_535) throw new ArgumentException($"HttpPort must be from 0 to 65535, got {HttpPort}.");
+        if (HttpHost is not ("*" or "localhost") && !System.Net.IPAddress.TryParse(HttpHost, out _))
+            throw new ArgumentException($"HttpHost must be an IP address, 'localhost' or '*', got '{HttpHost}'.");
         if (WarmUpTimeout < TimeSpan.FromSeconds(1) || WarmUpTimeout > TimeSpan.FromMinutes(5))
             throw new ArgumentException($"WarmUpTimeout must be between 1 s and 5 min, got {WarmUpTimeout}.");
     }

@@ -5,6 +5,7 @@ using ClusterJobs.Node.Broker;
 using ClusterJobs.Node.Queues;
 using ClusterJobs.Persistence.Redis.Hosting;
 using ClusterJobs.Node.Ingress;
+using ClusterJobs.Node.Operator;
 using ClusterJobs.Node.Results;
 using ClusterJobs.Node.Routing;
 using ClusterJobs.Node.Serialization;
@@ -41,7 +42,11 @@ public static class ClusterJobsServiceCollectionExtensions
         services.AddSingleton<TaskArgumentJson>();
         services.AddSingleton(sp => jobs.BuildRegistry(sp.GetRequiredService<TaskArgumentJson>().Options));
         services.AddSingleton<QueueRouters>();
+        services.AddSingleton<RouterProxies>();
         services.AddSingleton<QueueControl>();
+        services.AddSingleton(sp => new QueueCensus(() => sp.GetRequiredService<RedisConnectionService>().Connection,
+            new RedisKeys(sp.GetRequiredService<IOptions<ClusterJobsOptions>>().Value.KeyPrefix)));
+        services.AddSingleton<OperatorApi>();
         // The host must wait for the drain (finish or hand back running jobs) before it gives up on a graceful stop.
         services.AddOptions<HostOptions>().Configure<IOptions<ClusterJobsOptions>>((host, jobs) =>
             host.ShutdownTimeout = TimeSpan.FromTicks(Math.Max(host.ShutdownTimeout.Ticks, (jobs.Value.DrainGrace + TimeSpan.FromSeconds(20)).Ticks)));
@@ -80,6 +85,14 @@ public static class ClusterJobsServiceCollectionExtensions
             akka.AddClusterJobsActors(sp, options);
             configureAkka?.Invoke(akka, sp);
         });
+        // After the actor system: the dashboard and API start once the node is up, and stop before it leaves.
+        services.AddSingleton(sp =>
+        {
+            var options = sp.GetRequiredService<IOptions<ClusterJobsOptions>>().Value;
+            return new OperatorHttpService(sp, options.HttpPort is { } port ? new OperatorHttpSettings(options.HttpHost, port, options.HttpToken) : null,
+                sp.GetRequiredService<Microsoft.Extensions.Logging.ILogger<OperatorHttpService>>());
+        });
+        services.AddHostedService(sp => sp.GetRequiredService<OperatorHttpService>());
         return jobs;
     }
 

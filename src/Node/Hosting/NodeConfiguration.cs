@@ -6,7 +6,7 @@ namespace ClusterJobs.Node.Hosting;
 /// <summary>
 /// Reads a node's settings from command-line options and environment variables (command line wins):
 /// --queues / CLUSTERJOBS_QUEUES, --concurrency / CLUSTERJOBS_CONCURRENCY, REDIS_URL, CLUSTERJOBS_PREFIX,
-/// CLUSTERJOBS_LEASE_SECONDS, CLUSTERJOBS_MAX_PAYLOAD_BYTES, CLUSTERJOBS_READ_AHEAD, CLUSTERJOBS_WARMUP_JOBS, CLUSTERJOBS_REDIS_IO, CLUSTERJOBS_REDIS_WAIT_SECONDS and the CLUSTER_* variables of <see cref="ClusterBootstrap"/>.
+/// CLUSTERJOBS_LEASE_SECONDS, CLUSTERJOBS_MAX_PAYLOAD_BYTES, CLUSTERJOBS_READ_AHEAD, CLUSTERJOBS_WARMUP_JOBS, CLUSTERJOBS_REDIS_IO, CLUSTERJOBS_REDIS_WAIT_SECONDS, CLUSTERJOBS_HTTP_PORT, CLUSTERJOBS_HTTP_HOST, CLUSTERJOBS_HTTP_TOKEN and the CLUSTER_* variables of <see cref="ClusterBootstrap"/>.
 /// </summary>
 public static class NodeConfiguration
 {
@@ -16,7 +16,8 @@ public static class NodeConfiguration
         string? Get(string option, string variable) => config[option] is { Length: > 0 } v ? v : env(variable) is { Length: > 0 } e ? e : null;
 
         options.RedisUrl = Get("redis", "REDIS_URL") ?? options.RedisUrl;
-        if (Get("queues", "CLUSTERJOBS_QUEUES") is { } queues) options.Queues = ClusterJobsOptions.ParseQueues(queues);
+        // "none": a node that runs no jobs (an operator's dashboard, a producer's host) but is a member of the cluster.
+        if (Get("queues", "CLUSTERJOBS_QUEUES") is { } queues) options.Queues = queues.Trim() == "none" ? [] : ClusterJobsOptions.ParseQueues(queues);
         if (Get("concurrency", "CLUSTERJOBS_CONCURRENCY") is { } c)
             options.Concurrency = int.TryParse(c, out var n) ? n : throw new ArgumentException($"Concurrency '{c}' is not a number.");
         if (Get("prefix", "CLUSTERJOBS_PREFIX") is { } prefix) options.KeyPrefix = prefix;
@@ -38,6 +39,10 @@ public static class NodeConfiguration
         if (Get("redis-wait-seconds", "CLUSTERJOBS_REDIS_WAIT_SECONDS") is { } wait)
             options.RedisStartupWait = double.TryParse(wait, System.Globalization.CultureInfo.InvariantCulture, out var rw) && rw is >= 0 and <= 86_400
                 ? TimeSpan.FromSeconds(rw) : throw new ArgumentException($"Redis wait '{wait}' is not a number of seconds from 0 to 86400.");
+        if (Get("http-port", "CLUSTERJOBS_HTTP_PORT") is { } http)
+            options.HttpPort = int.TryParse(http, out var hp) ? hp : throw new ArgumentException($"HTTP port '{http}' is not a number.");
+        if (Get("http-host", "CLUSTERJOBS_HTTP_HOST") is { } httpHost) options.HttpHost = httpHost;
+        if (Get("http-token", "CLUSTERJOBS_HTTP_TOKEN") is { } token) options.HttpToken = token;
         options.Cluster = ClusterBootstrap.FromEnvironment(env, roles: ["node"]);
     }
 }

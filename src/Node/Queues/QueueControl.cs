@@ -4,12 +4,17 @@ using ClusterJobs.Node.Routing;
 namespace ClusterJobs.Node.Queues;
 
 /// <summary>
-/// Changes a queue's runtime settings from any node of the cluster (the change goes to the queue's router singleton
-/// and is persisted): pause and resume, a cluster-wide cap on running jobs, a rate limit on starts.
+/// Changes a queue's runtime settings from any node of the cluster, whether it serves the queue or not (the change goes
+/// to the queue's router singleton and is persisted): pause and resume, a cluster-wide cap on running jobs, a rate
+/// limit on starts. When no node serving the queue answers within the timeout, the call fails with an
+/// <see cref="Akka.Actor.AskTimeoutException"/>.
 /// </summary>
-public sealed class QueueControl(QueueRouters routers)
+public sealed class QueueControl(RouterProxies routers)
 {
-    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(15);
+    private static readonly TimeSpan DefaultTimeout = TimeSpan.FromSeconds(15);
+
+    /// <summary>How long a call waits for the queue's router (15 s).</summary>
+    public TimeSpan Timeout { get; init; } = DefaultTimeout;
 
     public Task<QueueSettingsState> PauseAsync(string queue) => Send(queue, new QueueSettings.Change(Paused: true));
     public Task<QueueSettingsState> ResumeAsync(string queue) => Send(queue, new QueueSettings.Change(Paused: false));
@@ -22,9 +27,10 @@ public sealed class QueueControl(QueueRouters routers)
     public Task<QueueSettingsState> SetRateLimitAsync(string queue, double? perSecond) =>
         Send(queue, new QueueSettings.Change(RateLimitPerSecond: perSecond, ClearRateLimit: perSecond is null));
 
+    /// <summary>Several settings in one change (one journal event): fields left null are kept.</summary>
+    public Task<QueueSettingsState> ChangeAsync(string queue, QueueSettings.Change change) => Send(queue, change);
+
     public Task<QueueSettingsState> GetAsync(string queue) => Send(queue, QueueSettings.Get.Instance);
 
-    private static Task<QueueSettingsState> Send(IActorRef router, object message) => router.Ask<QueueSettingsState>(message, Timeout);
-
-    private Task<QueueSettingsState> Send(string queue, object message) => Send(routers[queue], message);
+    private Task<QueueSettingsState> Send(string queue, object message) => routers.For(queue).Ask<QueueSettingsState>(message, Timeout);
 }

@@ -1,0 +1,63 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+
+namespace ClusterJobs.Cli;
+
+/// <summary>A refusal or failure of the operator API, with the reason it gave (its problem details).</summary>
+public sealed class ApiException(string message, int? status = null) : Exception(message)
+{
+    /// <summary>The HTTP status; null when the API could not be reached at all.</summary>
+    public int? Status { get; } = status;
+}
+
+/// <summary>
+/// Talks to a node's operator API (README.md, "Operating a cluster"). Answers stay JSON: the CLI shows what the API
+/// says, so it need not follow every field the node adds.
+/// </summary>
+public sealed class OperatorApiClient(HttpClient http, Uri api, string? token)
+{
+    public async Task<JsonNode?> GetAsync(string path, CancellationToken ct) => await SendAsync(HttpMethod.Get, path, null, ct);
+
+    public async Task<JsonNode?> PostAsync(string path, object? body, CancellationToken ct) => await SendAsync(HttpMethod.Post, path, body, ct);
+
+    public async Task<JsonNode?> PutAsync(string path, object body, CancellationToken ct) => await SendAsync(HttpMethod.Put, path, body, ct);
+
+    private async Task<JsonNode?> SendAsync(HttpMethod method, string path, object? body, CancellationToken ct)
+    {
+        var url = new Uri(api, "api/" + path);
+        using var request = new HttpRequestMessage(method, url);
+        if (token is { Length: > 0 }) request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
+        if (body is not null) request.Content = new StringContent(JsonSerializer.Serialize(body), Encoding.UTF8, "application/json");
+        else if (method != HttpMethod.Get) request.Content = new StringContent("", Encoding.UTF8, "application/json");
+        HttpResponseMessage response;
+        try
+        {
+            response = await http.SendAsync(request, ct);
+        }
+        catch (HttpRequestException ex)
+        {
+            throw new ApiException($"Could not reach the operator API at {api} ({ex.Message}). Is a node running with " +
+                                   "CLUSTERJOBS_HTTP_PORT set? Point --api (or CLUSTERJOBS_API) at it.");
+        }
+        catch (TaskCanceledException) when (!ct.IsCancellationRequested)
+        {
+            throw new ApiException($"The operator API at {api} did not answer within {http.Timeout.TotalSeconds:0} s.");
+        }
+        using (response)
+        {
+            var text = await response.Content.ReadAsStringAsync(ct);
+            JsonNode? json = null;
+            try { json = text.Length == 0 ? null : JsonNode.Parse(text); }
+            catch (JsonException) { /* not JSON: said below with its status */ }
+            if (response.IsSuccessStatusCode) return json;
+            var detail = json?["detail"]?.GetValue<string>() ?? json?["title"]?.GetValue<string>() ?? text.Trim();
+            var status = (int)response.StatusCode;
+            if (response.StatusCode == HttpStatusCode.NotFound && json?["detail"] is null)
+                detail = $"{url} is not an operator API endpoint: does --api point at a ClusterJobs node's HTTP port?";
+            throw new ApiException(detail.Length > 0 ? detail : $"HTTP {status} {response.ReasonPhrase}", status);
+        }
+    }
+}

@@ -1,0 +1,137 @@
+using Akka.Actor;
+using Akka.Cluster;
+using ClusterJobs.Node.Hosting;
+using ClusterJobs.Node.Queues;
+using ClusterJobs.Node.Routing;
+using ClusterJobs.Protocol;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace ClusterJobs.Node.Operator;
+
+/// <summary>
+/// What the operator surface (HTTP API, dashboard, CLI) can see and do, on any node: the cluster's members, each
+/// queue's jobs, settings and router, one job; pause, limit, cancel, replay, enqueue. Redis is read directly; settings
+/// and router counters come from the queue's router, wherever it runs.
+/// </summary>
+public sealed class OperatorApi(IServiceProvider services, QueueCensus census, RouterProxies routers, JobClient client, RedisConnectionService redis)
+{
+    /// <summary>How long a read waits for a queue's router; a router that does not answer shows as null.</summary>
+    public static readonly TimeSpan RouterAskTimeout = TimeSpan.FromSeconds(2);
+
+    public JobClient Jobs => client;
+
+    /// <summary>For changes: the queue's router must answer, or the call fails (503).</summary>
+    public QueueControl Control { get; } = new(routers) { Timeout = TimeSpan.FromSeconds(5) };
+
+    private Cluster Cluster => Cluster.Get(services.GetRequiredService<ActorSystem>());
+
+    public ClusterView GetCluster()
+    {
+        var cluster = Cluster;
+        var state = cluster.State;
+        var members = state.Members.Select(m => new MemberView(m.Address.ToString(), Wire(m.Status), !state.Unreachable.Contains(m),
+            m.Roles.Where(IsQueueRole).Select(QueueOfRole).Order(StringComparer.Ordinal).ToList(),
+            m.Roles.Where(r => !IsQueueRole(r)).Order(StringComparer.Ordinal).ToList())).ToList();
+        return new ClusterView(cluster.SelfAddress.ToString(), state.Leader?.ToString(), members);
+    }
+
+    /// <summary>Healthy: Redis answers a PING within 2 s and this node is Up in its cluster.</summary>
+    public async Task<HealthView> HealthAsync()
+    {
+        string reached;
+        try
+        {
+            await redis.Connection.GetDatabase().PingAsync().WaitAsync(TimeSpan.FromSeconds(2));
+            reached = "ok";
+        }
+        catch (Exception ex) when (ex is StackExchange.Redis.RedisException or TimeoutException)
+        {
+            reached = ex is TimeoutException ? "no answer within 2 s" : ex.Message;
+        }
+        var member = Wire(Cluster.SelfMember.Status);
+        return new HealthView(reached == "ok" && member == "up", reached, member);
+    }
+
+    /// <summary>Every queue that has jobs in Redis or a node serving it, sorted by name.</summary>
+    public async Task<IReadOnlyList<QueueView>> GetQueuesAsync(CancellationToken ct = default)
+    {
+        var served = Cluster.State.Members.SelectMany(m => m.Roles).Where(IsQueueRole).Select(QueueOfRole);
+        var names = (await census.DiscoverAsync(ct)).Concat(served).Distinct().Order(StringComparer.Ordinal).ToList();
+        return await ViewAsync(names);
+    }
+
+    public async Task<QueueView> GetQueueAsync(string queue) => (await ViewAsync([queue]))[0];
+
+    public async Task<SettingsView> ChangeAsync(string queue, Func<QueueControl, Task<QueueSettingsState>> change)
+    {
+        JobIds.ValidateQueueName(queue);
+        if (ServedBy(queue).Count == 0) throw new NoRouterException(queue);
+        try
+        {
+            return Settings(await change(Control));
+        }
+        catch (AskTimeoutException)
+        {
+            throw new NoRouterException(queue, timedOut: true);
+        }
+    }
+
+    private async Task<IReadOnlyList<QueueView>> ViewAsync(IReadOnlyList<string> names)
+    {
+        foreach (var name in names) JobIds.ValidateQueueName(name);
+        var counts = census.CountAsync(names);
+        var routed = names.Select(async name =>
+        {
+            var servedBy = ServedBy(name);
+            if (servedBy.Count == 0) return (Settings: (SettingsView?)null, Router: (RouterView?)null);
+            var router = routers.For(name);
+            var settings = Ask<QueueSettingsState>(router, QueueSettings.Get.Instance);
+            var status = Ask<QueueRouter.RouterStatus>(router, QueueRouter.GetStatus.Instance);
+            return (Settings: await settings is { } s ? Settings(s) : null,
+                Router: await status is { } r ? new RouterView(r.Buffered, r.Pools, r.Credit, r.InFlight, r.Granted) : null);
+        }).ToList();
+        var byName = await counts;
+        var views = new List<QueueView>();
+        for (var i = 0; i < names.Count; i++)
+        {
+            var (settings, router) = await routed[i];
+            var servedBy = ServedBy(names[i]);
+            views.Add(new QueueView(names[i], byName[names[i]], servedBy.Select(m => m.Address.ToString()).ToList(),
+                servedBy.Count == 0 ? null : servedBy.Aggregate((a, b) => b.IsOlderThan(a) ? b : a).Address.ToString(), settings, router));
+        }
+        return views;
+    }
+
+    /// <summary>Up members serving the queue (the router singleton runs on the oldest of them).</summary>
+    private List<Member> ServedBy(string queue)
+    {
+        var role = QueueRouterActorExtensions.RoleFor(queue);
+        return Cluster.State.Members.Where(m => m.Status == MemberStatus.Up && m.HasRole(role)).ToList();
+    }
+
+    private static async Task<T?> Ask<T>(IActorRef router, object message) where T : class
+    {
+        try
+        {
+            return await router.Ask<T>(message, RouterAskTimeout);
+        }
+        catch (AskTimeoutException)
+        {
+            return null;
+        }
+    }
+
+    private static SettingsView Settings(QueueSettingsState s) => new(s.Paused, s.MaxRunning, s.RateLimitPerSecond);
+
+    private static bool IsQueueRole(string role) => role.StartsWith(QueueRouterActorExtensions.RoleFor(""), StringComparison.Ordinal);
+    private static string QueueOfRole(string role) => role[QueueRouterActorExtensions.RoleFor("").Length..];
+    private static string Wire(MemberStatus status) => status.ToString().ToLowerInvariant();
+}
+
+/// <summary>A queue whose router cannot be asked: no node serves it, or none answered.</summary>
+public sealed class NoRouterException(string queue, bool timedOut = false) : Exception(!timedOut
+    ? $"No node serves queue '{queue}': its settings live with its router, which runs only on a node serving the queue. Start a node with CLUSTERJOBS_QUEUES={queue}."
+    : $"The router of queue '{queue}' did not answer in time (a node serving it may be starting, leaving or unreachable); try again.")
+{
+    public string Queue { get; } = queue;
+}

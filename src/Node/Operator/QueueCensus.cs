@@ -1,0 +1,92 @@
+using ClusterJobs.Protocol;
+using StackExchange.Redis;
+
+namespace ClusterJobs.Node.Operator;
+
+/// <summary>How many jobs of one queue are in each place Redis keeps them.</summary>
+/// <param name="Ready">Waiting to run now (the ready set).</param>
+/// <param name="Scheduled">Waiting for their time: countdowns, ETAs, retries after their backoff.</param>
+/// <param name="Running">Leased by a node (running, or about to).</param>
+/// <param name="Waiting">Split parents waiting for their children.</param>
+/// <param name="Dead">Dead-lettered, waiting for an operator.</param>
+public sealed record QueueCounts(long Ready, long Scheduled, long Running, long Waiting, long Dead);
+
+/// <summary>
+/// Counts a queue's jobs straight from its Redis keys, and finds the queues that have keys at all (queues no node
+/// serves included: jobs piling up where nobody takes them are what an operator most needs to see).
+/// </summary>
+public sealed class QueueCensus(Func<IConnectionMultiplexer> redis, RedisKeys keys, TimeProvider? clock = null)
+{
+    /// <summary>Queues found in Redis are looked for again after this long: finding them walks the whole keyspace.</summary>
+    public static readonly TimeSpan DiscoveryCacheFor = TimeSpan.FromSeconds(10);
+
+    private static readonly string[] QueueKeySuffixes = ["ready", "scheduled", "leased", "dead", "waiting"];
+    private readonly TimeProvider _clock = clock ?? TimeProvider.System;
+    private readonly SemaphoreSlim _discovering = new(1, 1);
+    private (IReadOnlyList<string> Queues, DateTimeOffset At)? _discovered;
+
+    public async Task<IReadOnlyDictionary<string, QueueCounts>> CountAsync(IEnumerable<string> queues)
+    {
+        var batch = redis().GetDatabase().CreateBatch();
+        var reads = queues.Distinct().Select(name =>
+        {
+            var q = keys.Queue(name);
+            return (Name: name, Ready: batch.SortedSetLengthAsync(q.Ready), Scheduled: batch.SortedSetLengthAsync(q.Scheduled),
+                Running: batch.SortedSetLengthAsync(q.Leased), Waiting: batch.SetLengthAsync(q.Waiting), Dead: batch.ListLengthAsync(q.Dead));
+        }).ToList();
+        batch.Execute();
+        var counts = new Dictionary<string, QueueCounts>();
+        foreach (var r in reads)
+            counts[r.Name] = new QueueCounts(await r.Ready, await r.Scheduled, await r.Running, await r.Waiting, await r.Dead);
+        return counts;
+    }
+
+    /// <summary>
+    /// Names of the queues that have any of their sets or lists in Redis (a queue whose every job finished has none),
+    /// sorted. SCAN, a page at a time, so Redis never blocks on it; cached for <see cref="DiscoveryCacheFor"/>.
+    /// </summary>
+    public async Task<IReadOnlyList<string>> DiscoverAsync(CancellationToken ct = default)
+    {
+        await _discovering.WaitAsync(ct);
+        try
+        {
+            if (_discovered is { } cached && _clock.GetUtcNow() - cached.At < DiscoveryCacheFor) return cached.Queues;
+            var found = new SortedSet<string>(StringComparer.Ordinal);
+            var connection = redis();
+            // Matches cj:{queue}:ready and its siblings (the letters are their first ones) but not the job hashes.
+            var pattern = $"{EscapeGlob(keys.Prefix)}:{{*}}:[rsldw]*";
+            foreach (var server in connection.GetServers().Where(s => s.IsConnected && !s.IsReplica))
+                await foreach (var key in server.KeysAsync(pattern: pattern, pageSize: 1000).WithCancellation(ct))
+                    if (QueueOf(key!) is { } queue) found.Add(queue);
+            var queues = found.ToList();
+            _discovered = (queues, _clock.GetUtcNow());
+            return queues;
+        }
+        finally
+        {
+            _discovering.Release();
+        }
+    }
+
+    /// <summary>The queue a key like <c>cj:{emails}:ready</c> belongs to; null for any other key.</summary>
+    internal string? QueueOf(string key)
+    {
+        var head = keys.Prefix + ":{";
+        if (!key.StartsWith(head, StringComparison.Ordinal)) return null;
+        var close = key.IndexOf("}:", head.Length, StringComparison.Ordinal);
+        if (close < 0 || !QueueKeySuffixes.Contains(key[(close + 2)..])) return null;
+        var name = key[head.Length..close];
+        try
+        {
+            JobIds.ValidateQueueName(name);
+            return name;
+        }
+        catch (ArgumentException)
+        {
+            return null;
+        }
+    }
+
+    private static string EscapeGlob(string text) =>
+        string.Concat(text.Select(c => c is '*' or '?' or '[' or ']' or '\\' ? "\\" + c : c.ToString()));
+}

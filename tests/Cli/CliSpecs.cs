@@ -1,0 +1,147 @@
+using System.Text.Json.Nodes;
+using ClusterJobs.Protocol;
+using ClusterJobs.Tests.Shared;
+using Xunit.Abstractions;
+
+namespace ClusterJobs.Cli.Tests;
+
+/// <summary>The <c>clusterjobs</c> command line against a real node's operator API, on real Redis.</summary>
+[Collection(BrokerCollection.Name)]
+public sealed class CliSpecs(BrokerFixture brokers, ITestOutputHelper output)
+{
+    private readonly string _prefix = BrokerFixture.NewPrefix();
+    private static readonly TimeSpan Wait = TimeSpan.FromSeconds(30);
+
+    [Fact]
+    public async Task Status_shows_the_members_and_each_queues_jobs_by_place()
+    {
+        await using var node = await StartAsync();
+        await node.Client.EnqueueAsync("add", new[] { 1, 1 }, new EnqueueOptions { Queue = "reports", Countdown = TimeSpan.FromHours(1) });
+        await node.Client.EnqueueAsync("add", new[] { 1, 1 }, new EnqueueOptions { Queue = "reports" });
+
+        var (code, stdout, stderr) = await Run(node, "status");
+
+        Assert.Equal(0, code);
+        Assert.Equal("", stderr);
+        Assert.Contains(node.System.Settings.System.Name, stdout);
+        Assert.Matches(@"(?m)^\s*\S*127\.0\.0\.1:\d+ \(leader\) \*\s+up\s+yes\s+default", stdout);
+        Assert.Matches(@"(?m)^\s*reports\s+1\s+1\s+0\s+0\s+0\s+NO NODE", stdout);
+        Assert.Matches(@"(?m)^\s*default\s+0\s+0\s+0\s+0\s+0\s+1 node\(s\)\s+running", stdout);
+    }
+
+    [Fact]
+    public async Task Enqueue_prints_the_id_that_job_then_shows_its_state_and_result()
+    {
+        await using var node = await StartAsync();
+
+        var (code, stdout, _) = await Run(node, "enqueue", "add", "--args", "[20, 22]", "--queue", "default", "--priority", "5");
+        var id = stdout.Trim();
+        await node.Client.WaitAsync(id, Wait);
+        var (jobCode, job, _) = await Run(node, "job", id);
+        var (jsonCode, json, _) = await Run(node, "job", id, "--json");
+
+        Assert.Equal(0, code);
+        Assert.True(JobIds.IsValid(id), stdout);
+        Assert.Equal(0, jobCode);
+        Assert.Matches(@"(?m)^state\s+succeeded\s*$", job);
+        Assert.Matches(@"(?m)^result\s+42\s*$", job);
+        Assert.Matches(@"(?m)^task\s+add\s*$", job);
+        Assert.Equal(0, jsonCode);
+        Assert.Equal(5, JsonNode.Parse(json)!["priority"]!.GetValue<int>());
+    }
+
+    [Fact]
+    public async Task Pause_limit_and_resume_change_the_queue_and_cancel_ends_a_waiting_job()
+    {
+        await using var node = await StartAsync();
+
+        var pause = await Run(node, "pause", "default");
+        var id = await node.Client.EnqueueAsync("add", new[] { 1, 2 });
+        var limit = await Run(node, "limit", "default", "--max-running", "3", "--rate", "2.5");
+        var cancel = await Run(node, "cancel", id);
+        var lifted = await Run(node, "limit", "default", "--max-running", "none");
+        var resume = await Run(node, "resume", "default");
+
+        Assert.Equal((0, "default: paused\n"), (pause.Code, pause.Stdout));
+        Assert.Equal((0, "default: paused, max running 3, 2.5/s\n"), (limit.Code, limit.Stdout));
+        Assert.Equal((0, $"{id}: cancelled\n"), (cancel.Code, cancel.Stdout));
+        Assert.Equal(JobState.Cancelled, (await node.Client.GetAsync(id))!.State);
+        Assert.Equal("default: paused, 2.5/s\n", lifted.Stdout);
+        Assert.Equal((0, "default: running, 2.5/s\n"), (resume.Code, resume.Stdout));
+    }
+
+    [Fact]
+    public async Task Dead_lists_why_jobs_died_and_replay_all_runs_them_again()
+    {
+        await using var node = await StartAsync();
+        var options = new EnqueueOptions { MaxAttempts = 1 };
+        var ids = new[]
+        {
+            await node.Client.EnqueueAsync("fail", new { message = "disk full" }, options),
+            await node.Client.EnqueueAsync("fail", new { message = "no route" }, options),
+        };
+        foreach (var id in ids) await node.Client.WaitAsync(id, Wait);
+
+        var dead = await Run(node, "dead", "default");
+        var replay = await Run(node, "replay", "--all", "default", "--task", "fail");
+        var none = await Run(node, "replay", "--all", "default", "--task", "send_email");
+
+        Assert.Equal(0, dead.Code);
+        Assert.Contains("InvalidOperationException: disk full", dead.Stdout);
+        Assert.Contains("InvalidOperationException: no route", dead.Stdout);
+        foreach (var id in ids) Assert.Contains(id, dead.Stdout);
+        var newIds = replay.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(2, newIds.Length);
+        foreach (var newId in newIds) Assert.Contains((await node.Client.GetAsync(newId))!.ReplayOf, ids);
+        Assert.Equal("nothing to replay\n", none.Stdout);
+    }
+
+    [Fact]
+    public async Task Refusals_and_mistakes_say_why_with_exit_1_for_the_api_and_2_for_the_command_line()
+    {
+        await using var node = await StartAsync(o => o.HttpToken = "s3cret");
+
+        var noToken = await Run(node, "pause", "default");
+        var withToken = await Run(node, "--token", "s3cret", "pause", "default");
+        var missingJob = await Run(node, "job", "default:nope");
+        var badArgs = await Run(node, "--token", "s3cret", "enqueue", "add", "--args", "{not json");
+        var badLimit = await Run(node, "limit", "default", "--max-running", "many");
+        var replayBoth = await Run(node, "replay", "default:x", "--all", "default");
+        var unknown = await Run(node, "frobnicate");
+        var unreachable = await RunAt($"http://127.0.0.1:{RedisServer.FreePort()}", "queues");
+
+        Assert.Equal((1, ""), (noToken.Code, noToken.Stdout));
+        Assert.Contains("CLUSTERJOBS_HTTP_TOKEN", noToken.Stderr);
+        Assert.Equal(0, withToken.Code);
+        Assert.Equal(1, missingJob.Code);
+        Assert.Contains("No job 'default:nope'", missingJob.Stderr);
+        Assert.Equal(1, badArgs.Code);
+        Assert.Contains("--args is not JSON", badArgs.Stderr);
+        Assert.Equal(2, badLimit.Code);
+        Assert.Contains("--max-running must be a whole number", badLimit.Stderr);
+        Assert.Equal(2, replayBoth.Code);
+        Assert.Contains("not both", replayBoth.Stderr);
+        Assert.Equal(2, unknown.Code);
+        Assert.Equal(1, unreachable.Code);
+        Assert.Contains("Could not reach the operator API", unreachable.Stderr);
+    }
+
+    private Task<TestNode> StartAsync(Action<ClusterJobs.Node.Hosting.ClusterJobsOptions>? configure = null) =>
+        TestNode.StartAsync(brokers.Url(BrokerKind.Redis), _prefix, o =>
+        {
+            o.HttpPort = 0;
+            configure?.Invoke(o);
+        });
+
+    private Task<(int Code, string Stdout, string Stderr)> Run(TestNode node, params string[] args) =>
+        RunAt(node.OperatorAddress.ToString(), args);
+
+    private async Task<(int Code, string Stdout, string Stderr)> RunAt(string api, params string[] args)
+    {
+        var stdout = new StringWriter { NewLine = "\n" };
+        var stderr = new StringWriter { NewLine = "\n" };
+        var code = await CliApp.RunAsync(["--api", api, .. args], stdout, stderr, env: _ => null);
+        output.WriteLine($"$ clusterjobs {string.Join(' ', args)}  -> {code}\n{stdout}{stderr}");
+        return (code, stdout.ToString(), stderr.ToString());
+    }
+}

@@ -1,0 +1,244 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Net.Sockets;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using ClusterJobs.Node.Hosting;
+using ClusterJobs.Protocol;
+using ClusterJobs.Tests.Shared;
+using Xunit.Abstractions;
+
+namespace ClusterJobs.Integration.Tests;
+
+/// <summary>
+/// The operator HTTP API a node serves on CLUSTERJOBS_HTTP_PORT (README.md, "Operating a cluster"): what an operator
+/// sees (members, queues, jobs) and changes (pause, limits, cancel, replay, enqueue), on real Redis.
+/// </summary>
+[Collection(BrokerCollection.Name)]
+public sealed class OperatorApiSpecs(BrokerFixture brokers, ITestOutputHelper output)
+{
+    private readonly string _prefix = BrokerFixture.NewPrefix();
+    private static readonly TimeSpan Wait = TimeSpan.FromSeconds(30);
+
+    [Fact]
+    public async Task The_queues_view_counts_each_queues_jobs_by_place_and_shows_a_queue_no_node_serves()
+    {
+        await using var node = await StartAsync();
+        using var http = Http(node);
+        Assert.Equal(HttpStatusCode.OK, (await http.PostAsync("api/queues/default/pause", null)).StatusCode);
+        var later = new EnqueueOptions { Countdown = TimeSpan.FromHours(1) };
+        for (var i = 0; i < 3; i++) await node.Client.EnqueueAsync("add", new[] { i, i });
+        for (var i = 0; i < 2; i++) await node.Client.EnqueueAsync("add", new[] { i, i }, later);
+        await node.Client.EnqueueAsync("add", new[] { 1, 1 }, new EnqueueOptions { Queue = "orphans" });
+
+        var queues = (await GetJson(http, "api/queues")).AsArray();
+        output.WriteLine(queues.ToJsonString());
+
+        var served = queues.Single(q => q!["name"]!.GetValue<string>() == "default")!;
+        Assert.Equal(3, served["jobs"]!["ready"]!.GetValue<long>());
+        Assert.Equal(2, served["jobs"]!["scheduled"]!.GetValue<long>());
+        Assert.Equal(0, served["jobs"]!["dead"]!.GetValue<long>());
+        Assert.True(served["settings"]!["paused"]!.GetValue<bool>());
+        Assert.Single(served["served_by"]!.AsArray());
+        Assert.NotNull(served["router"]);
+        var orphan = queues.Single(q => q!["name"]!.GetValue<string>() == "orphans")!;
+        Assert.Equal(1, orphan["jobs"]!["ready"]!.GetValue<long>());
+        Assert.Empty(orphan["served_by"]!.AsArray());
+        Assert.Null(orphan["settings"]);
+        var one = await GetJson(http, "api/queues/orphans");
+        Assert.Equal(1, one["jobs"]!["ready"]!.GetValue<long>());
+    }
+
+    [Fact]
+    public async Task A_queue_paused_and_limited_through_the_api_starts_nothing_until_resumed_and_bad_changes_say_why()
+    {
+        await using var node = await StartAsync();
+        using var http = Http(node);
+        var paused = await Send(http, HttpMethod.Post, "api/queues/default/pause");
+        var id = await node.Client.EnqueueAsync("add", new[] { 2, 3 });
+        await Task.Delay(1_000);
+        var whilePaused = (await node.Client.GetAsync(id))!.State;
+        var limited = await Send(http, HttpMethod.Put, "api/queues/default/limits", new { max_running = 2, rate_limit_per_second = 5.5 });
+        var lifted = await Send(http, HttpMethod.Put, "api/queues/default/limits", new JsonObject { ["max_running"] = null });
+        var resumed = await Send(http, HttpMethod.Post, "api/queues/default/resume");
+        var job = await node.Client.WaitAsync(id, Wait);
+        var badLimit = await http.PutAsJsonAsync("api/queues/default/limits", new { max_running = -1 });
+        var unknownField = await http.PutAsJsonAsync("api/queues/default/limits", new { max_runing = 3 });
+        var unserved = await http.PostAsync("api/queues/nobody_serves_this/pause", null);
+        var badName = await http.PostAsync("api/queues/bad%20name/pause", null);
+
+        Assert.True(paused["paused"]!.GetValue<bool>());
+        Assert.Equal(JobState.Queued, whilePaused);
+        Assert.Equal(2, limited["max_running"]!.GetValue<int>());
+        Assert.Equal(5.5, limited["rate_limit_per_second"]!.GetValue<double>());
+        Assert.Null(lifted["max_running"]);
+        Assert.Equal(5.5, lifted["rate_limit_per_second"]!.GetValue<double>());
+        Assert.False(resumed["paused"]!.GetValue<bool>());
+        Assert.Equal(JobState.Succeeded, job.State);
+        await AssertProblem(badLimit, HttpStatusCode.BadRequest, "max_running must be a whole number");
+        await AssertProblem(unknownField, HttpStatusCode.BadRequest, "Unknown field 'max_runing'");
+        await AssertProblem(unserved, HttpStatusCode.ServiceUnavailable, "No node serves queue 'nobody_serves_this'");
+        await AssertProblem(badName, HttpStatusCode.BadRequest, "Invalid queue name");
+    }
+
+    [Fact]
+    public async Task A_job_is_enqueued_read_cancelled_and_its_dead_letters_replayed_through_the_api()
+    {
+        await using var node = await StartAsync();
+        using var http = Http(node);
+        var created = await http.PostAsJsonAsync("api/jobs", new { task = "add", args = new[] { 20, 22 } });
+        Assert.Equal(HttpStatusCode.Created, created.StatusCode);
+        var id = (await created.Content.ReadFromJsonAsync<JsonObject>())!["id"]!.GetValue<string>();
+        await node.Client.WaitAsync(id, Wait);
+        var done = await GetJson(http, $"api/jobs/{id}");
+
+        var later = await Send(http, HttpMethod.Post, "api/jobs", new { task = "add", args = new[] { 1, 1 }, countdown_seconds = 3600 });
+        var laterId = later["id"]!.GetValue<string>();
+        var cancelled = await Send(http, HttpMethod.Post, $"api/jobs/{laterId}/cancel");
+        var cancelFinished = await http.PostAsync($"api/jobs/{id}/cancel", null);
+
+        var failing = await Send(http, HttpMethod.Post, "api/jobs", new { task = "fail", args = new { message = "boom" }, max_attempts = 1 });
+        var failingId = failing["id"]!.GetValue<string>();
+        await node.Client.WaitAsync(failingId, Wait);
+        var dead = (await GetJson(http, "api/queues/default/dead")).AsArray();
+        var replayed = await Send(http, HttpMethod.Post, $"api/jobs/{failingId}/replay");
+        var replayAgain = await http.PostAsync($"api/jobs/{failingId}/replay", null);
+        var missing = await http.GetAsync("api/jobs/default:no-such-job");
+        var invalid = await http.GetAsync("api/jobs/not-a-job-id");
+        var noTask = await http.PostAsJsonAsync("api/jobs", new { args = new[] { 1 } });
+        var misspelt = await http.PostAsJsonAsync("api/jobs", new { task = "add", args = new[] { 1, 1 }, countdown = 60 });
+
+        Assert.Equal("succeeded", done["state"]!.GetValue<string>());
+        Assert.Equal(42, done["result"]!.GetValue<long>());
+        Assert.Equal("add", done["task"]!.GetValue<string>());
+        Assert.Equal("[20,22]", done["args"]!.ToJsonString());
+        Assert.Equal("cancelled", cancelled["outcome"]!.GetValue<string>());
+        Assert.Equal(JobState.Cancelled, (await node.Client.GetAsync(laterId))!.State);
+        await AssertProblem(cancelFinished, HttpStatusCode.Conflict, "is succeeded");
+        var letter = Assert.Single(dead)!;
+        Assert.Equal(failingId, letter["id"]!.GetValue<string>());
+        Assert.Equal("boom", letter["error"]!["message"]!.GetValue<string>());
+        var newId = Assert.Single(replayed["ids"]!.AsArray())!.GetValue<string>();
+        Assert.Equal(failingId, (await node.Client.GetAsync(newId))!.ReplayOf);
+        await AssertProblem(replayAgain, HttpStatusCode.Conflict, "replayed already");
+        await AssertProblem(missing, HttpStatusCode.NotFound, "No job 'default:no-such-job'");
+        await AssertProblem(invalid, HttpStatusCode.BadRequest, "Invalid job id");
+        await AssertProblem(noTask, HttpStatusCode.BadRequest, "'task' is required");
+        await AssertProblem(misspelt, HttpStatusCode.BadRequest, "'countdown'");
+    }
+
+    [Fact]
+    public async Task With_a_token_set_changes_need_it_and_reads_do_not()
+    {
+        await using var node = await StartAsync(o => o.HttpToken = "s3cret");
+        using var http = Http(node);
+
+        var without = await http.PostAsync("api/queues/default/pause", null);
+        http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", "wrong");
+        var wrong = await http.PostAsync("api/queues/default/pause", null);
+        var wrongEnqueue = await http.PostAsJsonAsync("api/jobs", new { task = "add", args = new[] { 1, 2 } });
+        var read = await http.GetAsync("api/queues");
+        http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", "s3cret");
+        var right = await http.PostAsync("api/queues/default/pause", null);
+
+        await AssertProblem(without, HttpStatusCode.Unauthorized, "CLUSTERJOBS_HTTP_TOKEN");
+        Assert.Equal(HttpStatusCode.Unauthorized, wrong.StatusCode);
+        Assert.Equal(HttpStatusCode.Unauthorized, wrongEnqueue.StatusCode);
+        Assert.Equal(0, (await node.Redis.GetDatabase().SortedSetLengthAsync(node.Keys.Queue("default").Ready)));
+        Assert.Equal(HttpStatusCode.OK, read.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, right.StatusCode);
+    }
+
+    [Fact]
+    public async Task Any_member_shows_the_whole_cluster_and_steers_a_queue_only_other_nodes_serve()
+    {
+        var url = brokers.Url(BrokerKind.Redis);
+        var port = RedisServer.FreePort();
+        var seed = $"akka.tcp://clusterjobs@127.0.0.1:{port}";
+        void Cluster(ClusterJobsOptions o, int p) => o.Cluster = new ClusterBootstrap { Host = "127.0.0.1", Port = p, Seeds = [seed] };
+        await using var worker = await TestNode.StartAsync(url, _prefix, o => Cluster(o, port), serializeMessages: false);
+        // An operator's node: it serves no queue, only the dashboard and API.
+        await using var operatorNode = await TestNode.StartAsync(url, _prefix, o =>
+        {
+            Cluster(o, 0);
+            o.Queues = [];
+            o.HttpPort = 0;
+        }, serializeMessages: false);
+        await operatorNode.WaitForMembersUpAsync(2);
+        using var http = Http(operatorNode);
+
+        var cluster = await GetJson(http, "api/cluster");
+        var paused = await Send(http, HttpMethod.Post, "api/queues/default/pause");
+        var id = await operatorNode.Client.EnqueueAsync("add", new[] { 1, 2 });
+        await Task.Delay(1_000);
+        var whilePaused = (await worker.Client.GetAsync(id))!.State;
+        var queue = await GetJson(http, "api/queues/default");
+        await Send(http, HttpMethod.Post, "api/queues/default/resume");
+        var job = await worker.Client.WaitAsync(id, Wait);
+        var health = await http.GetAsync("api/health");
+
+        output.WriteLine(cluster.ToJsonString());
+        var members = cluster["members"]!.AsArray();
+        Assert.Equal(2, members.Count);
+        Assert.All(members, m => Assert.Equal("up", m!["status"]!.GetValue<string>()));
+        var serving = Assert.Single(members, m => m!["queues"]!.AsArray().Count > 0)!;
+        Assert.Equal("default", Assert.Single(serving["queues"]!.AsArray())!.GetValue<string>());
+        Assert.Equal(port, new Uri(serving["address"]!.GetValue<string>().Replace("akka.tcp", "http")).Port);
+        Assert.Equal(serving["address"]!.GetValue<string>(), queue["router_node"]!.GetValue<string>());
+        Assert.True(paused["paused"]!.GetValue<bool>());
+        Assert.True(queue["settings"]!["paused"]!.GetValue<bool>());
+        Assert.Equal(JobState.Queued, whilePaused);
+        Assert.Equal(JobState.Succeeded, job.State);
+        Assert.Equal(HttpStatusCode.OK, health.StatusCode);
+        Assert.True((await health.Content.ReadFromJsonAsync<JsonObject>())!["healthy"]!.GetValue<bool>());
+    }
+
+    [Fact]
+    public async Task A_node_whose_http_port_is_taken_stops_at_start_saying_which_setting_to_change()
+    {
+        using var taken = new TcpListener(IPAddress.Loopback, 0);
+        taken.Start();
+        var port = ((IPEndPoint)taken.LocalEndpoint).Port;
+
+        var error = await Assert.ThrowsAsync<ArgumentException>(() => StartAsync(o => o.HttpPort = port));
+
+        output.WriteLine(error.Message);
+        Assert.Contains($"operator HTTP port 127.0.0.1:{port} is taken", error.Message);
+        Assert.Contains("CLUSTERJOBS_HTTP_PORT", error.Message);
+        Assert.StartsWith("invalid configuration: the operator HTTP port", ShutdownExit.StartFailure(error));
+    }
+
+    private Task<TestNode> StartAsync(Action<ClusterJobsOptions>? configure = null) =>
+        TestNode.StartAsync(brokers.Url(BrokerKind.Redis), _prefix, o =>
+        {
+            o.HttpPort = 0;
+            configure?.Invoke(o);
+        });
+
+    private static HttpClient Http(TestNode node) => new() { BaseAddress = node.OperatorAddress, Timeout = TimeSpan.FromSeconds(30) };
+
+    private static async Task<JsonNode> GetJson(HttpClient http, string path)
+    {
+        var response = await http.GetAsync(path);
+        var body = await response.Content.ReadAsStringAsync();
+        Assert.True(response.IsSuccessStatusCode, $"GET {path}: {(int)response.StatusCode} {body}");
+        return JsonNode.Parse(body)!;
+    }
+
+    private static async Task<JsonNode> Send(HttpClient http, HttpMethod method, string path, object? body = null)
+    {
+        using var request = new HttpRequestMessage(method, path) { Content = body is null ? null : JsonContent.Create(body) };
+        var response = await http.SendAsync(request);
+        var text = await response.Content.ReadAsStringAsync();
+        Assert.True(response.IsSuccessStatusCode, $"{method} {path}: {(int)response.StatusCode} {text}");
+        return JsonNode.Parse(text)!;
+    }
+
+    private static async Task AssertProblem(HttpResponseMessage response, HttpStatusCode status, string detail)
+    {
+        var body = await response.Content.ReadAsStringAsync();
+        Assert.True(status == response.StatusCode, $"expected {(int)status}, got {(int)response.StatusCode}: {body}");
+        Assert.Contains(detail, JsonNode.Parse(body)!["detail"]!.GetValue<string>());
+    }
+}
