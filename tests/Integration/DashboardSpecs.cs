@@ -1,0 +1,75 @@
+using ClusterJobs.Node.Queues;
+using ClusterJobs.Protocol;
+using ClusterJobs.Tests.Shared;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Playwright;
+using Xunit.Abstractions;
+using static Microsoft.Playwright.Assertions;
+
+namespace ClusterJobs.Integration.Tests;
+
+/// <summary>
+/// The dashboard in a real browser (headless Chromium through Playwright) against a node's operator API on real Redis:
+/// what an operator sees, and the buttons they press.
+/// </summary>
+[Collection(BrokerCollection.Name)]
+public sealed class DashboardSpecs(BrokerFixture brokers, ITestOutputHelper output)
+{
+    private readonly string _prefix = BrokerFixture.NewPrefix();
+    private static readonly TimeSpan Wait = TimeSpan.FromSeconds(30);
+
+    [Fact]
+    public async Task The_dashboard_shows_queues_and_members_resumes_a_queue_replays_a_dead_letter_and_looks_up_a_job()
+    {
+        await using var node = await TestNode.StartAsync(brokers.Url(BrokerKind.Redis), _prefix, o => o.HttpPort = 0);
+        var dead = await node.Client.EnqueueAsync("fail", new { message = "disk full" }, new EnqueueOptions { MaxAttempts = 1 });
+        await node.Client.WaitAsync(dead, Wait);
+        await node.Services.GetRequiredService<QueueControl>().PauseAsync("default");
+        var waiting = new List<string>();
+        for (var i = 0; i < 3; i++) waiting.Add(await node.Client.EnqueueAsync("add", new[] { i, 1 }));
+        await node.Client.EnqueueAsync("add", new[] { 1, 1 }, new EnqueueOptions { Queue = "orphans" });
+
+        using var playwright = await Playwright.CreateAsync();
+        await using var browser = await playwright.Chromium.LaunchAsync(new BrowserTypeLaunchOptions
+        {
+            ExecutablePath = Chromium(), Headless = true, Args = ["--no-sandbox"],
+        });
+        var page = await browser.NewPageAsync();
+        page.Console += (_, message) => output.WriteLine($"browser: {message.Text}");
+        SetDefaultExpectTimeout(15_000);
+        await page.GotoAsync(node.OperatorAddress.ToString());
+
+        var queue = page.Locator("tr[data-queue=default]");
+        await Expect(queue.Locator("td[data-count=ready]")).ToHaveTextAsync("3");
+        await Expect(queue.Locator("td[data-count=dead]")).ToHaveTextAsync("1");
+        await Expect(queue.Locator("td[data-settings]")).ToHaveTextAsync("paused");
+        await Expect(page.Locator("tr[data-queue=orphans]")).ToContainTextAsync("no node");
+        await Expect(page.Locator("[data-testid=members] tbody")).ToContainTextAsync(node.System.Name);
+        await Expect(page.Locator("[data-testid=health]")).ToHaveTextAsync("healthy");
+
+        await queue.GetByRole(AriaRole.Button, new() { Name = "Resume" }).ClickAsync();
+        await Expect(page.Locator("[data-testid=message]")).ToHaveTextAsync("default resumed");
+        foreach (var id in waiting) Assert.Equal(JobState.Succeeded, (await node.Client.WaitAsync(id, Wait)).State);
+        await Expect(queue.Locator("td[data-count=ready]")).ToHaveTextAsync("0");
+        await Expect(queue.Locator("td[data-settings]")).ToHaveTextAsync("");
+
+        await queue.GetByRole(AriaRole.Button, new() { Name = "Dead letters" }).ClickAsync();
+        var letter = page.Locator("[data-testid=dead] tbody tr");
+        await Expect(letter).ToContainTextAsync(dead);
+        await Expect(letter).ToContainTextAsync("InvalidOperationException: disk full");
+        await letter.GetByRole(AriaRole.Button, new() { Name = "Replay" }).ClickAsync();
+        await Expect(page.Locator("[data-testid=message]")).ToHaveTextAsync($"{dead} replayed");
+        Assert.NotNull((await node.Client.GetAsync(dead))!.ReplayedAs);
+
+        await page.Locator("[data-testid=job-id]").FillAsync(waiting[2]);
+        await page.GetByRole(AriaRole.Button, new() { Name = "Look up" }).ClickAsync();
+        await Expect(page.Locator("[data-testid=job-state]")).ToHaveTextAsync("succeeded");
+        await Expect(page.Locator("[data-testid=job] pre")).ToContainTextAsync("\"result\": 3");
+    }
+
+    /// <summary>The system's Chromium (CI installs it: apt-get install chromium), or CLUSTERJOBS_CHROMIUM.</summary>
+    private static string Chromium() =>
+        new[] { Environment.GetEnvironmentVariable("CLUSTERJOBS_CHROMIUM"), "/usr/bin/chromium", "/usr/bin/chromium-browser" }
+            .FirstOrDefault(p => p is { Length: > 0 } && File.Exists(p))
+        ?? throw new InvalidOperationException("The dashboard specs need Chromium: apt-get install chromium, or set CLUSTERJOBS_CHROMIUM to its path.");
+}
