@@ -173,13 +173,13 @@ internal static class Commands
 
     private static void Queues(IAnsiConsole console, JsonArray queues)
     {
-        var table = Table("queue", "ready", "scheduled", "running", "waiting", "dead", "served by", "settings");
+        var table = Table("queue", "ready", "scheduled", "running", "waiting", "dead", "succeeded", "served by", "settings");
         foreach (var q in queues)
         {
             var jobs = q!["jobs"]!;
             var servedBy = q["served_by"]!.AsArray().Count;
             Row(table, S(q["name"]), S(jobs["ready"]), S(jobs["scheduled"]), S(jobs["running"]), S(jobs["waiting"]), S(jobs["dead"]),
-                servedBy == 0 ? "NO NODE" : $"{servedBy} node(s)", SettingsText(q["settings"], servedBy > 0));
+                S(q["totals"]!["succeeded"]), servedBy == 0 ? "NO NODE" : $"{servedBy} node(s)", SettingsText(q["settings"], servedBy > 0));
         }
         if (queues.Count == 0) console.WriteLine("No queues: no node serves one and Redis holds no jobs.");
         else console.Write(table);
@@ -192,6 +192,7 @@ internal static class Commands
         {
             ("queue", S(q["name"])),
             ("jobs", $"{S(jobs["ready"])} ready, {S(jobs["scheduled"])} scheduled, {S(jobs["running"])} running, {S(jobs["waiting"])} waiting, {S(jobs["dead"])} dead"),
+            ("outcomes", $"{S(q["totals"]!["succeeded"])} succeeded, {S(q["totals"]!["retrying"])} retried, {S(q["totals"]!["dead_lettered"])} dead-lettered, {S(q["totals"]!["cancelled"])} cancelled while running (since the queue's first job)"),
             ("served by", q["served_by"]!.AsArray().Count == 0 ? "no node: its jobs wait until a node serving it starts" : Join(q["served_by"])),
             ("router on", S(q["router_node"])),
             ("settings", SettingsText(q["settings"], q["served_by"]!.AsArray().Count > 0)),

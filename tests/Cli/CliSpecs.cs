@@ -16,6 +16,7 @@ public sealed class CliSpecs(BrokerFixture brokers, ITestOutputHelper output)
     public async Task Status_shows_the_members_and_each_queues_jobs_by_place()
     {
         await using var node = await StartAsync();
+        foreach (var i in new[] { 1, 2 }) await node.Client.WaitAsync(await node.Client.EnqueueAsync("add", new[] { i, i }), Wait);
         await node.Client.EnqueueAsync("add", new[] { 1, 1 }, new EnqueueOptions { Queue = "reports", Countdown = TimeSpan.FromHours(1) });
         await node.Client.EnqueueAsync("add", new[] { 1, 1 }, new EnqueueOptions { Queue = "reports" });
 
@@ -25,8 +26,8 @@ public sealed class CliSpecs(BrokerFixture brokers, ITestOutputHelper output)
         Assert.Equal("", stderr);
         Assert.Contains(node.System.Settings.System.Name, stdout);
         Assert.Matches(@"(?m)^\s*\S*127\.0\.0\.1:\d+ \(leader\) \*\s+up\s+yes\s+default", stdout);
-        Assert.Matches(@"(?m)^\s*reports\s+1\s+1\s+0\s+0\s+0\s+NO NODE", stdout);
-        Assert.Matches(@"(?m)^\s*default\s+0\s+0\s+0\s+0\s+0\s+1 node\(s\)\s+running", stdout);
+        Assert.Matches(@"(?m)^\s*reports\s+1\s+1\s+0\s+0\s+0\s+0\s+NO NODE", stdout);
+        Assert.Matches(@"(?m)^\s*default\s+0\s+0\s+0\s+0\s+0\s+2\s+1 node\(s\)\s+running", stdout);
     }
 
     [Fact]

@@ -51,6 +51,7 @@ public sealed class DashboardSpecs(BrokerFixture brokers, ITestOutputHelper outp
         await Expect(page.Locator("[data-testid=message]")).ToHaveTextAsync("default resumed");
         foreach (var id in waiting) Assert.Equal(JobState.Succeeded, (await node.Client.WaitAsync(id, Wait)).State);
         await Expect(queue.Locator("td[data-count=ready]")).ToHaveTextAsync("0");
+        await Expect(queue.Locator("td[data-total=succeeded]")).ToHaveTextAsync("3");
         await Expect(queue.Locator("td[data-settings]")).ToHaveTextAsync("");
 
         await queue.GetByRole(AriaRole.Button, new() { Name = "Dead letters" }).ClickAsync();

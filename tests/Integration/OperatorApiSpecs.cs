@@ -26,6 +26,12 @@ public sealed class OperatorApiSpecs(BrokerFixture brokers, ITestOutputHelper ou
     {
         await using var node = await StartAsync();
         using var http = Http(node);
+        var ran = new List<string>
+        {
+            await node.Client.EnqueueAsync("add", new[] { 1, 2 }), await node.Client.EnqueueAsync("add", new[] { 3, 4 }),
+            await node.Client.EnqueueAsync("fail", new { message = "boom" }, new EnqueueOptions { MaxAttempts = 2, Backoff = TimeSpan.FromMilliseconds(50) }),
+        };
+        foreach (var id in ran) await node.Client.WaitAsync(id, Wait);
         Assert.Equal(HttpStatusCode.OK, (await http.PostAsync("api/queues/default/pause", null)).StatusCode);
         var later = new EnqueueOptions { Countdown = TimeSpan.FromHours(1) };
         for (var i = 0; i < 3; i++) await node.Client.EnqueueAsync("add", new[] { i, i });
@@ -38,7 +44,8 @@ public sealed class OperatorApiSpecs(BrokerFixture brokers, ITestOutputHelper ou
         var served = queues.Single(q => q!["name"]!.GetValue<string>() == "default")!;
         Assert.Equal(3, served["jobs"]!["ready"]!.GetValue<long>());
         Assert.Equal(2, served["jobs"]!["scheduled"]!.GetValue<long>());
-        Assert.Equal(0, served["jobs"]!["dead"]!.GetValue<long>());
+        Assert.Equal(1, served["jobs"]!["dead"]!.GetValue<long>());
+        Assert.Equal("""{"succeeded":2,"retrying":1,"dead_lettered":1,"cancelled":0}""", served["totals"]!.ToJsonString());
         Assert.True(served["settings"]!["paused"]!.GetValue<bool>());
         Assert.Single(served["served_by"]!.AsArray());
         Assert.NotNull(served["router"]);
@@ -46,6 +53,7 @@ public sealed class OperatorApiSpecs(BrokerFixture brokers, ITestOutputHelper ou
         Assert.Equal(1, orphan["jobs"]!["ready"]!.GetValue<long>());
         Assert.Empty(orphan["served_by"]!.AsArray());
         Assert.Null(orphan["settings"]);
+        Assert.Equal(0, orphan["totals"]!["succeeded"]!.GetValue<long>());
         var one = await GetJson(http, "api/queues/orphans");
         Assert.Equal(1, one["jobs"]!["ready"]!.GetValue<long>());
     }

@@ -62,7 +62,8 @@ internal static class NodeScripts
         """;
 
     /// <summary>
-    /// Records finished attempts of jobs this queue leased. KEYS: leased, scheduled, dead, ready.
+    /// Records finished attempts of jobs this queue leased, and counts their outcomes in the queue's stats hash (what
+    /// the operator API shows as totals). KEYS: leased, scheduled, dead, ready, stats.
     /// ARGV: job prefix, now, record ttl ms, events channel, wake channel, node that ran the attempt, then per job:
     /// id, outcome, payload, due, started ('' keeps the started_at the Take script wrote).
     /// Outcomes: s = succeeded (payload = result json), r = retry at due (payload = error json),
@@ -76,6 +77,7 @@ internal static class NodeScripts
         local done = 0
         local finished = {}
         local unleased = {}
+        local tally = {}
         for i = 7, #ARGV, 5 do
           local id, outcome, payload, due = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
           local k = prefix .. id
@@ -111,6 +113,7 @@ internal static class NodeScripts
               redis.call('PUBLISH', ARGV[5], id)
             end
             redis.call('PUBLISH', events, id .. ' ' .. state)
+            tally[state] = (tally[state] or 0) + 1
             if fields[2] and (state == 'succeeded' or state == 'dead_lettered' or state == 'cancelled')
                 and redis.call('HGET', prefix .. fields[2], 'state') == 'waiting' then
               finished[#finished + 1] = fields[2]
@@ -118,6 +121,10 @@ internal static class NodeScripts
             end
             done = done + 1
           end
+        end
+        -- one increment per outcome for the batch ('queued': handed back unrun, not an outcome)
+        for state, n in pairs(tally) do
+          if state ~= 'queued' then redis.call('HINCRBY', KEYS[5], state, n) end
         end
         -- one variadic ZREM for the batch (in chunks: Lua's unpack has a stack limit)
         for i = 1, #unleased, 1000 do

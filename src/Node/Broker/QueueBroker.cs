@@ -104,7 +104,7 @@ public sealed class QueueBroker
             args[i++] = o.StartedAt is { } started ? started : RedisValue.EmptyString;
         }
         var raw = (RedisResult[])(await Db.ScriptEvaluateAsync(NodeScripts.Complete,
-            [Keys.Leased, Keys.Scheduled, Keys.Dead, Keys.Ready], args).ConfigureAwait(false))!;
+            [Keys.Leased, Keys.Scheduled, Keys.Dead, Keys.Ready, Keys.Stats], args).ConfigureAwait(false))!;
         if (raw.Length == 1) return new CompleteResult((int)raw[0], []);
         var children = new FinishedChild[(raw.Length - 1) / 2];
         for (var c = 0; c < children.Length; c++) children[c] = new FinishedChild((string)raw[1 + c * 2]!, (string)raw[2 + c * 2]!);

@@ -96,7 +96,8 @@ public sealed class OperatorApi(IServiceProvider services, QueueCensus census, R
         {
             var (settings, router) = await routed[i];
             var servedBy = ServedBy(names[i]);
-            views.Add(new QueueView(names[i], byName[names[i]], servedBy.Select(m => m.Address.ToString()).ToList(),
+            var (jobs, totals) = byName[names[i]];
+            views.Add(new QueueView(names[i], jobs, totals, servedBy.Select(m => m.Address.ToString()).ToList(),
                 servedBy.Count == 0 ? null : servedBy.Aggregate((a, b) => b.IsOlderThan(a) ? b : a).Address.ToString(), settings, router));
         }
         return views;

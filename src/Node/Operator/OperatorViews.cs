@@ -21,7 +21,8 @@ public sealed record MemberView(string Address, string Status, bool Reachable, I
 /// <param name="RouterNode">Where the queue's router runs (the oldest member serving it).</param>
 /// <param name="Settings">Null when no node serving it answered.</param>
 /// <param name="Router">The router's own counters; null when it did not answer.</param>
-public sealed record QueueView(string Name, QueueCounts Jobs, IReadOnlyList<string> ServedBy, string? RouterNode,
+/// <param name="Totals">Outcomes recorded since the queue's first job (its rate is their change between two reads).</param>
+public sealed record QueueView(string Name, QueueCounts Jobs, QueueTotals Totals, IReadOnlyList<string> ServedBy, string? RouterNode,
     SettingsView? Settings, RouterView? Router);
 
 public sealed record SettingsView(bool Paused, int? MaxRunning, double? RateLimitPerSecond);

@@ -11,6 +11,11 @@ namespace ClusterJobs.Node.Operator;
 /// <param name="Dead">Dead-lettered, waiting for an operator.</param>
 public sealed record QueueCounts(long Ready, long Scheduled, long Running, long Waiting, long Dead);
 
+/// <summary>Outcomes the nodes recorded for a queue since its first job (its stats hash): jobs/s are their change over time.</summary>
+/// <param name="Retrying">Failed attempts that will run again.</param>
+/// <param name="Cancelled">Running jobs cancelled (a job cancelled before it started is not counted).</param>
+public sealed record QueueTotals(long Succeeded, long Retrying, long DeadLettered, long Cancelled);
+
 /// <summary>
 /// Counts a queue's jobs straight from its Redis keys, and finds the queues that have keys at all (queues no node
 /// serves included: jobs piling up where nobody takes them are what an operator most needs to see).
@@ -20,24 +25,30 @@ public sealed class QueueCensus(Func<IConnectionMultiplexer> redis, RedisKeys ke
     /// <summary>Queues found in Redis are looked for again after this long: finding them walks the whole keyspace.</summary>
     public static readonly TimeSpan DiscoveryCacheFor = TimeSpan.FromSeconds(10);
 
-    private static readonly string[] QueueKeySuffixes = ["ready", "scheduled", "leased", "dead", "waiting"];
+    private static readonly string[] QueueKeySuffixes = ["ready", "scheduled", "leased", "dead", "waiting", "stats"];
     private readonly TimeProvider _clock = clock ?? TimeProvider.System;
     private readonly SemaphoreSlim _discovering = new(1, 1);
     private (IReadOnlyList<string> Queues, DateTimeOffset At)? _discovered;
 
-    public async Task<IReadOnlyDictionary<string, QueueCounts>> CountAsync(IEnumerable<string> queues)
+    public async Task<IReadOnlyDictionary<string, (QueueCounts Jobs, QueueTotals Totals)>> CountAsync(IEnumerable<string> queues)
     {
         var batch = redis().GetDatabase().CreateBatch();
         var reads = queues.Distinct().Select(name =>
         {
             var q = keys.Queue(name);
             return (Name: name, Ready: batch.SortedSetLengthAsync(q.Ready), Scheduled: batch.SortedSetLengthAsync(q.Scheduled),
-                Running: batch.SortedSetLengthAsync(q.Leased), Waiting: batch.SetLengthAsync(q.Waiting), Dead: batch.ListLengthAsync(q.Dead));
+                Running: batch.SortedSetLengthAsync(q.Leased), Waiting: batch.SetLengthAsync(q.Waiting), Dead: batch.ListLengthAsync(q.Dead),
+                Stats: batch.HashGetAsync(q.Stats, [(RedisValue)"succeeded", "retrying", "dead_lettered", "cancelled"]));
         }).ToList();
         batch.Execute();
-        var counts = new Dictionary<string, QueueCounts>();
+        var counts = new Dictionary<string, (QueueCounts, QueueTotals)>();
         foreach (var r in reads)
-            counts[r.Name] = new QueueCounts(await r.Ready, await r.Scheduled, await r.Running, await r.Waiting, await r.Dead);
+        {
+            var stats = await r.Stats;
+            long Total(int i) => stats[i].TryParse(out long n) ? n : 0;
+            counts[r.Name] = (new QueueCounts(await r.Ready, await r.Scheduled, await r.Running, await r.Waiting, await r.Dead),
+                new QueueTotals(Total(0), Total(1), Total(2), Total(3)));
+        }
         return counts;
     }
 
