@@ -160,7 +160,14 @@ bash "$kit/down.sh" "$repo" -v >/dev/null 2>&1 || true
 
 log "up.sh $repo --scale node=$NODES --build"
 t_up=$SECONDS
-bash "$kit/up.sh" "$repo" --scale "node=$NODES" --build || { log "INFRA: up.sh failed (image build or podman)"; diagnostics; exit 3; }
+if ! bash "$kit/up.sh" "$repo" --scale "node=$NODES" --build; then
+  # Our Dockerfiles not building (a compile error, a file the image does not copy) is ours to fix, not the tooling's.
+  up_log=/var/cache/compose-kit/projects/$project/up.log
+  if [[ -f $up_log ]] && grep -E 'error (CS|MSB|NU)[0-9]+' "$up_log" | head -5 | grep .; then
+    fail "an image of ours does not build (the errors above; whole log: $up_log)"
+  fi
+  log "INFRA: up.sh failed (image build or podman)"; diagnostics; exit 3
+fi
 log "up.sh done in $((SECONDS - t_up))s"
 
 # --- wait for redis, the seed and every node to be in the cluster ----------------------------------------------
