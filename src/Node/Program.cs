@@ -29,3 +29,7 @@ catch (Exception ex) when (ShutdownExit.StartFailure(ex) is { } message)
     Console.Error.WriteLine($"clusterjobs: {message}");
     return ShutdownExit.StartFailed;
 }
+
+// Not public: ASP.NET Core's generator would make the top-level Program public, and it would clash with the Program of
+// every app that references the node as a library.
+internal partial class Program;

@@ -21,10 +21,10 @@ public sealed class OperatorApiSpecs(BrokerFixture brokers, ITestOutputHelper ou
     private readonly string _prefix = BrokerFixture.NewPrefix();
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(30);
 
-    [Fact]
-    public async Task The_queues_view_counts_each_queues_jobs_by_place_and_shows_a_queue_no_node_serves()
+    [Theory, InlineData(BrokerKind.Redis), InlineData(BrokerKind.Garnet)]
+    public async Task The_queues_view_counts_each_queues_jobs_by_place_and_shows_a_queue_no_node_serves(BrokerKind kind)
     {
-        await using var node = await StartAsync();
+        await using var node = await StartAsync(kind: kind);
         using var http = Http(node);
         var ran = new List<string>
         {
@@ -217,8 +217,8 @@ public sealed class OperatorApiSpecs(BrokerFixture brokers, ITestOutputHelper ou
         Assert.StartsWith("invalid configuration: the operator HTTP port", ShutdownExit.StartFailure(error));
     }
 
-    private Task<TestNode> StartAsync(Action<ClusterJobsOptions>? configure = null) =>
-        TestNode.StartAsync(brokers.Url(BrokerKind.Redis), _prefix, o =>
+    private Task<TestNode> StartAsync(Action<ClusterJobsOptions>? configure = null, BrokerKind kind = BrokerKind.Redis) =>
+        TestNode.StartAsync(brokers.Url(kind), _prefix, o =>
         {
             o.HttpPort = 0;
             configure?.Invoke(o);
