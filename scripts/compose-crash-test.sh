@@ -262,10 +262,12 @@ while ((SECONDS < deadline)) && [[ -z $api ]]; do
   [[ -n $api ]] || sleep 2
 done
 [[ -n $api ]] || fail "the dashboard's operator API ($dashboard_ctr, port 8080) did not answer within 60s"
-members=$(curl -sf --max-time 10 "$api/api/cluster" | /usr/bin/python3 -c 'import json,sys; print(sum(m["status"] == "up" for m in json.load(sys.stdin)["members"]))')
-default_queue=$(curl -sf --max-time 10 "$api/api/queues/default")
+members=$(curl -sf --max-time 10 "$api/api/cluster" | /usr/bin/python3 -c 'import json,sys; print(sum(m["status"] == "up" for m in json.load(sys.stdin)["members"]))') ||
+  fail "the dashboard's /api/cluster did not answer with its members"
+default_queue=$(curl -sf --max-time 10 "$api/api/queues/default") || fail "the dashboard's /api/queues/default did not answer"
 log "dashboard at $api: $members members up; queue default: $default_queue"
-((members >= NODES + 1)) || fail "the dashboard sees only $members members up (expected the seed, $NODES nodes and itself)"
+# The seed, the nodes and the dashboard itself; the crashed node may still be rejoining.
+((members >= NODES + 1)) || fail "the dashboard sees only $members members up (expected the seed, $NODES nodes and itself, one node perhaps still rejoining)"
 /usr/bin/python3 -c 'import json,sys; q=json.loads(sys.argv[1]); j=q["jobs"]; sys.exit(0 if j["ready"] == 0 and j["dead"] == 0 and len(q["served_by"]) >= 1 else 1)' \
   "$default_queue" || fail "the dashboard's view of queue default is wrong: $default_queue"
 

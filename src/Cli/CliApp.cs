@@ -43,7 +43,8 @@ public static class CliApp
         }
         try
         {
-            return await parsed.InvokeAsync(new InvocationConfiguration { Output = stdout, Error = stderr }, ct);
+            // Our own handler below: System.CommandLine's default one would print ApiException with its stack trace.
+            return await parsed.InvokeAsync(new InvocationConfiguration { Output = stdout, Error = stderr, EnableDefaultExceptionHandler = false }, ct);
         }
         catch (ApiException ex)
         {

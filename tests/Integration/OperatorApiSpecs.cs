@@ -32,7 +32,7 @@ public sealed class OperatorApiSpecs(BrokerFixture brokers, ITestOutputHelper ou
             await node.Client.EnqueueAsync("fail", new { message = "boom" }, new EnqueueOptions { MaxAttempts = 2, Backoff = TimeSpan.FromMilliseconds(50) }),
         };
         foreach (var id in ran) await node.Client.WaitAsync(id, Wait);
-        Assert.Equal(HttpStatusCode.OK, (await http.PostAsync("api/queues/default/pause", null)).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await http.PostAsync("api/queues/default/pause", EmptyJson())).StatusCode);
         var later = new EnqueueOptions { Countdown = TimeSpan.FromHours(1) };
         for (var i = 0; i < 3; i++) await node.Client.EnqueueAsync("add", new[] { i, i });
         for (var i = 0; i < 2; i++) await node.Client.EnqueueAsync("add", new[] { i, i }, later);
@@ -45,7 +45,7 @@ public sealed class OperatorApiSpecs(BrokerFixture brokers, ITestOutputHelper ou
         Assert.Equal(3, served["jobs"]!["ready"]!.GetValue<long>());
         Assert.Equal(2, served["jobs"]!["scheduled"]!.GetValue<long>());
         Assert.Equal(1, served["jobs"]!["dead"]!.GetValue<long>());
-        Assert.Equal("""{"succeeded":2,"retrying":1,"dead_lettered":1,"cancelled":0}""", served["totals"]!.ToJsonString());
+        Assert.Equal("""{"succeeded":2,"retrying":1,"dead_lettered":1,"failed":0,"cancelled":0}""", served["totals"]!.ToJsonString());
         Assert.True(served["settings"]!["paused"]!.GetValue<bool>());
         Assert.Single(served["served_by"]!.AsArray());
         Assert.NotNull(served["router"]);
@@ -56,6 +56,7 @@ public sealed class OperatorApiSpecs(BrokerFixture brokers, ITestOutputHelper ou
         Assert.Equal(0, orphan["totals"]!["succeeded"]!.GetValue<long>());
         var one = await GetJson(http, "api/queues/orphans");
         Assert.Equal(1, one["jobs"]!["ready"]!.GetValue<long>());
+        await AssertProblem(await http.GetAsync("api/queues/no_such_queue"), HttpStatusCode.NotFound, "No queue 'no_such_queue'");
     }
 
     [Fact]
@@ -73,8 +74,8 @@ public sealed class OperatorApiSpecs(BrokerFixture brokers, ITestOutputHelper ou
         var job = await node.Client.WaitAsync(id, Wait);
         var badLimit = await http.PutAsJsonAsync("api/queues/default/limits", new { max_running = -1 });
         var unknownField = await http.PutAsJsonAsync("api/queues/default/limits", new { max_runing = 3 });
-        var unserved = await http.PostAsync("api/queues/nobody_serves_this/pause", null);
-        var badName = await http.PostAsync("api/queues/bad%20name/pause", null);
+        var unserved = await http.PostAsync("api/queues/nobody_serves_this/pause", EmptyJson());
+        var badName = await http.PostAsync("api/queues/bad%20name/pause", EmptyJson());
 
         Assert.True(paused["paused"]!.GetValue<bool>());
         Assert.Equal(JobState.Queued, whilePaused);
@@ -104,14 +105,15 @@ public sealed class OperatorApiSpecs(BrokerFixture brokers, ITestOutputHelper ou
         var later = await Send(http, HttpMethod.Post, "api/jobs", new { task = "add", args = new[] { 1, 1 }, countdown_seconds = 3600 });
         var laterId = later["id"]!.GetValue<string>();
         var cancelled = await Send(http, HttpMethod.Post, $"api/jobs/{laterId}/cancel");
-        var cancelFinished = await http.PostAsync($"api/jobs/{id}/cancel", null);
+        var cancelAgain = await Send(http, HttpMethod.Post, $"api/jobs/{laterId}/cancel");
+        var cancelFinished = await http.PostAsync($"api/jobs/{id}/cancel", EmptyJson());
 
         var failing = await Send(http, HttpMethod.Post, "api/jobs", new { task = "fail", args = new { message = "boom" }, max_attempts = 1 });
         var failingId = failing["id"]!.GetValue<string>();
         await node.Client.WaitAsync(failingId, Wait);
         var dead = (await GetJson(http, "api/queues/default/dead")).AsArray();
         var replayed = await Send(http, HttpMethod.Post, $"api/jobs/{failingId}/replay");
-        var replayAgain = await http.PostAsync($"api/jobs/{failingId}/replay", null);
+        var replayAgain = await http.PostAsync($"api/jobs/{failingId}/replay", EmptyJson());
         var missing = await http.GetAsync("api/jobs/default:no-such-job");
         var invalid = await http.GetAsync("api/jobs/not-a-job-id");
         var noTask = await http.PostAsJsonAsync("api/jobs", new { args = new[] { 1 } });
@@ -123,6 +125,7 @@ public sealed class OperatorApiSpecs(BrokerFixture brokers, ITestOutputHelper ou
         Assert.Equal("[20,22]", done["args"]!.ToJsonString());
         Assert.Equal("cancelled", cancelled["outcome"]!.GetValue<string>());
         Assert.Equal(JobState.Cancelled, (await node.Client.GetAsync(laterId))!.State);
+        Assert.Equal("cancelled", cancelAgain["outcome"]!.GetValue<string>());
         await AssertProblem(cancelFinished, HttpStatusCode.Conflict, "is succeeded");
         var letter = Assert.Single(dead)!;
         Assert.Equal(failingId, letter["id"]!.GetValue<string>());
@@ -137,25 +140,64 @@ public sealed class OperatorApiSpecs(BrokerFixture brokers, ITestOutputHelper ou
     }
 
     [Fact]
-    public async Task With_a_token_set_changes_need_it_and_reads_do_not()
+    public async Task With_a_token_set_every_call_but_the_health_check_needs_it()
     {
         await using var node = await StartAsync(o => o.HttpToken = "s3cret");
         using var http = Http(node);
 
-        var without = await http.PostAsync("api/queues/default/pause", null);
+        var without = await http.PostAsync("api/queues/default/pause", EmptyJson());
+        var readWithout = await http.GetAsync("api/queues");
+        var health = await http.GetAsync("api/health");
+        var page = await http.GetAsync("");
         http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", "wrong");
-        var wrong = await http.PostAsync("api/queues/default/pause", null);
+        var wrong = await http.PostAsync("api/queues/default/pause", EmptyJson());
         var wrongEnqueue = await http.PostAsJsonAsync("api/jobs", new { task = "add", args = new[] { 1, 2 } });
-        var read = await http.GetAsync("api/queues");
         http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", "s3cret");
-        var right = await http.PostAsync("api/queues/default/pause", null);
+        var right = await http.PostAsync("api/queues/default/pause", EmptyJson());
+        var read = await http.GetAsync("api/queues");
 
         await AssertProblem(without, HttpStatusCode.Unauthorized, "CLUSTERJOBS_HTTP_TOKEN");
+        Assert.Equal(HttpStatusCode.Unauthorized, readWithout.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, health.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, page.StatusCode);
         Assert.Equal(HttpStatusCode.Unauthorized, wrong.StatusCode);
         Assert.Equal(HttpStatusCode.Unauthorized, wrongEnqueue.StatusCode);
         Assert.Equal(0, (await node.Redis.GetDatabase().SortedSetLengthAsync(node.Keys.Queue("default").Ready)));
-        Assert.Equal(HttpStatusCode.OK, read.StatusCode);
         Assert.Equal(HttpStatusCode.OK, right.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, read.StatusCode);
+    }
+
+    [Fact]
+    public async Task Changes_a_page_on_another_site_could_make_a_browser_send_are_refused_and_so_are_other_host_names()
+    {
+        await using var node = await StartAsync();
+        using var http = Http(node);
+
+        // What a form or a no-cors fetch on any web page can send: no JSON content type.
+        var form = await http.PostAsync("api/queues/default/pause", new FormUrlEncodedContent([]));
+        var noBody = await http.PostAsync("api/queues/default/pause", null);
+        using var fromElsewhere = new HttpRequestMessage(HttpMethod.Post, "api/queues/default/pause") { Content = EmptyJson() };
+        fromElsewhere.Headers.Add("Origin", "http://evil.example");
+        var elsewhere = await http.SendAsync(fromElsewhere);
+        using var crossSite = new HttpRequestMessage(HttpMethod.Post, "api/jobs") { Content = JsonContent.Create(new { task = "add", args = new[] { 1, 2 } }) };
+        crossSite.Headers.Add("Sec-Fetch-Site", "cross-site");
+        var crossSiteEnqueue = await http.SendAsync(crossSite);
+        // A page whose name was made to point at 127.0.0.1 (DNS rebinding) still names its own host.
+        using var rebound = new HttpRequestMessage(HttpMethod.Get, "api/queues");
+        rebound.Headers.Host = "evil.example";
+        var rebinding = await http.SendAsync(rebound);
+        using var sameOrigin = new HttpRequestMessage(HttpMethod.Post, "api/queues/default/pause") { Content = EmptyJson() };
+        sameOrigin.Headers.Add("Origin", node.OperatorAddress.GetLeftPart(UriPartial.Authority));
+        sameOrigin.Headers.Add("Sec-Fetch-Site", "same-origin");
+        var fromDashboard = await http.SendAsync(sameOrigin);
+
+        await AssertProblem(form, HttpStatusCode.Forbidden, "Content-Type: application/json");
+        Assert.Equal(HttpStatusCode.Forbidden, noBody.StatusCode);
+        await AssertProblem(elsewhere, HttpStatusCode.Forbidden, "http://evil.example");
+        await AssertProblem(crossSiteEnqueue, HttpStatusCode.Forbidden, "another site");
+        Assert.Equal(0, (await node.Redis.GetDatabase().SortedSetLengthAsync(node.Keys.Queue("default").Ready)));
+        Assert.Equal(HttpStatusCode.BadRequest, rebinding.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, fromDashboard.StatusCode);
     }
 
     [Fact]
@@ -236,12 +278,15 @@ public sealed class OperatorApiSpecs(BrokerFixture brokers, ITestOutputHelper ou
 
     private static async Task<JsonNode> Send(HttpClient http, HttpMethod method, string path, object? body = null)
     {
-        using var request = new HttpRequestMessage(method, path) { Content = body is null ? null : JsonContent.Create(body) };
+        using var request = new HttpRequestMessage(method, path) { Content = body is null ? EmptyJson() : JsonContent.Create(body) };
         var response = await http.SendAsync(request);
         var text = await response.Content.ReadAsStringAsync();
         Assert.True(response.IsSuccessStatusCode, $"{method} {path}: {(int)response.StatusCode} {text}");
         return JsonNode.Parse(text)!;
     }
+
+    /// <summary>A change with no body, sent as the API wants changes sent: as JSON.</summary>
+    private static HttpContent EmptyJson() => new StringContent("", System.Text.Encoding.UTF8, "application/json");
 
     private static async Task AssertProblem(HttpResponseMessage response, HttpStatusCode status, string detail)
     {

@@ -184,6 +184,10 @@ public sealed class SupervisionSpecs(BrokerFixture brokers)
         Assert.Contains($"{strict}.1", failed.Error.Message);
         Assert.Equal(JobState.Succeeded, collected.State);
         Assert.Equal("2 ok, 1 failed", collected.ResultAs<string>());
+        // The queue's totals (the operator API's) count the failed parent and both dead-lettered children.
+        var stats = node.Keys.Queue("default").Stats;
+        Assert.Equal(1, (long)await node.Redis.GetDatabase().HashGetAsync(stats, "failed"));
+        Assert.Equal(2, (long)await node.Redis.GetDatabase().HashGetAsync(stats, "dead_lettered"));
     }
 
     [Theory, InlineData(BrokerKind.Redis), InlineData(BrokerKind.Garnet)]

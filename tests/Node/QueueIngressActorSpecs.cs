@@ -107,6 +107,9 @@ public sealed class QueueIngressActorSpecs(BrokerFixture broker, ITestOutputHelp
         Assert.True(second.Exhausted);
         Assert.Equal("dead_lettered", await env.StateAsync(Queue + ":no-record"));
         await RedisSpecEnv.EventuallyAsync(async () => await env.StateAsync(Queue + ":bad") == "dead_lettered", "the bad job is dead-lettered");
+        // Both count in the queue's totals (the operator API's), the one the Take script ended as well.
+        await RedisSpecEnv.EventuallyAsync(async () => (long)await env.Db.HashGetAsync(env.Keys.Queue(Queue).Stats, "dead_lettered") == 2,
+            "both dead letters are counted");
     }
 
     [Theory]
@@ -321,5 +324,25 @@ public sealed class QueueIngressActorSpecs(BrokerFixture broker, ITestOutputHelp
         var again = await router.ExpectMsgAsync<QueueIngress.Taken>(Wait);
         Assert.Equal([id], again.Jobs.Select(j => j.Envelope.Id));
         Assert.Equal(1, again.Jobs[0].Attempt);
+    }
+
+    [Theory]
+    [InlineData(BrokerKind.Redis)]
+    [InlineData(BrokerKind.Garnet)]
+    public async Task A_job_lost_once_too_often_is_dead_lettered_and_counted_in_the_queues_totals(BrokerKind kind)
+    {
+        await using var env = await RedisSpecEnv.CreateAsync(broker.Url(kind));
+        var id = await env.EnqueueAsync(Queue);
+        var (ingress, router) = StartIngress(env);
+        ingress.Tell(new QueueIngress.Fetch(1));
+        await router.ExpectMsgAsync<QueueIngress.Taken>(Wait);
+        // Lost four times before (the default allows five): this loss is the last.
+        await env.Db.HashSetAsync(env.Keys.Queue(Queue).Job(id), JobHashFields.Lost, 4);
+
+        ingress.Tell(new QueueIngress.Reclaim([id]));
+
+        await RedisSpecEnv.EventuallyAsync(async () => await env.StateAsync(id) == "dead_lettered", "the job is dead-lettered");
+        Assert.Equal(1, (long)await env.Db.HashGetAsync(env.Keys.Queue(Queue).Stats, "dead_lettered"));
+        Assert.Equal(id, (string?)await env.Db.ListGetByIndexAsync(env.Keys.Queue(Queue).Dead, -1));
     }
 }

@@ -8,7 +8,7 @@ internal static class NodeScripts
 {
     /// <summary>
     /// Promotes due delayed jobs, then leases up to N ready jobs to this node.
-    /// KEYS: ready, scheduled, leased, dead. ARGV: job prefix, now, max, lease deadline, node, events channel,
+    /// KEYS: ready, scheduled, leased, dead, stats. ARGV: job prefix, now, max, lease deadline, node, events channel,
     /// missing-record error json, record ttl ms, wake channel.
     /// Returns a flat array: id, envelope, attempt, phase ('' or 'reduce') for each job taken (ids without a record are
     /// dead-lettered here; ids cancelled while their node was lost end cancelled here).
@@ -39,6 +39,7 @@ internal static class NodeScripts
             redis.call('HSET', k, 'state', 'cancelled', 'finished_at', now)
             redis.call('PEXPIRE', k, ARGV[8])
             redis.call('PUBLISH', ARGV[6], id .. ' cancelled')
+            redis.call('HINCRBY', KEYS[5], 'cancelled', 1)
           elseif env then
             local attempt = (tonumber(fields[4]) or 0) + 1
             redis.call('HSET', k, 'state', 'running', 'started_at', now, 'node', ARGV[5], 'attempts', attempt)
@@ -52,6 +53,7 @@ internal static class NodeScripts
             redis.call('HSET', k, 'state', 'dead_lettered', 'error', ARGV[7], 'finished_at', now)
             redis.call('RPUSH', KEYS[4], id)
             redis.call('PUBLISH', ARGV[6], id .. ' dead_lettered')
+            redis.call('HINCRBY', KEYS[5], 'dead_lettered', 1)
           end
         end
         -- one variadic ZADD for the batch (in chunks: Lua's unpack has a stack limit)
@@ -165,7 +167,7 @@ internal static class NodeScripts
 
     /// <summary>
     /// A split coordinator ends its parent's wait, only while the parent is still waiting. KEYS: parent hash, ready,
-    /// waiting. ARGV: parent id, now, record ttl ms, events channel, wake channel, mode, error json, then field, value
+    /// waiting, stats. ARGV: parent id, now, record ttl ms, events channel, wake channel, mode, error json, then field, value
     /// pairs. Mode 'reduce': the pairs (<c>child:&lt;id&gt;</c> results, <c>child_error:&lt;id&gt;</c> errors) go into the
     /// parent, which is queued again with phase 'reduce'. Mode 'fail': the parent fails with the error.
     /// Returns {0} when the parent no longer waits, {1} reduced, {2, grandparent id or ''} failed.
@@ -187,6 +189,7 @@ internal static class NodeScripts
         redis.call('HSET', KEYS[1], 'state', 'failed', 'error', ARGV[7], 'finished_at', ARGV[2])
         redis.call('PEXPIRE', KEYS[1], ARGV[3])
         redis.call('PUBLISH', ARGV[4], ARGV[1] .. ' failed')
+        redis.call('HINCRBY', KEYS[4], 'failed', 1)
         return {2, redis.call('HGET', KEYS[1], 'parent') or ''}
         """;
 
@@ -205,7 +208,7 @@ internal static class NodeScripts
     /// <summary>
     /// Returns jobs whose delivery was lost (lease expired, or their node left) to the ready set. A lost delivery does
     /// not use up one of the job's attempts; a job lost max-lost times is dead-lettered (it may be what kills nodes).
-    /// KEYS: leased, ready, dead. ARGV: job prefix, now, wake channel, events channel, max lost, lost error json,
+    /// KEYS: leased, ready, dead, stats. ARGV: job prefix, now, wake channel, events channel, max lost, lost error json,
     /// record ttl ms, mode ('expired': up to ARGV[9] expired leases; 'ids': the ids from ARGV[9] on).
     /// </summary>
     public const string Reclaim = """
@@ -229,6 +232,7 @@ internal static class NodeScripts
                 redis.call('HSET', k, 'state', 'dead_lettered', 'error', ARGV[6], 'finished_at', now)
                 redis.call('RPUSH', KEYS[3], id)
                 redis.call('PUBLISH', ARGV[4], id .. ' dead_lettered')
+                redis.call('HINCRBY', KEYS[4], 'dead_lettered', 1)
               else
                 redis.call('HSET', k, 'state', 'queued')
                 redis.call('ZADD', KEYS[2], redis.call('HGET', k, 'ready_score') or 0, id)

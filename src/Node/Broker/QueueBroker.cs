@@ -68,7 +68,7 @@ public sealed class QueueBroker
             At = now,
         });
         var raw = (RedisResult[]?)await Db.ScriptEvaluateAsync(NodeScripts.Take,
-            [Keys.Ready, Keys.Scheduled, Keys.Leased, Keys.Dead],
+            [Keys.Ready, Keys.Scheduled, Keys.Leased, Keys.Dead, Keys.Stats],
             [Keys.JobPrefix, now, max, now + (long)_settings.LeaseDuration.TotalMilliseconds, _node, Keys.EventsChannel, missing,
              (long)_settings.ResultTtl.TotalMilliseconds, Keys.WakeChannel])
             .ConfigureAwait(false);
@@ -182,7 +182,7 @@ public sealed class QueueBroker
                 args.Add((o.Succeeded ? "child:" : "child_error:") + o.JobId);
                 args.Add(o.Json);
             }
-        var raw = (RedisResult[])(await Db.ScriptEvaluateAsync(NodeScripts.FinishSplit, [Keys.Job(parentId), Keys.Ready, Keys.Waiting],
+        var raw = (RedisResult[])(await Db.ScriptEvaluateAsync(NodeScripts.FinishSplit, [Keys.Job(parentId), Keys.Ready, Keys.Waiting, Keys.Stats],
             args.ToArray()).ConfigureAwait(false))!;
         return (int)raw[0] switch
         {
@@ -248,7 +248,7 @@ public sealed class QueueBroker
         });
         RedisValue[] args = [Keys.JobPrefix, now, Keys.WakeChannel, Keys.EventsChannel, _settings.MaxLostDeliveries, lostError,
             (long)_settings.ResultTtl.TotalMilliseconds, mode, .. tail];
-        return (int)await Db.ScriptEvaluateAsync(NodeScripts.Reclaim, [Keys.Leased, Keys.Ready, Keys.Dead], args)
+        return (int)await Db.ScriptEvaluateAsync(NodeScripts.Reclaim, [Keys.Leased, Keys.Ready, Keys.Dead, Keys.Stats], args)
             .ConfigureAwait(false);
     }
 }

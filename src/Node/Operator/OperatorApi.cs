@@ -60,7 +60,22 @@ public sealed class OperatorApi(IServiceProvider services, QueueCensus census, R
         return await ViewAsync(names);
     }
 
-    public async Task<QueueView> GetQueueAsync(string queue) => (await ViewAsync([queue]))[0];
+    /// <summary>One queue; <see cref="KeyNotFoundException"/> when Redis holds nothing of it and no node serves it (a typo).</summary>
+    public async Task<QueueView> GetQueueAsync(string queue)
+    {
+        var view = (await ViewAsync([queue]))[0];
+        var nothing = new QueueCounts(0, 0, 0, 0, 0);
+        if (view.Jobs == nothing && view.Totals == new QueueTotals(0, 0, 0, 0, 0) && view.ServedBy.Count == 0)
+            throw new KeyNotFoundException($"No queue '{queue}': no node serves it and Redis holds no job of it.");
+        return view;
+    }
+
+    /// <summary>For the API's errors that are bugs, not the caller's: logged with their stack.</summary>
+    internal Microsoft.Extensions.Logging.ILogger Log { get; } =
+        Microsoft.Extensions.Logging.LoggerFactoryExtensions.CreateLogger<OperatorApi>(services.GetRequiredService<Microsoft.Extensions.Logging.ILoggerFactory>());
+
+    /// <summary>The token the API's calls need (ClusterJobsOptions.HttpToken), unless the mapping names its own.</summary>
+    internal string? Token => services.GetService<Microsoft.Extensions.Options.IOptions<ClusterJobsOptions>>()?.Value.HttpToken;
 
     public async Task<SettingsView> ChangeAsync(string queue, Func<QueueControl, Task<QueueSettingsState>> change)
     {
@@ -73,6 +88,10 @@ public sealed class OperatorApi(IServiceProvider services, QueueCensus census, R
         catch (AskTimeoutException)
         {
             throw new NoRouterException(queue, timedOut: true);
+        }
+        catch (Exception ex) when (ex is not ArgumentException)
+        {
+            throw new NoRouterException(queue, timedOut: false, reason: ex.Message); // its settings could not be loaded or kept
         }
     }
 
@@ -110,13 +129,15 @@ public sealed class OperatorApi(IServiceProvider services, QueueCensus census, R
         return Cluster.State.Members.Where(m => m.Status == MemberStatus.Up && m.HasRole(role)).ToList();
     }
 
+    /// <summary>The router's answer, or null when it did not give one: timed out, or failed (its settings still loading
+    /// after a Redis outage, say). One queue's router never fails the view of the others.</summary>
     private static async Task<T?> Ask<T>(IActorRef router, object message) where T : class
     {
         try
         {
             return await router.Ask<T>(message, RouterAskTimeout);
         }
-        catch (AskTimeoutException)
+        catch (Exception ex) when (ex is not OperationCanceledException || ex is AskTimeoutException)
         {
             return null;
         }
@@ -129,9 +150,10 @@ public sealed class OperatorApi(IServiceProvider services, QueueCensus census, R
     private static string Wire(MemberStatus status) => status.ToString().ToLowerInvariant();
 }
 
-/// <summary>A queue whose router cannot be asked: no node serves it, or none answered.</summary>
-public sealed class NoRouterException(string queue, bool timedOut = false) : Exception(!timedOut
-    ? $"No node serves queue '{queue}': its settings live with its router, which runs only on a node serving the queue. Start a node with CLUSTERJOBS_QUEUES={queue}."
+/// <summary>A queue whose router cannot be asked: no node serves it, none answered, or it could not apply the change.</summary>
+public sealed class NoRouterException(string queue, bool timedOut = false, string? reason = null) : Exception(
+    reason is not null ? $"The router of queue '{queue}' could not apply the change: {reason}"
+    : !timedOut ? $"No node serves queue '{queue}': its settings live with its router, which runs only on a node serving the queue. Start a node with CLUSTERJOBS_QUEUES={queue}."
     : $"The router of queue '{queue}' did not answer in time (a node serving it may be starting, leaving or unreachable); try again.")
 {
     public string Queue { get; } = queue;

@@ -6,7 +6,7 @@ using ClusterJobs.Protocol;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
-using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 using HttpResults = Microsoft.AspNetCore.Http.Results;
 
 namespace ClusterJobs.Node.Operator;
@@ -14,69 +14,89 @@ namespace ClusterJobs.Node.Operator;
 /// <summary>
 /// The operator's HTTP API and dashboard (README.md, "Operating a cluster"). A node serves them on its own port when
 /// CLUSTERJOBS_HTTP_PORT is set; an ASP.NET Core app that hosts a node maps them itself:
-/// <c>app.MapClusterJobsOperator("/jobs")</c>. Reads are open; changes need the token when one is set.
+/// <c>app.MapClusterJobsOperator("/jobs")</c>. With a token (the argument, else CLUSTERJOBS_HTTP_TOKEN) every call but
+/// the health check needs it. Changes must come as JSON from this dashboard's own origin or a non-browser client, so a
+/// web page elsewhere cannot make a visitor's browser pause a queue or enqueue a job (cross-site requests).
 /// </summary>
 public static class OperatorEndpoints
 {
+    /// <summary>The longest countdown the API takes (ten years): further is a mistake in the units.</summary>
+    private const double MaxCountdownSeconds = 10 * 365.25 * 86_400;
+
     public static RouteGroupBuilder MapClusterJobsOperator(this IEndpointRouteBuilder endpoints, string prefix = "", string? token = null)
     {
         var group = endpoints.MapGroup(prefix);
         group.MapGet("/", () => HttpResults.Content(Dashboard.Html, "text/html; charset=utf-8"));
-
-        var api = group.MapGroup("/api");
-        api.MapGet("/health", async (OperatorApi ops) =>
+        group.MapGet("/api/health", async (OperatorApi ops) =>
         {
             var health = await ops.HealthAsync();
             return HttpResults.Json(health, OperatorJson.Options, statusCode: health.Healthy ? 200 : 503);
         });
+
+        var api = group.MapGroup("/api").AddEndpointFilter(async (context, next) =>
+        {
+            var ops = context.HttpContext.RequestServices.GetService(typeof(OperatorApi)) as OperatorApi;
+            return Authorized(context.HttpContext.Request, token ?? ops?.Token)
+                ? await next(context)
+                : Problem(401, "Token required", "This API needs its token (CLUSTERJOBS_HTTP_TOKEN): send 'Authorization: Bearer <token>'.");
+        });
         api.MapGet("/cluster", (OperatorApi ops) => Json(ops.GetCluster()));
-        api.MapGet("/queues", (OperatorApi ops, CancellationToken ct) => Answer(async () => Json(await ops.GetQueuesAsync(ct))));
-        api.MapGet("/queues/{queue}", (string queue, OperatorApi ops) => Answer(async () => Json(await ops.GetQueueAsync(queue))));
-        api.MapGet("/queues/{queue}/dead", (string queue, string? task, int? offset, int? count, OperatorApi ops) => Answer(async () =>
-            Json((await ops.Jobs.ListDeadLettersAsync(queue, task, offset ?? 0, Math.Min(count ?? 50, 500))).Select(JobView.From))));
-        api.MapGet("/jobs/{id}", (string id, OperatorApi ops) => Answer(async () =>
+        api.MapGet("/queues", (OperatorApi ops, CancellationToken ct) => Answer(ops, async () => Json(await ops.GetQueuesAsync(ct))));
+        api.MapGet("/queues/{queue}", (string queue, OperatorApi ops) => Answer(ops, async () => Json(await ops.GetQueueAsync(queue))));
+        api.MapGet("/queues/{queue}/dead", (string queue, string? task, int? offset, int? count, OperatorApi ops) => Answer(ops, async () =>
+        {
+            if (offset is < 0 or > 100_000) throw new ArgumentException("offset must be from 0 to 100000.");
+            if (count is < 1 or > 500) throw new ArgumentException("count must be from 1 to 500.");
+            return Json((await ops.Jobs.ListDeadLettersAsync(queue, task, offset ?? 0, count ?? 50)).Select(JobView.From));
+        }));
+        api.MapGet("/jobs/{id}", (string id, OperatorApi ops) => Answer(ops, async () =>
             await ops.Jobs.GetAsync(CheckedId(id)) is { } job ? Json(JobView.From(job)) : NoSuchJob(id)));
 
         var changes = api.MapGroup("").AddEndpointFilter(async (context, next) =>
-            Authorized(context.HttpContext.Request, token) ? await next(context) : Problem(401, "Token required",
-                "This API's changes need its token (CLUSTERJOBS_HTTP_TOKEN): send 'Authorization: Bearer <token>'."));
+            CrossSite(context.HttpContext.Request) is { } refused ? Problem(403, "Refused", refused) : await next(context));
         changes.MapPost("/queues/{queue}/pause", (string queue, OperatorApi ops) =>
-            Answer(async () => Json(await ops.ChangeAsync(queue, c => c.PauseAsync(queue)))));
+            Answer(ops, async () => Json(await ops.ChangeAsync(queue, c => c.PauseAsync(queue)))));
         changes.MapPost("/queues/{queue}/resume", (string queue, OperatorApi ops) =>
-            Answer(async () => Json(await ops.ChangeAsync(queue, c => c.ResumeAsync(queue)))));
+            Answer(ops, async () => Json(await ops.ChangeAsync(queue, c => c.ResumeAsync(queue)))));
         changes.MapPut("/queues/{queue}/limits", (string queue, JsonElement body, OperatorApi ops) =>
-            Answer(async () => Json(await ops.ChangeAsync(queue, c => c.ChangeAsync(queue, Limits(body))))));
+            Answer(ops, async () => Json(await ops.ChangeAsync(queue, c => c.ChangeAsync(queue, Limits(body))))));
         changes.MapPost("/queues/{queue}/dead/replay", (string queue, string? task, OperatorApi ops) =>
-            Answer(async () => Json(new Replayed(await ops.Jobs.ReplayAllAsync(queue, task)))));
-        changes.MapPost("/jobs", (JsonElement body, OperatorApi ops, HttpContext http) => Answer(async () =>
+            Answer(ops, async () => Json(new Replayed(await Conflict(() => ops.Jobs.ReplayAllAsync(queue, task))))));
+        changes.MapPost("/jobs", (JsonElement body, OperatorApi ops, HttpContext http) => Answer(ops, async () =>
         {
             var request = Read<EnqueueRequest>(body,
                 "Expected a JSON object like {\"task\": \"send_email\", \"args\": {...}, \"queue\": \"default\"}");
             if (string.IsNullOrWhiteSpace(request.Task)) throw new ArgumentException("'task' is required: the name of a task the nodes serve.");
+            if (request.CountdownSeconds is { } s && !(s >= 0 && s <= MaxCountdownSeconds))
+                throw new ArgumentException($"countdown_seconds must be from 0 to {MaxCountdownSeconds:0} (ten years), got {s}.");
             var options = new EnqueueOptions
             {
                 Queue = request.Queue ?? JobDefaults.Queue, Priority = request.Priority ?? 0, MaxAttempts = request.MaxAttempts,
-                Countdown = request.CountdownSeconds is { } s ? TimeSpan.FromSeconds(s) : null, IdempotencyKey = request.IdempotencyKey,
+                Countdown = request.CountdownSeconds is { } seconds ? TimeSpan.FromSeconds(seconds) : null, IdempotencyKey = request.IdempotencyKey,
             };
             var id = await ops.Jobs.EnqueueAsync(request.Task, request.Args, options, http.RequestAborted);
             return HttpResults.Json(new Enqueued(id), OperatorJson.Options, statusCode: 201);
         }));
-        changes.MapPost("/jobs/{id}/cancel", (string id, OperatorApi ops) => Answer(async () =>
+        changes.MapPost("/jobs/{id}/cancel", (string id, OperatorApi ops) => Answer(ops, async () =>
         {
-            if (!await ops.Jobs.CancelAsync(CheckedId(id)))
-                return await ops.Jobs.GetAsync(id) is { } job
-                    ? Problem(409, "Not cancelled", $"Job '{id}' is {job.State.ToWire()}: it finished before it could be cancelled.")
-                    : NoSuchJob(id);
-            var now = await ops.Jobs.GetAsync(id);
-            return Json(new CancelAnswer(id, now?.State == JobState.Running ? "requested" : "cancelled"));
+            var cancelled = await ops.Jobs.CancelAsync(CheckedId(id));
+            var job = await ops.Jobs.GetAsync(id);
+            if (job is null) return NoSuchJob(id);
+            return (cancelled, job.State) switch
+            {
+                (_, JobState.Cancelled) => Json(new CancelAnswer(id, "cancelled")), // a second cancel is no error
+                (true, JobState.Running) => Json(new CancelAnswer(id, "requested")),
+                (true, _) => Json(new CancelAnswer(id, "cancelled")),
+                _ => Problem(409, "Not cancelled", $"Job '{id}' is {job.State.ToWire()}: it finished before it could be cancelled."),
+            };
         }));
         changes.MapPost("/jobs/{id}/replay", (string id, OperatorApi ops) =>
-            Answer(async () => Json(new Replayed([await ops.Jobs.ReplayAsync(CheckedId(id))]))));
+            Answer(ops, async () => Json(new Replayed([await Conflict(() => ops.Jobs.ReplayAsync(CheckedId(id)))]))));
         return group;
     }
 
-    /// <summary>Maps what goes wrong to its status code, with the message that says why (problem+json).</summary>
-    private static async Task<IResult> Answer(Func<Task<IResult>> action)
+    /// <summary>Maps what goes wrong to its status code, with the message that says why (problem+json); a bug is a logged 500.</summary>
+    private static async Task<IResult> Answer(OperatorApi ops, Func<Task<IResult>> action)
     {
         try
         {
@@ -84,11 +104,35 @@ public static class OperatorEndpoints
         }
         catch (KeyNotFoundException ex) { return Problem(404, "Not found", ex.Message); }
         catch (ArgumentException ex) { return Problem(400, "Invalid request", ex.Message); }
-        catch (InvalidOperationException ex) { return Problem(409, "Not possible now", ex.Message); }
+        catch (ConflictException ex) { return Problem(409, "Not possible now", ex.Message); }
         catch (NoRouterException ex) { return Problem(503, "Queue router unavailable", ex.Message); }
         catch (RedisUnavailableException ex) { return Problem(503, "Redis unavailable", ex.Message); }
-        catch (StackExchange.Redis.RedisException ex) { return Problem(503, "Redis unavailable", ex.Message); }
+        catch (Exception ex) when (ex is StackExchange.Redis.RedisException or TimeoutException)
+        {
+            return Problem(503, "Redis unavailable", $"Redis did not answer: {ex.Message}");
+        }
+        catch (OperationCanceledException) { return HttpResults.StatusCode(499); } // the caller gave up
+        catch (Exception ex)
+        {
+            ops.Log.LogError(ex, "The operator API failed");
+            return Problem(500, "Internal error", $"{ex.GetType().Name}: {ex.Message} (the node's log has the details)");
+        }
     }
+
+    /// <summary>The client's "not in this state" answers (replaying what is not a dead letter, or was replayed) are 409s.</summary>
+    private static async Task<T> Conflict<T>(Func<Task<T>> action)
+    {
+        try
+        {
+            return await action();
+        }
+        catch (InvalidOperationException ex)
+        {
+            throw new ConflictException(ex.Message);
+        }
+    }
+
+    private sealed class ConflictException(string message) : Exception(message);
 
     /// <summary>{"max_running": 4, "rate_limit_per_second": 10}: a field left out is kept, null lifts it.</summary>
     private static QueueSettings.Change Limits(JsonElement body)
@@ -107,7 +151,8 @@ public static class OperatorEndpoints
                 "max_running" when value.ValueKind == JsonValueKind.Number && value.TryGetInt32(out var m) && m >= 0 => change with { MaxRunning = m },
                 "max_running" => throw new ArgumentException($"max_running must be a whole number, 0 or more, or null; got {value.GetRawText()}."),
                 "rate_limit_per_second" when value.ValueKind == JsonValueKind.Null => change with { ClearRateLimit = true },
-                "rate_limit_per_second" when value.ValueKind == JsonValueKind.Number && value.GetDouble() > 0 => change with { RateLimitPerSecond = value.GetDouble() },
+                "rate_limit_per_second" when value.ValueKind == JsonValueKind.Number && value.TryGetDouble(out var r) && double.IsFinite(r) && r > 0
+                    => change with { RateLimitPerSecond = r },
                 "rate_limit_per_second" => throw new ArgumentException($"rate_limit_per_second must be a number above 0, or null; got {value.GetRawText()}."),
                 _ => throw new ArgumentException($"Unknown field '{field.Name}': expected max_running or rate_limit_per_second."),
             };
@@ -139,6 +184,24 @@ public static class OperatorEndpoints
         const string scheme = "Bearer ";
         if (!header.StartsWith(scheme, StringComparison.OrdinalIgnoreCase)) return false;
         return CryptographicOperations.FixedTimeEquals(Encoding.UTF8.GetBytes(header[scheme.Length..].Trim()), Encoding.UTF8.GetBytes(token));
+    }
+
+    /// <summary>
+    /// Why a change is refused as possibly cross-site, or null. A browser sends a JSON body (or any non-simple header)
+    /// from another site only after a CORS preflight this API never answers, and it names the page's origin; a simple
+    /// form post or no-cors fetch can carry neither. So changes need a JSON content type, and a browser's origin must
+    /// be this API's own.
+    /// </summary>
+    private static string? CrossSite(HttpRequest request)
+    {
+        if (request.Headers.TryGetValue("Sec-Fetch-Site", out var site) && site.ToString() is "cross-site" or "same-site")
+            return "A change from another site's page is refused (Sec-Fetch-Site: " + site + ").";
+        if (request.Headers.Origin.ToString() is { Length: > 0 } origin &&
+            !(Uri.TryCreate(origin, UriKind.Absolute, out var from) && string.Equals(from.Authority, request.Host.Value, StringComparison.OrdinalIgnoreCase)))
+            return $"A change from another origin ({origin}) is refused.";
+        if (request.ContentType is not { } type || !type.StartsWith("application/json", StringComparison.OrdinalIgnoreCase))
+            return "Changes must be sent with 'Content-Type: application/json' (an empty body is fine).";
+        return null;
     }
 
     private static IResult Json<T>(T value) => HttpResults.Json(value, OperatorJson.Options);

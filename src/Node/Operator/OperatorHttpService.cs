@@ -50,7 +50,12 @@ public sealed class OperatorHttpService : IHostedService
             else if (settings.Host == "localhost") k.ListenLocalhost(settings.Port);
             else k.Listen(IPAddress.Parse(settings.Host), settings.Port);
         });
+        // On loopback, only requests that name a loopback host: a web page whose name rebinds to 127.0.0.1 (DNS
+        // rebinding) names its own host, and is refused.
+        var loopback = settings.Host is "127.0.0.1" or "localhost" or "::1";
+        if (loopback) builder.Services.AddHostFiltering(o => o.AllowedHosts = ["localhost", "127.0.0.1", "[::1]"]);
         var app = builder.Build();
+        if (loopback) app.UseHostFiltering();
         app.UseStatusCodePages();
         app.MapClusterJobsOperator(token: settings.Token);
         try

@@ -13,8 +13,10 @@ public sealed record QueueCounts(long Ready, long Scheduled, long Running, long 
 
 /// <summary>Outcomes the nodes recorded for a queue since its first job (its stats hash): jobs/s are their change over time.</summary>
 /// <param name="Retrying">Failed attempts that will run again.</param>
-/// <param name="Cancelled">Running jobs cancelled (a job cancelled before it started is not counted).</param>
-public sealed record QueueTotals(long Succeeded, long Retrying, long DeadLettered, long Cancelled);
+/// <param name="DeadLettered">Jobs dead-lettered: out of attempts, bad input, or lost with their node too often.</param>
+/// <param name="Failed">Split parents failed by a child.</param>
+/// <param name="Cancelled">Jobs a node ended cancelled (a job cancelled before any node took it is not counted).</param>
+public sealed record QueueTotals(long Succeeded, long Retrying, long DeadLettered, long Failed, long Cancelled);
 
 /// <summary>
 /// Counts a queue's jobs straight from its Redis keys, and finds the queues that have keys at all (queues no node
@@ -27,7 +29,8 @@ public sealed class QueueCensus(Func<IConnectionMultiplexer> redis, RedisKeys ke
 
     private static readonly string[] QueueKeySuffixes = ["ready", "scheduled", "leased", "dead", "waiting", "stats"];
     private readonly TimeProvider _clock = clock ?? TimeProvider.System;
-    private readonly SemaphoreSlim _discovering = new(1, 1);
+    private readonly Lock _gate = new();
+    private Task<IReadOnlyList<string>>? _refreshing;
     private (IReadOnlyList<string> Queues, DateTimeOffset At)? _discovered;
 
     public async Task<IReadOnlyDictionary<string, (QueueCounts Jobs, QueueTotals Totals)>> CountAsync(IEnumerable<string> queues)
@@ -38,7 +41,7 @@ public sealed class QueueCensus(Func<IConnectionMultiplexer> redis, RedisKeys ke
             var q = keys.Queue(name);
             return (Name: name, Ready: batch.SortedSetLengthAsync(q.Ready), Scheduled: batch.SortedSetLengthAsync(q.Scheduled),
                 Running: batch.SortedSetLengthAsync(q.Leased), Waiting: batch.SetLengthAsync(q.Waiting), Dead: batch.ListLengthAsync(q.Dead),
-                Stats: batch.HashGetAsync(q.Stats, [(RedisValue)"succeeded", "retrying", "dead_lettered", "cancelled"]));
+                Stats: batch.HashGetAsync(q.Stats, [(RedisValue)"succeeded", "retrying", "dead_lettered", "failed", "cancelled"]));
         }).ToList();
         batch.Execute();
         var counts = new Dictionary<string, (QueueCounts, QueueTotals)>();
@@ -47,35 +50,48 @@ public sealed class QueueCensus(Func<IConnectionMultiplexer> redis, RedisKeys ke
             var stats = await r.Stats;
             long Total(int i) => stats[i].TryParse(out long n) ? n : 0;
             counts[r.Name] = (new QueueCounts(await r.Ready, await r.Scheduled, await r.Running, await r.Waiting, await r.Dead),
-                new QueueTotals(Total(0), Total(1), Total(2), Total(3)));
+                new QueueTotals(Total(0), Total(1), Total(2), Total(3), Total(4)));
         }
         return counts;
     }
 
     /// <summary>
-    /// Names of the queues that have any of their sets or lists in Redis (a queue whose every job finished has none),
-    /// sorted. SCAN, a page at a time, so Redis never blocks on it; cached for <see cref="DiscoveryCacheFor"/>.
+    /// Names of the queues that have any of their keys in Redis, sorted. Found by SCAN, a page at a time, so Redis never
+    /// blocks on it; at most every <see cref="DiscoveryCacheFor"/>, in the background: callers get the last list at
+    /// once (only the very first waits), and one that gives up does not abandon the walk for the others.
     /// </summary>
-    public async Task<IReadOnlyList<string>> DiscoverAsync(CancellationToken ct = default)
+    public Task<IReadOnlyList<string>> DiscoverAsync(CancellationToken ct = default)
     {
-        await _discovering.WaitAsync(ct);
+        Task<IReadOnlyList<string>> refreshing;
+        lock (_gate)
+        {
+            var last = _discovered;
+            var fresh = last is { } l && _clock.GetUtcNow() - l.At < DiscoveryCacheFor;
+            if (!fresh && _refreshing is null) _refreshing = ScanAsync();
+            if (last is { } known) return Task.FromResult(known.Queues);
+            refreshing = _refreshing!;
+        }
+        return refreshing.WaitAsync(ct);
+    }
+
+    private async Task<IReadOnlyList<string>> ScanAsync()
+    {
+        await Task.Yield(); // return to the caller first, which records this task before it can end
         try
         {
-            if (_discovered is { } cached && _clock.GetUtcNow() - cached.At < DiscoveryCacheFor) return cached.Queues;
             var found = new SortedSet<string>(StringComparer.Ordinal);
-            var connection = redis();
             // Matches cj:{queue}:ready and its siblings (the letters are their first ones) but not the job hashes.
             var pattern = $"{EscapeGlob(keys.Prefix)}:{{*}}:[rsldw]*";
-            foreach (var server in connection.GetServers().Where(s => s.IsConnected && !s.IsReplica))
-                await foreach (var key in server.KeysAsync(pattern: pattern, pageSize: 1000).WithCancellation(ct))
+            foreach (var server in redis().GetServers().Where(s => s.IsConnected && !s.IsReplica))
+                await foreach (var key in server.KeysAsync(pattern: pattern, pageSize: 1000))
                     if (QueueOf(key!) is { } queue) found.Add(queue);
-            var queues = found.ToList();
-            _discovered = (queues, _clock.GetUtcNow());
+            IReadOnlyList<string> queues = found.ToList();
+            lock (_gate) _discovered = (queues, _clock.GetUtcNow());
             return queues;
         }
         finally
         {
-            _discovering.Release();
+            lock (_gate) _refreshing = null;
         }
     }
 

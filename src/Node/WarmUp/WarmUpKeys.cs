@@ -58,7 +58,7 @@ internal sealed class WarmUpKeys(IConnectionMultiplexer redis, string keyPrefix)
     public static IEnumerable<RedisKey> KeysOf(string prefix, int jobs)
     {
         var queue = new RedisKeys(prefix).Queue(JobPathWarmUp.Queue);
-        RedisKey[] sets = [queue.Ready, queue.Scheduled, queue.Leased, queue.Dead, queue.Waiting];
+        RedisKey[] sets = [queue.Ready, queue.Scheduled, queue.Leased, queue.Dead, queue.Waiting, queue.Stats];
         return sets.Concat(Enumerable.Range(0, jobs).Select(i => (RedisKey)queue.Job(JobId(i))));
     }
 
