@@ -66,6 +66,16 @@ internal static class Commands
         var job = new Command("job", "A job's state, arguments, result or error, attempts and times") { jobId };
         Add(job, (r, api, ct) => api.GetAsync("jobs/" + Escape(r.GetValue(jobId)!), ct), (answer, _) => Job(console, answer!));
 
+        var place = new Option<string>("--place") { Description = "ready (default), scheduled, running or waiting", DefaultValueFactory = _ => "ready" };
+        place.AcceptOnlyFromAmong("ready", "scheduled", "running", "waiting");
+        var listCount = new Option<int>("--count") { Description = "At most this many (default 50, at most 500)", DefaultValueFactory = _ => 50 };
+        var jobs = new Command("jobs", "A queue's jobs in one place, in the order they leave it (next to run, soonest due, oldest lease)")
+        {
+            queueName, place, listCount,
+        };
+        Add(jobs, (r, api, ct) => api.GetAsync($"queues/{Escape(r.GetValue(queueName)!)}/jobs?place={r.GetValue(place)}&count={r.GetValue(listCount)}", ct),
+            (answer, _) => JobList(console, answer!.AsArray()));
+
         var task = new Argument<string>("task") { Description = "The task's name, as the nodes register it (send_email)" };
         var args = new Option<string?>("--args") { Description = "Its arguments as JSON: an object bound by name or an array by position" };
         var onQueue = new Option<string?>("--queue", "-q") { Description = "The queue (default: default)" };
@@ -223,6 +233,19 @@ internal static class Commands
         if (j["replay_of"] is { } of) lines.Add(("replay of", S(of)));
         if (j["replayed_as"] is { } r) lines.Add(("replayed as", S(r)));
         Fields(console, lines.Where(l => l.Item2.Length > 0).ToList());
+    }
+
+    private static void JobList(IAnsiConsole console, JsonArray jobs)
+    {
+        if (jobs.Count == 0)
+        {
+            console.WriteLine("No jobs there.");
+            return;
+        }
+        var table = Table("job", "task", "state", "attempts", "enqueued", "started", "node");
+        foreach (var j in jobs)
+            Row(table, S(j!["id"]), S(j["task"]), S(j["state"]), S(j["attempts"]), S(j["enqueued_at"]), S(j["started_at"]), S(j["node"]));
+        console.Write(table);
     }
 
     private static void DeadLetters(IAnsiConsole console, JsonArray jobs)

@@ -52,6 +52,25 @@ public sealed class CliSpecs(BrokerFixture brokers, ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task Jobs_lists_what_runs_now_with_its_node()
+    {
+        await using var node = await StartAsync();
+        var id = await node.Client.EnqueueAsync("sleep", new { ms = 5_000 });
+        var deadline = DateTime.UtcNow + Wait;
+        while ((await node.Client.GetAsync(id))!.State != JobState.Running && DateTime.UtcNow < deadline) await Task.Delay(50);
+
+        var (code, stdout, _) = await Run(node, "jobs", "default", "--place", "running");
+        var none = await Run(node, "jobs", "default", "--place", "scheduled");
+        var bad = await Run(node, "jobs", "default", "--place", "everywhere");
+
+        Assert.Equal(0, code);
+        Assert.Matches($@"(?m)^\s*{id}\s+sleep\s+running\s+1\s", stdout);
+        Assert.Contains(node.System.Name, stdout); // the node that runs it
+        Assert.Equal((0, "No jobs there.\n"), (none.Code, none.Stdout));
+        Assert.Equal(2, bad.Code);
+    }
+
+    [Fact]
     public async Task Pause_limit_and_resume_change_the_queue_and_cancel_ends_a_waiting_job()
     {
         await using var node = await StartAsync();

@@ -47,6 +47,10 @@ public sealed class DashboardSpecs(BrokerFixture brokers, ITestOutputHelper outp
         await Expect(page.Locator("[data-testid=members] tbody")).ToContainTextAsync(node.System.Name);
         await Expect(page.Locator("[data-testid=health]")).ToHaveTextAsync("healthy");
 
+        await queue.Locator("td[data-count=ready] a").ClickAsync();
+        var listed = page.Locator("[data-testid=list] tbody");
+        foreach (var id in waiting) await Expect(listed).ToContainTextAsync(id);
+
         await queue.GetByRole(AriaRole.Button, new() { Name = "Resume" }).ClickAsync();
         await Expect(page.Locator("[data-testid=message]")).ToHaveTextAsync("default resumed");
         foreach (var id in waiting) Assert.Equal(JobState.Succeeded, (await node.Client.WaitAsync(id, Wait)).State);

@@ -57,6 +57,13 @@ public sealed class OperatorApiSpecs(BrokerFixture brokers, ITestOutputHelper ou
         var one = await GetJson(http, "api/queues/orphans");
         Assert.Equal(1, one["jobs"]!["ready"]!.GetValue<long>());
         await AssertProblem(await http.GetAsync("api/queues/no_such_queue"), HttpStatusCode.NotFound, "No queue 'no_such_queue'");
+        var ready = (await GetJson(http, "api/queues/default/jobs?place=ready")).AsArray();
+        var scheduled = (await GetJson(http, "api/queues/default/jobs?place=scheduled&count=1")).AsArray();
+        Assert.Equal(3, ready.Count);
+        Assert.All(ready, j => Assert.Equal("queued", j!["state"]!.GetValue<string>()));
+        Assert.Equal([0, 1, 2], ready.Select(j => j!["args"]![0]!.GetValue<int>())); // next to run first: oldest first
+        Assert.Equal("scheduled", Assert.Single(scheduled)!["state"]!.GetValue<string>());
+        await AssertProblem(await http.GetAsync("api/queues/default/jobs?place=everywhere"), HttpStatusCode.BadRequest, "place must be");
     }
 
     [Fact]

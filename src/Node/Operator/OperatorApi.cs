@@ -20,6 +20,9 @@ public sealed class OperatorApi(IServiceProvider services, QueueCensus census, R
 
     public JobClient Jobs => client;
 
+    /// <summary>Counts and lists of each queue's jobs, read straight from Redis.</summary>
+    public QueueCensus Census => census;
+
     /// <summary>For changes: the queue's router must answer, or the call fails (503).</summary>
     public QueueControl Control { get; } = new(routers) { Timeout = TimeSpan.FromSeconds(5) };
 

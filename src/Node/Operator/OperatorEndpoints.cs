@@ -49,6 +49,21 @@ public static class OperatorEndpoints
             if (count is < 1 or > 500) throw new ArgumentException("count must be from 1 to 500.");
             return Json((await ops.Jobs.ListDeadLettersAsync(queue, task, offset ?? 0, count ?? 50)).Select(JobView.From));
         }));
+        api.MapGet("/queues/{queue}/jobs", (string queue, string? place, int? offset, int? count, OperatorApi ops) => Answer(ops, async () =>
+        {
+            JobIds.ValidateQueueName(queue);
+            var where = place switch
+            {
+                null or "ready" => JobPlace.Ready,
+                "scheduled" => JobPlace.Scheduled,
+                "running" => JobPlace.Running,
+                "waiting" => JobPlace.Waiting,
+                _ => throw new ArgumentException($"place must be ready, scheduled, running or waiting; got '{place}'."),
+            };
+            if (offset is < 0 or > 100_000) throw new ArgumentException("offset must be from 0 to 100000.");
+            if (count is < 1 or > 500) throw new ArgumentException("count must be from 1 to 500.");
+            return Json((await ops.Census.ListAsync(queue, where, offset ?? 0, count ?? 50)).Select(JobView.From));
+        }));
         api.MapGet("/jobs/{id}", (string id, OperatorApi ops) => Answer(ops, async () =>
             await ops.Jobs.GetAsync(CheckedId(id)) is { } job ? Json(JobView.From(job)) : NoSuchJob(id)));
 

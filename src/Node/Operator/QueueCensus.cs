@@ -3,6 +3,9 @@ using StackExchange.Redis;
 
 namespace ClusterJobs.Node.Operator;
 
+/// <summary>Where a queue's jobs wait or run, as the operator API lists them.</summary>
+public enum JobPlace { Ready, Scheduled, Running, Waiting }
+
 /// <summary>How many jobs of one queue are in each place Redis keeps them.</summary>
 /// <param name="Ready">Waiting to run now (the ready set).</param>
 /// <param name="Scheduled">Waiting for their time: countdowns, ETAs, retries after their backoff.</param>
@@ -93,6 +96,31 @@ public sealed class QueueCensus(Func<IConnectionMultiplexer> redis, RedisKeys ke
         {
             lock (_gate) _refreshing = null;
         }
+    }
+
+    /// <summary>
+    /// The jobs in one place of a queue, in the order they leave it: ready ones next-to-run first, scheduled ones soonest
+    /// due first, running ones by lease (the longest unrenewed first), waiting split parents in no order. A job whose
+    /// record is gone (expired, or being written) is left out.
+    /// </summary>
+    public async Task<IReadOnlyList<JobInfo>> ListAsync(string queue, JobPlace place, int offset, int count)
+    {
+        var q = keys.Queue(queue);
+        var db = redis().GetDatabase();
+        var ids = place switch
+        {
+            JobPlace.Ready => await db.SortedSetRangeByRankAsync(q.Ready, offset, offset + count - 1),
+            JobPlace.Scheduled => await db.SortedSetRangeByRankAsync(q.Scheduled, offset, offset + count - 1),
+            JobPlace.Running => await db.SortedSetRangeByRankAsync(q.Leased, offset, offset + count - 1),
+            _ => (await db.SetMembersAsync(q.Waiting)).Skip(offset).Take(count).ToArray(),
+        };
+        var batch = db.CreateBatch();
+        var reads = ids.Select(id => (Id: (string)id!, Fields: batch.HashGetAllAsync(q.Job((string)id!)))).ToList();
+        batch.Execute();
+        var jobs = new List<JobInfo>(reads.Count);
+        foreach (var (id, fields) in reads)
+            if (await fields is { Length: > 0 } entries && JobIds.IsValid(id)) jobs.Add(JobRecord.Read(id, entries));
+        return jobs;
     }
 
     /// <summary>The queue a key like <c>cj:{emails}:ready</c> belongs to; null for any other key.</summary>
