@@ -252,6 +252,32 @@ public sealed class OperatorApiSpecs(BrokerFixture brokers, ITestOutputHelper ou
     }
 
     [Fact]
+    public async Task While_Redis_is_down_the_api_says_so_with_503_and_the_health_check_fails()
+    {
+        await using var redis = await RedisServer.StartBinaryAsync(port: RedisServer.PortNoOneElseIsGiven());
+        await using var node = await TestNode.StartAsync(redis.Url, _prefix, o => o.HttpPort = 0);
+        using var http = Http(node);
+        var before = await http.GetAsync("api/queues");
+
+        redis.Kill();
+        var queues = await http.GetAsync("api/queues/default");
+        var job = await http.GetAsync("api/jobs/default:some-job");
+        var health = await http.GetAsync("api/health");
+        var cluster = await http.GetAsync("api/cluster");
+
+        Assert.Equal(HttpStatusCode.OK, before.StatusCode);
+        await AssertProblem(queues, HttpStatusCode.ServiceUnavailable, "");
+        Assert.Equal("Redis unavailable", JsonNode.Parse(await queues.Content.ReadAsStringAsync())!["title"]!.GetValue<string>());
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, job.StatusCode);
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, health.StatusCode);
+        var said = JsonNode.Parse(await health.Content.ReadAsStringAsync())!;
+        Assert.False(said["healthy"]!.GetValue<bool>());
+        Assert.NotEqual("ok", said["redis"]!.GetValue<string>());
+        Assert.Equal("up", said["member"]!.GetValue<string>());
+        Assert.Equal(HttpStatusCode.OK, cluster.StatusCode); // what the cluster itself knows still answers
+    }
+
+    [Fact]
     public async Task A_node_whose_http_port_is_taken_stops_at_start_saying_which_setting_to_change()
     {
         using var taken = new TcpListener(IPAddress.Loopback, 0);
