@@ -141,6 +141,19 @@ internal static class Commands
             return api.GetAsync(path, ct);
         }, (answer, _) => DeadLetters(console, answer!.AsArray()));
 
+        var yes = new Option<bool>("--yes") { Description = "Yes, delete them for good" };
+        var purge = new Command("purge-dead", "Delete a queue's dead letters (of --task only, if given) with their records, for good") { queueName, ofTask, yes };
+        purge.Validators.Add(r =>
+        {
+            if (!r.GetValue(yes)) r.AddError("This deletes dead letters for good: add --yes.");
+        });
+        Add(purge, (r, api, ct) =>
+        {
+            var path = $"queues/{Escape(r.GetValue(queueName)!)}/dead";
+            if (r.GetValue(ofTask) is { } t) path += "?task=" + Escape(t);
+            return api.DeleteAsync(path, ct);
+        }, (answer, r) => stdout.WriteLine($"{r.GetValue(queueName)}: {answer!["deleted"]} dead letter(s) deleted"));
+
         var replayId = new Argument<string?>("id") { Description = "The dead letter's job id", Arity = ArgumentArity.ZeroOrOne };
         var all = new Option<string?>("--all") { Description = "Replay every dead letter of this queue (of --task only, if given)" };
         var replay = new Command("replay", "Run dead letters again, as new jobs that keep their lineage; prints the new ids") { replayId, all, ofTask };

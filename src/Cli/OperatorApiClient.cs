@@ -23,6 +23,8 @@ public sealed class OperatorApiClient(HttpClient http, Uri api, string? token)
 
     public async Task<JsonNode?> PostAsync(string path, object? body, CancellationToken ct) => await SendAsync(HttpMethod.Post, path, body, ct);
 
+    public async Task<JsonNode?> DeleteAsync(string path, CancellationToken ct) => await SendAsync(HttpMethod.Delete, path, null, ct);
+
     public async Task<JsonNode?> PutAsync(string path, object body, CancellationToken ct) => await SendAsync(HttpMethod.Put, path, body, ct);
 
     private async Task<JsonNode?> SendAsync(HttpMethod method, string path, object? body, CancellationToken ct)

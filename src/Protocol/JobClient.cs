@@ -322,6 +322,34 @@ public sealed class JobClient : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Deletes the dead letters of <paramref name="queue"/> (of <paramref name="task"/> only, if given) with their
+    /// records, for good (Sidekiq's "Delete All" of its dead set); returns how many. Without a task it takes the list a
+    /// thousand at a time from its oldest end, so dead letters that arrive meanwhile may go too; with one, each is
+    /// removed by id (slower on a long list).
+    /// </summary>
+    public async Task<long> PurgeDeadLettersAsync(string queue, string? task = null)
+    {
+        var q = _keys.Queue(queue);
+        long purged = 0;
+        if (task is null)
+        {
+            while (true)
+            {
+                var n = (long)await Db.ScriptEvaluateAsync(ProducerScripts.PurgeDead, [q.Dead], [q.JobPrefix, 1000]).ConfigureAwait(false);
+                purged += n;
+                if (n == 0) return purged;
+            }
+        }
+        while (true)
+        {
+            var batch = await ListDeadLettersAsync(queue, task, offset: 0, count: 500).ConfigureAwait(false);
+            if (batch.Count == 0) return purged;
+            foreach (var job in batch)
+                purged += (long)await Db.ScriptEvaluateAsync(ProducerScripts.PurgeOneDead, [q.Dead, q.Job(job.Id)], [job.Id]).ConfigureAwait(false);
+        }
+    }
+
     private IDatabase Db => _redis.GetDatabase();
 
     private static JsonElement EmptyArgs => JobEnvelope.EmptyArgs;

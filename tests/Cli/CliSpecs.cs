@@ -114,6 +114,13 @@ public sealed class CliSpecs(BrokerFixture brokers, ITestOutputHelper output)
         Assert.Equal(2, newIds.Length);
         foreach (var newId in newIds) Assert.Contains((await node.Client.GetAsync(newId))!.ReplayOf, ids);
         Assert.Equal("nothing to replay\n", none.Stdout);
+        foreach (var newId in newIds) await node.Client.WaitAsync(newId, Wait); // they fail again: dead letters anew
+        var unsure = await Run(node, "purge-dead", "default");
+        var purged = await Run(node, "purge-dead", "default", "--yes");
+        Assert.Equal(2, unsure.Code);
+        Assert.Contains("--yes", unsure.Stderr);
+        Assert.Equal((0, "default: 2 dead letter(s) deleted\n"), (purged.Code, purged.Stdout));
+        Assert.Equal(0, await node.Redis.GetDatabase().ListLengthAsync(node.Keys.Queue("default").Dead));
     }
 
     [Fact]

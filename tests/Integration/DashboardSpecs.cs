@@ -64,7 +64,14 @@ public sealed class DashboardSpecs(BrokerFixture brokers, ITestOutputHelper outp
         await Expect(letter).ToContainTextAsync("InvalidOperationException: disk full");
         await letter.GetByRole(AriaRole.Button, new() { Name = "Replay" }).ClickAsync();
         await Expect(page.Locator("[data-testid=message]")).ToHaveTextAsync($"{dead} replayed");
-        Assert.NotNull((await node.Client.GetAsync(dead))!.ReplayedAs);
+        var replay = (await node.Client.GetAsync(dead))!.ReplayedAs!;
+        Assert.Equal(JobState.DeadLettered, (await node.Client.WaitAsync(replay, Wait)).State); // "fail" fails again
+        await Expect(letter).ToContainTextAsync(replay);
+        page.Dialog += (_, dialog) => dialog.AcceptAsync();
+        await page.GetByRole(AriaRole.Button, new() { Name = "Delete all" }).ClickAsync();
+        await Expect(page.Locator("[data-testid=message]")).ToHaveTextAsync("dead letters of default deleted");
+        await Expect(letter).ToHaveCountAsync(0);
+        Assert.Null(await node.Client.GetAsync(replay));
 
         await page.Locator("[data-testid=job-id]").FillAsync(waiting[2]);
         await page.GetByRole(AriaRole.Button, new() { Name = "Look up" }).ClickAsync();

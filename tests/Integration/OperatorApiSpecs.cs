@@ -147,6 +147,34 @@ public sealed class OperatorApiSpecs(BrokerFixture brokers, ITestOutputHelper ou
     }
 
     [Fact]
+    public async Task Dead_letters_are_deleted_with_their_records_all_or_those_of_one_task()
+    {
+        await using var node = await StartAsync();
+        using var http = Http(node);
+        var once = new EnqueueOptions { MaxAttempts = 1 };
+        var failed = new[]
+        {
+            await node.Client.EnqueueAsync("fail", new { message = "a" }, once), await node.Client.EnqueueAsync("fail", new { message = "b" }, once),
+        };
+        var unknown = await node.Client.EnqueueAsync("not_deployed_yet", new[] { 1 });
+        foreach (var id in failed.Append(unknown)) await node.Client.WaitAsync(id, Wait);
+
+        var notJson = await http.DeleteAsync("api/queues/default/dead");
+        var ofTask = await Send(http, HttpMethod.Delete, "api/queues/default/dead?task=fail");
+        var left = (await GetJson(http, "api/queues/default/dead")).AsArray();
+        var rest = await Send(http, HttpMethod.Delete, "api/queues/default/dead");
+        var none = await Send(http, HttpMethod.Delete, "api/queues/default/dead");
+
+        Assert.Equal(HttpStatusCode.Forbidden, notJson.StatusCode);
+        Assert.Equal(2, ofTask["deleted"]!.GetValue<long>());
+        Assert.Equal(unknown, Assert.Single(left)!["id"]!.GetValue<string>());
+        Assert.Equal(1, rest["deleted"]!.GetValue<long>());
+        Assert.Equal(0, none["deleted"]!.GetValue<long>());
+        foreach (var id in failed.Append(unknown)) Assert.Null(await node.Client.GetAsync(id));
+        Assert.Equal(0, await node.Redis.GetDatabase().ListLengthAsync(node.Keys.Queue("default").Dead));
+    }
+
+    [Fact]
     public async Task With_a_token_set_every_call_but_the_health_check_needs_it()
     {
         await using var node = await StartAsync(o => o.HttpToken = "s3cret");

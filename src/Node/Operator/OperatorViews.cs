@@ -63,6 +63,8 @@ public sealed record Enqueued(string Id);
 
 public sealed record Replayed(IReadOnlyList<string> Ids);
 
+public sealed record Purged(long Deleted);
+
 public sealed record CancelAnswer(string Id, string Outcome);
 
 /// <param name="Redis">"ok", or why it could not be reached.</param>
