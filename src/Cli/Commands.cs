@@ -182,13 +182,15 @@ internal static class Commands
 
     private static void Members(IAnsiConsole console, JsonNode cluster)
     {
-        var table = Table("member", "status", "reachable", "queues", "roles");
+        var table = Table("member", "status", "reachable", "queues", "busy", "roles");
         foreach (var m in cluster["members"]!.AsArray())
         {
             var address = m!["address"]!.GetValue<string>();
             if (address == cluster["leader"]?.GetValue<string>()) address += " (leader)";
             if (address.StartsWith(cluster["node"]!.GetValue<string>(), StringComparison.Ordinal)) address += " *";
-            Row(table, address, S(m["status"]), m["reachable"]!.GetValue<bool>() ? "yes" : "NO", Join(m["queues"]), Join(m["roles"]));
+            var workers = m["workers"];
+            var busy = workers is null ? "" : $"{S(workers["busy"])}/{S(workers["capacity"])}";
+            Row(table, address, S(m["status"]), m["reachable"]!.GetValue<bool>() ? "yes" : "NO", Join(m["queues"]), busy, Join(m["roles"]));
         }
         console.Write(table);
         console.WriteLine("* the node that answered");

@@ -25,7 +25,7 @@ public sealed class CliSpecs(BrokerFixture brokers, ITestOutputHelper output)
         Assert.Equal(0, code);
         Assert.Equal("", stderr);
         Assert.Contains(node.System.Settings.System.Name, stdout);
-        Assert.Matches(@"(?m)^\s*\S*127\.0\.0\.1:\d+ \(leader\) \*\s+up\s+yes\s+default", stdout);
+        Assert.Matches(@"(?m)^\s*\S*127\.0\.0\.1:\d+ \(leader\) \*\s+up\s+yes\s+default\s+0/8", stdout);
         Assert.Matches(@"(?m)^\s*reports\s+1\s+1\s+0\s+0\s+0\s+0\s+NO NODE", stdout);
         Assert.Matches(@"(?m)^\s*default\s+0\s+0\s+0\s+0\s+0\s+2\s+1 node\(s\)\s+running", stdout);
     }
@@ -66,6 +66,8 @@ public sealed class CliSpecs(BrokerFixture brokers, ITestOutputHelper output)
         Assert.Equal(0, code);
         Assert.Matches($@"(?m)^\s*{id}\s+sleep\s+running\s+1\s", stdout);
         Assert.Contains(node.System.Name, stdout); // the node that runs it
+        var (_, status, _) = await Run(node, "status");
+        Assert.Matches(@"(?m)\sdefault\s+1/8\s", status); // its pool runs one of its eight
         Assert.Equal((0, "No jobs there.\n"), (none.Code, none.Stdout));
         Assert.Equal(2, bad.Code);
     }

@@ -46,6 +46,7 @@ public sealed class DashboardSpecs(BrokerFixture brokers, ITestOutputHelper outp
         await Expect(page.Locator("tr[data-queue=orphans]")).ToContainTextAsync("no node");
         await Expect(page.Locator("[data-testid=members] tbody")).ToContainTextAsync(node.System.Name);
         await Expect(page.Locator("[data-testid=health]")).ToHaveTextAsync("healthy");
+        await Expect(page.Locator("[data-testid=members] td[data-busy]")).ToHaveTextAsync("0 / 8");
 
         await queue.Locator("td[data-count=ready] a").ClickAsync();
         var listed = page.Locator("[data-testid=list] tbody");

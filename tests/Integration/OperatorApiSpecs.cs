@@ -269,6 +269,8 @@ public sealed class OperatorApiSpecs(BrokerFixture brokers, ITestOutputHelper ou
         Assert.All(members, m => Assert.Equal("up", m!["status"]!.GetValue<string>()));
         var serving = Assert.Single(members, m => m!["queues"]!.AsArray().Count > 0)!;
         Assert.Equal("default", Assert.Single(serving["queues"]!.AsArray())!.GetValue<string>());
+        Assert.Equal(8, serving["workers"]!["capacity"]!.GetValue<int>()); // asked of its pool over remoting
+        Assert.Null(Assert.Single(members, m => m!["queues"]!.AsArray().Count == 0)!["workers"]); // the operator's node runs no jobs
         Assert.Equal(port, new Uri(serving["address"]!.GetValue<string>().Replace("akka.tcp", "http")).Port);
         Assert.Equal(serving["address"]!.GetValue<string>(), queue["router_node"]!.GetValue<string>());
         Assert.True(paused["paused"]!.GetValue<bool>());

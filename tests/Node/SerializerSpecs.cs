@@ -98,6 +98,17 @@ public sealed class SerializerSpecs(ITestOutputHelper output) : Akka.TestKit.Xun
     }
 
     [Fact]
+    public void A_pools_status_and_the_question_round_trip()
+    {
+        var status = RoundTrip(new WorkerPool.PoolStatus(16, 3, new Dictionary<string, int> { ["high"] = 2, ["low"] = 1 },
+            new Dictionary<string, int> { ["high"] = 5 }, Runaways: 1, RunawaysTotal: 4));
+        Assert.Equal((16, 3, 1, 4), (status.Capacity, status.Busy, status.Runaways, status.RunawaysTotal));
+        Assert.Equal(new Dictionary<string, int> { ["high"] = 2, ["low"] = 1 }, status.BusyByQueue);
+        Assert.Equal(new Dictionary<string, int> { ["high"] = 5 }, status.CreditByQueue);
+        Assert.Same(WorkerPool.GetStatus.Instance, RoundTrip(WorkerPool.GetStatus.Instance));
+    }
+
+    [Fact]
     public void Empty_WorkAvailable_and_Withdrawn_round_trip()
     {
         Assert.Equal(new WorkerPool.Empty("q", 5), RoundTrip(new WorkerPool.Empty("q", 5)));

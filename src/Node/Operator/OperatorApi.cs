@@ -28,14 +28,26 @@ public sealed class OperatorApi(IServiceProvider services, QueueCensus census, R
 
     private Cluster Cluster => Cluster.Get(services.GetRequiredService<ActorSystem>());
 
-    public ClusterView GetCluster()
+    /// <summary>The members, each with its worker pool's load (asked of every member serving a queue, 2 s).</summary>
+    public async Task<ClusterView> GetClusterAsync()
     {
         var cluster = Cluster;
         var state = cluster.State;
-        var members = state.Members.Select(m => new MemberView(m.Address.ToString(), Wire(m.Status), !state.Unreachable.Contains(m),
-            m.Roles.Where(IsQueueRole).Select(QueueOfRole).Order(StringComparer.Ordinal).ToList(),
-            m.Roles.Where(r => !IsQueueRole(r)).Order(StringComparer.Ordinal).ToList())).ToList();
-        return new ClusterView(cluster.SelfAddress.ToString(), state.Leader?.ToString(), members);
+        var system = services.GetRequiredService<ActorSystem>();
+        var members = state.Members.Select(async m =>
+        {
+            var queues = m.Roles.Where(IsQueueRole).Select(QueueOfRole).Order(StringComparer.Ordinal).ToList();
+            WorkersView? workers = null;
+            if (queues.Count > 0 && m.Status == MemberStatus.Up && !state.Unreachable.Contains(m))
+            {
+                var pool = system.ActorSelection(new RootActorPath(m.Address) / "user" / Workers.WorkerPool.ActorName);
+                if (await Ask<Workers.WorkerPool.PoolStatus>(pool, Workers.WorkerPool.GetStatus.Instance) is { } p)
+                    workers = new WorkersView(p.Capacity, p.Busy, p.BusyByQueue, p.Runaways);
+            }
+            return new MemberView(m.Address.ToString(), Wire(m.Status), !state.Unreachable.Contains(m), queues,
+                m.Roles.Where(r => !IsQueueRole(r)).Order(StringComparer.Ordinal).ToList(), workers);
+        }).ToList();
+        return new ClusterView(cluster.SelfAddress.ToString(), state.Leader?.ToString(), await Task.WhenAll(members));
     }
 
     /// <summary>Healthy: Redis answers a PING within 2 s and this node is Up in its cluster.</summary>
@@ -134,11 +146,11 @@ public sealed class OperatorApi(IServiceProvider services, QueueCensus census, R
 
     /// <summary>The router's answer, or null when it did not give one: timed out, or failed (its settings still loading
     /// after a Redis outage, say). One queue's router never fails the view of the others.</summary>
-    private static async Task<T?> Ask<T>(IActorRef router, object message) where T : class
+    private static async Task<T?> Ask<T>(ICanTell actor, object message) where T : class
     {
         try
         {
-            return await router.Ask<T>(message, RouterAskTimeout);
+            return await actor.Ask<T>(message, RouterAskTimeout);
         }
         catch (Exception ex) when (ex is not OperationCanceledException || ex is AskTimeoutException)
         {

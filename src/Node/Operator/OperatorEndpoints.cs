@@ -40,7 +40,7 @@ public static class OperatorEndpoints
                 ? await next(context)
                 : Problem(401, "Token required", "This API needs its token (CLUSTERJOBS_HTTP_TOKEN): send 'Authorization: Bearer <token>'.");
         });
-        api.MapGet("/cluster", (OperatorApi ops) => Json(ops.GetCluster()));
+        api.MapGet("/cluster", (OperatorApi ops) => Answer(ops, async () => Json(await ops.GetClusterAsync())));
         api.MapGet("/queues", (OperatorApi ops, CancellationToken ct) => Answer(ops, async () => Json(await ops.GetQueuesAsync(ct))));
         api.MapGet("/queues/{queue}", (string queue, OperatorApi ops) => Answer(ops, async () => Json(await ops.GetQueueAsync(queue))));
         api.MapGet("/queues/{queue}/dead", (string queue, string? task, int? offset, int? count, OperatorApi ops) => Answer(ops, async () =>

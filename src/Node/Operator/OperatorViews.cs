@@ -15,7 +15,14 @@ public sealed record ClusterView(string Node, string? Leader, IReadOnlyList<Memb
 /// <param name="Reachable">False when this node's failure detector has lost it (the split-brain resolver downs it soon).</param>
 /// <param name="Queues">The queues it serves.</param>
 /// <param name="Roles">Its other roles (seed, node).</param>
-public sealed record MemberView(string Address, string Status, bool Reachable, IReadOnlyList<string> Queues, IReadOnlyList<string> Roles);
+/// <param name="Workers">Its worker pool's load; null for a member without one (the seed, a dashboard) or one that did not answer.</param>
+public sealed record MemberView(string Address, string Status, bool Reachable, IReadOnlyList<string> Queues, IReadOnlyList<string> Roles,
+    WorkersView? Workers);
+
+/// <param name="Capacity">Jobs it runs at once (CLUSTERJOBS_CONCURRENCY).</param>
+/// <param name="Busy">Jobs it runs now, in all and by queue.</param>
+/// <param name="Runaways">Abandoned handlers still running (past their hard limit, ignoring cancellation).</param>
+public sealed record WorkersView(int Capacity, int Busy, IReadOnlyDictionary<string, int> BusyByQueue, int Runaways);
 
 /// <param name="ServedBy">Up members serving the queue; empty: nothing takes its jobs.</param>
 /// <param name="RouterNode">Where the queue's router runs (the oldest member serving it).</param>

@@ -32,6 +32,7 @@ public sealed class ClusterJobsMessageSerializer(ExtendedActorSystem system) : S
         [typeof(WorkerPool.Empty)] = ("pe", WireJson.Default.Empty),
         [typeof(WorkerPool.WorkAvailable)] = ("pa", WireJson.Default.WorkAvailable),
         [typeof(WorkerPool.Withdrawn)] = ("pw", WireJson.Default.Withdrawn),
+        [typeof(WorkerPool.PoolStatus)] = ("ps", WireJson.Default.PoolStatus),
         [typeof(QueueSettingsState)] = ("qs", WireJson.Default.QueueSettingsState),
         [typeof(QueueSettings.Change)] = ("qc", WireJson.Default.Change),
         [typeof(QueueSettings.Changed)] = ("qe", WireJson.Default.Changed),
@@ -47,6 +48,7 @@ public sealed class ClusterJobsMessageSerializer(ExtendedActorSystem system) : S
         ["rw"] = QueueRouter.Withdraw.Instance,
         ["rg"] = QueueRouter.GetStatus.Instance,
         ["qg"] = QueueSettings.Get.Instance,
+        ["pq"] = WorkerPool.GetStatus.Instance,
     };
 
     private static readonly Dictionary<string, JsonTypeInfo> ByManifest =
@@ -59,6 +61,7 @@ public sealed class ClusterJobsMessageSerializer(ExtendedActorSystem system) : S
         QueueRouter.Withdraw => "rw",
         QueueRouter.GetStatus => "rg",
         QueueSettings.Get => "qg",
+        WorkerPool.GetStatus => "pq",
         WorkerPool.Dispatch => DispatchManifest,
         _ when ByType.TryGetValue(o.GetType(), out var entry) => entry.Manifest,
         _ => throw new ArgumentException($"{o.GetType()} is not a ClusterJobs wire message."),
@@ -66,7 +69,7 @@ public sealed class ClusterJobsMessageSerializer(ExtendedActorSystem system) : S
 
     public override byte[] ToBinary(object obj)
     {
-        if (obj is QueueRouter.Withdraw or QueueRouter.GetStatus or QueueSettings.Get) return [];
+        if (obj is QueueRouter.Withdraw or QueueRouter.GetStatus or QueueSettings.Get or WorkerPool.GetStatus) return [];
         if (obj is WorkerPool.Dispatch dispatch) return DispatchWireFormat.Write(dispatch);
         if (!ByType.TryGetValue(obj.GetType(), out var entry))
             throw new ArgumentException($"{obj.GetType()} is not a ClusterJobs wire message.");
@@ -100,6 +103,7 @@ public sealed class ClusterJobsMessageSerializer(ExtendedActorSystem system) : S
 [JsonSerializable(typeof(WorkerPool.Empty))]
 [JsonSerializable(typeof(WorkerPool.WorkAvailable))]
 [JsonSerializable(typeof(WorkerPool.Withdrawn))]
+[JsonSerializable(typeof(WorkerPool.PoolStatus))]
 [JsonSerializable(typeof(QueueSettingsState))]
 [JsonSerializable(typeof(QueueSettings.Change))]
 [JsonSerializable(typeof(QueueSettings.Changed))]

@@ -61,8 +61,8 @@ public static class WorkerPool
         private Drained() { }
     }
 
-    /// <summary>Asks the pool for its current load (local diagnostics and tests).</summary>
-    public sealed class GetStatus
+    /// <summary>Asks the pool for its current load (the operator API asks every node's pool; diagnostics and tests).</summary>
+    public sealed class GetStatus : IClusterJobsMessage
     {
         public static readonly GetStatus Instance = new();
         private GetStatus() { }
@@ -70,5 +70,8 @@ public static class WorkerPool
 
     /// <summary>The pool's load; runaways are abandoned handlers still running (ignoring cancellation or blocking).</summary>
     public sealed record PoolStatus(int Capacity, int Busy, IReadOnlyDictionary<string, int> BusyByQueue,
-        IReadOnlyDictionary<string, int> CreditByQueue, int Runaways, int RunawaysTotal);
+        IReadOnlyDictionary<string, int> CreditByQueue, int Runaways, int RunawaysTotal) : IClusterJobsMessage;
+
+    /// <summary>The pool's actor name under /user: where another node finds it.</summary>
+    public const string ActorName = "workers";
 }

@@ -374,7 +374,7 @@ public static class WorkerPoolActorExtensions
             var leases = registry.Get<LeaseKeeperActor>();
             var results = registry.Get<Results.ResultWriterActor>();
             var pool = system.ActorOf(Props.Create(() =>
-                new WorkerPoolActor(queues, concurrency, routers, () => worker, leases, results, redis(), keys, maxRunaways, takerProps)), "workers");
+                new WorkerPoolActor(queues, concurrency, routers, () => worker, leases, results, redis(), keys, maxRunaways, takerProps)), WorkerPool.ActorName);
             registry.Register<WorkerPoolActor>(pool);
             // On leave (SIGTERM): stop taking work and finish or hand back every job before the node leaves the cluster.
             CoordinatedShutdown.Get(system).AddTask(CoordinatedShutdown.PhaseServiceRequestsDone, "drain-workers", async () =>
