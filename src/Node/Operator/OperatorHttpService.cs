@@ -40,8 +40,10 @@ public sealed class OperatorHttpService : IHostedService
         var node = _node;
         // Not the host's args or ASPNETCORE_ settings: the container image's ASPNETCORE_HTTP_PORTS is not ours.
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [], EnvironmentName = Environments.Production });
+        // Into the node's log, warnings and worse only: not a line per request.
         builder.Logging.ClearProviders();
-        builder.Services.AddSingleton(node.GetRequiredService<ILoggerFactory>());
+        builder.Logging.AddProvider(new NodeLog(node.GetRequiredService<ILoggerFactory>()));
+        builder.Logging.AddFilter((_, level) => level >= LogLevel.Warning);
         builder.Services.AddSingleton(node.GetRequiredService<OperatorApi>());
         builder.Services.AddProblemDetails();
         builder.WebHost.UseKestrel(k =>
@@ -70,8 +72,8 @@ public sealed class OperatorHttpService : IHostedService
         }
         _app = app;
         Address = new Uri(app.Urls.First().Replace("[::]", "localhost").Replace("0.0.0.0", "localhost") + "/");
-        _log.LogInformation("Operator dashboard and API on {Address} (changes {Guard})", Address,
-            settings.Token is null ? "open to anyone who can reach it: set CLUSTERJOBS_HTTP_TOKEN to require a token" : "need the token");
+        _log.LogInformation("Operator dashboard and API on {Address} ({Guard})", Address,
+            settings.Token is null ? "open to anyone who can reach it: set CLUSTERJOBS_HTTP_TOKEN to require a token" : "its token required");
     }
 
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
@@ -81,6 +83,13 @@ public sealed class OperatorHttpService : IHostedService
         await app.StopAsync(ct);
         await app.DisposeAsync();
     }
+}
+
+/// <summary>Writes the dashboard's web server's log lines through the node's own loggers.</summary>
+internal sealed class NodeLog(ILoggerFactory node) : ILoggerProvider
+{
+    public ILogger CreateLogger(string categoryName) => node.CreateLogger(categoryName);
+    public void Dispose() { } // the node's factory is the node's to dispose
 }
 
 /// <summary>The operator HTTP port's settings, taken from <see cref="ClusterJobsOptions"/> when the node is built.</summary>
