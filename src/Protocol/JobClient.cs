@@ -323,31 +323,47 @@ public sealed class JobClient : IAsyncDisposable
     }
 
     /// <summary>
-    /// Deletes the dead letters of <paramref name="queue"/> (of <paramref name="task"/> only, if given) with their
-    /// records, for good (Sidekiq's "Delete All" of its dead set); returns how many. Without a task it takes the list a
-    /// thousand at a time from its oldest end, so dead letters that arrive meanwhile may go too; with one, each is
-    /// removed by id (slower on a long list).
+    /// Deletes the dead letters of <paramref name="queue"/> (of <paramref name="task"/> only, if given) for good, each
+    /// with its record and idempotency key (Sidekiq's "Delete All" of its dead set); returns how many. It goes through the
+    /// list as it was when called, oldest first, 500 at a time, so dead letters that arrive meanwhile stay. A child
+    /// whose split parent still waits is kept: its parent has yet to read its outcome.
     /// </summary>
-    public async Task<long> PurgeDeadLettersAsync(string queue, string? task = null)
+    public async Task<long> PurgeDeadLettersAsync(string queue, string? task = null, CancellationToken ct = default)
     {
         var q = _keys.Queue(queue);
-        long purged = 0;
-        if (task is null)
+        var left = await Db.ListLengthAsync(q.Dead).ConfigureAwait(false);
+        long purged = 0, kept = 0;
+        while (left > 0)
         {
-            while (true)
+            ct.ThrowIfCancellationRequested();
+            var ids = await Db.ListRangeAsync(q.Dead, kept, kept + Math.Min(left, 500) - 1).ConfigureAwait(false);
+            if (ids.Length == 0) break;
+            var batch = Db.CreateBatch();
+            var reads = ids.Select(id => (Id: (string)id!, Fields: batch.HashGetAsync(q.Job((string)id!), [(RedisValue)"task", "envelope", "parent"]))).ToList();
+            batch.Execute();
+            foreach (var (id, read) in reads)
             {
-                var n = (long)await Db.ScriptEvaluateAsync(ProducerScripts.PurgeDead, [q.Dead], [q.JobPrefix, 1000]).ConfigureAwait(false);
-                purged += n;
-                if (n == 0) return purged;
+                left--;
+                var fields = await read.ConfigureAwait(false);
+                var waitingParent = !fields[2].IsNull &&
+                    await Db.HashGetAsync(q.Job((string)fields[2]!), "state").ConfigureAwait(false) == "waiting";
+                if ((task is not null && fields[0] != task) || waitingParent)
+                {
+                    kept++; // stays where it is: the next read starts after it
+                    continue;
+                }
+                var envelope = fields[1].IsNull ? null : TryEnvelope((string)fields[1]!);
+                RedisKey idempotency = envelope?.IdempotencyKey is { } key ? q.Idempotency(key) : q.Job(id);
+                purged += (long)await Db.ScriptEvaluateAsync(ProducerScripts.PurgeDead, [q.Dead, q.Job(id), idempotency], [id]).ConfigureAwait(false);
             }
         }
-        while (true)
-        {
-            var batch = await ListDeadLettersAsync(queue, task, offset: 0, count: 500).ConfigureAwait(false);
-            if (batch.Count == 0) return purged;
-            foreach (var job in batch)
-                purged += (long)await Db.ScriptEvaluateAsync(ProducerScripts.PurgeOneDead, [q.Dead, q.Job(job.Id)], [job.Id]).ConfigureAwait(false);
-        }
+        return purged;
+    }
+
+    private static JobEnvelope? TryEnvelope(string json)
+    {
+        try { return ProtocolJson.DeserializeEnvelope(json); }
+        catch (System.Text.Json.JsonException) { return null; } // a malformed one (why it died, perhaps) has no key to free
     }
 
     private IDatabase Db => _redis.GetDatabase();

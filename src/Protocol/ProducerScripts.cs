@@ -80,20 +80,14 @@ public static class ProducerScripts
         """;
 
     /// <summary>
-    /// Deletes up to ARGV[2] dead letters from the head (the oldest) of a queue's dead list, with their records: one
-    /// chunk, so Redis never blocks long on a big list. KEYS: dead list. ARGV: job prefix, chunk size. Returns how many.
+    /// Deletes one dead letter, its record and its idempotency key (only while that still names it, so a resubmitted
+    /// job with the same key runs). KEYS: dead list, job hash, idempotency key (the job hash again when it has none).
+    /// ARGV: id. Returns 1, or 0 when it is no longer a dead letter (replayed or deleted meanwhile).
     /// </summary>
     public const string PurgeDead = """
-        local ids = redis.call('LRANGE', KEYS[1], 0, tonumber(ARGV[2]) - 1)
-        for _, id in ipairs(ids) do redis.call('DEL', ARGV[1] .. id) end
-        redis.call('LTRIM', KEYS[1], #ids, -1)
-        return #ids
-        """;
-
-    /// <summary>Deletes one dead letter and its record, if it is still one. KEYS: dead list, job hash. ARGV: id.</summary>
-    public const string PurgeOneDead = """
         if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then return 0 end
         redis.call('DEL', KEYS[2])
+        if KEYS[3] ~= KEYS[2] and redis.call('GET', KEYS[3]) == ARGV[1] then redis.call('DEL', KEYS[3]) end
         return 1
         """;
 }

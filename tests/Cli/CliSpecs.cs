@@ -55,7 +55,7 @@ public sealed class CliSpecs(BrokerFixture brokers, ITestOutputHelper output)
     public async Task Jobs_lists_what_runs_now_with_its_node()
     {
         await using var node = await StartAsync();
-        var id = await node.Client.EnqueueAsync("sleep", new { ms = 5_000 });
+        var id = await node.Client.EnqueueAsync("sleep", new { ms = 60_000 }); // cancelled at the end
         var deadline = DateTime.UtcNow + Wait;
         while ((await node.Client.GetAsync(id))!.State != JobState.Running && DateTime.UtcNow < deadline) await Task.Delay(50);
 
@@ -68,6 +68,7 @@ public sealed class CliSpecs(BrokerFixture brokers, ITestOutputHelper output)
         Assert.Contains(node.System.Name, stdout); // the node that runs it
         var (_, status, _) = await Run(node, "status");
         Assert.Matches(@"(?m)\sdefault\s+1/8\s", status); // its pool runs one of its eight
+        Assert.True(await node.Client.CancelAsync(id));
         Assert.Equal((0, "No jobs there.\n"), (none.Code, none.Stdout));
         Assert.Equal(2, bad.Code);
     }

@@ -156,22 +156,30 @@ public sealed class OperatorApiSpecs(BrokerFixture brokers, ITestOutputHelper ou
         {
             await node.Client.EnqueueAsync("fail", new { message = "a" }, once), await node.Client.EnqueueAsync("fail", new { message = "b" }, once),
         };
-        var unknown = await node.Client.EnqueueAsync("not_deployed_yet", new[] { 1 });
+        var unknown = await node.Client.EnqueueAsync("not_deployed_yet", new[] { 1 }, new EnqueueOptions { IdempotencyKey = "report-42" });
         foreach (var id in failed.Append(unknown)) await node.Client.WaitAsync(id, Wait);
 
         var notJson = await http.DeleteAsync("api/queues/default/dead");
+        using var foreign = new HttpRequestMessage(HttpMethod.Delete, "api/queues/default/dead") { Content = EmptyJson() };
+        foreign.Headers.Add("Origin", "null"); // a sandboxed page or a file
+        var fromNowhere = await http.SendAsync(foreign);
         var ofTask = await Send(http, HttpMethod.Delete, "api/queues/default/dead?task=fail");
         var left = (await GetJson(http, "api/queues/default/dead")).AsArray();
         var rest = await Send(http, HttpMethod.Delete, "api/queues/default/dead");
         var none = await Send(http, HttpMethod.Delete, "api/queues/default/dead");
 
         Assert.Equal(HttpStatusCode.Forbidden, notJson.StatusCode);
+        Assert.Equal(HttpStatusCode.Forbidden, fromNowhere.StatusCode);
         Assert.Equal(2, ofTask["deleted"]!.GetValue<long>());
         Assert.Equal(unknown, Assert.Single(left)!["id"]!.GetValue<string>());
         Assert.Equal(1, rest["deleted"]!.GetValue<long>());
         Assert.Equal(0, none["deleted"]!.GetValue<long>());
         foreach (var id in failed.Append(unknown)) Assert.Null(await node.Client.GetAsync(id));
         Assert.Equal(0, await node.Redis.GetDatabase().ListLengthAsync(node.Keys.Queue("default").Dead));
+        // Its idempotency key went with it: the same key enqueues a new job, which runs.
+        var again = await node.Client.EnqueueAsync("add", new[] { 1, 2 }, new EnqueueOptions { IdempotencyKey = "report-42" });
+        Assert.NotEqual(unknown, again);
+        Assert.Equal(JobState.Succeeded, (await node.Client.WaitAsync(again, Wait)).State);
     }
 
     [Fact]
@@ -236,6 +244,21 @@ public sealed class OperatorApiSpecs(BrokerFixture brokers, ITestOutputHelper ou
     }
 
     [Fact]
+    public async Task Allowed_host_names_are_the_only_ones_it_answers_to()
+    {
+        await using var node = await StartAsync(o => { o.HttpHost = "*"; o.HttpAllowedHosts = ["jobs.example"]; });
+        using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{node.OperatorAddress.Port}/") };
+
+        using var named = new HttpRequestMessage(HttpMethod.Get, "api/queues");
+        named.Headers.Host = $"jobs.example:{node.OperatorAddress.Port}";
+        var allowed = await http.SendAsync(named);
+        var other = await http.GetAsync("api/queues"); // names 127.0.0.1
+
+        Assert.Equal(HttpStatusCode.OK, allowed.StatusCode);
+        Assert.Equal(HttpStatusCode.BadRequest, other.StatusCode);
+    }
+
+    [Fact]
     public async Task Any_member_shows_the_whole_cluster_and_steers_a_queue_only_other_nodes_serve()
     {
         var url = brokers.Url(BrokerKind.Redis);
@@ -296,7 +319,7 @@ public sealed class OperatorApiSpecs(BrokerFixture brokers, ITestOutputHelper ou
         var cluster = await http.GetAsync("api/cluster");
 
         Assert.Equal(HttpStatusCode.OK, before.StatusCode);
-        await AssertProblem(queues, HttpStatusCode.ServiceUnavailable, "");
+        await AssertProblem(queues, HttpStatusCode.ServiceUnavailable, "Redis");
         Assert.Equal("Redis unavailable", JsonNode.Parse(await queues.Content.ReadAsStringAsync())!["title"]!.GetValue<string>());
         Assert.Equal(HttpStatusCode.ServiceUnavailable, job.StatusCode);
         Assert.Equal(HttpStatusCode.ServiceUnavailable, health.StatusCode);

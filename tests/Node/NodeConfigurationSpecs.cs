@@ -33,6 +33,8 @@ public sealed class NodeConfigurationSpecs
         Assert.Null(plain.HttpPort);
         Assert.Equal("127.0.0.1", plain.HttpHost);
         Assert.Equal((8080, "*", "t0k"), (set.HttpPort!.Value, set.HttpHost, set.HttpToken));
+        Assert.Empty(plain.HttpAllowedHosts);
+        Assert.Equal(["localhost", "jobs.example"], Apply(new() { ["CLUSTERJOBS_HTTP_ALLOWED_HOSTS"] = "localhost, jobs.example" }).HttpAllowedHosts);
         set.Validate();
         Assert.Contains("'eighty'", Assert.Throws<ArgumentException>(() => Apply(new() { ["CLUSTERJOBS_HTTP_PORT"] = "eighty" })).Message);
         Assert.Contains("70000", Assert.Throws<ArgumentException>(Apply(new() { ["CLUSTERJOBS_HTTP_PORT"] = "70000" }).Validate).Message);

@@ -58,6 +58,12 @@ public sealed class ClusterJobsOptions
     /// <c>Authorization: Bearer &lt;token&gt;</c>; reads stay open.</summary>
     public string? HttpToken { get; set; }
     /// <summary>
+    /// Host names the dashboard answers to (CLUSTERJOBS_HTTP_ALLOWED_HOSTS, comma-separated; a request naming another is
+    /// refused, which stops a web page whose name was made to point here, DNS rebinding). Empty: the loopback names
+    /// when it listens on loopback, else any.
+    /// </summary>
+    public List<string> HttpAllowedHosts { get; set; } = [];
+    /// <summary>
     /// Throwaway jobs run through the job path before the node joins its cluster, so its code is compiled before the
     /// first real job (JobPathWarmUp; worth it when the node runs JIT-compiled code, as the image does). 0 (default): none.
     /// </summary>

@@ -89,7 +89,7 @@ public static class ClusterJobsServiceCollectionExtensions
         services.AddSingleton(sp =>
         {
             var options = sp.GetRequiredService<IOptions<ClusterJobsOptions>>().Value;
-            return new OperatorHttpService(sp, options.HttpPort is { } port ? new OperatorHttpSettings(options.HttpHost, port, options.HttpToken) : null,
+            return new OperatorHttpService(sp, options.HttpPort is { } port ? new OperatorHttpSettings(options.HttpHost, port, options.HttpToken, options.HttpAllowedHosts) : null,
                 sp.GetRequiredService<Microsoft.Extensions.Logging.ILogger<OperatorHttpService>>());
         });
         services.AddHostedService(sp => sp.GetRequiredService<OperatorHttpService>());

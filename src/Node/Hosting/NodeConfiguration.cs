@@ -6,7 +6,7 @@ namespace ClusterJobs.Node.Hosting;
 /// <summary>
 /// Reads a node's settings from command-line options and environment variables (command line wins):
 /// --queues / CLUSTERJOBS_QUEUES, --concurrency / CLUSTERJOBS_CONCURRENCY, REDIS_URL, CLUSTERJOBS_PREFIX,
-/// CLUSTERJOBS_LEASE_SECONDS, CLUSTERJOBS_MAX_PAYLOAD_BYTES, CLUSTERJOBS_READ_AHEAD, CLUSTERJOBS_WARMUP_JOBS, CLUSTERJOBS_REDIS_IO, CLUSTERJOBS_REDIS_WAIT_SECONDS, CLUSTERJOBS_HTTP_PORT, CLUSTERJOBS_HTTP_HOST, CLUSTERJOBS_HTTP_TOKEN and the CLUSTER_* variables of <see cref="ClusterBootstrap"/>.
+/// CLUSTERJOBS_LEASE_SECONDS, CLUSTERJOBS_MAX_PAYLOAD_BYTES, CLUSTERJOBS_READ_AHEAD, CLUSTERJOBS_WARMUP_JOBS, CLUSTERJOBS_REDIS_IO, CLUSTERJOBS_REDIS_WAIT_SECONDS, CLUSTERJOBS_HTTP_PORT, CLUSTERJOBS_HTTP_HOST, CLUSTERJOBS_HTTP_TOKEN, CLUSTERJOBS_HTTP_ALLOWED_HOSTS and the CLUSTER_* variables of <see cref="ClusterBootstrap"/>.
 /// </summary>
 public static class NodeConfiguration
 {
@@ -43,6 +43,8 @@ public static class NodeConfiguration
             options.HttpPort = int.TryParse(http, out var hp) ? hp : throw new ArgumentException($"HTTP port '{http}' is not a number.");
         if (Get("http-host", "CLUSTERJOBS_HTTP_HOST") is { } httpHost) options.HttpHost = httpHost;
         if (Get("http-token", "CLUSTERJOBS_HTTP_TOKEN") is { } token) options.HttpToken = token;
+        if (Get("http-allowed-hosts", "CLUSTERJOBS_HTTP_ALLOWED_HOSTS") is { } hosts)
+            options.HttpAllowedHosts = [.. hosts.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)];
         options.Cluster = ClusterBootstrap.FromEnvironment(env, roles: ["node"]);
     }
 }

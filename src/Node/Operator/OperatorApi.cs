@@ -18,6 +18,10 @@ public sealed class OperatorApi(IServiceProvider services, QueueCensus census, R
     /// <summary>How long a read waits for a queue's router; a router that does not answer shows as null.</summary>
     public static readonly TimeSpan RouterAskTimeout = TimeSpan.FromSeconds(2);
 
+    /// <summary>How long the cluster view waits for a member's pool: a member of an older version, which does not know
+    /// the question, costs every refresh this much.</summary>
+    public static readonly TimeSpan PoolAskTimeout = TimeSpan.FromSeconds(1);
+
     public JobClient Jobs => client;
 
     /// <summary>Counts and lists of each queue's jobs, read straight from Redis.</summary>
@@ -38,10 +42,11 @@ public sealed class OperatorApi(IServiceProvider services, QueueCensus census, R
         {
             var queues = m.Roles.Where(IsQueueRole).Select(QueueOfRole).Order(StringComparer.Ordinal).ToList();
             WorkersView? workers = null;
-            if (queues.Count > 0 && m.Status == MemberStatus.Up && !state.Unreachable.Contains(m))
+            // Leaving and exiting members too: a draining node's load is worth seeing.
+            if (queues.Count > 0 && m.Status is MemberStatus.Up or MemberStatus.Leaving or MemberStatus.Exiting && !state.Unreachable.Contains(m))
             {
                 var pool = system.ActorSelection(new RootActorPath(m.Address) / "user" / Workers.WorkerPool.ActorName);
-                if (await Ask<Workers.WorkerPool.PoolStatus>(pool, Workers.WorkerPool.GetStatus.Instance) is { } p)
+                if (await Ask<Workers.WorkerPool.PoolStatus>(pool, Workers.WorkerPool.GetStatus.Instance, PoolAskTimeout) is { } p)
                     workers = new WorkersView(p.Capacity, p.Busy, p.BusyByQueue, p.Runaways);
             }
             return new MemberView(m.Address.ToString(), Wire(m.Status), !state.Unreachable.Contains(m), queues,
@@ -146,11 +151,11 @@ public sealed class OperatorApi(IServiceProvider services, QueueCensus census, R
 
     /// <summary>The router's answer, or null when it did not give one: timed out, or failed (its settings still loading
     /// after a Redis outage, say). One queue's router never fails the view of the others.</summary>
-    private static async Task<T?> Ask<T>(ICanTell actor, object message) where T : class
+    private static async Task<T?> Ask<T>(ICanTell actor, object message, TimeSpan? timeout = null) where T : class
     {
         try
         {
-            return await actor.Ask<T>(message, RouterAskTimeout);
+            return await actor.Ask<T>(message, timeout ?? RouterAskTimeout);
         }
         catch (Exception ex) when (ex is not OperationCanceledException || ex is AskTimeoutException)
         {

@@ -77,8 +77,8 @@ public static class OperatorEndpoints
             Answer(ops, async () => Json(await ops.ChangeAsync(queue, c => c.ChangeAsync(queue, Limits(body))))));
         changes.MapPost("/queues/{queue}/dead/replay", (string queue, string? task, OperatorApi ops) =>
             Answer(ops, async () => Json(new Replayed(await Conflict(() => ops.Jobs.ReplayAllAsync(queue, task))))));
-        changes.MapDelete("/queues/{queue}/dead", (string queue, string? task, OperatorApi ops) =>
-            Answer(ops, async () => Json(new Purged(await ops.Jobs.PurgeDeadLettersAsync(queue, task)))));
+        changes.MapDelete("/queues/{queue}/dead", (string queue, string? task, OperatorApi ops, HttpContext http) =>
+            Answer(ops, async () => Json(new Purged(await ops.Jobs.PurgeDeadLettersAsync(queue, task, http.RequestAborted)))));
         changes.MapPost("/jobs", (JsonElement body, OperatorApi ops, HttpContext http) => Answer(ops, async () =>
         {
             var request = Read<EnqueueRequest>(body,

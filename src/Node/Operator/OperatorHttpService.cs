@@ -52,12 +52,13 @@ public sealed class OperatorHttpService : IHostedService
             else if (settings.Host == "localhost") k.ListenLocalhost(settings.Port);
             else k.Listen(IPAddress.Parse(settings.Host), settings.Port);
         });
-        // On loopback, only requests that name a loopback host: a web page whose name rebinds to 127.0.0.1 (DNS
-        // rebinding) names its own host, and is refused.
-        var loopback = settings.Host is "127.0.0.1" or "localhost" or "::1";
-        if (loopback) builder.Services.AddHostFiltering(o => o.AllowedHosts = ["localhost", "127.0.0.1", "[::1]"]);
+        // Only requests that name an allowed host: a web page whose name was made to point here (DNS rebinding) names
+        // its own host, and is refused. On loopback the loopback names unless told otherwise.
+        IReadOnlyList<string> allowed = settings.AllowedHosts.Count > 0 ? settings.AllowedHosts
+            : settings.Host is "127.0.0.1" or "localhost" or "::1" ? ["localhost", "127.0.0.1", "[::1]"] : [];
+        if (allowed.Count > 0) builder.Services.AddHostFiltering(o => o.AllowedHosts = [.. allowed]);
         var app = builder.Build();
-        if (loopback) app.UseHostFiltering();
+        if (allowed.Count > 0) app.UseHostFiltering();
         app.UseStatusCodePages();
         app.MapClusterJobsOperator(token: settings.Token);
         try
@@ -93,4 +94,4 @@ internal sealed class NodeLog(ILoggerFactory node) : ILoggerProvider
 }
 
 /// <summary>The operator HTTP port's settings, taken from <see cref="ClusterJobsOptions"/> when the node is built.</summary>
-internal sealed record OperatorHttpSettings(string Host, int Port, string? Token);
+internal sealed record OperatorHttpSettings(string Host, int Port, string? Token, IReadOnlyList<string> AllowedHosts);
