@@ -265,14 +265,8 @@ public sealed class JobClient : IAsyncDisposable
         {
             var ids = await Db.ListRangeAsync(q.Dead, start, start + page - 1).ConfigureAwait(false);
             if (ids.Length == 0) break;
-            var batch = Db.CreateBatch();
-            var reads = ids.Select(id => (Id: (string)id!, Fields: batch.HashGetAllAsync(q.Job((string)id!)))).ToList();
-            batch.Execute();
-            foreach (var (id, fields) in reads)
+            foreach (var info in await GetManyAsync(ids.Select(id => (string)id!).ToList()).ConfigureAwait(false))
             {
-                var entries = await fields.ConfigureAwait(false);
-                if (entries.Length == 0) continue;
-                var info = JobRecord.Read(id, entries);
                 if (task is not null && info.Task != task) continue;
                 if (skipped++ < offset) continue;
                 found.Add(info);
@@ -280,6 +274,21 @@ public sealed class JobClient : IAsyncDisposable
             }
         }
         return found;
+    }
+
+    /// <summary>
+    /// The jobs of <paramref name="jobIds"/> (all of one queue), read in one round trip, in the same order; those with no
+    /// record (expired, never there) are left out.
+    /// </summary>
+    public async Task<IReadOnlyList<JobInfo>> GetManyAsync(IReadOnlyList<string> jobIds)
+    {
+        var batch = Db.CreateBatch();
+        var reads = jobIds.Where(JobIds.IsValid).Select(id => (Id: id, Fields: batch.HashGetAllAsync(_keys.ForJob(id).Job(id)))).ToList();
+        batch.Execute();
+        var jobs = new List<JobInfo>(reads.Count);
+        foreach (var (id, fields) in reads)
+            if (await fields.ConfigureAwait(false) is { Length: > 0 } entries) jobs.Add(JobRecord.Read(id, entries));
+        return jobs;
     }
 
     /// <summary>

@@ -119,10 +119,10 @@ public sealed class OperatorApi(IServiceProvider services, QueueCensus census, R
     {
         foreach (var name in names) JobIds.ValidateQueueName(name);
         var counts = census.CountAsync(names);
+        var servers = names.Distinct().ToDictionary(name => name, ServedBy);
         var routed = names.Select(async name =>
         {
-            var servedBy = ServedBy(name);
-            if (servedBy.Count == 0) return (Settings: (SettingsView?)null, Router: (RouterView?)null);
+            if (servers[name].Count == 0) return (Settings: (SettingsView?)null, Router: (RouterView?)null);
             var router = routers.For(name);
             var settings = Ask<QueueSettingsState>(router, QueueSettings.Get.Instance);
             var status = Ask<QueueRouter.RouterStatus>(router, QueueRouter.GetStatus.Instance);
@@ -134,7 +134,7 @@ public sealed class OperatorApi(IServiceProvider services, QueueCensus census, R
         for (var i = 0; i < names.Count; i++)
         {
             var (settings, router) = await routed[i];
-            var servedBy = ServedBy(names[i]);
+            var servedBy = servers[names[i]];
             var (jobs, totals) = byName[names[i]];
             views.Add(new QueueView(names[i], jobs, totals, servedBy.Select(m => m.Address.ToString()).ToList(),
                 servedBy.Count == 0 ? null : servedBy.Aggregate((a, b) => b.IsOlderThan(a) ? b : a).Address.ToString(), settings, router));

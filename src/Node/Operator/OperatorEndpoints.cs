@@ -45,9 +45,8 @@ public static class OperatorEndpoints
         api.MapGet("/queues/{queue}", (string queue, OperatorApi ops) => Answer(ops, async () => Json(await ops.GetQueueAsync(queue))));
         api.MapGet("/queues/{queue}/dead", (string queue, string? task, int? offset, int? count, OperatorApi ops) => Answer(ops, async () =>
         {
-            if (offset is < 0 or > 100_000) throw new ArgumentException("offset must be from 0 to 100000.");
-            if (count is < 1 or > 500) throw new ArgumentException("count must be from 1 to 500.");
-            return Json((await ops.Jobs.ListDeadLettersAsync(queue, task, offset ?? 0, count ?? 50)).Select(JobView.From));
+            var (from, many) = Page(offset, count);
+            return Json((await ops.Jobs.ListDeadLettersAsync(queue, task, from, many)).Select(JobView.From));
         }));
         api.MapGet("/queues/{queue}/jobs", (string queue, string? place, int? offset, int? count, OperatorApi ops) => Answer(ops, async () =>
         {
@@ -60,9 +59,8 @@ public static class OperatorEndpoints
                 "waiting" => JobPlace.Waiting,
                 _ => throw new ArgumentException($"place must be ready, scheduled, running or waiting; got '{place}'."),
             };
-            if (offset is < 0 or > 100_000) throw new ArgumentException("offset must be from 0 to 100000.");
-            if (count is < 1 or > 500) throw new ArgumentException("count must be from 1 to 500.");
-            return Json((await ops.Census.ListAsync(queue, where, offset ?? 0, count ?? 50)).Select(JobView.From));
+            var (from, many) = Page(offset, count);
+            return Json((await ops.Jobs.GetManyAsync(await ops.Census.ListAsync(queue, where, from, many))).Select(JobView.From));
         }));
         api.MapGet("/jobs/{id}", (string id, OperatorApi ops) => Answer(ops, async () =>
             await ops.Jobs.GetAsync(CheckedId(id)) is { } job ? Json(JobView.From(job)) : NoSuchJob(id)));
@@ -189,6 +187,14 @@ public static class OperatorEndpoints
         {
             throw new ArgumentException($"{expected}: {ex.Message}");
         }
+    }
+
+    /// <summary>A list's page: from offset (0 to 100,000; default 0), count items (1 to 500; default 50).</summary>
+    private static (int Offset, int Count) Page(int? offset, int? count)
+    {
+        if (offset is < 0 or > 100_000) throw new ArgumentException("offset must be from 0 to 100000.");
+        if (count is < 1 or > 500) throw new ArgumentException("count must be from 1 to 500.");
+        return (offset ?? 0, count ?? 50);
     }
 
     private static string CheckedId(string id) => JobIds.IsValid(id) ? id

@@ -99,11 +99,10 @@ public sealed class QueueCensus(Func<IConnectionMultiplexer> redis, RedisKeys ke
     }
 
     /// <summary>
-    /// The jobs in one place of a queue, in the order they leave it: ready ones next-to-run first, scheduled ones soonest
-    /// due first, running ones by lease (the longest unrenewed first), waiting split parents in no order. A job whose
-    /// record is gone (expired, or being written) is left out.
+    /// The ids in one place of a queue, in the order they leave it: ready ones next-to-run first, scheduled ones soonest
+    /// due first, running ones by lease (the longest unrenewed first), waiting split parents in no order.
     /// </summary>
-    public async Task<IReadOnlyList<JobInfo>> ListAsync(string queue, JobPlace place, int offset, int count)
+    public async Task<IReadOnlyList<string>> ListAsync(string queue, JobPlace place, int offset, int count)
     {
         var q = keys.Queue(queue);
         var db = redis().GetDatabase();
@@ -114,13 +113,7 @@ public sealed class QueueCensus(Func<IConnectionMultiplexer> redis, RedisKeys ke
             JobPlace.Running => await db.SortedSetRangeByRankAsync(q.Leased, offset, offset + count - 1),
             _ => (await db.SetMembersAsync(q.Waiting)).Skip(offset).Take(count).ToArray(),
         };
-        var batch = db.CreateBatch();
-        var reads = ids.Select(id => (Id: (string)id!, Fields: batch.HashGetAllAsync(q.Job((string)id!)))).ToList();
-        batch.Execute();
-        var jobs = new List<JobInfo>(reads.Count);
-        foreach (var (id, fields) in reads)
-            if (await fields is { Length: > 0 } entries && JobIds.IsValid(id)) jobs.Add(JobRecord.Read(id, entries));
-        return jobs;
+        return ids.Select(id => (string)id!).ToList();
     }
 
     /// <summary>The queue a key like <c>cj:{emails}:ready</c> belongs to; null for any other key.</summary>
