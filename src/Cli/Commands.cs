@@ -30,7 +30,8 @@ internal static class Commands
         };
 
         // Runs one command: prints its answer as JSON with --json, else through its view.
-        void Add(Command command, Func<ParseResult, OperatorApiClient, CancellationToken, Task<JsonNode?>> call, Action<JsonNode?, ParseResult> view)
+        void Add(Command command, Func<ParseResult, OperatorApiClient, CancellationToken, Task<JsonNode?>> call, Action<JsonNode?, ParseResult> view,
+            Command? parent = null)
         {
             command.SetAction(async (result, ct) =>
             {
@@ -39,7 +40,7 @@ internal static class Commands
                 else view(answer, result);
                 return 0;
             });
-            root.Subcommands.Add(command);
+            (parent ?? root).Subcommands.Add(command);
         }
 
         var status = new Command("status", "The cluster's members and every queue (jobs by place, who serves it, its settings)");
@@ -85,15 +86,9 @@ internal static class Commands
         var enqueue = new Command("enqueue", "Queue a job; prints its id") { task, args, onQueue, priority, countdown, maxAttempts };
         Add(enqueue, (r, api, ct) =>
         {
-            JsonNode? parsedArgs = null;
-            if (r.GetValue(args) is { } raw)
-            {
-                try { parsedArgs = JsonNode.Parse(raw); }
-                catch (JsonException ex) { throw new ApiException($"--args is not JSON: {ex.Message}"); }
-            }
             var body = new JsonObject
             {
-                ["task"] = r.GetValue(task), ["args"] = parsedArgs, ["queue"] = r.GetValue(onQueue), ["priority"] = r.GetValue(priority),
+                ["task"] = r.GetValue(task), ["args"] = ParsedArgs(r.GetValue(args)), ["queue"] = r.GetValue(onQueue), ["priority"] = r.GetValue(priority),
                 ["countdown_seconds"] = r.GetValue(countdown), ["max_attempts"] = r.GetValue(maxAttempts),
             };
             return api.PostAsync("jobs", body, ct);
@@ -175,7 +170,60 @@ internal static class Commands
             foreach (var id in ids) stdout.WriteLine(id!.GetValue<string>());
         });
 
+        var recurring = new Command("recurring", "A queue's recurring jobs (cron schedules): list, set, remove, trigger");
+        root.Subcommands.Add(recurring);
+        string RecurringPath(ParseResult r) => $"queues/{Escape(r.GetValue(onQueue) ?? "default")}/recurring";
+        Add(new Command("list", "The schedules of a queue (--queue; default: default), soonest next run first") { onQueue },
+            (r, api, ct) => api.GetAsync(RecurringPath(r), ct), (answer, _) => RecurringList(console, answer!.AsArray()), recurring);
+        var scheduleName = new Argument<string>("name") { Description = "The schedule's name (letters, digits, '.', '-', '_')" };
+        var cron = new Argument<string>("cron")
+        {
+            Description = "When, in quotes: five fields (minute hour day month weekday), six with seconds first, or @hourly, @daily...",
+        };
+        var timeZone = new Option<string?>("--tz") { Description = "The time zone its cron is read in: an IANA id such as Europe/Berlin (default UTC)" };
+        var set = new Command("set", "Create or update a schedule: a job of the task at each run of the cron; prints it")
+        {
+            scheduleName, cron, task, args, onQueue, timeZone, priority, maxAttempts,
+        };
+        Add(set, (r, api, ct) =>
+        {
+            var body = new JsonObject
+            {
+                ["cron"] = r.GetValue(cron), ["task"] = r.GetValue(task), ["args"] = ParsedArgs(r.GetValue(args)), ["time_zone"] = r.GetValue(timeZone),
+                ["priority"] = r.GetValue(priority), ["max_attempts"] = r.GetValue(maxAttempts),
+            };
+            return api.PutAsync($"{RecurringPath(r)}/{Escape(r.GetValue(scheduleName)!)}", body, ct);
+        }, (answer, _) => RecurringList(console, [answer!.DeepClone()]), recurring);
+        Add(new Command("remove", "Remove a schedule (the jobs it made stay)") { scheduleName, onQueue },
+            (r, api, ct) => api.DeleteAsync($"{RecurringPath(r)}/{Escape(r.GetValue(scheduleName)!)}", ct),
+            (answer, _) => stdout.WriteLine($"{answer!["removed"]}: removed"), recurring);
+        Add(new Command("trigger", "Run a schedule's job now, outside its cron (its next run stays); prints the job's id") { scheduleName, onQueue },
+            (r, api, ct) => api.PostAsync($"{RecurringPath(r)}/{Escape(r.GetValue(scheduleName)!)}/trigger", null, ct),
+            (answer, _) => stdout.WriteLine(answer!["id"]!.GetValue<string>()), recurring);
+
         return root;
+    }
+
+    private static JsonNode? ParsedArgs(string? raw)
+    {
+        if (raw is null) return null;
+        try { return JsonNode.Parse(raw); }
+        catch (JsonException ex) { throw new ApiException($"--args is not JSON: {ex.Message}"); }
+    }
+
+    private static void RecurringList(IAnsiConsole console, JsonArray schedules)
+    {
+        if (schedules.Count == 0)
+        {
+            console.WriteLine("No recurring jobs in this queue.");
+            return;
+        }
+        var table = Table("name", "cron", "time zone", "task", "next run", "last run", "last job");
+        foreach (var r in schedules)
+            Row(table, S(r!["name"]), S(r["cron"]), S(r["time_zone"]), S(r["task"]),
+                r["error"] is { } e ? "STOPPED: " + S(e) : r["next_run_at"] is null ? "none (no further occurrence)" : S(r["next_run_at"]),
+                S(r["last_run_at"]), S(r["last_job_id"]));
+        console.Write(table);
     }
 
     private static string Escape(string value) => Uri.EscapeDataString(value);

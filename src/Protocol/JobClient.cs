@@ -8,7 +8,7 @@ namespace ClusterJobs.Protocol;
 /// <summary>
 /// The producer client: enqueue jobs, read their state, wait for them and cancel them. Thread-safe; keep one per app.
 /// </summary>
-public sealed class JobClient : IAsyncDisposable
+public sealed partial class JobClient : IAsyncDisposable
 {
     private readonly IConnectionMultiplexer _redis;
     private readonly bool _ownsConnection;

@@ -90,4 +90,28 @@ public static class ProducerScripts
         if KEYS[3] ~= KEYS[2] and redis.call('GET', KEYS[3]) == ARGV[1] then redis.call('DEL', KEYS[3]) end
         return 1
         """;
+
+    /// <summary>
+    /// Creates or updates a recurring schedule. Its next run is set only when it is new or its cron expression or time
+    /// zone changed (or it had stopped firing), so rewriting the same schedule at every app start neither skips nor
+    /// repeats a run. Clears a node's error. KEYS: schedule hash, recurring zset.
+    /// ARGV: name, cron, time zone, job template, next run ms, now ms.
+    /// Returns 1 when the next run was set, 0 when it was kept.
+    /// </summary>
+    public const string UpsertRecurring = """
+        local old = redis.call('HMGET', KEYS[1], 'cron', 'time_zone')
+        local due = redis.call('ZSCORE', KEYS[2], ARGV[1])
+        redis.call('HSET', KEYS[1], 'cron', ARGV[2], 'time_zone', ARGV[3], 'template', ARGV[4], 'updated_at', ARGV[6])
+        redis.call('HSETNX', KEYS[1], 'created_at', ARGV[6])
+        local broken = redis.call('HDEL', KEYS[1], 'error') == 1
+        if old[1] == ARGV[2] and old[2] == ARGV[3] and due and due ~= 'inf' and not broken then return 0 end
+        redis.call('ZADD', KEYS[2], ARGV[5], ARGV[1])
+        return 1
+        """;
+
+    /// <summary>Removes a recurring schedule (jobs it made stay). KEYS: schedule hash, recurring zset. ARGV: name. Returns 1, or 0 when there was none.</summary>
+    public const string RemoveRecurring = """
+        local removed = redis.call('ZREM', KEYS[2], ARGV[1])
+        return math.max(removed, redis.call('DEL', KEYS[1]))
+        """;
 }

@@ -49,6 +49,13 @@ public sealed class QueueKeys(string prefix, string queue)
     public string Stats => Base + "stats";
     /// <summary>SET of split parents waiting for their children (each has a coordinator actor on the router's node).</summary>
     public string Waiting => Base + "waiting";
+    /// <summary>
+    /// ZSET of the queue's recurring schedules by name; score = unix ms of the next run, <c>+inf</c> for one that fires no
+    /// more (its cron has no further occurrence, or a node found it unreadable: see its <c>error</c> field).
+    /// </summary>
+    public string Recurring => Base + "recurring";
+    /// <summary>HASH of one recurring schedule: cron, time zone, the job template and what it fired last (docs/protocol.md).</summary>
+    public string RecurringSchedule(string name) => Base + "recurring:" + name;
     /// <summary>Prefix of job hashes: <c>cj:{queue}:job:</c> + job id.</summary>
     public string JobPrefix => Base + "job:";
     public string Job(string jobId) => JobPrefix + jobId;

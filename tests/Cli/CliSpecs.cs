@@ -158,6 +158,36 @@ public sealed class CliSpecs(BrokerFixture brokers, ITestOutputHelper output)
         Assert.Contains("Could not reach the operator API", unreachable.Stderr);
     }
 
+    [Fact]
+    public async Task Recurring_set_list_trigger_and_remove_manage_a_queues_cron_schedules()
+    {
+        await using var node = await StartAsync();
+
+        var set = await Run(node, "recurring", "set", "nightly", "0 3 * * *", "add", "--args", "[1, 2]", "--tz", "Europe/Berlin", "-q", "reports");
+        var list = await Run(node, "recurring", "list", "-q", "reports", "--json");
+        var trigger = await Run(node, "recurring", "trigger", "nightly", "-q", "reports");
+        var bad = await Run(node, "recurring", "set", "hourly", "61 * * * *", "add");
+        var remove = await Run(node, "recurring", "remove", "nightly", "-q", "reports");
+        var again = await Run(node, "recurring", "remove", "nightly", "-q", "reports");
+        var empty = await Run(node, "recurring", "list", "-q", "reports");
+
+        Assert.Equal(0, set.Code);
+        Assert.Matches(@"(?m)^\s*nightly\s+0 3 \* \* \*\s", set.Stdout);
+        var listed = Assert.Single(JsonNode.Parse(list.Stdout)!.AsArray())!;
+        Assert.Equal(("nightly", "Europe/Berlin", "add"), (listed["name"]!.GetValue<string>(), listed["time_zone"]!.GetValue<string>(), listed["task"]!.GetValue<string>()));
+        var next = DateTimeOffset.Parse(listed["next_run_at"]!.GetValue<string>());
+        Assert.Equal(3, TimeZoneInfo.ConvertTime(next, TimeZoneInfo.FindSystemTimeZoneById("Europe/Berlin")).Hour);
+        Assert.Equal(0, trigger.Code);
+        var job = await node.Client.GetAsync(trigger.Stdout.Trim());
+        Assert.Equal(("add", "[1,2]"), (job!.Task, job.Envelope!.Args.GetRawText()));
+        Assert.Equal(1, bad.Code);
+        Assert.Contains("Invalid cron expression '61 * * * *'", bad.Stderr);
+        Assert.Equal((0, "nightly: removed\n"), (remove.Code, remove.Stdout));
+        Assert.Equal(1, again.Code);
+        Assert.Contains("No recurring job 'nightly' in queue 'reports'", again.Stderr);
+        Assert.Equal("No recurring jobs in this queue.\n", empty.Stdout);
+    }
+
     private Task<TestNode> StartAsync(Action<ClusterJobs.Node.Hosting.ClusterJobsOptions>? configure = null) =>
         TestNode.StartAsync(brokers.Url(BrokerKind.Redis), _prefix, o =>
         {

@@ -19,7 +19,7 @@ public sealed class DashboardSpecs(BrokerFixture brokers, ITestOutputHelper outp
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(30);
 
     [Fact]
-    public async Task The_dashboard_shows_queues_and_members_resumes_a_queue_replays_a_dead_letter_and_looks_up_a_job()
+    public async Task The_dashboard_shows_queues_and_members_resumes_a_queue_replays_a_dead_letter_runs_a_recurring_job_and_looks_up_a_job()
     {
         await using var node = await TestNode.StartAsync(brokers.Url(BrokerKind.Redis), _prefix, o => o.HttpPort = 0);
         var dead = await node.Client.EnqueueAsync("fail", new { message = "disk full" }, new EnqueueOptions { MaxAttempts = 1 });
@@ -73,6 +73,18 @@ public sealed class DashboardSpecs(BrokerFixture brokers, ITestOutputHelper outp
         await Expect(page.Locator("[data-testid=message]")).ToHaveTextAsync("dead letters of default deleted");
         await Expect(letter).ToHaveCountAsync(0);
         Assert.Null(await node.Client.GetAsync(replay));
+
+        await node.Client.AddOrUpdateRecurringAsync("weekly", "0 8 * * MON", "add", new[] { 2, 2 });
+        await queue.GetByRole(AriaRole.Button, new() { Name = "Recurring" }).ClickAsync();
+        var schedule = page.Locator("[data-testid=recurring] tr[data-name=weekly]");
+        await Expect(schedule).ToContainTextAsync("0 8 * * MON");
+        await schedule.GetByRole(AriaRole.Button, new() { Name = "Run now" }).ClickAsync();
+        await Expect(page.Locator("[data-testid=message]")).ToHaveTextAsync("weekly: a job enqueued now");
+        await Expect(queue.Locator("td[data-total=succeeded]")).ToHaveTextAsync("4"); // 2 + 2 ran
+        await schedule.GetByRole(AriaRole.Button, new() { Name = "Remove" }).ClickAsync();
+        await Expect(page.Locator("[data-testid=message]")).ToHaveTextAsync("weekly removed");
+        await Expect(page.Locator("[data-testid=recurring] tbody")).ToHaveTextAsync("No recurring jobs in this queue.");
+        Assert.Null(await node.Client.GetRecurringAsync("default", "weekly"));
 
         await page.Locator("[data-testid=job-id]").FillAsync(waiting[2]);
         await page.GetByRole(AriaRole.Button, new() { Name = "Look up" }).ClickAsync();

@@ -147,6 +147,40 @@ public sealed class OperatorApiSpecs(BrokerFixture brokers, ITestOutputHelper ou
     }
 
     [Fact]
+    public async Task A_recurring_job_written_through_the_api_fires_on_the_node_and_shows_its_last_run()
+    {
+        await using var node = await StartAsync();
+        using var http = Http(node);
+
+        var written = await Send(http, HttpMethod.Put, "api/queues/default/recurring/tick", new { cron = "* * * * * *", task = "add", args = new[] { 2, 3 } });
+        JsonNode? fired = null;
+        await ClusterRun.WaitUntilAsync(async () =>
+        {
+            fired = Assert.Single((await GetJson(http, "api/queues/default/recurring")).AsArray());
+            return fired!["last_job_id"] is not null;
+        }, Wait, "the schedule's first run");
+        var lastJob = fired!["last_job_id"]!.GetValue<string>();
+        await node.Client.WaitAsync(lastJob, Wait);
+        var misspelt = await http.PutAsJsonAsync("api/queues/default/recurring/other", new { cron = "@daily", task = "add", timezone = "UTC" });
+        var noCron = await http.PutAsJsonAsync("api/queues/default/recurring/other", new { task = "add" });
+        var badZone = await http.PutAsJsonAsync("api/queues/default/recurring/other", new { cron = "@daily", task = "add", time_zone = "Nowhere/Town" });
+        var removed = await Send(http, HttpMethod.Delete, "api/queues/default/recurring/tick");
+        var removedAgain = await http.SendAsync(new HttpRequestMessage(HttpMethod.Delete, "api/queues/default/recurring/tick") { Content = EmptyJson() });
+        var triggerMissing = await http.PostAsync("api/queues/default/recurring/tick/trigger", EmptyJson());
+
+        Assert.Equal(("tick", "* * * * * *", "UTC", "add"), (written["name"]!.GetValue<string>(), written["cron"]!.GetValue<string>(),
+            written["time_zone"]!.GetValue<string>(), written["task"]!.GetValue<string>()));
+        Assert.StartsWith("default:recurring:tick:", lastJob);
+        Assert.Equal(5, (await node.Client.GetAsync(lastJob))!.ResultAs<long>());
+        await AssertProblem(misspelt, HttpStatusCode.BadRequest, "'timezone'");
+        await AssertProblem(noCron, HttpStatusCode.BadRequest, "'cron' is required");
+        await AssertProblem(badZone, HttpStatusCode.BadRequest, "Unknown time zone 'Nowhere/Town'");
+        Assert.Equal("tick", removed["removed"]!.GetValue<string>());
+        await AssertProblem(removedAgain, HttpStatusCode.NotFound, "No recurring job 'tick'");
+        await AssertProblem(triggerMissing, HttpStatusCode.NotFound, "No recurring job 'tick'");
+    }
+
+    [Fact]
     public async Task Dead_letters_are_deleted_with_their_records_all_or_those_of_one_task()
     {
         await using var node = await StartAsync();

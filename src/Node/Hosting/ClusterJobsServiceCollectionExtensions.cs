@@ -3,6 +3,7 @@ using Akka.Cluster;
 using Akka.Hosting;
 using ClusterJobs.Node.Broker;
 using ClusterJobs.Node.Queues;
+using ClusterJobs.Node.Recurring;
 using ClusterJobs.Persistence.Redis.Hosting;
 using ClusterJobs.Node.Ingress;
 using ClusterJobs.Node.Operator;
@@ -96,7 +97,7 @@ public static class ClusterJobsServiceCollectionExtensions
         return jobs;
     }
 
-    /// <summary>The node's actors as a list: result writer, one router per queue, the worker pool.</summary>
+    /// <summary>The node's actors as a list: result writer, lease keeper, one router per queue, the recurring scheduler, the worker pool.</summary>
     public static AkkaConfigurationBuilder AddClusterJobsActors(this AkkaConfigurationBuilder akka, IServiceProvider sp, ClusterJobsOptions options)
     {
         var redis = sp.GetRequiredService<RedisConnectionService>();
@@ -123,6 +124,7 @@ public static class ClusterJobsServiceCollectionExtensions
                 ReadAhead = options.ReadAhead, MaxHold = options.LeaseDuration / 4, GrantToLocalPools = options.GrantToLocalPools,
             });
         akka.AddRouterLookupWatch(routers, options.RouterLookupWarningAfter);
+        akka.AddRecurringScheduler(options.Queues.Select(q => q.Name).ToList(), () => redis.Connection, keys);
         var served = options.Queues.Select(q => q with { MaxConcurrency = q.Limit(options.Concurrency) }).ToList();
         return akka.AddWorkerPool(served, options.Concurrency, routers, (system, registry) =>
             WorkerActorExtensions.WorkerProps(sp.GetRequiredService<TaskRegistry>(), sp, registry.Get<ResultWriterActor>(), node!, Broker),

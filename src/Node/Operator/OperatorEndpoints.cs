@@ -62,6 +62,8 @@ public static class OperatorEndpoints
             var (from, many) = Page(offset, count);
             return Json((await ops.Jobs.GetManyAsync(await ops.Census.ListAsync(queue, where, from, many))).Select(JobView.From));
         }));
+        api.MapGet("/queues/{queue}/recurring", (string queue, OperatorApi ops) =>
+            Answer(ops, async () => Json((await ops.Jobs.ListRecurringAsync(queue)).Select(RecurringView.From))));
         api.MapGet("/jobs/{id}", (string id, OperatorApi ops) => Answer(ops, async () =>
             await ops.Jobs.GetAsync(CheckedId(id)) is { } job ? Json(JobView.From(job)) : NoSuchJob(id)));
 
@@ -77,6 +79,26 @@ public static class OperatorEndpoints
             Answer(ops, async () => Json(new Replayed(await Conflict(() => ops.Jobs.ReplayAllAsync(queue, task))))));
         changes.MapDelete("/queues/{queue}/dead", (string queue, string? task, OperatorApi ops, HttpContext http) =>
             Answer(ops, async () => Json(new Purged(await ops.Jobs.PurgeDeadLettersAsync(queue, task, http.RequestAborted)))));
+        changes.MapPut("/queues/{queue}/recurring/{name}", (string queue, string name, JsonElement body, OperatorApi ops, HttpContext http) =>
+            Answer(ops, async () =>
+            {
+                var request = Read<RecurringRequest>(body,
+                    "Expected a JSON object like {\"cron\": \"0 3 * * *\", \"task\": \"nightly_report\", \"args\": {...}, \"time_zone\": \"UTC\"}");
+                if (string.IsNullOrWhiteSpace(request.Cron)) throw new ArgumentException("'cron' is required: five fields, six with seconds, or a macro such as @hourly.");
+                if (string.IsNullOrWhiteSpace(request.Task)) throw new ArgumentException("'task' is required: the name of a task the nodes serve.");
+                var options = new RecurringOptions
+                {
+                    Queue = queue, TimeZone = request.TimeZone ?? RecurringRules.DefaultTimeZone, Priority = request.Priority ?? 0,
+                    MaxAttempts = request.MaxAttempts,
+                };
+                return Json(RecurringView.From(await ops.Jobs.AddOrUpdateRecurringAsync(name, request.Cron, request.Task, request.Args, options, http.RequestAborted)));
+            }));
+        changes.MapDelete("/queues/{queue}/recurring/{name}", (string queue, string name, OperatorApi ops) => Answer(ops, async () =>
+            await ops.Jobs.RemoveRecurringAsync(queue, name) ? Json(new RecurringRemoved(name))
+                : Problem(404, "No such recurring job", $"No recurring job '{name}' in queue '{queue}'.")));
+        changes.MapPost("/queues/{queue}/recurring/{name}/trigger", (string queue, string name, OperatorApi ops, HttpContext http) =>
+            Answer(ops, async () => HttpResults.Json(new Enqueued(await Conflict(() => ops.Jobs.TriggerRecurringAsync(queue, name, http.RequestAborted))),
+                OperatorJson.Options, statusCode: 201)));
         changes.MapPost("/jobs", (JsonElement body, OperatorApi ops, HttpContext http) => Answer(ops, async () =>
         {
             var request = Read<EnqueueRequest>(body,

@@ -66,6 +66,22 @@ public sealed record JobView(
 public sealed record EnqueueRequest(string? Task, JsonElement? Args, string? Queue, int? Priority, double? CountdownSeconds,
     int? MaxAttempts, string? IdempotencyKey);
 
+/// <summary>A recurring schedule to write through the API (as <see cref="JobClient.AddOrUpdateRecurringAsync"/>).</summary>
+[JsonUnmappedMemberHandling(JsonUnmappedMemberHandling.Disallow)]
+public sealed record RecurringRequest(string? Cron, string? Task, JsonElement? Args, string? TimeZone, int? Priority, int? MaxAttempts);
+
+/// <param name="NextRunAt">Null when it runs no more (its cron has no further occurrence, or <c>error</c> says why a node stopped it).</param>
+/// <param name="LastRunAt">The last run fired (the cron occurrence) and the job it made.</param>
+public sealed record RecurringView(string Name, string Queue, string Cron, string TimeZone, string? Task, JsonElement? Args, int Priority,
+    int? MaxAttempts, DateTimeOffset? NextRunAt, DateTimeOffset? LastRunAt, string? LastJobId, DateTimeOffset? CreatedAt,
+    DateTimeOffset? UpdatedAt, string? Error)
+{
+    public static RecurringView From(RecurringJob r) => new(r.Name, r.Queue, r.Cron, r.TimeZone, r.Task, r.Args, r.Template?.Priority ?? 0,
+        r.Template?.MaxAttempts, r.NextRunAt, r.LastRunAt, r.LastJobId, r.CreatedAt, r.UpdatedAt, r.Error);
+}
+
+public sealed record RecurringRemoved(string Removed);
+
 public sealed record Enqueued(string Id);
 
 public sealed record Replayed(IReadOnlyList<string> Ids);

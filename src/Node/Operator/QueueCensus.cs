@@ -30,7 +30,7 @@ public sealed class QueueCensus(Func<IConnectionMultiplexer> redis, RedisKeys ke
     /// <summary>Queues found in Redis are looked for again after this long: finding them walks the whole keyspace.</summary>
     public static readonly TimeSpan DiscoveryCacheFor = TimeSpan.FromSeconds(10);
 
-    private static readonly string[] QueueKeySuffixes = ["ready", "scheduled", "leased", "dead", "waiting", "stats"];
+    private static readonly string[] QueueKeySuffixes = ["ready", "scheduled", "leased", "dead", "waiting", "stats", "recurring"];
     private readonly TimeProvider _clock = clock ?? TimeProvider.System;
     private readonly Lock _gate = new();
     private Task<IReadOnlyList<string>>? _refreshing;

@@ -1,0 +1,44 @@
+namespace ClusterJobs.Node.Recurring;
+
+/// <summary>
+/// The node's scripts for recurring schedules (docs/protocol.md). Each checks that the schedule still has the run the
+/// node read (and the same definition), so of several nodes that read the same due run, one fires it.
+/// </summary>
+public static class RecurringScripts
+{
+    /// <summary>
+    /// Fires one run: moves the schedule to its next run (<c>inf</c>: none), records the run, and enqueues its job as the
+    /// producer's Enqueue script would, unless a job of that id exists already.
+    /// KEYS: recurring zset, schedule hash, job hash, ready.
+    /// ARGV: name, run ms, next run ms or 'inf', job id, envelope, now ms, ready score, wake channel, task, events channel,
+    ///       max attempts ('' for the task's policy), the schedule's updated_at as read ('' for none).
+    /// Returns 1 when it fired the run, 0 when the schedule had changed (another node fired it, or it was rewritten or removed).
+    /// </summary>
+    public const string Fire = """
+        local due = redis.call('ZSCORE', KEYS[1], ARGV[1])
+        if not due or tonumber(due) ~= tonumber(ARGV[2]) then return 0 end
+        if (redis.call('HGET', KEYS[2], 'updated_at') or '') ~= ARGV[12] then return 0 end
+        redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
+        redis.call('HSET', KEYS[2], 'last_run_at', ARGV[2], 'last_fired_at', ARGV[6], 'last_job_id', ARGV[4])
+        if redis.call('EXISTS', KEYS[3]) == 1 then return 1 end
+        redis.call('ZADD', KEYS[4], ARGV[7], ARGV[4])
+        redis.call('HSET', KEYS[3], 'envelope', ARGV[5], 'state', 'queued', 'task', ARGV[9], 'attempts', 0,
+          'max_attempts', ARGV[11], 'ready_score', ARGV[7], 'enqueued_at', ARGV[6])
+        redis.call('PUBLISH', ARGV[8], ARGV[4])
+        redis.call('PUBLISH', ARGV[10], ARGV[4] .. ' queued')
+        return 1
+        """;
+
+    /// <summary>
+    /// Stops a schedule the node cannot read (written by hand: a bad cron, time zone or template), saying why: its next
+    /// run becomes <c>inf</c> and its <c>error</c> field holds the reason. Writing it again with a producer clears both.
+    /// KEYS: recurring zset, schedule hash. ARGV: name, run ms as read, error. Returns 1, or 0 when it had changed.
+    /// </summary>
+    public const string Stop = """
+        local due = redis.call('ZSCORE', KEYS[1], ARGV[1])
+        if not due or tonumber(due) ~= tonumber(ARGV[2]) then return 0 end
+        redis.call('ZADD', KEYS[1], 'inf', ARGV[1])
+        redis.call('HSET', KEYS[2], 'error', ARGV[3])
+        return 1
+        """;
+}

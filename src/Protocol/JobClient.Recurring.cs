@@ -1,0 +1,92 @@
+using System.Text.Json;
+using StackExchange.Redis;
+
+namespace ClusterJobs.Protocol;
+
+/// <summary>Recurring jobs (Celery beat, Hangfire's RecurringJob, BullMQ's job schedulers): schedules kept in Redis, fired by the nodes.</summary>
+public sealed partial class JobClient
+{
+    /// <summary>
+    /// Creates or updates the recurring schedule <paramref name="name"/> of <paramref name="options"/>' queue: at each
+    /// occurrence of <paramref name="cron"/> (read in the options' time zone) a node serving that queue enqueues a job of
+    /// <paramref name="task"/> with <paramref name="args"/>. One job per occurrence however many nodes serve the queue
+    /// (its id is fixed by the occurrence); occurrences missed while no node served the queue make one job when a node
+    /// is back, not one each. Calling it again with the same cron and time zone keeps the next run (so an app may declare
+    /// its schedules at every start) and takes the new task, arguments and options from the next run on. Bad input
+    /// (cron, time zone, name, options, arguments over the payload limit) throws <see cref="ArgumentException"/> and
+    /// writes nothing.
+    /// </summary>
+    public async Task<RecurringJob> AddOrUpdateRecurringAsync(string name, string cron, string task, object? args = null,
+        RecurringOptions? options = null, CancellationToken ct = default)
+    {
+        options ??= new RecurringOptions();
+        RecurringRules.ValidateName(name);
+        var expression = RecurringRules.ParseCron(cron);
+        var zone = RecurringRules.FindTimeZone(options.TimeZone);
+        var now = _options.Clock.GetUtcNow().ToUnixTimeMilliseconds();
+        var next = RecurringRules.NextRunMs(expression, zone, now)
+            ?? throw new ArgumentException($"The cron expression '{cron}' has no occurrence after now: the schedule would never run.", nameof(cron));
+        var template = NewEnvelope(task, args, Checked(task, options.JobOptions())) with
+        {
+            Id = RecurringRules.JobId(options.Queue, name, 0), EnqueuedAt = 0,
+        };
+        EnqueueCall(template); // the payload limit and the checks a node makes, now rather than at every run
+        var q = _keys.Queue(options.Queue);
+        ct.ThrowIfCancellationRequested();
+        await Db.ScriptEvaluateAsync(ProducerScripts.UpsertRecurring, [q.RecurringSchedule(name), q.Recurring],
+            [name, cron.Trim(), options.TimeZone, ProtocolJson.Serialize(template), next, now]).ConfigureAwait(false);
+        return await GetRecurringAsync(options.Queue, name).ConfigureAwait(false)
+            ?? throw new InvalidOperationException($"Recurring job '{name}' was removed while it was written.");
+    }
+
+    /// <summary>The recurring schedule <paramref name="name"/> of <paramref name="queue"/>; null when there is none.</summary>
+    public async Task<RecurringJob?> GetRecurringAsync(string queue, string name)
+    {
+        RecurringRules.ValidateName(name);
+        var q = _keys.Queue(queue);
+        var batch = Db.CreateBatch();
+        var score = batch.SortedSetScoreAsync(q.Recurring, name);
+        var fields = batch.HashGetAllAsync(q.RecurringSchedule(name));
+        batch.Execute();
+        return await score.ConfigureAwait(false) is { } s && await fields.ConfigureAwait(false) is { Length: > 0 } entries
+            ? RecurringJob.Read(queue, name, s, entries)
+            : null;
+    }
+
+    /// <summary>The recurring schedules of <paramref name="queue"/>, soonest next run first (those that run no more last).</summary>
+    public async Task<IReadOnlyList<RecurringJob>> ListRecurringAsync(string queue)
+    {
+        var q = _keys.Queue(queue);
+        var names = await Db.SortedSetRangeByRankWithScoresAsync(q.Recurring).ConfigureAwait(false);
+        var batch = Db.CreateBatch();
+        var reads = names.Select(n => (Name: (string)n.Element!, n.Score, Fields: batch.HashGetAllAsync(q.RecurringSchedule((string)n.Element!)))).ToList();
+        batch.Execute();
+        var found = new List<RecurringJob>(reads.Count);
+        foreach (var (name, score, fields) in reads)
+            if (await fields.ConfigureAwait(false) is { Length: > 0 } entries) found.Add(RecurringJob.Read(queue, name, score, entries));
+        return found;
+    }
+
+    /// <summary>Removes the recurring schedule <paramref name="name"/>; the jobs it made stay. Returns false when there was none.</summary>
+    public async Task<bool> RemoveRecurringAsync(string queue, string name)
+    {
+        RecurringRules.ValidateName(name);
+        var q = _keys.Queue(queue);
+        return (long)await Db.ScriptEvaluateAsync(ProducerScripts.RemoveRecurring, [q.RecurringSchedule(name), q.Recurring], [name])
+            .ConfigureAwait(false) == 1;
+    }
+
+    /// <summary>
+    /// Enqueues one job of the schedule <paramref name="name"/> now, outside its cron (Hangfire's "Trigger now"); its
+    /// next run is unchanged. Returns the job's id; throws <see cref="KeyNotFoundException"/> when there is no such schedule.
+    /// </summary>
+    public async Task<string> TriggerRecurringAsync(string queue, string name, CancellationToken ct = default)
+    {
+        var schedule = await GetRecurringAsync(queue, name).ConfigureAwait(false)
+            ?? throw new KeyNotFoundException($"No recurring job '{name}' in queue '{queue}'.");
+        var template = schedule.Template
+            ?? throw new InvalidOperationException($"Recurring job '{name}' has no readable job template: write it again with AddOrUpdateRecurringAsync.");
+        var now = _options.Clock.GetUtcNow().ToUnixTimeMilliseconds();
+        return await EnqueueAsync(template with { Id = JobIds.New(queue), Queue = queue, EnqueuedAt = now }, ct).ConfigureAwait(false);
+    }
+}

@@ -1,0 +1,222 @@
+using System.Collections.Concurrent;
+using Akka.Cluster;
+using ClusterJobs.Node.Hosting;
+using ClusterJobs.Node.Tasks;
+using ClusterJobs.Protocol;
+using ClusterJobs.Tests.Shared;
+using StackExchange.Redis;
+using Xunit.Abstractions;
+
+namespace ClusterJobs.Integration.Tests;
+
+/// <summary>
+/// Recurring jobs (Celery beat, Hangfire's RecurringJob): schedules a producer writes to Redis, fired by the nodes that
+/// serve the queue, one job per run however many nodes there are, with runs missed while no node served the queue
+/// made up once.
+/// </summary>
+[Collection(BrokerCollection.Name)]
+public sealed class RecurringJobSpecs(BrokerFixture brokers, ITestOutputHelper output) : IAsyncLifetime
+{
+    private static readonly TimeSpan Wait = TimeSpan.FromSeconds(20);
+    private readonly string _prefix = BrokerFixture.NewPrefix();
+    private readonly List<TestNode> _nodes = [];
+    private IConnectionMultiplexer _redis = null!;
+    private JobClient _client = null!;
+
+    public async Task InitializeAsync()
+    {
+        _redis = await RedisConnection.ConnectAsync(brokers.RealRedisUrl);
+        _client = new JobClient(_redis, new JobClientOptions { KeyPrefix = _prefix });
+    }
+
+    public async Task DisposeAsync()
+    {
+        foreach (var node in _nodes) await node.DisposeAsync();
+        await _client.DisposeAsync();
+        await _redis.DisposeAsync();
+    }
+
+    [Fact]
+    public async Task A_schedule_every_second_runs_once_a_second_on_a_two_node_cluster_never_twice_for_one_run()
+    {
+        var seedPort = RedisServer.FreePort();
+        await StartNodeAsync(new ClusterBootstrap { Host = "127.0.0.1", Port = seedPort, Seeds = [ClusterProcess.SeedAddress(seedPort)] });
+        await StartNodeAsync(new ClusterBootstrap { Host = "127.0.0.1", Port = RedisServer.FreePort(), Seeds = [ClusterProcess.SeedAddress(seedPort)] });
+        await ClusterRun.WaitUntilAsync(() => Task.FromResult(_nodes.All(n =>
+            Cluster.Get(n.System).State.Members.Count(m => m.Status == MemberStatus.Up) == 2)), Wait, "2 members Up");
+
+        var schedule = await _client.AddOrUpdateRecurringAsync("heartbeat", "* * * * * *", "recurring_run", new { key = _prefix });
+        var runs = RecurringRunTask.For(_prefix);
+        await ClusterRun.WaitUntilAsync(() => Task.FromResult(runs.Count >= 4), Wait, "4 runs");
+        await _client.RemoveRecurringAsync("default", "heartbeat");
+        await Task.Delay(1_500); // a run fired as it was removed still runs; none after
+
+        var ids = runs.Select(r => r.JobId).ToList();
+        await Task.Delay(1_200);
+        Assert.Equal(ids.Count, runs.Count); // removed: no run since
+
+        output.WriteLine(string.Join("\n", runs.Select(r => $"{r.JobId} on {r.Node}")));
+        Assert.Equal(ids.Count, ids.Distinct().Count());
+        Assert.All(ids, id => Assert.StartsWith("default:recurring:heartbeat:", id));
+        var runTimes = ids.Select(id => long.Parse(id[(id.LastIndexOf(':') + 1)..])).Order().ToList();
+        Assert.All(runTimes, ms => Assert.Equal(0, ms % 1_000)); // each job is named by its run: whole seconds
+        Assert.Equal(schedule.NextRunAt!.Value.ToUnixTimeMilliseconds(), runTimes[0]);
+        Assert.All(runTimes.Zip(runTimes.Skip(1)), pair => Assert.True(pair.Second > pair.First));
+        Assert.Null(await _client.GetRecurringAsync("default", "heartbeat"));
+    }
+
+    [Theory, InlineData(BrokerKind.Redis), InlineData(BrokerKind.Garnet)]
+    public async Task Runs_missed_while_no_node_served_the_queue_make_one_job_when_a_node_comes_back_then_it_keeps_to_its_cron(BrokerKind kind)
+    {
+        await UseBrokerAsync(kind);
+        var hourly = await _client.AddOrUpdateRecurringAsync("report", "0 * * * *", "recurring_run", new { key = _prefix },
+            new RecurringOptions { Queue = "reports", Priority = 3 });
+        // Three hours without a node: the schedule's next run is three hours ago.
+        var missedRun = hourly.NextRunAt!.Value.AddHours(-3).ToUnixTimeMilliseconds();
+        await _redis.GetDatabase().SortedSetAddAsync(_client.Keys.Queue("reports").Recurring, "report", missedRun);
+
+        await StartNodeAsync(queues: "reports", kind: kind);
+        var runs = RecurringRunTask.For(_prefix);
+        await ClusterRun.WaitUntilAsync(() => Task.FromResult(runs.Count >= 1), Wait, "the missed run made up");
+        await Task.Delay(1_500); // one poll more: nothing else fires
+
+        var run = Assert.Single(runs);
+        Assert.Equal($"reports:recurring:report:{missedRun}", run.JobId);
+        var job = await _client.GetAsync(run.JobId);
+        Assert.Equal(3, job!.Envelope!.Priority);
+        var after = await _client.GetRecurringAsync("reports", "report");
+        var next = after!.NextRunAt!.Value; // the next whole hour, not one of those missed
+        Assert.InRange(next, DateTimeOffset.UtcNow.AddSeconds(-10), DateTimeOffset.UtcNow.AddHours(1));
+        Assert.Equal((0, 0, 0), (next.Minute, next.Second, next.Millisecond));
+        Assert.Equal(DateTimeOffset.FromUnixTimeMilliseconds(missedRun), after.LastRunAt);
+        Assert.Equal(run.JobId, after.LastJobId);
+    }
+
+    [Theory, InlineData(BrokerKind.Redis), InlineData(BrokerKind.Garnet)]
+    public async Task A_schedule_a_node_cannot_read_is_stopped_saying_why_and_the_others_of_its_queue_still_fire(BrokerKind kind)
+    {
+        await UseBrokerAsync(kind);
+        var q = _client.Keys.Queue("default");
+        var db = _redis.GetDatabase();
+        var good = await _client.AddOrUpdateRecurringAsync("good", "0 0 * * *", "recurring_run", new { key = _prefix });
+        // Written by hand by another language's producer, with a cron that is not one.
+        await db.HashSetAsync(q.RecurringSchedule("bad"), [new("cron", "every day at noon"), new("time_zone", "UTC"), new("template", "{}")]);
+        var past = DateTimeOffset.UtcNow.AddMinutes(-1).ToUnixTimeMilliseconds();
+        await db.SortedSetAddAsync(q.Recurring, [new("bad", past), new("good", past)]);
+        var logs = new RecordedLogs();
+
+        await StartNodeAsync(logs: logs, kind: kind);
+        var runs = RecurringRunTask.For(_prefix);
+        await ClusterRun.WaitUntilAsync(async () => runs.Count >= 1 && (await _client.GetRecurringAsync("default", "bad"))?.Error is not null,
+            Wait, "the good schedule fired and the bad one stopped");
+
+        Assert.Equal($"default:recurring:good:{past}", Assert.Single(runs).JobId);
+        var bad = await _client.GetRecurringAsync("default", "bad");
+        Assert.Null(bad!.NextRunAt);
+        Assert.Contains("Invalid cron expression 'every day at noon'", bad.Error);
+        Assert.Contains(logs.Lines, l => l.Contains("Recurring job 'bad' of queue default is stopped"));
+        Assert.Equal(good.NextRunAt, (await _client.GetRecurringAsync("default", "good"))!.NextRunAt);
+        // Writing it again with a producer starts it again.
+        var mended = await _client.AddOrUpdateRecurringAsync("bad", "0 12 * * *", "recurring_run", new { key = _prefix });
+        Assert.Null(mended.Error);
+        Assert.NotNull(mended.NextRunAt);
+    }
+
+    [Theory, InlineData(BrokerKind.Redis), InlineData(BrokerKind.Garnet)]
+    public async Task Writing_a_schedule_again_with_its_cron_and_time_zone_keeps_its_next_run_and_a_changed_one_moves_it(BrokerKind kind)
+    {
+        await UseBrokerAsync(kind);
+        var first = await _client.AddOrUpdateRecurringAsync("cleanup", "30 3 * * *", "recurring_run", new { key = "v1" });
+        await _redis.GetDatabase().SortedSetAddAsync(_client.Keys.Queue("default").Recurring, "cleanup", 1_000); // as if due
+
+        // An app declaring its schedules at every start: same cron, new arguments. The run that is due stays due.
+        var again = await _client.AddOrUpdateRecurringAsync("cleanup", "30 3 * * *", "recurring_run", new { key = "v2" });
+        Assert.Equal(DateTimeOffset.FromUnixTimeMilliseconds(1_000), again.NextRunAt);
+        Assert.Equal("v2", again.Args!.Value.GetProperty("key").GetString());
+        Assert.Equal(first.CreatedAt, again.CreatedAt);
+
+        var moved = await _client.AddOrUpdateRecurringAsync("cleanup", "45 3 * * *", "recurring_run", new { key = "v3" });
+        Assert.Equal((3, 45), (moved.NextRunAt!.Value.UtcDateTime.Hour, moved.NextRunAt.Value.UtcDateTime.Minute));
+        var zoned = await _client.AddOrUpdateRecurringAsync("cleanup", "45 3 * * *", "recurring_run", new { key = "v3" },
+            new RecurringOptions { TimeZone = "Asia/Tokyo" });
+        Assert.Equal("Asia/Tokyo", zoned.TimeZone);
+        Assert.Equal((3, 45), (TimeZoneInfo.ConvertTime(zoned.NextRunAt!.Value, TimeZoneInfo.FindSystemTimeZoneById("Asia/Tokyo")).Hour,
+            zoned.NextRunAt.Value.Minute));
+        Assert.Equal((18, 45), (zoned.NextRunAt.Value.UtcDateTime.Hour, zoned.NextRunAt.Value.UtcDateTime.Minute)); // Tokyo is UTC+9
+
+        var listed = Assert.Single(await _client.ListRecurringAsync("default"));
+        Assert.Equal(("cleanup", "45 3 * * *", "recurring_run"), (listed.Name, listed.Cron, listed.Task));
+    }
+
+    [Fact]
+    public async Task A_schedule_that_cannot_be_read_or_run_is_refused_at_the_call_and_nothing_is_written()
+    {
+        var big = new string('x', JobDefaults.MaxPayloadBytes);
+        var refused = new (Func<Task> Call, string Says)[]
+        {
+            (() => _client.AddOrUpdateRecurringAsync("a", "every day", "recurring_run"), "Invalid cron expression 'every day'"),
+            (() => _client.AddOrUpdateRecurringAsync("a", "61 * * * *", "recurring_run"), "Invalid cron expression '61 * * * *'"),
+            (() => _client.AddOrUpdateRecurringAsync("a", "0 0 30 2 *", "recurring_run"), "has no occurrence after now"),
+            (() => _client.AddOrUpdateRecurringAsync("a", "@daily", "recurring_run", null, new RecurringOptions { TimeZone = "Mars/Olympus" }), "Unknown time zone 'Mars/Olympus'"),
+            (() => _client.AddOrUpdateRecurringAsync("a b", "@daily", "recurring_run"), "Invalid recurring job name 'a b'"),
+            (() => _client.AddOrUpdateRecurringAsync("a", "@daily", ""), "task name is empty"),
+            (() => _client.AddOrUpdateRecurringAsync("a", "@daily", "recurring_run", null, new RecurringOptions { Priority = 12 }), "Priority must be between 0 and 9"),
+            (() => _client.AddOrUpdateRecurringAsync("a", "@daily", "recurring_run", new { big }), "over the limit"),
+        };
+        foreach (var (call, says) in refused)
+            Assert.Contains(says, (await Assert.ThrowsAnyAsync<ArgumentException>(call)).Message);
+
+        Assert.Empty(await _client.ListRecurringAsync("default"));
+        Assert.Empty(await _redis.GetServer(_redis.GetEndPoints()[0]).KeysAsync(pattern: _prefix + ":*").ToListAsync());
+    }
+
+    [Fact]
+    public async Task Triggering_a_schedule_enqueues_its_job_now_and_keeps_its_next_run()
+    {
+        var schedule = await _client.AddOrUpdateRecurringAsync("digest", "0 8 * * MON", "recurring_run", new { key = "weekly" },
+            new RecurringOptions { Queue = "mail", MaxAttempts = 5 });
+
+        var id = await _client.TriggerRecurringAsync("mail", "digest");
+
+        var job = await _client.GetAsync(id);
+        Assert.Equal((JobState.Queued, "recurring_run", 5), (job!.State, job.Task, job.Envelope!.MaxAttempts));
+        Assert.Equal("weekly", job.Envelope.Args.GetProperty("key").GetString());
+        Assert.Equal(schedule.NextRunAt, (await _client.GetRecurringAsync("mail", "digest"))!.NextRunAt);
+        await Assert.ThrowsAsync<KeyNotFoundException>(() => _client.TriggerRecurringAsync("mail", "nothing"));
+        Assert.True(await _client.RemoveRecurringAsync("mail", "digest"));
+        Assert.False(await _client.RemoveRecurringAsync("mail", "digest"));
+    }
+
+    private async Task UseBrokerAsync(BrokerKind kind)
+    {
+        if (kind == BrokerKind.Redis) return;
+        await _client.DisposeAsync();
+        await _redis.DisposeAsync();
+        _redis = await RedisConnection.ConnectAsync(brokers.Url(kind));
+        _client = new JobClient(_redis, new JobClientOptions { KeyPrefix = _prefix });
+    }
+
+    private async Task StartNodeAsync(ClusterBootstrap? cluster = null, string queues = "default", RecordedLogs? logs = null,
+        BrokerKind kind = BrokerKind.Redis) =>
+        _nodes.Add(await TestNode.StartAsync(brokers.Url(kind), _prefix, o =>
+        {
+            o.Queues = ClusterJobsOptions.ParseQueues(queues);
+            if (cluster is not null) o.Cluster = cluster;
+        }, tasks => tasks.AddTask<RecurringRunTask>("recurring_run"), serializeMessages: cluster is null, logs: logs));
+}
+
+public sealed record RecurringRunArgs(string Key);
+
+/// <summary>Records each run's job id and node, by the spec's key.</summary>
+public sealed class RecurringRunTask : IJobHandler<RecurringRunArgs>
+{
+    private static readonly ConcurrentDictionary<string, ConcurrentQueue<(string JobId, string Node)>> Runs = new();
+
+    public static ConcurrentQueue<(string JobId, string Node)> For(string key) => Runs.GetOrAdd(key, _ => new());
+
+    public Task HandleAsync(RecurringRunArgs args, JobContext job, CancellationToken ct)
+    {
+        For(args.Key).Enqueue((job.JobId, job.Node));
+        return Task.CompletedTask;
+    }
+}
