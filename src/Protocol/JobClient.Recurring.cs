@@ -30,7 +30,9 @@ public sealed partial class JobClient
         {
             Id = RecurringRules.JobId(options.Queue, name, 0), EnqueuedAt = 0,
         };
-        EnqueueCall(template); // the payload limit and the checks a node makes, now rather than at every run
+        // The payload limit and the checks a node makes, on the job as a run makes it (its id and time), now rather than
+        // at every run.
+        EnqueueCall(template with { Id = RecurringRules.JobId(options.Queue, name, LongestRunMs), EnqueuedAt = now });
         var q = _keys.Queue(options.Queue);
         ct.ThrowIfCancellationRequested();
         await Db.ScriptEvaluateAsync(ProducerScripts.UpsertRecurring, [q.RecurringSchedule(name), q.Recurring],
@@ -38,6 +40,9 @@ public sealed partial class JobClient
         return await GetRecurringAsync(options.Queue, name).ConfigureAwait(false)
             ?? throw new InvalidOperationException($"Recurring job '{name}' was removed while it was written.");
     }
+
+    /// <summary>A run's time with as many digits as any before the year 2286, for measuring a run's job.</summary>
+    private const long LongestRunMs = 9_999_999_999_999;
 
     /// <summary>The recurring schedule <paramref name="name"/> of <paramref name="queue"/>; null when there is none.</summary>
     public async Task<RecurringJob?> GetRecurringAsync(string queue, string name)

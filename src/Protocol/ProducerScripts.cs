@@ -104,7 +104,9 @@ public static class ProducerScripts
         redis.call('HSET', KEYS[1], 'cron', ARGV[2], 'time_zone', ARGV[3], 'template', ARGV[4], 'updated_at', ARGV[6])
         redis.call('HSETNX', KEYS[1], 'created_at', ARGV[6])
         local broken = redis.call('HDEL', KEYS[1], 'error') == 1
-        if old[1] == ARGV[2] and old[2] == ARGV[3] and due and due ~= 'inf' and not broken then return 0 end
+        local run = due and tonumber(due)
+        local finite = run and run == run and run ~= math.huge and run ~= -math.huge
+        if old[1] == ARGV[2] and old[2] == ARGV[3] and finite and not broken then return 0 end
         redis.call('ZADD', KEYS[2], ARGV[5], ARGV[1])
         return 1
         """;

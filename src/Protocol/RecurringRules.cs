@@ -30,7 +30,7 @@ public static partial class RecurringRules
     {
         if (string.IsNullOrWhiteSpace(cron)) throw new ArgumentException("The cron expression is empty.", nameof(cron));
         var text = cron.Trim();
-        var fields = text.Split(' ', StringSplitOptions.RemoveEmptyEntries).Length;
+        var fields = text.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries).Length;
         var format = fields == 6 || text.Equals("@every_second", StringComparison.OrdinalIgnoreCase) ? CronFormat.IncludeSeconds : CronFormat.Standard;
         try
         {
@@ -52,16 +52,19 @@ public static partial class RecurringRules
         {
             return TimeZoneInfo.FindSystemTimeZoneById(timeZone);
         }
-        catch (Exception ex) when (ex is TimeZoneNotFoundException or InvalidTimeZoneException)
+        // A directory's name (Europe) is a SecurityException on Linux; a path-like id an IOException.
+        catch (Exception ex) when (ex is TimeZoneNotFoundException or InvalidTimeZoneException or System.Security.SecurityException
+                                       or IOException or UnauthorizedAccessException or ArgumentException)
         {
             throw new ArgumentException($"Unknown time zone '{timeZone}': give an IANA id such as 'Europe/Berlin', or 'UTC'.", nameof(timeZone), ex);
         }
     }
 
     /// <summary>
-    /// The first run strictly after <paramref name="afterMs"/> (unix ms), in <paramref name="zone"/>'s wall-clock time
-    /// (a run in a skipped daylight-saving hour happens at the hour's end; one in a repeated hour, once); null when the
-    /// expression has no further occurrence.
+    /// The first run strictly after <paramref name="afterMs"/> (unix ms), in <paramref name="zone"/>'s wall-clock time;
+    /// null when the expression has no further occurrence. Daylight saving as Cronos handles it: a run in a skipped hour
+    /// happens as the clocks change; in a repeated hour, a run at a fixed hour happens once, while an interval
+    /// (<c>*/15 * * * *</c>, <c>0 * * * *</c>) runs in both copies of the hour.
     /// </summary>
     public static long? NextRunMs(CronExpression cron, TimeZoneInfo zone, long afterMs) =>
         cron.GetNextOccurrence(DateTimeOffset.FromUnixTimeMilliseconds(afterMs), zone)?.ToUnixTimeMilliseconds();

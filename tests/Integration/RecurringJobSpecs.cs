@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using Akka.Cluster;
 using ClusterJobs.Node.Hosting;
+using ClusterJobs.Node.Recurring;
 using ClusterJobs.Node.Tasks;
 using ClusterJobs.Protocol;
 using ClusterJobs.Tests.Shared;
@@ -49,30 +50,63 @@ public sealed class RecurringJobSpecs(BrokerFixture brokers, ITestOutputHelper o
         var runs = RecurringRunTask.For(_prefix);
         await ClusterRun.WaitUntilAsync(() => Task.FromResult(runs.Count >= 4), Wait, "4 runs");
         await _client.RemoveRecurringAsync("default", "heartbeat");
-        await Task.Delay(1_500); // a run fired as it was removed still runs; none after
-
-        var ids = runs.Select(r => r.JobId).ToList();
-        await Task.Delay(1_200);
-        Assert.Equal(ids.Count, runs.Count); // removed: no run since
+        // Every job the schedule made, run to its end: one handler run each.
+        var made = await JobsOfAsync("heartbeat");
+        foreach (var id in made) await _client.WaitAsync(id, Wait);
+        await Task.Delay(RecurringSchedulerActor.PollInterval + TimeSpan.FromMilliseconds(200));
 
         output.WriteLine(string.Join("\n", runs.Select(r => $"{r.JobId} on {r.Node}")));
-        Assert.Equal(ids.Count, ids.Distinct().Count());
-        Assert.All(ids, id => Assert.StartsWith("default:recurring:heartbeat:", id));
+        Assert.Equal(made.Count, (await JobsOfAsync("heartbeat")).Count); // removed: nothing fired since
+        var ids = runs.Select(r => r.JobId).ToList();
+        Assert.Equal(made.Order(), ids.Order()); // each job ran, once
         var runTimes = ids.Select(id => long.Parse(id[(id.LastIndexOf(':') + 1)..])).Order().ToList();
         Assert.All(runTimes, ms => Assert.Equal(0, ms % 1_000)); // each job is named by its run: whole seconds
         Assert.Equal(schedule.NextRunAt!.Value.ToUnixTimeMilliseconds(), runTimes[0]);
-        Assert.All(runTimes.Zip(runTimes.Skip(1)), pair => Assert.True(pair.Second > pair.First));
         Assert.Null(await _client.GetRecurringAsync("default", "heartbeat"));
+    }
+
+    [Fact]
+    public async Task Of_two_nodes_that_read_the_same_due_run_only_the_first_fires_it_and_a_rewritten_schedule_is_not_fired_or_stopped_from_a_stale_read()
+    {
+        await _client.AddOrUpdateRecurringAsync("sync", "0 4 * * *", "recurring_run", new { key = _prefix });
+        var q = _client.Keys.Queue("default");
+        var db = _redis.GetDatabase();
+        var run = DateTimeOffset.UtcNow.AddDays(-1).ToUnixTimeMilliseconds() / 1000 * 1000;
+        await db.SortedSetAddAsync(q.Recurring, "sync", run);
+        var fields = await db.HashGetAsync(q.RecurringSchedule("sync"), ["cron", "time_zone", "template", "updated_at"]);
+        var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        // Two nodes' firers, both having read the same run.
+        var first = new RecurringFirer(() => _redis, _client.Keys, "default", "node-a", JobDefaults.MaxPayloadBytes).FireCall("sync", run, now, fields, out _)!.Value;
+        var second = new RecurringFirer(() => _redis, _client.Keys, "default", "node-b", JobDefaults.MaxPayloadBytes).FireCall("sync", run, now, fields, out _)!.Value;
+
+        Assert.Equal(1, (long)await db.ScriptEvaluateAsync(RecurringScripts.Fire, first.Keys, first.Values));
+        var moved = await db.SortedSetScoreAsync(q.Recurring, "sync");
+        Assert.Equal(0, (long)await db.ScriptEvaluateAsync(RecurringScripts.Fire, second.Keys, second.Values));
+        Assert.Equal(moved, await db.SortedSetScoreAsync(q.Recurring, "sync"));
+        Assert.True(moved > now);
+        Assert.Equal(JobState.Queued, (await _client.GetAsync($"default:recurring:sync:{run}"))!.State);
+
+        // Rewritten (new arguments, same cron) after a node read it: neither that node's Fire nor its Stop acts on it.
+        await db.SortedSetAddAsync(q.Recurring, "sync", run - 86_400_000);
+        var stale = new RecurringFirer(() => _redis, _client.Keys, "default", "node-a", JobDefaults.MaxPayloadBytes)
+            .FireCall("sync", run - 86_400_000, now, fields, out _)!.Value;
+        await Task.Delay(2); // a later updated_at
+        await _client.AddOrUpdateRecurringAsync("sync", "0 4 * * *", "recurring_run", new { key = "v2" });
+        Assert.Equal(0, (long)await db.ScriptEvaluateAsync(RecurringScripts.Fire, stale.Keys, stale.Values));
+        Assert.Equal(0, (long)await db.ScriptEvaluateAsync(RecurringScripts.Stop, [q.Recurring, q.RecurringSchedule("sync")],
+            ["sync", run - 86_400_000, "stale", fields[3]]));
+        Assert.Equal(run - 86_400_000, await db.SortedSetScoreAsync(q.Recurring, "sync"));
+        Assert.Null((await _client.GetRecurringAsync("default", "sync"))!.Error);
     }
 
     [Theory, InlineData(BrokerKind.Redis), InlineData(BrokerKind.Garnet)]
     public async Task Runs_missed_while_no_node_served_the_queue_make_one_job_when_a_node_comes_back_then_it_keeps_to_its_cron(BrokerKind kind)
     {
         await UseBrokerAsync(kind);
-        var hourly = await _client.AddOrUpdateRecurringAsync("report", "0 * * * *", "recurring_run", new { key = _prefix },
+        var daily = await _client.AddOrUpdateRecurringAsync("report", "0 2 * * *", "recurring_run", new { key = _prefix },
             new RecurringOptions { Queue = "reports", Priority = 3 });
-        // Three hours without a node: the schedule's next run is three hours ago.
-        var missedRun = hourly.NextRunAt!.Value.AddHours(-3).ToUnixTimeMilliseconds();
+        // Three days without a node: the schedule's next run is three days ago.
+        var missedRun = daily.NextRunAt!.Value.AddDays(-3).ToUnixTimeMilliseconds();
         await _redis.GetDatabase().SortedSetAddAsync(_client.Keys.Queue("reports").Recurring, "report", missedRun);
 
         await StartNodeAsync(queues: "reports", kind: kind);
@@ -85,9 +119,9 @@ public sealed class RecurringJobSpecs(BrokerFixture brokers, ITestOutputHelper o
         var job = await _client.GetAsync(run.JobId);
         Assert.Equal(3, job!.Envelope!.Priority);
         var after = await _client.GetRecurringAsync("reports", "report");
-        var next = after!.NextRunAt!.Value; // the next whole hour, not one of those missed
-        Assert.InRange(next, DateTimeOffset.UtcNow.AddSeconds(-10), DateTimeOffset.UtcNow.AddHours(1));
-        Assert.Equal((0, 0, 0), (next.Minute, next.Second, next.Millisecond));
+        var next = after!.NextRunAt!.Value; // the next 02:00, not one of those missed
+        Assert.InRange(next, DateTimeOffset.UtcNow.AddSeconds(-10), DateTimeOffset.UtcNow.AddDays(1));
+        Assert.Equal((2, 0, 0, 0), (next.Hour, next.Minute, next.Second, next.Millisecond));
         Assert.Equal(DateTimeOffset.FromUnixTimeMilliseconds(missedRun), after.LastRunAt);
         Assert.Equal(run.JobId, after.LastJobId);
     }
@@ -99,22 +133,33 @@ public sealed class RecurringJobSpecs(BrokerFixture brokers, ITestOutputHelper o
         var q = _client.Keys.Queue("default");
         var db = _redis.GetDatabase();
         var good = await _client.AddOrUpdateRecurringAsync("good", "0 0 * * *", "recurring_run", new { key = _prefix });
-        // Written by hand by another language's producer, with a cron that is not one.
+        // Written by hand by another language's producer: a cron that is not one; a key of the wrong type; a run that is
+        // not a whole ms; a job its node would dead-letter (priority 42). Each sorts before the good one.
         await db.HashSetAsync(q.RecurringSchedule("bad"), [new("cron", "every day at noon"), new("time_zone", "UTC"), new("template", "{}")]);
+        await db.StringSetAsync(q.RecurringSchedule("wrongtype"), "not a hash");
+        var template = (await db.HashGetAsync(q.RecurringSchedule("good"), "template")).ToString();
+        await db.HashSetAsync(q.RecurringSchedule("fraction"), [new("cron", "@daily"), new("template", template)]);
+        await db.HashSetAsync(q.RecurringSchedule("priority"), [new("cron", "@daily"), new("template", template.Replace("\"priority\":0", "\"priority\":42"))]);
         var past = DateTimeOffset.UtcNow.AddMinutes(-1).ToUnixTimeMilliseconds();
-        await db.SortedSetAddAsync(q.Recurring, [new("bad", past), new("good", past)]);
+        await db.SortedSetAddAsync(q.Recurring, [new("bad", past - 4), new("wrongtype", past - 3), new("fraction", past - 2.5), new("priority", past - 1), new("good", past)]);
         var logs = new RecordedLogs();
 
         await StartNodeAsync(logs: logs, kind: kind);
         var runs = RecurringRunTask.For(_prefix);
-        await ClusterRun.WaitUntilAsync(async () => runs.Count >= 1 && (await _client.GetRecurringAsync("default", "bad"))?.Error is not null,
-            Wait, "the good schedule fired and the bad one stopped");
+        await ClusterRun.WaitUntilAsync(async () => runs.Count >= 1 && (await _client.GetRecurringAsync("default", "priority"))?.Error is not null,
+            Wait, "the good schedule fired and the bad ones stopped");
 
         Assert.Equal($"default:recurring:good:{past}", Assert.Single(runs).JobId);
         var bad = await _client.GetRecurringAsync("default", "bad");
         Assert.Null(bad!.NextRunAt);
         Assert.Contains("Invalid cron expression 'every day at noon'", bad.Error);
-        Assert.Contains(logs.Lines, l => l.Contains("Recurring job 'bad' of queue default is stopped"));
+        Assert.Contains("found by node", bad.Error);
+        Assert.Contains("priority must be 0-9, got 42", (await _client.GetRecurringAsync("default", "priority"))!.Error);
+        Assert.Contains("not a whole number of unix milliseconds", (await _client.GetRecurringAsync("default", "fraction"))!.Error);
+        Assert.Equal(double.PositiveInfinity, await db.SortedSetScoreAsync(q.Recurring, "wrongtype"));
+        foreach (var name in new[] { "bad", "wrongtype", "fraction", "priority" })
+            Assert.Contains(logs.Lines, l => l.Contains($"Recurring job '{name}' of queue default is stopped"));
+        Assert.Empty(await JobsOfAsync("priority"));
         Assert.Equal(good.NextRunAt, (await _client.GetRecurringAsync("default", "good"))!.NextRunAt);
         // Writing it again with a producer starts it again.
         var mended = await _client.AddOrUpdateRecurringAsync("bad", "0 12 * * *", "recurring_run", new { key = _prefix });
@@ -158,6 +203,8 @@ public sealed class RecurringJobSpecs(BrokerFixture brokers, ITestOutputHelper o
             (() => _client.AddOrUpdateRecurringAsync("a", "61 * * * *", "recurring_run"), "Invalid cron expression '61 * * * *'"),
             (() => _client.AddOrUpdateRecurringAsync("a", "0 0 30 2 *", "recurring_run"), "has no occurrence after now"),
             (() => _client.AddOrUpdateRecurringAsync("a", "@daily", "recurring_run", null, new RecurringOptions { TimeZone = "Mars/Olympus" }), "Unknown time zone 'Mars/Olympus'"),
+            (() => _client.AddOrUpdateRecurringAsync("a", "@daily", "recurring_run", null, new RecurringOptions { TimeZone = "Europe" }), "Unknown time zone 'Europe'"),
+            (() => _client.AddOrUpdateRecurringAsync("a", "@daily", "recurring_run", null, new RecurringOptions { TimeZone = "../etc/passwd" }), "Unknown time zone '../etc/passwd'"),
             (() => _client.AddOrUpdateRecurringAsync("a b", "@daily", "recurring_run"), "Invalid recurring job name 'a b'"),
             (() => _client.AddOrUpdateRecurringAsync("a", "@daily", ""), "task name is empty"),
             (() => _client.AddOrUpdateRecurringAsync("a", "@daily", "recurring_run", null, new RecurringOptions { Priority = 12 }), "Priority must be between 0 and 9"),
@@ -185,6 +232,16 @@ public sealed class RecurringJobSpecs(BrokerFixture brokers, ITestOutputHelper o
         await Assert.ThrowsAsync<KeyNotFoundException>(() => _client.TriggerRecurringAsync("mail", "nothing"));
         Assert.True(await _client.RemoveRecurringAsync("mail", "digest"));
         Assert.False(await _client.RemoveRecurringAsync("mail", "digest"));
+    }
+
+    /// <summary>The ids of the jobs a schedule of queue default made (found by their key names).</summary>
+    private async Task<List<string>> JobsOfAsync(string name)
+    {
+        var q = _client.Keys.Queue("default");
+        var ids = new List<string>();
+        await foreach (var key in _redis.GetServer(_redis.GetEndPoints()[0]).KeysAsync(pattern: q.Job($"default:recurring:{name}:*")))
+            ids.Add(((string)key!)[q.JobPrefix.Length..]);
+        return ids;
     }
 
     private async Task UseBrokerAsync(BrokerKind kind)

@@ -124,7 +124,7 @@ public static class ClusterJobsServiceCollectionExtensions
                 ReadAhead = options.ReadAhead, MaxHold = options.LeaseDuration / 4, GrantToLocalPools = options.GrantToLocalPools,
             });
         akka.AddRouterLookupWatch(routers, options.RouterLookupWarningAfter);
-        akka.AddRecurringScheduler(options.Queues.Select(q => q.Name).ToList(), () => redis.Connection, keys);
+        akka.AddRecurringScheduler(options.Queues.Select(q => q.Name).ToList(), () => redis.Connection, keys, options.MaxPayloadBytes);
         var served = options.Queues.Select(q => q with { MaxConcurrency = q.Limit(options.Concurrency) }).ToList();
         return akka.AddWorkerPool(served, options.Concurrency, routers, (system, registry) =>
             WorkerActorExtensions.WorkerProps(sp.GetRequiredService<TaskRegistry>(), sp, registry.Get<ResultWriterActor>(), node!, Broker),

@@ -91,7 +91,8 @@ public static class OperatorEndpoints
                     Queue = queue, TimeZone = request.TimeZone ?? RecurringRules.DefaultTimeZone, Priority = request.Priority ?? 0,
                     MaxAttempts = request.MaxAttempts,
                 };
-                return Json(RecurringView.From(await ops.Jobs.AddOrUpdateRecurringAsync(name, request.Cron, request.Task, request.Args, options, http.RequestAborted)));
+                return Json(RecurringView.From(await Conflict(() =>
+                    ops.Jobs.AddOrUpdateRecurringAsync(name, request.Cron, request.Task, request.Args, options, http.RequestAborted))));
             }));
         changes.MapDelete("/queues/{queue}/recurring/{name}", (string queue, string name, OperatorApi ops) => Answer(ops, async () =>
             await ops.Jobs.RemoveRecurringAsync(queue, name) ? Json(new RecurringRemoved(name))

@@ -1,4 +1,5 @@
 using Akka.Actor;
+using Akka.Cluster;
 using Akka.Event;
 using Akka.Hosting;
 using ClusterJobs.Protocol;
@@ -14,57 +15,85 @@ namespace ClusterJobs.Node.Recurring;
 public sealed class RecurringSchedulerActor : ReceiveActor, IWithTimers
 {
     public static readonly TimeSpan PollInterval = TimeSpan.FromSeconds(1);
+    /// <summary>The least time between two looks unless more runs were due than one look fires: a run due now that
+    /// another node is firing, or one this node could not stop, must not make it look again and again at once.</summary>
+    private static readonly TimeSpan LeastInterval = TimeSpan.FromMilliseconds(20);
+    private static readonly TimeSpan ErrorLogInterval = TimeSpan.FromMinutes(1);
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly CancellationTokenSource _stopping = new();
     private readonly TimeProvider _clock;
     private bool _outage;
+    private DateTimeOffset _lastErrorLogged = DateTimeOffset.MinValue;
 
     public RecurringSchedulerActor(IReadOnlyList<RecurringFirer> firers, TimeProvider? clock = null)
     {
         _clock = clock ?? TimeProvider.System;
-        // Only one look at a time: the next tick is set when this one's answer is in.
-        Receive<Tick>(_ => Task.WhenAll(firers.Select(f => f.FireDueAsync(_stopping.Token)))
-            .PipeTo(Self, success: rounds => FireRound.Combine(rounds), failure: ex => new Failed(ex)));
-        Receive<FireRound>(round =>
+        // One look at a time: the next tick is set when this one's answer is in. Each queue's failure is its own.
+        Receive<Tick>(_ => Task.WhenAll(firers.Select(LookAsync))
+            .PipeTo(Self, success: looks => new Looked(looks), failure: ex => new Looked([new Look(null, ex)])));
+        Receive<Looked>(looked =>
         {
-            if (_outage) _log.Info("Recurring schedules: Redis answers again");
-            _outage = false;
-            foreach (var s in round.Stopped)
+            var failed = looked.Looks.Where(l => l.Error is not null).ToList();
+            var rounds = looked.Looks.Where(l => l.Round is not null).Select(l => l.Round!).ToList();
+            foreach (var s in rounds.SelectMany(r => r.Stopped))
                 _log.Error("Recurring job '{0}' of queue {1} is stopped: {2} Write it again with a producer to start it again.", s.Name, s.Queue, s.Error);
+            Report(failed.Select(f => f.Error!).ToList());
+            var round = FireRound.Combine(rounds);
             var untilNext = round.NextRunMs is { } next ? TimeSpan.FromMilliseconds(next - _clock.GetUtcNow().ToUnixTimeMilliseconds()) : PollInterval;
-            Next(round.MoreDue ? TimeSpan.Zero : untilNext);
-        });
-        Receive<Failed>(f =>
-        {
-            if (_stopping.IsCancellationRequested) return;
-            if (!_outage)
-                _log.Warning(f.Error is RedisException ? null : f.Error, "Recurring schedules could not be read or fired ({0}); trying again every {1} s",
-                    f.Error.Message, PollInterval.TotalSeconds);
-            _outage = true;
-            Next(PollInterval);
+            Next(failed.Count > 0 ? PollInterval : round.MoreDue ? TimeSpan.Zero : untilNext < LeastInterval ? LeastInterval : untilNext);
         });
         Timers.StartSingleTimer("tick", Tick.Instance, TimeSpan.Zero);
     }
 
     public ITimerScheduler Timers { get; set; } = null!;
 
+    private async Task<Look> LookAsync(RecurringFirer firer)
+    {
+        try { return new Look(await firer.FireDueAsync(_stopping.Token).ConfigureAwait(false), null); }
+        catch (Exception ex) { return new Look(null, ex); }
+    }
+
+    /// <summary>An outage once when it starts and once when it ends; anything else with its stack trace, at most once a minute.</summary>
+    private void Report(IReadOnlyList<Exception> errors)
+    {
+        if (_stopping.IsCancellationRequested) return;
+        var unreachable = errors.FirstOrDefault(RedisConnection.IsUnreachable);
+        if (unreachable is not null && !_outage)
+            _log.Warning("Recurring schedules cannot be fired: Redis cannot be reached ({0}); trying again every {1} s", unreachable.Message, PollInterval.TotalSeconds);
+        else if (unreachable is null && _outage)
+            _log.Info("Recurring schedules: Redis answers again");
+        _outage = unreachable is not null;
+        var other = errors.FirstOrDefault(e => !RedisConnection.IsUnreachable(e));
+        if (other is not null && _clock.GetUtcNow() - _lastErrorLogged >= ErrorLogInterval)
+        {
+            _lastErrorLogged = _clock.GetUtcNow();
+            _log.Error(other, "Recurring schedules could not be fired; trying again every {0} s", PollInterval.TotalSeconds);
+        }
+    }
+
     private void Next(TimeSpan delay) =>
         Timers.StartSingleTimer("tick", Tick.Instance, delay < TimeSpan.Zero ? TimeSpan.Zero : delay > PollInterval ? PollInterval : delay);
 
-    protected override void PostStop() => _stopping.Cancel();
+    protected override void PostStop()
+    {
+        _stopping.Cancel();
+        _stopping.Dispose();
+    }
 
     private sealed class Tick : INoSerializationVerificationNeeded { public static readonly Tick Instance = new(); }
-    private sealed record Failed(Exception Error) : INoSerializationVerificationNeeded;
+    private sealed record Look(FireRound? Round, Exception? Error);
+    private sealed record Looked(IReadOnlyList<Look> Looks) : INoSerializationVerificationNeeded;
 }
 
 public static class RecurringSchedulerActorExtensions
 {
     /// <summary>Starts the node's recurring scheduler for <paramref name="queues"/> (registered as <see cref="RecurringSchedulerActor"/>).</summary>
     public static AkkaConfigurationBuilder AddRecurringScheduler(this AkkaConfigurationBuilder builder, IReadOnlyList<string> queues,
-        Func<IConnectionMultiplexer> redis, RedisKeys keys) =>
+        Func<IConnectionMultiplexer> redis, RedisKeys keys, int maxPayloadBytes) =>
         builder.WithActors((system, registry, _) =>
         {
-            var firers = queues.Select(q => new RecurringFirer(redis, keys, q)).ToList();
+            var node = Cluster.Get(system).SelfAddress.ToString();
+            var firers = queues.Select(q => new RecurringFirer(redis, keys, q, node, maxPayloadBytes)).ToList();
             registry.Register<RecurringSchedulerActor>(system.ActorOf(Props.Create(() => new RecurringSchedulerActor(firers, null)), "recurring"));
         });
 }

@@ -30,15 +30,21 @@ public static class RecurringScripts
         """;
 
     /// <summary>
-    /// Stops a schedule the node cannot read (written by hand: a bad cron, time zone or template), saying why: its next
-    /// run becomes <c>inf</c> and its <c>error</c> field holds the reason. Writing it again with a producer clears both.
-    /// KEYS: recurring zset, schedule hash. ARGV: name, run ms as read, error. Returns 1, or 0 when it had changed.
+    /// Stops a schedule the node cannot read or fire (written by hand: a bad cron, time zone, template, or a key of the
+    /// wrong type), saying why: its next run becomes <c>inf</c> and its <c>error</c> field holds the reason (when the
+    /// hash can hold it). Writing it again with a producer clears both. Only while it still has the run and the
+    /// <c>updated_at</c> the node read, so a schedule repaired meanwhile is not stopped.
+    /// KEYS: recurring zset, schedule hash. ARGV: name, the score read, error, updated_at as read ('' for none).
+    /// Returns 1, or 0 when it had changed.
     /// </summary>
     public const string Stop = """
         local due = redis.call('ZSCORE', KEYS[1], ARGV[1])
         if not due or tonumber(due) ~= tonumber(ARGV[2]) then return 0 end
+        local written = redis.pcall('HGET', KEYS[2], 'updated_at')
+        if type(written) == 'table' and written.err then written = '' end
+        if (written or '') ~= ARGV[4] then return 0 end
         redis.call('ZADD', KEYS[1], 'inf', ARGV[1])
-        redis.call('HSET', KEYS[2], 'error', ARGV[3])
+        redis.pcall('HSET', KEYS[2], 'error', ARGV[3])
         return 1
         """;
 }
