@@ -1,5 +1,6 @@
 using ClusterJobs.Node.Demo;
 using ClusterJobs.Node.Hosting;
+using ClusterJobs.Node.Telemetry;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 
@@ -13,6 +14,8 @@ try
     builder.Logging.AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss.fff "; });
     if (demo) builder.Logging.SetMinimumLevel(LogLevel.Warning);
     builder.Services.AddClusterJobs(options => NodeConfiguration.Apply(options, builder.Configuration)).AddDemoTasks();
+    // Metrics go to an OpenTelemetry collector when one is named (OTEL_EXPORTER_OTLP_ENDPOINT, README "Metrics").
+    if (!string.IsNullOrEmpty(builder.Configuration["OTEL_EXPORTER_OTLP_ENDPOINT"])) builder.Services.AddClusterJobsMetricsExport();
     using var host = builder.Build();
     if (demo) return await DemoRunner.RunAsync(host, Console.Out);
     // 0 after SIGTERM; 75 when the node recycled itself, 3 when the cluster downed it: its supervisor starts a fresh one.

@@ -41,6 +41,46 @@ public sealed class ProcessSpecs(BrokerFixture brokers, ITestOutputHelper output
     }
 
     [Fact]
+    public async Task A_stock_node_told_of_an_OpenTelemetry_collector_sends_it_the_job_metrics_over_OTLP()
+    {
+        var collectorPort = RedisServer.FreePort();
+        using var collector = new System.Net.HttpListener();
+        collector.Prefixes.Add($"http://127.0.0.1:{collectorPort}/");
+        collector.Start();
+        var metrics = CollectAsync(collector, "/v1/metrics", "clusterjobs.job.attempts");
+        var env = NodeEnv(0);
+        env.Remove("CLUSTER_SEEDS"); // a cluster of one
+        env["CLUSTERJOBS_WARMUP_JOBS"] = "0";
+        env["OTEL_EXPORTER_OTLP_ENDPOINT"] = $"http://127.0.0.1:{collectorPort}";
+        env["OTEL_EXPORTER_OTLP_PROTOCOL"] = "http/protobuf";
+        env["OTEL_METRIC_EXPORT_INTERVAL"] = "300";
+        await using var node = ClusterProcess.StartNode("node", env);
+        await using var client = await JobClient.ConnectAsync(brokers.RealRedisUrl, new JobClientOptions { KeyPrefix = _prefix });
+
+        var job = await client.WaitAsync(await client.EnqueueAsync("add", new[] { 1, 2 }), Startup);
+        var body = await metrics.WaitAsync(Startup);
+
+        Assert.Equal(JobState.Succeeded, job.State);
+        foreach (var name in new[] { "clusterjobs.job.attempts", "clusterjobs.job.duration", "clusterjobs.job.wait", "clusterjobs-node", "succeeded" })
+            Assert.Contains(name, body); // protobuf keeps strings as they are
+    }
+
+    /// <summary>The first OTLP request to <paramref name="path"/> whose body names <paramref name="text"/>, as text; each answered 200.</summary>
+    private static async Task<string> CollectAsync(System.Net.HttpListener collector, string path, string text)
+    {
+        while (true)
+        {
+            var context = await collector.GetContextAsync();
+            using var read = new MemoryStream();
+            await context.Request.InputStream.CopyToAsync(read);
+            context.Response.StatusCode = 200;
+            context.Response.Close();
+            var body = System.Text.Encoding.UTF8.GetString(read.ToArray());
+            if (context.Request.Url!.AbsolutePath == path && body.Contains(text)) return body;
+        }
+    }
+
+    [Fact]
     public async Task A_node_killed_with_jobs_in_flight_loses_none_of_them()
     {
         var seedPort = RedisServer.FreePort();

@@ -11,6 +11,7 @@ using ClusterJobs.Node.Results;
 using ClusterJobs.Node.Routing;
 using ClusterJobs.Node.Serialization;
 using ClusterJobs.Node.Tasks;
+using ClusterJobs.Node.Telemetry;
 using ClusterJobs.Node.WarmUp;
 using ClusterJobs.Node.Workers;
 using ClusterJobs.Protocol;
@@ -40,6 +41,8 @@ public static class ClusterJobsServiceCollectionExtensions
         // Checked wherever the options are first read, which is as the host is built: a bad setting stops the node
         // with its own message before it connects anywhere.
         options.Validate(o => { o.Validate(); return true; });
+        services.AddMetrics();
+        services.AddSingleton<JobMetrics>();
         services.AddSingleton<TaskArgumentJson>();
         services.AddSingleton(sp => jobs.BuildRegistry(sp.GetRequiredService<TaskArgumentJson>().Options));
         services.AddSingleton<QueueRouters>();

@@ -3,6 +3,7 @@ using Akka.Event;
 using ClusterJobs.Node.Broker;
 using ClusterJobs.Node.Results;
 using ClusterJobs.Node.Tasks;
+using ClusterJobs.Node.Telemetry;
 using ClusterJobs.Protocol;
 using Microsoft.Extensions.DependencyInjection;
 
@@ -29,6 +30,7 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
     private long _startedAt;
 
     private readonly Func<string, QueueBroker> _brokers;
+    private readonly JobMetrics _metrics;
 
     public WorkerActor(TaskRegistry tasks, IServiceProvider services, IActorRef results, string node, Func<string, QueueBroker> brokers)
     {
@@ -37,6 +39,7 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
         _services = services;
         _results = results;
         _node = node;
+        _metrics = services.GetService<JobMetrics>() ?? Unregistered;
 
         Receive<Run>(r => Start(r.Job));
         Receive<Finished>(f =>
@@ -72,6 +75,7 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
     {
         _current = job;
         _startedAt = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        _metrics.Started(job, TaskTag(job), _startedAt);
         var run = ++_run;
         _cts = new CancellationTokenSource();
         if (job.Envelope.SoftTimeoutMs is { } soft) _cts.CancelAfter(TimeSpan.FromMilliseconds(soft));
@@ -85,6 +89,12 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
         running.PipeTo(Self, success: outcome => new Finished(run, outcome),
             failure: ex => new Finished(run, Outcomes.Failed(job, ex, _node, policy)));
     }
+
+    /// <summary>For a host that registered no <see cref="JobMetrics"/> (a test's bare service provider): measured, read by nobody.</summary>
+    private static readonly JobMetrics Unregistered = new();
+
+    /// <summary>The task as metrics name it: registered names only, so the series stay as few as the handlers.</summary>
+    private string TaskTag(JobLease job) => _tasks.TryGet(job.Envelope.Task) is { } task ? task.Name : JobMetrics.UnknownTask;
 
     private RetryPolicy PolicyFor(JobLease job) =>
         (_tasks.TryGet(job.Envelope.Task)?.Retry ?? RetryPolicy.Default).For(job.Envelope);
@@ -172,6 +182,7 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
     /// <summary>The attempt's outcome (with when its handler started) to the result writer; the slot is free again.</summary>
     private void Report(JobLease job, JobOutcome outcome)
     {
+        _metrics.Ended(job, TaskTag(job), outcome, _startedAt, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
         _results.Tell(new ResultWriter.Record(job.Envelope.Queue, outcome with { StartedAt = _startedAt }, Context.Parent));
         Context.Parent.Tell(new WorkerPool.WorkerFree(Self, job.Envelope.Queue, job.Envelope.Id));
     }
