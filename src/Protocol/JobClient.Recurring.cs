@@ -53,9 +53,7 @@ public sealed partial class JobClient
         var score = batch.SortedSetScoreAsync(q.Recurring, name);
         var fields = batch.HashGetAllAsync(q.RecurringSchedule(name));
         batch.Execute();
-        return await score.ConfigureAwait(false) is { } s && await fields.ConfigureAwait(false) is { Length: > 0 } entries
-            ? RecurringJob.Read(queue, name, s, entries)
-            : null;
+        return await score.ConfigureAwait(false) is { } s ? await ReadAsync(queue, name, s, fields).ConfigureAwait(false) : null;
     }
 
     /// <summary>The recurring schedules of <paramref name="queue"/>, soonest next run first (those that run no more last).</summary>
@@ -68,8 +66,25 @@ public sealed partial class JobClient
         batch.Execute();
         var found = new List<RecurringJob>(reads.Count);
         foreach (var (name, score, fields) in reads)
-            if (await fields.ConfigureAwait(false) is { Length: > 0 } entries) found.Add(RecurringJob.Read(queue, name, score, entries));
+            if (await ReadAsync(queue, name, score, fields).ConfigureAwait(false) is { } schedule) found.Add(schedule);
         return found;
+    }
+
+    /// <summary>One schedule from its hash; a key of another type (written by hand) is shown with an error, not thrown.</summary>
+    private static async Task<RecurringJob?> ReadAsync(string queue, string name, double score, Task<HashEntry[]> fields)
+    {
+        try
+        {
+            return await fields.ConfigureAwait(false) is { Length: > 0 } entries ? RecurringJob.Read(queue, name, score, entries) : null;
+        }
+        catch (RedisServerException ex) when (ex.Message.StartsWith("WRONGTYPE", StringComparison.Ordinal))
+        {
+            return new RecurringJob
+            {
+                Name = name, Queue = queue, Cron = "", TimeZone = "", Error = "Its key is not a hash: write it again with a producer to replace it.",
+                NextRunAt = double.IsFinite(score) ? RecurringJob.At((long)Math.Clamp(score, -1e15, 1e15)) : null,
+            };
+        }
     }
 
     /// <summary>Removes the recurring schedule <paramref name="name"/>; the jobs it made stay. Returns false when there was none.</summary>

@@ -94,15 +94,21 @@ public static class ProducerScripts
     /// <summary>
     /// Creates or updates a recurring schedule. Its next run is set only when it is new or its cron expression or time
     /// zone changed (or it had stopped firing), so rewriting the same schedule at every app start neither skips nor
-    /// repeats a run. Clears a node's error. KEYS: schedule hash, recurring zset.
+    /// repeats a run. Clears a node's error; counts the schedule's <c>version</c>, which a node's Fire and Stop check
+    /// (so a node never fires a rewritten schedule from what it read before); replaces a key of another type (written by
+    /// hand). KEYS: schedule hash, recurring zset.
     /// ARGV: name, cron, time zone, job template, next run ms, now ms.
     /// Returns 1 when the next run was set, 0 when it was kept.
     /// </summary>
     public const string UpsertRecurring = """
+        local kind = redis.call('TYPE', KEYS[1])
+        if type(kind) == 'table' then kind = kind.ok end
+        if kind ~= 'hash' and kind ~= 'none' then redis.call('DEL', KEYS[1]) end
         local old = redis.call('HMGET', KEYS[1], 'cron', 'time_zone')
         local due = redis.call('ZSCORE', KEYS[2], ARGV[1])
         redis.call('HSET', KEYS[1], 'cron', ARGV[2], 'time_zone', ARGV[3], 'template', ARGV[4], 'updated_at', ARGV[6])
         redis.call('HSETNX', KEYS[1], 'created_at', ARGV[6])
+        redis.call('HINCRBY', KEYS[1], 'version', 1)
         local broken = redis.call('HDEL', KEYS[1], 'error') == 1
         local run = due and tonumber(due)
         local finite = run and run == run and run ~= math.huge and run ~= -math.huge

@@ -25,7 +25,7 @@ public sealed record RecurringJob
     public string? Error { get; init; }
 
     /// <summary>A unix-ms time; null for one out of DateTimeOffset's range (a field written by hand).</summary>
-    private static DateTimeOffset? At(long ms) =>
+    internal static DateTimeOffset? At(long ms) =>
         ms >= DateTimeOffset.MinValue.ToUnixTimeMilliseconds() && ms <= DateTimeOffset.MaxValue.ToUnixTimeMilliseconds()
             ? DateTimeOffset.FromUnixTimeMilliseconds(ms) : null;
 

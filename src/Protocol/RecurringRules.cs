@@ -16,7 +16,8 @@ public static partial class RecurringRules
 
     public static void ValidateName(string name)
     {
-        if (name is null || !NamePattern().IsMatch(name))
+        // "." and ".." would be path segments that every URL (the operator API's) normalizes away.
+        if (name is null || !NamePattern().IsMatch(name) || name is "." or "..")
             throw new ArgumentException(
                 $"Invalid recurring job name '{name}': use 1-100 characters of letters, digits, '_', '.' or '-'.", nameof(name));
     }

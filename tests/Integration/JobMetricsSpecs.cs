@@ -45,7 +45,7 @@ public sealed class JobMetricsSpecs(BrokerFixture brokers) : IDisposable
         Assert.Equal(6, _measured.Count(m => m.Instrument == "clusterjobs.job.attempts"));
 
         var sleep = Assert.Single(_measured, m => m.Instrument == "clusterjobs.job.duration" && Equals(m.Tags["task"], "sleep"));
-        Assert.InRange(sleep.Value, 0.2, 10);
+        Assert.InRange(sleep.Value, 0.15, 10); // a 200 ms delay, on a coarse timer
         Assert.Equal(6, _measured.Count(m => m.Instrument == "clusterjobs.job.duration"));
         var waits = _measured.Where(m => m.Instrument == "clusterjobs.job.wait").ToList();
         Assert.Equal(5, waits.Count); // first attempts only: the retry of "fail" is not a wait for a slot

@@ -47,7 +47,8 @@ public sealed class ProcessSpecs(BrokerFixture brokers, ITestOutputHelper output
         using var collector = new System.Net.HttpListener();
         collector.Prefixes.Add($"http://127.0.0.1:{collectorPort}/");
         collector.Start();
-        var metrics = CollectAsync(collector, "/v1/metrics", "clusterjobs.job.attempts");
+        string[] names = ["clusterjobs.job.attempts", "clusterjobs.job.duration", "clusterjobs.job.wait", "clusterjobs-node", "succeeded"];
+        var metrics = CollectAsync(collector, "/v1/metrics", names);
         var env = NodeEnv(0);
         env.Remove("CLUSTER_SEEDS"); // a cluster of one
         env["CLUSTERJOBS_WARMUP_JOBS"] = "0";
@@ -61,12 +62,11 @@ public sealed class ProcessSpecs(BrokerFixture brokers, ITestOutputHelper output
         var body = await metrics.WaitAsync(Startup);
 
         Assert.Equal(JobState.Succeeded, job.State);
-        foreach (var name in new[] { "clusterjobs.job.attempts", "clusterjobs.job.duration", "clusterjobs.job.wait", "clusterjobs-node", "succeeded" })
-            Assert.Contains(name, body); // protobuf keeps strings as they are
+        Assert.All(names, name => Assert.Contains(name, body)); // protobuf keeps strings as they are
     }
 
-    /// <summary>The first OTLP request to <paramref name="path"/> whose body names <paramref name="text"/>, as text; each answered 200.</summary>
-    private static async Task<string> CollectAsync(System.Net.HttpListener collector, string path, string text)
+    /// <summary>The first OTLP request to <paramref name="path"/> whose body names all of <paramref name="texts"/>, as text; each answered 200.</summary>
+    private static async Task<string> CollectAsync(System.Net.HttpListener collector, string path, string[] texts)
     {
         while (true)
         {
@@ -76,7 +76,7 @@ public sealed class ProcessSpecs(BrokerFixture brokers, ITestOutputHelper output
             context.Response.StatusCode = 200;
             context.Response.Close();
             var body = System.Text.Encoding.UTF8.GetString(read.ToArray());
-            if (context.Request.Url!.AbsolutePath == path && body.Contains(text)) return body;
+            if (context.Request.Url!.AbsolutePath == path && texts.All(body.Contains)) return body;
         }
     }
 

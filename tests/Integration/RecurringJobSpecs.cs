@@ -73,7 +73,7 @@ public sealed class RecurringJobSpecs(BrokerFixture brokers, ITestOutputHelper o
         var db = _redis.GetDatabase();
         var run = DateTimeOffset.UtcNow.AddDays(-1).ToUnixTimeMilliseconds() / 1000 * 1000;
         await db.SortedSetAddAsync(q.Recurring, "sync", run);
-        var fields = await db.HashGetAsync(q.RecurringSchedule("sync"), ["cron", "time_zone", "template", "updated_at"]);
+        var fields = await db.HashGetAsync(q.RecurringSchedule("sync"), ["cron", "time_zone", "template", "version"]); // as a node reads it
         var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
         // Two nodes' firers, both having read the same run.
         var first = new RecurringFirer(() => _redis, _client.Keys, "default", "node-a", JobDefaults.MaxPayloadBytes).FireCall("sync", run, now, fields, out _)!.Value;
@@ -90,7 +90,6 @@ public sealed class RecurringJobSpecs(BrokerFixture brokers, ITestOutputHelper o
         await db.SortedSetAddAsync(q.Recurring, "sync", run - 86_400_000);
         var stale = new RecurringFirer(() => _redis, _client.Keys, "default", "node-a", JobDefaults.MaxPayloadBytes)
             .FireCall("sync", run - 86_400_000, now, fields, out _)!.Value;
-        await Task.Delay(2); // a later updated_at
         await _client.AddOrUpdateRecurringAsync("sync", "0 4 * * *", "recurring_run", new { key = "v2" });
         Assert.Equal(0, (long)await db.ScriptEvaluateAsync(RecurringScripts.Fire, stale.Keys, stale.Values));
         Assert.Equal(0, (long)await db.ScriptEvaluateAsync(RecurringScripts.Stop, [q.Recurring, q.RecurringSchedule("sync")],
@@ -146,8 +145,10 @@ public sealed class RecurringJobSpecs(BrokerFixture brokers, ITestOutputHelper o
 
         await StartNodeAsync(logs: logs, kind: kind);
         var runs = RecurringRunTask.For(_prefix);
-        await ClusterRun.WaitUntilAsync(async () => runs.Count >= 1 && (await _client.GetRecurringAsync("default", "priority"))?.Error is not null,
-            Wait, "the good schedule fired and the bad ones stopped");
+        var stoppedNames = new[] { "bad", "wrongtype", "fraction", "priority" };
+        await ClusterRun.WaitUntilAsync(async () => runs.Count >= 1 && (await _client.GetRecurringAsync("default", "priority"))?.Error is not null
+                && stoppedNames.All(n => logs.Lines.Any(l => l.Contains($"Recurring job '{n}' of queue default is stopped"))),
+            Wait, "the good schedule fired and the bad ones stopped, each logged");
 
         Assert.Equal($"default:recurring:good:{past}", Assert.Single(runs).JobId);
         var bad = await _client.GetRecurringAsync("default", "bad");
@@ -157,9 +158,12 @@ public sealed class RecurringJobSpecs(BrokerFixture brokers, ITestOutputHelper o
         Assert.Contains("priority must be 0-9, got 42", (await _client.GetRecurringAsync("default", "priority"))!.Error);
         Assert.Contains("not a whole number of unix milliseconds", (await _client.GetRecurringAsync("default", "fraction"))!.Error);
         Assert.Equal(double.PositiveInfinity, await db.SortedSetScoreAsync(q.Recurring, "wrongtype"));
-        foreach (var name in new[] { "bad", "wrongtype", "fraction", "priority" })
-            Assert.Contains(logs.Lines, l => l.Contains($"Recurring job '{name}' of queue default is stopped"));
         Assert.Empty(await JobsOfAsync("priority"));
+        // A key of the wrong type is listed with the reason, and a producer's write replaces it.
+        Assert.Contains("not a hash", (await _client.ListRecurringAsync("default")).Single(r => r.Name == "wrongtype").Error);
+        var replaced = await _client.AddOrUpdateRecurringAsync("wrongtype", "@daily", "recurring_run", new { key = "again" });
+        Assert.Equal(("recurring_run", null), (replaced.Task, replaced.Error));
+        Assert.NotNull(replaced.NextRunAt);
         Assert.Equal(good.NextRunAt, (await _client.GetRecurringAsync("default", "good"))!.NextRunAt);
         // Writing it again with a producer starts it again.
         var mended = await _client.AddOrUpdateRecurringAsync("bad", "0 12 * * *", "recurring_run", new { key = _prefix });
@@ -206,6 +210,7 @@ public sealed class RecurringJobSpecs(BrokerFixture brokers, ITestOutputHelper o
             (() => _client.AddOrUpdateRecurringAsync("a", "@daily", "recurring_run", null, new RecurringOptions { TimeZone = "Europe" }), "Unknown time zone 'Europe'"),
             (() => _client.AddOrUpdateRecurringAsync("a", "@daily", "recurring_run", null, new RecurringOptions { TimeZone = "../etc/passwd" }), "Unknown time zone '../etc/passwd'"),
             (() => _client.AddOrUpdateRecurringAsync("a b", "@daily", "recurring_run"), "Invalid recurring job name 'a b'"),
+            (() => _client.AddOrUpdateRecurringAsync("..", "@daily", "recurring_run"), "Invalid recurring job name '..'"),
             (() => _client.AddOrUpdateRecurringAsync("a", "@daily", ""), "task name is empty"),
             (() => _client.AddOrUpdateRecurringAsync("a", "@daily", "recurring_run", null, new RecurringOptions { Priority = 12 }), "Priority must be between 0 and 9"),
             (() => _client.AddOrUpdateRecurringAsync("a", "@daily", "recurring_run", new { big }), "over the limit"),

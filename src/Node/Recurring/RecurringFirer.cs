@@ -45,17 +45,17 @@ public sealed class RecurringFirer(Func<IConnectionMultiplexer> redis, RedisKeys
         {
             var batch = db.CreateBatch();
             var reads = due.Select(d => (Name: (string)d.Element!, d.Score,
-                Fields: batch.HashGetAsync(_q.RecurringSchedule((string)d.Element!), [(RedisValue)"cron", "time_zone", "template", "updated_at"]))).ToList();
+                Fields: batch.HashGetAsync(_q.RecurringSchedule((string)d.Element!), [(RedisValue)"cron", "time_zone", "template", "version"]))).ToList();
             batch.Execute();
             foreach (var (name, score, read) in reads)
             {
                 ct.ThrowIfCancellationRequested();
                 string? error;
-                RedisValue updatedAt = "";
+                RedisValue version = "";
                 try
                 {
                     var fields = await read.ConfigureAwait(false);
-                    updatedAt = fields[3].IsNull ? "" : fields[3];
+                    version = fields[3].IsNull ? "" : fields[3];
                     var call = FireCall(name, score, now, fields, out error);
                     if (call is not null)
                     {
@@ -68,13 +68,13 @@ public sealed class RecurringFirer(Func<IConnectionMultiplexer> redis, RedisKeys
                     error = $"Redis refused it: {ex.Message}"; // a key of the wrong type written by hand, say
                 }
                 error = $"{error} (found by node {node})";
-                if ((long)await db.ScriptEvaluateAsync(RecurringScripts.Stop, [_q.Recurring, _q.RecurringSchedule(name)], [name, score, error, updatedAt])
+                if ((long)await db.ScriptEvaluateAsync(RecurringScripts.Stop, [_q.Recurring, _q.RecurringSchedule(name)], [name, score, error, version])
                         .ConfigureAwait(false) == 1)
                     stopped.Add(new StoppedSchedule(queue, name, error));
             }
         }
         var soonest = await db.SortedSetRangeByRankWithScoresAsync(_q.Recurring, 0, 0).ConfigureAwait(false);
-        long? next = soonest.Length == 1 && double.IsFinite(soonest[0].Score) ? (long)Math.Clamp(soonest[0].Score, 0, long.MaxValue / 2) : null;
+        long? next = soonest.Length == 1 && double.IsFinite(soonest[0].Score) ? (long)Math.Clamp(soonest[0].Score, 0, 1e15) : null;
         return new FireRound(stopped, next, due.Length == MaxPerCall);
     }
 

@@ -39,7 +39,10 @@ public sealed class RecurringSchedulerActor : ReceiveActor, IWithTimers
                 _log.Error("Recurring job '{0}' of queue {1} is stopped: {2} Write it again with a producer to start it again.", s.Name, s.Queue, s.Error);
             Report(failed.Select(f => f.Error!).ToList());
             var round = FireRound.Combine(rounds);
-            var untilNext = round.NextRunMs is { } next ? TimeSpan.FromMilliseconds(next - _clock.GetUtcNow().ToUnixTimeMilliseconds()) : PollInterval;
+            // In whole ms, clamped before it becomes a TimeSpan: a score written far in the future (in µs, say) must not overflow one.
+            var untilNext = round.NextRunMs is { } next
+                ? TimeSpan.FromMilliseconds(Math.Clamp(next - _clock.GetUtcNow().ToUnixTimeMilliseconds(), 0, (long)PollInterval.TotalMilliseconds))
+                : PollInterval;
             Next(failed.Count > 0 ? PollInterval : round.MoreDue ? TimeSpan.Zero : untilNext < LeastInterval ? LeastInterval : untilNext);
         });
         Timers.StartSingleTimer("tick", Tick.Instance, TimeSpan.Zero);

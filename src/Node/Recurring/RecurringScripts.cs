@@ -11,13 +11,13 @@ public static class RecurringScripts
     /// producer's Enqueue script would, unless a job of that id exists already.
     /// KEYS: recurring zset, schedule hash, job hash, ready.
     /// ARGV: name, run ms, next run ms or 'inf', job id, envelope, now ms, ready score, wake channel, task, events channel,
-    ///       max attempts ('' for the task's policy), the schedule's updated_at as read ('' for none).
+    ///       max attempts ('' for the task's policy), the schedule's version as read ('' for none).
     /// Returns 1 when it fired the run, 0 when the schedule had changed (another node fired it, or it was rewritten or removed).
     /// </summary>
     public const string Fire = """
         local due = redis.call('ZSCORE', KEYS[1], ARGV[1])
         if not due or tonumber(due) ~= tonumber(ARGV[2]) then return 0 end
-        if (redis.call('HGET', KEYS[2], 'updated_at') or '') ~= ARGV[12] then return 0 end
+        if (redis.call('HGET', KEYS[2], 'version') or '') ~= ARGV[12] then return 0 end
         redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
         redis.call('HSET', KEYS[2], 'last_run_at', ARGV[2], 'last_fired_at', ARGV[6], 'last_job_id', ARGV[4])
         if redis.call('EXISTS', KEYS[3]) == 1 then return 1 end
@@ -33,14 +33,14 @@ public static class RecurringScripts
     /// Stops a schedule the node cannot read or fire (written by hand: a bad cron, time zone, template, or a key of the
     /// wrong type), saying why: its next run becomes <c>inf</c> and its <c>error</c> field holds the reason (when the
     /// hash can hold it). Writing it again with a producer clears both. Only while it still has the run and the
-    /// <c>updated_at</c> the node read, so a schedule repaired meanwhile is not stopped.
-    /// KEYS: recurring zset, schedule hash. ARGV: name, the score read, error, updated_at as read ('' for none).
+    /// <c>version</c> the node read, so a schedule repaired meanwhile is not stopped.
+    /// KEYS: recurring zset, schedule hash. ARGV: name, the score read, error, version as read ('' for none).
     /// Returns 1, or 0 when it had changed.
     /// </summary>
     public const string Stop = """
         local due = redis.call('ZSCORE', KEYS[1], ARGV[1])
         if not due or tonumber(due) ~= tonumber(ARGV[2]) then return 0 end
-        local written = redis.pcall('HGET', KEYS[2], 'updated_at')
+        local written = redis.pcall('HGET', KEYS[2], 'version')
         if type(written) == 'table' and written.err then written = '' end
         if (written or '') ~= ARGV[4] then return 0 end
         redis.call('ZADD', KEYS[1], 'inf', ARGV[1])

@@ -35,6 +35,19 @@ public sealed class JobMetrics
     /// <summary>An attempt starts: a slot is busy, and for a first attempt, how long the job waited for it.</summary>
     public void Started(JobLease job, string task, long nowMs)
     {
+        try { RecordStart(job, task, nowMs); }
+        catch (Exception) { } // a listener's fault (a MeterListener callback throwing) must never touch the job
+    }
+
+    /// <summary>An attempt ended (or was abandoned): its outcome and how long its handler ran.</summary>
+    public void Ended(JobLease job, string task, JobOutcome outcome, long startedAtMs, long nowMs)
+    {
+        try { RecordEnd(job, task, outcome, startedAtMs, nowMs); }
+        catch (Exception) { } // as above
+    }
+
+    private void RecordStart(JobLease job, string task, long nowMs)
+    {
         var envelope = job.Envelope;
         _busy.Add(1, new KeyValuePair<string, object?>("queue", envelope.Queue));
         if (job.Attempt != 1 || job.IsReduce) return;
@@ -43,8 +56,7 @@ public sealed class JobMetrics
             _wait.Record((nowMs - couldRun) / 1000.0, new("queue", envelope.Queue), new("task", task));
     }
 
-    /// <summary>An attempt ended (or was abandoned): its outcome and how long its handler ran.</summary>
-    public void Ended(JobLease job, string task, JobOutcome outcome, long startedAtMs, long nowMs)
+    private void RecordEnd(JobLease job, string task, JobOutcome outcome, long startedAtMs, long nowMs)
     {
         var kind = outcome switch
         {

@@ -44,7 +44,9 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
         Receive<Run>(r => Start(r.Job));
         Receive<Finished>(f =>
         {
-            if (f.Run == _run && _current is not null) Complete(f.Outcome);
+            // The job too, not only the run: after a restart the run count starts again, and a handler of the instance
+            // before it may still finish.
+            if (f.Run == _run && _current is not null && f.Outcome.JobId == _current.Envelope.Id) Complete(f.Outcome);
             else if (_abandoned.Remove(f.Run)) Context.Parent.Tell(WorkerPool.RunawayEnded.Instance);
         });
         Receive<HardTimeout>(t =>
