@@ -211,20 +211,11 @@ internal static class Commands
         catch (JsonException ex) { throw new ApiException($"--args is not JSON: {ex.Message}"); }
     }
 
-    private static void RecurringList(IAnsiConsole console, JsonArray schedules)
-    {
-        if (schedules.Count == 0)
-        {
-            console.WriteLine("No recurring jobs in this queue.");
-            return;
-        }
-        var table = Table("name", "cron", "time zone", "task", "next run", "last run", "last job");
-        foreach (var r in schedules)
-            Row(table, S(r!["name"]), S(r["cron"]), S(r["time_zone"]), S(r["task"]),
+    private static void RecurringList(IAnsiConsole console, JsonArray schedules) =>
+        List(console, schedules, "No recurring jobs in this queue.", ["name", "cron", "time zone", "task", "next run", "last run", "last job"],
+            r => [S(r["name"]), S(r["cron"]), S(r["time_zone"]), S(r["task"]),
                 r["error"] is { } e ? "STOPPED: " + S(e) : r["next_run_at"] is null ? "none (no further occurrence)" : S(r["next_run_at"]),
-                S(r["last_run_at"]), S(r["last_job_id"]));
-        console.Write(table);
-    }
+                S(r["last_run_at"]), S(r["last_job_id"])]);
 
     private static string Escape(string value) => Uri.EscapeDataString(value);
 
@@ -298,30 +289,24 @@ internal static class Commands
         Fields(console, lines.Where(l => l.Item2.Length > 0).ToList());
     }
 
-    private static void JobList(IAnsiConsole console, JsonArray jobs)
-    {
-        if (jobs.Count == 0)
-        {
-            console.WriteLine("No jobs there.");
-            return;
-        }
-        var table = Table("job", "task", "state", "attempts", "enqueued", "started", "node");
-        foreach (var j in jobs)
-            Row(table, S(j!["id"]), S(j["task"]), S(j["state"]), S(j["attempts"]), S(j["enqueued_at"]), S(j["started_at"]), S(j["node"]));
-        console.Write(table);
-    }
+    private static void JobList(IAnsiConsole console, JsonArray jobs) =>
+        List(console, jobs, "No jobs there.", ["job", "task", "state", "attempts", "enqueued", "started", "node"],
+            j => [S(j["id"]), S(j["task"]), S(j["state"]), S(j["attempts"]), S(j["enqueued_at"]), S(j["started_at"]), S(j["node"])]);
 
-    private static void DeadLetters(IAnsiConsole console, JsonArray jobs)
+    private static void DeadLetters(IAnsiConsole console, JsonArray jobs) =>
+        List(console, jobs, "No dead letters.", ["job", "task", "attempts", "why", "finished"],
+            j => [S(j["id"]), S(j["task"]), S(j["attempts"]), j["error"] is { } e ? $"{S(e["type"])}: {S(e["message"])}" : "", S(j["finished_at"])]);
+
+    /// <summary>A list answer as a table, a row per item; <paramref name="empty"/> when there is none.</summary>
+    private static void List(IAnsiConsole console, JsonArray items, string empty, string[] columns, Func<JsonNode, string[]> row)
     {
-        if (jobs.Count == 0)
+        if (items.Count == 0)
         {
-            console.WriteLine("No dead letters.");
+            console.WriteLine(empty);
             return;
         }
-        var table = Table("job", "task", "attempts", "why", "finished");
-        foreach (var j in jobs)
-            Row(table, S(j!["id"]), S(j["task"]), S(j["attempts"]),
-                j["error"] is { } e ? $"{S(e["type"])}: {S(e["message"])}" : "", S(j["finished_at"]));
+        var table = Table(columns);
+        foreach (var item in items) Row(table, row(item!));
         console.Write(table);
     }
 

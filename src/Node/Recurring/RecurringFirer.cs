@@ -39,44 +39,47 @@ public sealed class RecurringFirer(Func<IConnectionMultiplexer> redis, RedisKeys
     {
         var db = redis().GetDatabase();
         var now = _clock.GetUtcNow().ToUnixTimeMilliseconds();
+        // The soonest first: when nothing is due (most looks), that one read is the whole look.
+        var soonest = await db.SortedSetRangeByRankWithScoresAsync(_q.Recurring, 0, 0).ConfigureAwait(false);
+        if (soonest.Length == 0 || soonest[0].Score > now) return new FireRound([], NextRun(soonest), false);
         var due = await db.SortedSetRangeByScoreWithScoresAsync(_q.Recurring, double.NegativeInfinity, now, take: MaxPerCall).ConfigureAwait(false);
         var stopped = new List<StoppedSchedule>();
-        if (due.Length > 0)
+        var batch = db.CreateBatch();
+        var reads = due.Select(d => (Name: (string)d.Element!, d.Score,
+            Fields: batch.HashGetAsync(_q.RecurringSchedule((string)d.Element!), [(RedisValue)"cron", "time_zone", "template", "version"]))).ToList();
+        batch.Execute();
+        foreach (var (name, score, read) in reads)
         {
-            var batch = db.CreateBatch();
-            var reads = due.Select(d => (Name: (string)d.Element!, d.Score,
-                Fields: batch.HashGetAsync(_q.RecurringSchedule((string)d.Element!), [(RedisValue)"cron", "time_zone", "template", "version"]))).ToList();
-            batch.Execute();
-            foreach (var (name, score, read) in reads)
+            ct.ThrowIfCancellationRequested();
+            string? error;
+            RedisValue version = "";
+            try
             {
-                ct.ThrowIfCancellationRequested();
-                string? error;
-                RedisValue version = "";
-                try
+                var fields = await read.ConfigureAwait(false);
+                version = fields[3].IsNull ? "" : fields[3];
+                var call = FireCall(name, score, now, fields, out error);
+                if (call is not null)
                 {
-                    var fields = await read.ConfigureAwait(false);
-                    version = fields[3].IsNull ? "" : fields[3];
-                    var call = FireCall(name, score, now, fields, out error);
-                    if (call is not null)
-                    {
-                        await db.ScriptEvaluateAsync(RecurringScripts.Fire, call.Value.Keys, call.Value.Values).ConfigureAwait(false);
-                        continue;
-                    }
+                    await db.ScriptEvaluateAsync(RecurringScripts.Fire, call.Value.Keys, call.Value.Values).ConfigureAwait(false);
+                    continue;
                 }
-                catch (Exception ex) when (!RedisConnection.IsUnreachable(ex) && ex is not OperationCanceledException)
-                {
-                    error = $"Redis refused it: {ex.Message}"; // a key of the wrong type written by hand, say
-                }
-                error = $"{error} (found by node {node})";
-                if ((long)await db.ScriptEvaluateAsync(RecurringScripts.Stop, [_q.Recurring, _q.RecurringSchedule(name)], [name, score, error, version])
-                        .ConfigureAwait(false) == 1)
-                    stopped.Add(new StoppedSchedule(queue, name, error));
             }
+            catch (Exception ex) when (!RedisConnection.IsUnreachable(ex) && ex is not OperationCanceledException)
+            {
+                error = $"Redis refused it: {ex.Message}"; // a key of the wrong type written by hand, say
+            }
+            error = $"{error} (found by node {node})";
+            if ((long)await db.ScriptEvaluateAsync(RecurringScripts.Stop, [_q.Recurring, _q.RecurringSchedule(name)], [name, score, error, version])
+                    .ConfigureAwait(false) == 1)
+                stopped.Add(new StoppedSchedule(queue, name, error));
         }
-        var soonest = await db.SortedSetRangeByRankWithScoresAsync(_q.Recurring, 0, 0).ConfigureAwait(false);
-        long? next = soonest.Length == 1 && double.IsFinite(soonest[0].Score) ? (long)Math.Clamp(soonest[0].Score, 0, 1e15) : null;
-        return new FireRound(stopped, next, due.Length == MaxPerCall);
+        var after = await db.SortedSetRangeByRankWithScoresAsync(_q.Recurring, 0, 0).ConfigureAwait(false);
+        return new FireRound(stopped, NextRun(after), due.Length == MaxPerCall);
     }
+
+    /// <summary>The soonest schedule's run in unix ms (clamped: a score written by hand may be anything); null for none or none finite.</summary>
+    private static long? NextRun(SortedSetEntry[] soonest) =>
+        soonest.Length == 1 && double.IsFinite(soonest[0].Score) ? (long)Math.Clamp(soonest[0].Score, 0, 1e15) : null;
 
     /// <summary>The Fire script's keys and arguments for one due run; null (with the reason) when the schedule cannot be read or its job would not run.</summary>
     internal (RedisKey[] Keys, RedisValue[] Values)? FireCall(string name, double score, long now, RedisValue[] fields, out string? error)

@@ -28,6 +28,8 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
     private long _run;
     /// <summary>When the running attempt's handler was started (unix ms), recorded with its outcome.</summary>
     private long _startedAt;
+    /// <summary>The running attempt's task as metrics name it (<see cref="TaskTag"/>), looked up once per attempt.</summary>
+    private string _taskTag = JobMetrics.UnknownTask;
 
     private readonly Func<string, QueueBroker> _brokers;
     private readonly JobMetrics _metrics;
@@ -77,7 +79,8 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
     {
         _current = job;
         _startedAt = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
-        _metrics.Started(job, TaskTag(job), _startedAt);
+        _taskTag = TaskTag(job);
+        _metrics.Started(job, _taskTag, _startedAt);
         var run = ++_run;
         _cts = new CancellationTokenSource();
         if (job.Envelope.SoftTimeoutMs is { } soft) _cts.CancelAfter(TimeSpan.FromMilliseconds(soft));
@@ -184,7 +187,7 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
     /// <summary>The attempt's outcome (with when its handler started) to the result writer; the slot is free again.</summary>
     private void Report(JobLease job, JobOutcome outcome)
     {
-        _metrics.Ended(job, TaskTag(job), outcome, _startedAt, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
+        _metrics.Ended(job, _taskTag, outcome, _startedAt, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
         _results.Tell(new ResultWriter.Record(job.Envelope.Queue, outcome with { StartedAt = _startedAt }, Context.Parent));
         Context.Parent.Tell(new WorkerPool.WorkerFree(Self, job.Envelope.Queue, job.Envelope.Id));
     }
