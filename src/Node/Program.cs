@@ -15,7 +15,7 @@ try
     if (demo) builder.Logging.SetMinimumLevel(LogLevel.Warning);
     builder.Services.AddClusterJobs(options => NodeConfiguration.Apply(options, builder.Configuration)).AddDemoTasks();
     // Metrics go to an OpenTelemetry collector when one is named (OTEL_EXPORTER_OTLP_ENDPOINT, README "Metrics").
-    if (!string.IsNullOrEmpty(builder.Configuration["OTEL_EXPORTER_OTLP_ENDPOINT"])) builder.Services.AddClusterJobsMetricsExport();
+    if (!string.IsNullOrEmpty(builder.Configuration["OTEL_EXPORTER_OTLP_ENDPOINT"])) builder.Services.AddClusterJobsTelemetryExport();
     using var host = builder.Build();
     if (demo) return await DemoRunner.RunAsync(host, Console.Out);
     // 0 after SIGTERM; 75 when the node recycled itself, 3 when the cluster downed it: its supervisor starts a fresh one.

@@ -107,6 +107,6 @@ public sealed partial class JobClient
         var template = schedule.Template
             ?? throw new InvalidOperationException($"Recurring job '{name}' has no readable job template: write it again with AddOrUpdateRecurringAsync.");
         var now = _options.Clock.GetUtcNow().ToUnixTimeMilliseconds();
-        return await EnqueueAsync(template with { Id = JobIds.New(queue), Queue = queue, EnqueuedAt = now }, ct).ConfigureAwait(false);
+        return await EnqueueAsync(template with { Id = JobIds.New(queue), Queue = queue, EnqueuedAt = now, TraceParent = null, TraceState = null }, ct).ConfigureAwait(false);
     }
 }

@@ -126,11 +126,21 @@ public sealed partial class JobClient : IAsyncDisposable
     /// <summary>Checks every envelope, then sends them all before awaiting any reply.</summary>
     private async Task<IReadOnlyList<string>> SendManyAsync(IEnumerable<JobEnvelope> envelopes, CancellationToken ct)
     {
-        var calls = envelopes.Select(EnqueueCall).ToList();
-        ct.ThrowIfCancellationRequested();
-        // not awaited one by one: StackExchange.Redis writes them back to back on the connection
-        var sent = calls.Select(call => Send(call, ct)).ToList();
-        return (await Task.WhenAll(sent).ConfigureAwait(false)).Select(EnqueuedId).ToList();
+        var built = envelopes.ToList();
+        using var send = ProducerTracing.StartSend(built);
+        try
+        {
+            var calls = built.Select(e => EnqueueCall(ProducerTracing.Stamped(e, send))).ToList();
+            ct.ThrowIfCancellationRequested();
+            // not awaited one by one: StackExchange.Redis writes them back to back on the connection
+            var sent = calls.Select(call => Send(call, ct)).ToList();
+            return (await Task.WhenAll(sent).ConfigureAwait(false)).Select(EnqueuedId).ToList();
+        }
+        catch (Exception ex)
+        {
+            ProducerTracing.Failed(send, ex);
+            throw;
+        }
     }
 
     private static EnqueueOptions Checked(string task, EnqueueOptions? options)
@@ -175,9 +185,18 @@ public sealed partial class JobClient : IAsyncDisposable
     /// <summary>Enqueues a ready-made envelope (after validating it as a node would).</summary>
     public async Task<string> EnqueueAsync(JobEnvelope envelope, CancellationToken ct = default)
     {
-        var call = EnqueueCall(envelope);
-        ct.ThrowIfCancellationRequested();
-        return EnqueuedId(await Send(call, ct).ConfigureAwait(false));
+        using var send = ProducerTracing.StartSend(envelope);
+        try
+        {
+            var call = EnqueueCall(ProducerTracing.Stamped(envelope, send));
+            ct.ThrowIfCancellationRequested();
+            return EnqueuedId(await Send(call, ct).ConfigureAwait(false));
+        }
+        catch (Exception ex)
+        {
+            ProducerTracing.Failed(send, ex);
+            throw;
+        }
     }
 
     /// <summary>The Enqueue script's keys and arguments for <paramref name="envelope"/>, checked as a node would check it.</summary>
@@ -241,7 +260,7 @@ public sealed partial class JobClient : IAsyncDisposable
         RedisResult result;
         try
         {
-            result = await Db.ScriptEvaluateAsync(ProducerScripts.Cancel, [q.Job(jobId), q.Ready, q.Scheduled],
+            result = await Db.ScriptEvaluateAsync(ProducerScripts.Cancel, [q.Job(jobId), q.Ready, q.Scheduled, q.Stats],
                 [jobId, _options.Clock.GetUtcNow().ToUnixTimeMilliseconds(), (long)_options.RecordTtl.TotalMilliseconds, q.EventsChannel, q.CancelChannel])
                 .ConfigureAwait(false);
         }

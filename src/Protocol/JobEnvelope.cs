@@ -40,6 +40,13 @@ public sealed record JobEnvelope
     [JsonPropertyName("idempotency_key")] public string? IdempotencyKey { get; init; }
     /// <summary>For a replayed dead letter: the id of the job it replays (its lineage).</summary>
     [JsonPropertyName("replay_of")] public string? ReplayOf { get; init; }
+    /// <summary>
+    /// The W3C trace context (<c>traceparent</c> header value) of the span that enqueued the job: the node's span
+    /// running it joins that trace. Set by the .NET client when the app traces (docs/protocol.md "Tracing").
+    /// </summary>
+    [JsonPropertyName("traceparent")] public string? TraceParent { get; init; }
+    /// <summary>The W3C <c>tracestate</c> that goes with <see cref="TraceParent"/>, if any.</summary>
+    [JsonPropertyName("tracestate")] public string? TraceState { get; init; }
     /// <summary>Attempt number of this delivery: 0 as enqueued, 1 on the first run. Redis's job hash holds the truth.</summary>
     [JsonPropertyName("attempt")] public int Attempt { get; init; }
 }

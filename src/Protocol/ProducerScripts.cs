@@ -36,7 +36,7 @@ public static class ProducerScripts
     /// <summary>
     /// Cancels a job. One not started leaves its queue and ends cancelled at once; for a running one, cancellation is
     /// requested (flag on the job, message on the cancel channel) and the node running it ends it cancelled.
-    /// KEYS: job hash, ready, scheduled. ARGV: id, now ms, record ttl ms, events channel, cancel channel.
+    /// KEYS: job hash, ready, scheduled, optionally stats (counts the cancel). ARGV: id, now ms, record ttl ms, events channel, cancel channel.
     /// Returns 1 when cancelled, 2 when requested for a running job, the state when it is already finished, false when
     /// there is no such job.
     /// </summary>
@@ -49,6 +49,7 @@ public static class ProducerScripts
           redis.call('HSET', KEYS[1], 'state', 'cancelled', 'finished_at', ARGV[2])
           redis.call('PEXPIRE', KEYS[1], ARGV[3])
           redis.call('PUBLISH', ARGV[4], ARGV[1] .. ' cancelled')
+          if KEYS[4] then redis.call('HINCRBY', KEYS[4], 'cancelled', 1) end
           return 1
         end
         if state == 'running' then

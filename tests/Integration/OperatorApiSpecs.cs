@@ -36,6 +36,7 @@ public sealed class OperatorApiSpecs(BrokerFixture brokers, ITestOutputHelper ou
         var later = new EnqueueOptions { Countdown = TimeSpan.FromHours(1) };
         for (var i = 0; i < 3; i++) await node.Client.EnqueueAsync("add", new[] { i, i });
         for (var i = 0; i < 2; i++) await node.Client.EnqueueAsync("add", new[] { i, i }, later);
+        Assert.True(await node.Client.CancelAsync(await node.Client.EnqueueAsync("add", new[] { 5, 5 }, later))); // before any node took it
         await node.Client.EnqueueAsync("add", new[] { 1, 1 }, new EnqueueOptions { Queue = "orphans" });
 
         var queues = (await GetJson(http, "api/queues")).AsArray();
@@ -45,7 +46,7 @@ public sealed class OperatorApiSpecs(BrokerFixture brokers, ITestOutputHelper ou
         Assert.Equal(3, served["jobs"]!["ready"]!.GetValue<long>());
         Assert.Equal(2, served["jobs"]!["scheduled"]!.GetValue<long>());
         Assert.Equal(1, served["jobs"]!["dead"]!.GetValue<long>());
-        Assert.Equal("""{"succeeded":2,"retrying":1,"dead_lettered":1,"failed":0,"cancelled":0}""", served["totals"]!.ToJsonString());
+        Assert.Equal("""{"succeeded":2,"retrying":1,"dead_lettered":1,"failed":0,"cancelled":1}""", served["totals"]!.ToJsonString());
         Assert.True(served["settings"]!["paused"]!.GetValue<bool>());
         Assert.Single(served["served_by"]!.AsArray());
         Assert.NotNull(served["router"]);
@@ -108,6 +109,11 @@ public sealed class OperatorApiSpecs(BrokerFixture brokers, ITestOutputHelper ou
         var id = (await created.Content.ReadFromJsonAsync<JsonObject>())!["id"]!.GetValue<string>();
         await node.Client.WaitAsync(id, Wait);
         var done = await GetJson(http, $"api/jobs/{id}");
+        var traced = await GetJson(http, "api/jobs/" + await node.Client.EnqueueAsync(new JobEnvelope
+        {
+            Id = JobIds.New("default"), Task = "add", Queue = "default", Args = JsonSerializer.SerializeToElement(new[] { 1, 1 }),
+            TraceParent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        }));
 
         var later = await Send(http, HttpMethod.Post, "api/jobs", new { task = "add", args = new[] { 1, 1 }, countdown_seconds = 3600 });
         var laterId = later["id"]!.GetValue<string>();
@@ -130,6 +136,7 @@ public sealed class OperatorApiSpecs(BrokerFixture brokers, ITestOutputHelper ou
         Assert.Equal(42, done["result"]!.GetValue<long>());
         Assert.Equal("add", done["task"]!.GetValue<string>());
         Assert.Equal("[20,22]", done["args"]!.ToJsonString());
+        Assert.Equal("4bf92f3577b34da6a3ce929d0e0e4736", traced["trace_id"]!.GetValue<string>()); // what Jaeger or Tempo finds it by
         Assert.Equal("cancelled", cancelled["outcome"]!.GetValue<string>());
         Assert.Equal(JobState.Cancelled, (await node.Client.GetAsync(laterId))!.State);
         Assert.Equal("cancelled", cancelAgain["outcome"]!.GetValue<string>());

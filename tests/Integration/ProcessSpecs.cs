@@ -41,42 +41,72 @@ public sealed class ProcessSpecs(BrokerFixture brokers, ITestOutputHelper output
     }
 
     [Fact]
-    public async Task A_stock_node_told_of_an_OpenTelemetry_collector_sends_it_the_job_metrics_over_OTLP()
+    public async Task A_stock_node_told_of_an_OpenTelemetry_collector_sends_it_the_job_metrics_and_spans_over_OTLP()
     {
         var collectorPort = RedisServer.FreePort();
         using var collector = new System.Net.HttpListener();
         collector.Prefixes.Add($"http://127.0.0.1:{collectorPort}/");
         collector.Start();
-        string[] names = ["clusterjobs.job.attempts", "clusterjobs.job.duration", "clusterjobs.job.wait", "clusterjobs-node", "succeeded"];
-        var metrics = CollectAsync(collector, "/v1/metrics", names);
+        var received = new System.Collections.Concurrent.ConcurrentQueue<(string Path, byte[] Body)>();
+        _ = ServeOtlpAsync(collector, received);
         var env = NodeEnv(0);
         env.Remove("CLUSTER_SEEDS"); // a cluster of one
         env["CLUSTERJOBS_WARMUP_JOBS"] = "0";
         env["OTEL_EXPORTER_OTLP_ENDPOINT"] = $"http://127.0.0.1:{collectorPort}";
         env["OTEL_EXPORTER_OTLP_PROTOCOL"] = "http/protobuf";
         env["OTEL_METRIC_EXPORT_INTERVAL"] = "300";
+        env["OTEL_BSP_SCHEDULE_DELAY"] = "300";
         await using var node = ClusterProcess.StartNode("node", env);
         await using var client = await JobClient.ConnectAsync(brokers.RealRedisUrl, new JobClientOptions { KeyPrefix = _prefix });
+        // This process traces too, so the job carries its span's context to the node.
+        using var tracing = new System.Diagnostics.ActivityListener
+        {
+            ShouldListenTo = s => s.Name == ProducerTracing.SourceName,
+            Sample = (ref System.Diagnostics.ActivityCreationOptions<System.Diagnostics.ActivityContext> _) => System.Diagnostics.ActivitySamplingResult.AllDataAndRecorded,
+        };
+        System.Diagnostics.ActivitySource.AddActivityListener(tracing);
 
-        var job = await client.WaitAsync(await client.EnqueueAsync("add", new[] { 1, 2 }), Startup);
-        var body = await metrics.WaitAsync(Startup);
+        var id = await client.EnqueueAsync("add", new[] { 1, 2 });
+        var job = await client.WaitAsync(id, Startup);
+        string[] metricNames = ["clusterjobs.job.attempts", "clusterjobs.job.duration", "clusterjobs.job.wait", "clusterjobs-node", "succeeded"];
+        var metrics = await ReceivedAsync(received, "/v1/metrics", metricNames);
+        var spans = await ReceivedAsync(received, "/v1/traces", ["process default", "clusterjobs.outcome", id]);
 
         Assert.Equal(JobState.Succeeded, job.State);
-        Assert.All(names, name => Assert.Contains(name, body)); // protobuf keeps strings as they are
+        var traceId = new byte[16];
+        System.Diagnostics.ActivityContext.Parse(job.Envelope!.TraceParent!, null).TraceId.CopyTo(traceId);
+        Assert.True(spans.AsSpan().IndexOf(traceId) >= 0, "the node's span is in the producer's trace"); // protobuf keeps ids as raw bytes
+        Assert.NotEmpty(metrics);
     }
 
-    /// <summary>The first OTLP request to <paramref name="path"/> whose body names all of <paramref name="texts"/>, as text; each answered 200.</summary>
-    private static async Task<string> CollectAsync(System.Net.HttpListener collector, string path, string[] texts)
+    /// <summary>An OTLP/HTTP collector: every request answered 200 and kept, until the listener is closed.</summary>
+    private static async Task ServeOtlpAsync(System.Net.HttpListener collector, System.Collections.Concurrent.ConcurrentQueue<(string, byte[])> received)
     {
+        try
+        {
+            while (true)
+            {
+                var context = await collector.GetContextAsync();
+                using var read = new MemoryStream();
+                await context.Request.InputStream.CopyToAsync(read);
+                context.Response.StatusCode = 200;
+                context.Response.Close();
+                received.Enqueue((context.Request.Url!.AbsolutePath, read.ToArray()));
+            }
+        }
+        catch (Exception) when (!collector.IsListening) { } // the spec ended
+    }
+
+    /// <summary>The first body sent to <paramref name="path"/> that names all of <paramref name="texts"/> (protobuf keeps strings as they are).</summary>
+    private static async Task<byte[]> ReceivedAsync(System.Collections.Concurrent.ConcurrentQueue<(string Path, byte[] Body)> received, string path, string[] texts)
+    {
+        var deadline = DateTime.UtcNow + Startup;
         while (true)
         {
-            var context = await collector.GetContextAsync();
-            using var read = new MemoryStream();
-            await context.Request.InputStream.CopyToAsync(read);
-            context.Response.StatusCode = 200;
-            context.Response.Close();
-            var body = System.Text.Encoding.UTF8.GetString(read.ToArray());
-            if (context.Request.Url!.AbsolutePath == path && texts.All(body.Contains)) return body;
+            foreach (var (p, body) in received)
+                if (p == path && System.Text.Encoding.UTF8.GetString(body) is var text && texts.All(text.Contains)) return body;
+            if (DateTime.UtcNow > deadline) throw new TimeoutException($"No OTLP request to {path} named all of: {string.Join(", ", texts)}.");
+            await Task.Delay(100);
         }
     }
 

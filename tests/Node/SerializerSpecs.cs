@@ -173,6 +173,21 @@ public sealed class SerializerSpecs(ITestOutputHelper output) : Akka.TestKit.Xun
         Assert.Equal("é", got.Envelope.Args.GetProperty("a")[1].GetProperty("b").GetString());
     }
 
+    /// <summary>Nodes of releases before tracing read format 1 only: a Dispatch with no trace context must stay in it.</summary>
+    [Fact]
+    public void A_Dispatch_with_no_trace_context_keeps_the_format_nodes_before_tracing_read()
+    {
+        var serializer = Ours(new WorkerPool.Empty("q", 1));
+        const string traceParent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        var plain = new WorkerPool.Dispatch("q", [Jobs.Lease("q", "a"), Jobs.Lease("q", "b")]);
+        var traced = new WorkerPool.Dispatch("q", [Jobs.Lease("q", "a"), new JobLease(Jobs.Envelope("q", "b") with { TraceParent = traceParent }, 1)]);
+
+        Assert.Equal(1, serializer.ToBinary(plain)[0]);
+        Assert.Equal(2, serializer.ToBinary(traced)[0]);
+        var got = RoundTrip(traced).Jobs;
+        Assert.Equal((null, traceParent), (got[0].Envelope.TraceParent, got[1].Envelope.TraceParent));
+    }
+
     /// <summary>A string set in code with a lone surrogate must not make the whole Dispatch, and its neighbour jobs, unsendable.</summary>
     [Fact]
     public void A_Dispatch_with_a_lone_surrogate_in_a_string_still_crosses_the_wire()

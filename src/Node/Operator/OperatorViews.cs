@@ -52,13 +52,18 @@ public sealed record JobView(
     IReadOnlyList<JobErrorView> History, int Attempts, int? MaxAttempts, int Priority,
     DateTimeOffset? EnqueuedAt, DateTimeOffset? StartedAt, DateTimeOffset? FinishedAt, string? Node, bool CancelRequested,
     int? ProgressPercent, string? ProgressMessage, string? ParentId, IReadOnlyList<string> ChildIds, int? ChildrenPending,
-    string? ReplayOf, string? ReplayedAs)
+    string? ReplayOf, string? ReplayedAs, string? TraceId)
 {
     public static JobView From(JobInfo j) => new(
         j.Id, j.Queue, j.Task, j.State.ToWire(), j.Envelope?.Args, j.Result, j.Error is { } e ? JobErrorView.From(e) : null,
         j.History.Select(JobErrorView.From).ToList(), j.Attempts, j.MaxAttempts, j.Envelope?.Priority ?? 0,
         j.EnqueuedAt, j.StartedAt, j.FinishedAt, j.Node, j.CancelRequested, j.ProgressPercent, j.ProgressMessage, j.ParentId,
-        j.ChildIds, j.ChildrenPending, j.ReplayOf, j.ReplayedAs);
+        j.ChildIds, j.ChildrenPending, j.ReplayOf, j.ReplayedAs, TraceIdOf(j.Envelope));
+
+    /// <summary>The trace the job runs in (from its <c>traceparent</c>), as tracing tools search for it: 32 hex digits.</summary>
+    private static string? TraceIdOf(JobEnvelope? envelope) =>
+        System.Diagnostics.ActivityContext.TryParse(envelope?.TraceParent, envelope?.TraceState, out var context)
+            ? context.TraceId.ToHexString() : null;
 }
 
 /// <summary>A job to enqueue through the API (as <see cref="JobClient.EnqueueAsync(string, object?, EnqueueOptions?, CancellationToken)"/>).</summary>

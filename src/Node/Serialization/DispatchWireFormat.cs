@@ -15,7 +15,12 @@ namespace ClusterJobs.Node.Serialization;
 /// </summary>
 internal static class DispatchWireFormat
 {
+    /// <summary>
+    /// 1: the fields of the first release. 2: and each job's trace context. A Dispatch with no trace context is written
+    /// as 1, so nodes of releases before tracing still read it in a mixed-version cluster that does not trace.
+    /// </summary>
     private const byte Format = 1;
+    private const byte FormatWithTraceContext = 2;
     /// <summary>
     /// Reading: bytes that are not UTF-8 are corruption. Writing: a lone surrogate in a string becomes U+FFFD rather than
     /// failing the whole Dispatch. (Envelopes parsed by the ingress cannot hold one, System.Text.Json refuses it; this
@@ -29,10 +34,11 @@ internal static class DispatchWireFormat
         using var stream = new MemoryStream(64 + dispatch.Jobs.Count * 256);
         using (var w = new BinaryWriter(stream, LenientUtf8, leaveOpen: true))
         {
-            w.Write(Format);
+            var traced = dispatch.Jobs.Any(j => j.Envelope.TraceParent is not null || j.Envelope.TraceState is not null);
+            w.Write(traced ? FormatWithTraceContext : Format);
             w.Write(dispatch.Queue);
             w.Write(dispatch.Jobs.Count);
-            foreach (var job in dispatch.Jobs) WriteJob(w, job);
+            foreach (var job in dispatch.Jobs) WriteJob(w, job, traced);
         }
         return stream.ToArray();
     }
@@ -43,13 +49,15 @@ internal static class DispatchWireFormat
         {
             using var r = new BinaryReader(new MemoryStream(bytes, writable: false), StrictUtf8);
             var format = r.ReadByte();
-            if (format != Format) throw new SerializationException($"Dispatch format {format} is not one this node reads ({Format}).");
+            if (format is not (Format or FormatWithTraceContext))
+                throw new SerializationException($"Dispatch format {format} is not one this node reads ({Format}, {FormatWithTraceContext}).");
+            var traced = format == FormatWithTraceContext;
             var queue = r.ReadString();
             var count = r.ReadInt32();
             // Each job takes well over 8 bytes: a count the payload cannot hold is corrupt, not a reason to allocate.
             if (count < 0 || count > bytes.Length / 8) throw new SerializationException($"Dispatch claims {count} jobs in {bytes.Length} bytes.");
             var jobs = new JobLease[count];
-            for (var i = 0; i < count; i++) jobs[i] = ReadJob(r, bytes);
+            for (var i = 0; i < count; i++) jobs[i] = ReadJob(r, bytes, traced);
             if (r.BaseStream.Position != bytes.Length) throw new SerializationException("Dispatch has trailing bytes.");
             return new WorkerPool.Dispatch(queue, jobs);
         }
@@ -60,7 +68,7 @@ internal static class DispatchWireFormat
         }
     }
 
-    private static void WriteJob(BinaryWriter w, JobLease job)
+    private static void WriteJob(BinaryWriter w, JobLease job, bool traced)
     {
         var e = job.Envelope;
         w.Write(job.Attempt);
@@ -81,6 +89,11 @@ internal static class DispatchWireFormat
         WriteOptional(w, e.RootId);
         WriteOptional(w, e.IdempotencyKey);
         WriteOptional(w, e.ReplayOf);
+        if (traced)
+        {
+            WriteOptional(w, e.TraceParent);
+            WriteOptional(w, e.TraceState);
+        }
         w.Write(e.Attempt);
         // The arguments stay JSON (the handler binds them): their bytes as parsed, without writing them anew.
         var args = e.Args.ValueKind == JsonValueKind.Undefined ? JobEnvelope.EmptyArgs : e.Args;
@@ -89,7 +102,7 @@ internal static class DispatchWireFormat
         w.Write(raw);
     }
 
-    private static JobLease ReadJob(BinaryReader r, byte[] bytes)
+    private static JobLease ReadJob(BinaryReader r, byte[] bytes, bool traced)
     {
         var attempt = r.ReadInt32();
         var phase = ReadOptionalString(r);
@@ -111,6 +124,8 @@ internal static class DispatchWireFormat
             RootId = ReadOptionalString(r),
             IdempotencyKey = ReadOptionalString(r),
             ReplayOf = ReadOptionalString(r),
+            TraceParent = traced ? ReadOptionalString(r) : null,
+            TraceState = traced ? ReadOptionalString(r) : null,
             Attempt = r.ReadInt32(),
             Args = ReadArgs(r, bytes),
         };

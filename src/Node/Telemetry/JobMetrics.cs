@@ -46,6 +46,17 @@ public sealed class JobMetrics
         catch (Exception) { } // as above
     }
 
+    /// <summary>How an attempt ended, as metrics and spans name it.</summary>
+    public static string OutcomeName(JobOutcome outcome) => outcome switch
+    {
+        JobOutcome.Succeeded => "succeeded",
+        JobOutcome.Retry => "retrying",
+        JobOutcome.DeadLettered => "dead_lettered",
+        JobOutcome.Cancelled => "cancelled",
+        JobOutcome.Split => "split",
+        _ => "returned",
+    };
+
     private void RecordStart(JobLease job, string task, long nowMs)
     {
         var envelope = job.Envelope;
@@ -58,15 +69,7 @@ public sealed class JobMetrics
 
     private void RecordEnd(JobLease job, string task, JobOutcome outcome, long startedAtMs, long nowMs)
     {
-        var kind = outcome switch
-        {
-            JobOutcome.Succeeded => "succeeded",
-            JobOutcome.Retry => "retrying",
-            JobOutcome.DeadLettered => "dead_lettered",
-            JobOutcome.Cancelled => "cancelled",
-            JobOutcome.Split => "split",
-            _ => "returned",
-        };
+        var kind = OutcomeName(outcome);
         var queue = new KeyValuePair<string, object?>("queue", job.Envelope.Queue);
         _busy.Add(-1, queue);
         _attempts.Add(1, queue, new("task", task), new("outcome", kind));

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Akka.Actor;
 using Akka.Event;
 using ClusterJobs.Node.Broker;
@@ -30,6 +31,8 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
     private long _startedAt;
     /// <summary>The running attempt's task as metrics name it (<see cref="TaskTag"/>), looked up once per attempt.</summary>
     private string _taskTag = JobMetrics.UnknownTask;
+    /// <summary>The running attempt's span (null when nothing traces), ended by this actor with the attempt's outcome.</summary>
+    private Activity? _span;
 
     private readonly Func<string, QueueBroker> _brokers;
     private readonly JobMetrics _metrics;
@@ -89,7 +92,11 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
         var token = _cts.Token;
         // Task.Run: even a handler that blocks before its first await never runs on this actor's thread.
         var policy = PolicyFor(job);
+        // The span is current for the handler's task (Task.Run captures it) but not left current on this actor's thread.
+        var outer = Activity.Current;
+        _span = JobTracing.StartProcess(job, _node);
         var running = Task.Run(() => Execute(job, policy, token), CancellationToken.None);
+        Activity.Current = outer;
         _running = running;
         running.PipeTo(Self, success: outcome => new Finished(run, outcome),
             failure: ex => new Finished(run, Outcomes.Failed(job, ex, _node, policy)));
@@ -188,6 +195,8 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
     private void Report(JobLease job, JobOutcome outcome)
     {
         _metrics.Ended(job, _taskTag, outcome, _startedAt, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
+        JobTracing.End(_span, outcome);
+        _span = null;
         _results.Tell(new ResultWriter.Record(job.Envelope.Queue, outcome with { StartedAt = _startedAt }, Context.Parent));
         Context.Parent.Tell(new WorkerPool.WorkerFree(Self, job.Envelope.Queue, job.Envelope.Id));
     }
@@ -203,7 +212,11 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
         base.PreRestart(reason, message);
     }
 
-    protected override void PostStop() => _cts?.Cancel();
+    protected override void PostStop()
+    {
+        _cts?.Cancel();
+        _span?.Dispose();
+    }
 
     /// <summary>From the pool: run this job.</summary>
     public sealed record Run(JobLease Job) : INoSerializationVerificationNeeded;
@@ -268,6 +281,9 @@ public static class Splitting
                 HardTimeoutMs = p.HardTimeoutMs,
                 ParentId = p.Id,
                 RootId = p.RootId ?? p.Id,
+                // In the handler, the parent's span; after a hard timeout (no span here), the trace the parent came with.
+                TraceParent = Activity.Current?.Id ?? p.TraceParent,
+                TraceState = Activity.Current is { } span ? span.TraceStateString : p.TraceState,
             };
             return new ChildEnvelope(envelope.Id, ProtocolJson.Serialize(envelope), JobIds.ReadyScore(p.Priority, at));
         }).ToList();
