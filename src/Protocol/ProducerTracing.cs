@@ -28,29 +28,34 @@ public static class ProducerTracing
         if (!Source.HasListeners() || envelopes.Count == 0) return null;
         var queue = envelopes[0].Queue;
         var oneQueue = envelopes.All(e => e.Queue == queue);
-        var activity = Source.StartActivity(oneQueue ? $"send {queue}" : "send", ActivityKind.Producer);
-        if (activity is null) return null;
-        activity.SetTag("messaging.system", MessagingSystem);
-        activity.SetTag("messaging.operation.type", "send");
-        if (oneQueue) activity.SetTag("messaging.destination.name", queue);
+        // The tags go in at the start, so a sampler sees them.
+        var tags = new ActivityTagsCollection
+        {
+            ["messaging.system"] = MessagingSystem,
+            ["messaging.operation.type"] = "send",
+            ["messaging.operation.name"] = "send",
+        };
+        if (oneQueue) tags["messaging.destination.name"] = queue;
         if (envelopes.Count == 1)
         {
-            activity.SetTag("messaging.message.id", envelopes[0].Id);
-            activity.SetTag("clusterjobs.task", envelopes[0].Task);
+            tags["messaging.message.id"] = envelopes[0].Id;
+            tags["clusterjobs.task"] = envelopes[0].Task;
         }
-        else activity.SetTag("messaging.batch.message_count", envelopes.Count);
-        return activity;
+        else tags["messaging.batch.message_count"] = envelopes.Count;
+        return Source.StartActivity(oneQueue ? $"send {queue}" : "send", ActivityKind.Producer, parentContext: default, tags);
     }
 
     /// <summary>
-    /// <paramref name="envelope"/> carrying the trace context of <paramref name="send"/>, or of the ambient activity
-    /// when our source has no listener (the job still joins the app's trace). An envelope that names its own context
-    /// (a producer that set it) keeps it.
+    /// <paramref name="envelope"/> carrying the trace context of <paramref name="send"/>, or, when our source has no
+    /// listener, of the ambient activity if it is recorded (an app that traces: the job still joins its trace). An
+    /// unrecorded ambient activity, such as the one ASP.NET Core starts for every request with no tracing set up, is
+    /// not written: a node sampling by its parent would drop the job's span. An envelope that names its own context (a
+    /// producer that set it) keeps it.
     /// </summary>
     internal static JobEnvelope Stamped(JobEnvelope envelope, Activity? send)
     {
         if (envelope.TraceParent is not null) return envelope;
-        var context = send ?? Activity.Current;
+        var context = send ?? (Activity.Current is { Recorded: true } current ? current : null);
         if (context is not { IdFormat: ActivityIdFormat.W3C }) return envelope;
         return envelope with { TraceParent = context.Id, TraceState = context.TraceStateString };
     }

@@ -25,7 +25,7 @@ public sealed class JobTracingSpecs(BrokerFixture brokers) : IDisposable
     [Fact]
     public async Task A_job_run_is_a_child_of_the_send_span_of_the_request_that_enqueued_it()
     {
-        Listen(ProducerTracing.SourceName, JobTracing.SourceName);
+        Listen([ProducerTracing.SourceName, JobTracing.SourceName]);
         await using var node = await TestNode.StartAsync(brokers.RealRedisUrl, _prefix);
 
         string id;
@@ -54,7 +54,7 @@ public sealed class JobTracingSpecs(BrokerFixture brokers) : IDisposable
     [Fact]
     public async Task Each_failed_attempt_is_an_error_span_with_its_exception_under_the_same_send_span()
     {
-        Listen(ProducerTracing.SourceName, JobTracing.SourceName);
+        Listen([ProducerTracing.SourceName, JobTracing.SourceName]);
         await using var node = await TestNode.StartAsync(brokers.RealRedisUrl, _prefix);
 
         var id = await node.Client.EnqueueAsync("fail", new { message = "boom" }, new EnqueueOptions { MaxAttempts = 2, Backoff = TimeSpan.Zero });
@@ -73,9 +73,24 @@ public sealed class JobTracingSpecs(BrokerFixture brokers) : IDisposable
     }
 
     [Fact]
+    public async Task An_attempt_abandoned_at_its_hard_time_limit_ends_its_span_then_with_the_timeout()
+    {
+        Listen([JobTracing.SourceName]);
+        await using var node = await TestNode.StartAsync(brokers.RealRedisUrl, _prefix);
+
+        var id = await node.Client.EnqueueAsync("sleep", new { ms = 5_000 }, new EnqueueOptions { HardTimeout = TimeSpan.FromMilliseconds(200), MaxAttempts = 1 });
+        await node.Client.WaitAsync(id, Wait);
+
+        var process = Assert.Single(await ProcessSpansAsync(id, 1));
+        Assert.Equal(("dead_lettered", ActivityStatusCode.Error), (process.GetTagItem("clusterjobs.outcome"), process.Status));
+        Assert.Equal(typeof(JobTimeoutException).FullName, process.GetTagItem("error.type"));
+        Assert.InRange(process.Duration, TimeSpan.FromMilliseconds(150), TimeSpan.FromSeconds(4)); // not the handler's 5 s
+    }
+
+    [Fact]
     public async Task Jobs_a_handler_enqueues_or_splits_into_are_children_of_its_span()
     {
-        Listen(ProducerTracing.SourceName, JobTracing.SourceName);
+        Listen([ProducerTracing.SourceName, JobTracing.SourceName]);
         await using var node = await TestNode.StartAsync(brokers.RealRedisUrl, _prefix, tasks: t => t.AddTask<FollowUpTask>("follow_up"));
 
         var parent = await node.Client.EnqueueAsync("follow_up", new FollowUpArgs(2_500));
@@ -95,11 +110,18 @@ public sealed class JobTracingSpecs(BrokerFixture brokers) : IDisposable
     }
 
     [Fact]
-    public async Task With_nothing_listening_no_span_is_started_and_no_trace_context_is_written()
+    public async Task With_nothing_listening_no_trace_context_is_written_not_even_that_of_an_unrecorded_request()
     {
         await using var node = await TestNode.StartAsync(brokers.RealRedisUrl, _prefix);
 
-        var id = await node.Client.EnqueueAsync("add", new[] { 1, 2 });
+        string id;
+        // What ASP.NET Core starts for every request with no tracing set up: a W3C id, not recorded. Written, it would make
+        // a node that samples by its parent drop the job's span.
+        using (var request = new Activity("GET /orders").Start())
+        {
+            Assert.Equal((ActivityIdFormat.W3C, false), (request.IdFormat, request.Recorded));
+            id = await node.Client.EnqueueAsync("add", new[] { 1, 2 });
+        }
         await node.Client.WaitAsync(id, Wait);
 
         var envelope = await EnvelopeAsync(node, id);
@@ -110,7 +132,7 @@ public sealed class JobTracingSpecs(BrokerFixture brokers) : IDisposable
     [Fact]
     public async Task An_app_that_traces_without_listening_to_ClusterJobs_still_gets_its_jobs_into_its_trace()
     {
-        Listen(JobTracing.SourceName); // the node traces; the producer's app listens only to its own spans
+        Listen([JobTracing.SourceName], sampledOut: [ProducerTracing.SourceName]); // the app samples out the client's own spans
         await using var node = await TestNode.StartAsync(brokers.RealRedisUrl, _prefix);
 
         string id;
@@ -131,7 +153,7 @@ public sealed class JobTracingSpecs(BrokerFixture brokers) : IDisposable
     [Fact]
     public async Task A_malformed_traceparent_from_a_producer_starts_a_trace_of_its_own_and_the_job_runs()
     {
-        Listen(JobTracing.SourceName);
+        Listen([JobTracing.SourceName]);
         await using var node = await TestNode.StartAsync(brokers.RealRedisUrl, _prefix);
 
         var id = await node.Client.EnqueueAsync(new JobEnvelope
@@ -146,12 +168,14 @@ public sealed class JobTracingSpecs(BrokerFixture brokers) : IDisposable
         Assert.Equal(default, process.ParentSpanId);
     }
 
-    private void Listen(params string[] sources)
+    /// <summary>Records the spans of <paramref name="sources"/> (and this spec's app); those of <paramref name="sampledOut"/> are listened to but never sampled.</summary>
+    private void Listen(string[] sources, string[]? sampledOut = null)
     {
         _listener = new ActivityListener
         {
-            ShouldListenTo = s => s == App || sources.Contains(s.Name),
-            Sample = (ref ActivityCreationOptions<ActivityContext> _) => ActivitySamplingResult.AllDataAndRecorded,
+            ShouldListenTo = s => s == App || sources.Contains(s.Name) || sampledOut?.Contains(s.Name) == true,
+            Sample = (ref ActivityCreationOptions<ActivityContext> o) =>
+                sampledOut?.Contains(o.Source.Name) == true ? ActivitySamplingResult.None : ActivitySamplingResult.AllDataAndRecorded,
             ActivityStopped = a => _ended.Enqueue(a),
         };
         ActivitySource.AddActivityListener(_listener);

@@ -75,6 +75,26 @@ public sealed class QueueRouterActorSpecs : Akka.TestKit.Xunit2.TestKit
         Assert.Equal(["q:1", "q:2"], Ids(pool.ExpectMsg<WorkerPool.Dispatch>()));
     }
 
+    /// <summary>A node of a version before tracing cannot read a Dispatch with trace context (format 2): its jobs go without it.</summary>
+    [Fact]
+    public void A_pool_that_does_not_read_trace_context_gets_its_jobs_without_it_and_one_that_does_gets_it()
+    {
+        const string traceParent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        JobLease Traced(string suffix) => new(Jobs.Envelope(Queue, suffix) with { TraceParent = traceParent, TraceState = "vendor=1" }, 1);
+        var older = CreateTestProbe("older-pool");
+        var newer = CreateTestProbe("newer-pool");
+
+        older.Send(_router, new QueueRouter.Demand(1, Park: true));
+        AnswerFetch([Traced("1")], exhausted: false);
+        var toOlder = older.ExpectMsg<WorkerPool.Dispatch>().Jobs.Single().Envelope;
+        newer.Send(_router, new QueueRouter.Demand(1, Park: true, ReadsTraceContext: true));
+        AnswerFetch([Traced("2")], exhausted: false);
+        var toNewer = newer.ExpectMsg<WorkerPool.Dispatch>().Jobs.Single().Envelope;
+
+        Assert.Equal(("q:1", null, null), (toOlder.Id, toOlder.TraceParent, toOlder.TraceState));
+        Assert.Equal(("q:2", traceParent, "vendor=1"), (toNewer.Id, toNewer.TraceParent, toNewer.TraceState));
+    }
+
     [Fact]
     public void After_a_short_take_of_its_own_the_router_takes_for_the_pool_until_a_take_finds_a_backlog()
     {

@@ -41,12 +41,13 @@ public sealed class SerializerSpecs(ITestOutputHelper output) : Akka.TestKit.Xun
     }
 
     [Fact]
-    public void Demand_says_whether_the_pool_takes_its_own_share_and_a_demand_of_an_older_node_does_not()
+    public void Demand_says_whether_the_pool_takes_its_own_share_and_reads_trace_context_and_a_demand_of_an_older_node_does_neither()
     {
         Assert.True(RoundTrip(new QueueRouter.Demand(3, Park: true, TakesOwn: true)).TakesOwn);
+        Assert.True(RoundTrip(new QueueRouter.Demand(3, Park: true, ReadsTraceContext: true)).ReadsTraceContext);
         var serializer = Ours(new QueueRouter.Demand(1, Park: true));
         var older = serializer.FromBinary("{\"Slots\":5,\"Park\":false}"u8.ToArray(), serializer.Manifest(new QueueRouter.Demand(1, true)));
-        Assert.Equal(new QueueRouter.Demand(5, Park: false, TakesOwn: false), older);
+        Assert.Equal(new QueueRouter.Demand(5, Park: false, TakesOwn: false, ReadsTraceContext: false), older);
     }
 
     [Fact]

@@ -97,7 +97,11 @@ public sealed class RecurringFirer(Func<IConnectionMultiplexer> redis, RedisKeys
             var zone = RecurringRules.FindTimeZone(fields[1].IsNull ? RecurringRules.DefaultTimeZone : (string)fields[1]!);
             var template = ProtocolJson.DeserializeEnvelope((string)fields[2]!) ?? throw new ArgumentException("The job template is null.");
             var id = RecurringRules.JobId(queue, name, runMs);
-            var envelope = template with { Id = id, Queue = queue, EnqueuedAt = now, NotBefore = null, Attempt = 0, IdempotencyKey = null };
+            var envelope = template with
+            {
+                Id = id, Queue = queue, EnqueuedAt = now, NotBefore = null, Attempt = 0, IdempotencyKey = null,
+                TraceParent = null, TraceState = null, // each run a trace of its own, even from a template written with one
+            };
             var json = ProtocolJson.Serialize(envelope);
             // What the node taking the job would refuse (size, version, options) is refused here, once, not at every run.
             var taken = new TakenJob(id, Encoding.UTF8.GetBytes(json), 0);

@@ -9,9 +9,10 @@ public static class QueueRouter
     /// <summary>
     /// A pool has <paramref name="Slots"/> more free slots for this queue. Parked demand waits for work; demand that is
     /// not parked is answered with Empty when the queue has nothing, so the pool can ask its next queue. TakesOwn: the
-    /// pool can lease jobs itself under a Grant (nodes of older versions cannot, and never get one).
+    /// pool can lease jobs itself under a Grant (nodes of older versions cannot, and never get one). ReadsTraceContext:
+    /// the pool reads jobs' trace context in a Dispatch (format 2); a pool of an older version gets its jobs without it.
     /// </summary>
-    public sealed record Demand(int Slots, bool Park, bool TakesOwn = false) : IClusterJobsMessage;
+    public sealed record Demand(int Slots, bool Park, bool TakesOwn = false, bool ReadsTraceContext = false) : IClusterJobsMessage;
 
     /// <summary>
     /// A pool answers a Grant (or part of one): the jobs it leased and now runs. Exhausted: it got fewer than

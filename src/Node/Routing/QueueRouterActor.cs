@@ -131,6 +131,7 @@ public sealed class QueueRouterActor : ReceiveActor, IWithTimers
         pool.Credit += demand.Slots;
         pool.Parked = demand.Park;
         pool.TakesOwn = demand.TakesOwn;
+        pool.ReadsTraceContext = demand.ReadsTraceContext;
         DispatchAndFetch();
     }
 
@@ -418,7 +419,20 @@ public sealed class QueueRouterActor : ReceiveActor, IWithTimers
         // count, or the jobs read ahead for it would wait for credit it gets as grants.
         CountDispatched(sent - sentToTakers);
         if (_settings?.RateLimitPerSecond is not null) _tokens -= sent;
-        foreach (var (poolRef, jobs) in batches) poolRef.Tell(new WorkerPool.Dispatch(_queue, jobs));
+        foreach (var (poolRef, jobs) in batches)
+            poolRef.Tell(new WorkerPool.Dispatch(_queue, _pools[poolRef].ReadsTraceContext ? jobs : WithoutTraceContext(jobs)));
+    }
+
+    /// <summary>
+    /// For a pool of a version before tracing: a Dispatch carrying trace context is one it cannot read (format 2), so
+    /// its jobs go without it (their runs are untraced there; the context stays in Redis).
+    /// </summary>
+    private static List<JobLease> WithoutTraceContext(List<JobLease> jobs)
+    {
+        for (var i = 0; i < jobs.Count; i++)
+            if (jobs[i].Envelope is { } e && (e.TraceParent is not null || e.TraceState is not null))
+                jobs[i] = jobs[i] with { Envelope = e with { TraceParent = null, TraceState = null } };
+        return jobs;
     }
 
     private void PoolGone(IActorRef poolRef)
@@ -446,6 +460,7 @@ public sealed class QueueRouterActor : ReceiveActor, IWithTimers
         public int Granted;
         public bool Parked;
         public bool TakesOwn;
+        public bool ReadsTraceContext;
         public bool Remote;
         public bool MayGetGrant => Remote && TakesOwn;
         public readonly HashSet<string> Running = [];

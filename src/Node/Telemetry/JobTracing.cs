@@ -17,31 +17,43 @@ public static class JobTracing
 
     private static readonly ActivitySource Source = new(SourceName, typeof(JobTracing).Assembly.GetName().Version?.ToString());
 
-    /// <summary>Starts the attempt's span and makes it current on the calling thread (the caller restores the one before).</summary>
+    /// <summary>
+    /// Starts the attempt's span, current on the calling thread so that a task started next captures it; the caller
+    /// puts back <see cref="Activity.Current"/> as it was. The span's parent is the envelope's context only: whatever was
+    /// current on the calling thread (an actor's) has nothing to do with the job.
+    /// </summary>
     internal static Activity? StartProcess(JobLease job, string node)
     {
         if (!Source.HasListeners()) return null;
         var envelope = job.Envelope;
         // A missing or malformed traceparent leaves the default context: the run is a trace of its own.
         ActivityContext.TryParse(envelope.TraceParent, envelope.TraceState, isRemote: true, out var parent);
-        var activity = Source.StartActivity($"process {envelope.Queue}", ActivityKind.Consumer, parent);
-        if (activity is null) return null;
-        activity.SetTag("messaging.system", ProducerTracing.MessagingSystem);
-        activity.SetTag("messaging.operation.type", "process");
-        activity.SetTag("messaging.destination.name", envelope.Queue);
-        activity.SetTag("messaging.message.id", envelope.Id);
-        activity.SetTag("clusterjobs.task", envelope.Task);
-        activity.SetTag("clusterjobs.attempt", job.Attempt);
-        activity.SetTag("clusterjobs.node", node);
-        if (job.IsReduce) activity.SetTag("clusterjobs.phase", "reduce");
-        return activity;
+        var tags = new ActivityTagsCollection // at the start, so a sampler sees them
+        {
+            ["messaging.system"] = ProducerTracing.MessagingSystem,
+            ["messaging.operation.type"] = "process",
+            ["messaging.operation.name"] = "process",
+            ["messaging.destination.name"] = envelope.Queue,
+            ["messaging.message.id"] = envelope.Id,
+            ["clusterjobs.task"] = envelope.Task,
+            ["clusterjobs.attempt"] = job.Attempt,
+            ["clusterjobs.node"] = node,
+        };
+        if (job.IsReduce) tags["clusterjobs.phase"] = "reduce";
+        Activity.Current = null; // else a default parent context would mean "the current activity"
+        return Source.StartActivity($"process {envelope.Queue}", ActivityKind.Consumer, parent, tags);
     }
 
     /// <summary>Ends the attempt's span with how it ended; a failed attempt (retrying or dead-lettered) is an error with its exception.</summary>
-    internal static void End(Activity? activity, JobOutcome outcome)
+    internal static void End(Activity? activity, JobOutcome outcome) => End(activity, JobMetrics.OutcomeName(outcome), outcome);
+
+    /// <summary>Ends the span of an attempt its worker stopped with (the node shutting down): its lease brings the job back.</summary>
+    internal static void Stopped(Activity? activity) => End(activity, "stopped", null);
+
+    private static void End(Activity? activity, string outcomeName, JobOutcome? outcome)
     {
         if (activity is null) return;
-        activity.SetTag("clusterjobs.outcome", JobMetrics.OutcomeName(outcome));
+        activity.SetTag("clusterjobs.outcome", outcomeName);
         var error = outcome switch
         {
             JobOutcome.Retry r => r.Error,
@@ -59,6 +71,9 @@ public static class JobTracing
                 ["exception.stacktrace"] = error.StackTrace,
             }));
         }
+        // Stop sets Activity.Current to what was current when the span started, on whatever thread ends it: keep this one's.
+        var current = Activity.Current;
         activity.Dispose();
+        Activity.Current = current;
     }
 }

@@ -26,4 +26,8 @@ public static class TelemetryExport
             .WithTracing(t => t.AddSource(JobTracing.SourceName, ProducerTracing.SourceName).AddOtlpExporter());
         return services;
     }
+
+    /// <summary>The name of <see cref="AddClusterJobsTelemetryExport"/> before it exported spans too.</summary>
+    [Obsolete("Use AddClusterJobsTelemetryExport, which exports the job spans with the metrics.")]
+    public static IServiceCollection AddClusterJobsMetricsExport(this IServiceCollection services) => services.AddClusterJobsTelemetryExport();
 }

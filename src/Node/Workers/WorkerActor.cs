@@ -96,7 +96,7 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
         var outer = Activity.Current;
         _span = JobTracing.StartProcess(job, _node);
         var running = Task.Run(() => Execute(job, policy, token), CancellationToken.None);
-        Activity.Current = outer;
+        if (Activity.Current != outer) Activity.Current = outer;
         _running = running;
         running.PipeTo(Self, success: outcome => new Finished(run, outcome),
             failure: ex => new Finished(run, Outcomes.Failed(job, ex, _node, policy)));
@@ -133,9 +133,9 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
                 return new JobOutcome.Succeeded(envelope.Id, reduced);
             }
             if (task.Splitting.ChunkSize is { } chunk && task.SizeOf!(sp, envelope.Args) > chunk)
-                return Splitting.Children(job, task, task.SplitArgs!(sp, envelope.Args, chunk).Select(a => new ChildJob(task.Name, a)));
+                return Splitting.Children(job, task, task.SplitArgs!(sp, envelope.Args, chunk).Select(a => new ChildJob(task.Name, a)), Activity.Current);
             var result = await task.InvokeAsync(sp, envelope.Args, context, ct).ConfigureAwait(false);
-            if (context.RequestedChildren is { } requested) return Splitting.Children(job, task, requested);
+            if (context.RequestedChildren is { } requested) return Splitting.Children(job, task, requested, Activity.Current);
             return new JobOutcome.Succeeded(envelope.Id, result);
         }
         catch (OperationCanceledException ex) when (ct.IsCancellationRequested)
@@ -159,7 +159,7 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
             var size = task.SizeOf!(scope.ServiceProvider, job.Envelope.Args);
             if (size < 2) return null;
             var chunk = Math.Max(1, Math.Min(task.Splitting.ChunkSize ?? int.MaxValue, (size + 1) / 2));
-            return Splitting.Children(job, task, task.SplitArgs!(scope.ServiceProvider, job.Envelope.Args, chunk).Select(a => new ChildJob(task.Name, a)));
+            return Splitting.Children(job, task, task.SplitArgs!(scope.ServiceProvider, job.Envelope.Args, chunk).Select(a => new ChildJob(task.Name, a)), _span);
         }
         catch (Exception ex)
         {
@@ -215,7 +215,7 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
     protected override void PostStop()
     {
         _cts?.Cancel();
-        _span?.Dispose();
+        JobTracing.Stopped(_span);
     }
 
     /// <summary>From the pool: run this job.</summary>
@@ -263,8 +263,11 @@ public static class Outcomes
 /// <summary>Turns a split into child envelopes: ids <c>parent.0</c>, <c>parent.1</c>... in the parent's queue.</summary>
 public static class Splitting
 {
-    public static JobOutcome.Split Children(JobLease parent, TaskRegistration task, IEnumerable<ChildJob> children, DateTimeOffset? now = null)
+    /// <param name="span">The span of the attempt that split (its context goes to the children); null: the parent's own context.</param>
+    public static JobOutcome.Split Children(JobLease parent, TaskRegistration task, IEnumerable<ChildJob> children, Activity? span = null,
+        DateTimeOffset? now = null)
     {
+        if (span is not { IdFormat: ActivityIdFormat.W3C }) span = null;
         var at = (now ?? DateTimeOffset.UtcNow).ToUnixTimeMilliseconds();
         var p = parent.Envelope;
         var envelopes = children.Select((child, i) =>
@@ -281,9 +284,8 @@ public static class Splitting
                 HardTimeoutMs = p.HardTimeoutMs,
                 ParentId = p.Id,
                 RootId = p.RootId ?? p.Id,
-                // In the handler, the parent's span; after a hard timeout (no span here), the trace the parent came with.
-                TraceParent = Activity.Current?.Id ?? p.TraceParent,
-                TraceState = Activity.Current is { } span ? span.TraceStateString : p.TraceState,
+                TraceParent = span is null ? p.TraceParent : span.Id,
+                TraceState = span is null ? p.TraceState : span.TraceStateString,
             };
             return new ChildEnvelope(envelope.Id, ProtocolJson.Serialize(envelope), JobIds.ReadyScore(p.Priority, at));
         }).ToList();

@@ -292,7 +292,7 @@ public sealed class WorkerPoolActor : ReceiveActor, IWithTimers
             if (slots <= 0) continue;
             var last = i == _queues.Count - 1;
             _credit[q.Name] += slots;
-            _routers[q.Name].Tell(new QueueRouter.Demand(slots, Park: last, TakesOwn: _takers.ContainsKey(q.Name)));
+            _routers[q.Name].Tell(new QueueRouter.Demand(slots, Park: last, TakesOwn: _takers.ContainsKey(q.Name), ReadsTraceContext: true));
             if (!last)
             {
                 _awaiting = q.Name;
