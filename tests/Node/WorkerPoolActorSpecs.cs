@@ -112,7 +112,7 @@ public sealed class WorkerPoolActorSpecs : Akka.TestKit.Xunit2.TestKit, IAsyncLi
     {
         StartPool(3, new ServedQueue("high", 3), new ServedQueue("low", 3));
 
-        Assert.Equal(new QueueRouter.Demand(3, Park: false), Demand(Router("high")));
+        Assert.Equal(new QueueRouter.Demand(3, Park: false, ReadsTraceContext: true), Demand(Router("high")));
         Router("low").ExpectNoMsg(Quiet); // one queue at a time
     }
 
@@ -120,7 +120,7 @@ public sealed class WorkerPoolActorSpecs : Akka.TestKit.Xunit2.TestKit, IAsyncLi
     public void A_single_queue_gets_parked_demand()
     {
         StartPool(2, new ServedQueue("only", 5));
-        Assert.Equal(new QueueRouter.Demand(2, Park: true), Demand(Router("only")));
+        Assert.Equal(new QueueRouter.Demand(2, Park: true, ReadsTraceContext: true), Demand(Router("only")));
     }
 
     [Fact]
@@ -131,7 +131,7 @@ public sealed class WorkerPoolActorSpecs : Akka.TestKit.Xunit2.TestKit, IAsyncLi
 
         Router("high").Reply(new WorkerPool.Empty("high", 3));
 
-        Assert.Equal(new QueueRouter.Demand(3, Park: true), Demand(Router("low")));
+        Assert.Equal(new QueueRouter.Demand(3, Park: true, ReadsTraceContext: true), Demand(Router("low")));
         ExpectNoDemand();
     }
 
@@ -148,7 +148,7 @@ public sealed class WorkerPoolActorSpecs : Akka.TestKit.Xunit2.TestKit, IAsyncLi
         Router("low").ExpectMsg<QueueRouter.Withdraw>();
         Router("high").ExpectNoMsg(Quiet); // all its slots are still parked at low
         Router("low").Reply(new WorkerPool.Withdrawn("low", 3));
-        Assert.Equal(new QueueRouter.Demand(3, Park: false), Demand(Router("high")));
+        Assert.Equal(new QueueRouter.Demand(3, Park: false, ReadsTraceContext: true), Demand(Router("high")));
     }
 
     [Fact]
@@ -165,7 +165,7 @@ public sealed class WorkerPoolActorSpecs : Akka.TestKit.Xunit2.TestKit, IAsyncLi
         Router("low").Reply(new WorkerPool.Dispatch("low", Jobs.Leases("low", "early")));
         Router("low").Reply(new WorkerPool.Withdrawn("low", 2));
 
-        Assert.Equal(new QueueRouter.Demand(2, Park: false), Demand(Router("high")));
+        Assert.Equal(new QueueRouter.Demand(2, Park: false, ReadsTraceContext: true), Demand(Router("high")));
         Assert.Equal("low:early", _workers.ExpectMsg<Started>().Job.Envelope.Id);
         var status = Status(pool);
         Assert.Equal(1, status.Busy);
@@ -185,10 +185,10 @@ public sealed class WorkerPoolActorSpecs : Akka.TestKit.Xunit2.TestKit, IAsyncLi
         Router("low").ExpectNoMsg(Quiet); // still waiting for high's answer on the third slot
 
         Router("high").Reply(new WorkerPool.Empty("high", 1));
-        Assert.Equal(new QueueRouter.Demand(1, Park: true), Demand(Router("low")));
+        Assert.Equal(new QueueRouter.Demand(1, Park: true, ReadsTraceContext: true), Demand(Router("low")));
 
         Free(pool, started[0]);
-        Assert.Equal(new QueueRouter.Demand(1, Park: false), Demand(Router("high")));
+        Assert.Equal(new QueueRouter.Demand(1, Park: false, ReadsTraceContext: true), Demand(Router("high")));
         Router("low").ExpectNoMsg(Quiet);
     }
 
@@ -196,7 +196,7 @@ public sealed class WorkerPoolActorSpecs : Akka.TestKit.Xunit2.TestKit, IAsyncLi
     public void With_a_taker_its_demand_says_it_can_take_its_own_share()
     {
         StartPool(2, CreateTestProbe("takers"), new ServedQueue("only", 2));
-        Assert.Equal(new QueueRouter.Demand(2, Park: true, TakesOwn: true), Demand(Router("only")));
+        Assert.Equal(new QueueRouter.Demand(2, Park: true, TakesOwn: true, ReadsTraceContext: true), Demand(Router("only")));
     }
 
     [Fact]
@@ -220,7 +220,7 @@ public sealed class WorkerPoolActorSpecs : Akka.TestKit.Xunit2.TestKit, IAsyncLi
         Router("only").ExpectNoMsg(Quiet); // every slot busy: nothing to offer
 
         Free(pool, started[0]);
-        Assert.Equal(new QueueRouter.Demand(1, Park: true, TakesOwn: true), Demand(Router("only")));
+        Assert.Equal(new QueueRouter.Demand(1, Park: true, TakesOwn: true, ReadsTraceContext: true), Demand(Router("only")));
     }
 
     [Fact]
@@ -239,7 +239,7 @@ public sealed class WorkerPoolActorSpecs : Akka.TestKit.Xunit2.TestKit, IAsyncLi
         Assert.Equal(["only:1"], took.JobIds);
         Assert.True(took.Exhausted);
         // The two slots the queue had no job for are offered again (the router now takes for this pool itself).
-        Assert.Equal(new QueueRouter.Demand(2, Park: true, TakesOwn: true), Demand(Router("only")));
+        Assert.Equal(new QueueRouter.Demand(2, Park: true, TakesOwn: true, ReadsTraceContext: true), Demand(Router("only")));
     }
 
     [Fact]
@@ -347,7 +347,7 @@ public sealed class WorkerPoolActorSpecs : Akka.TestKit.Xunit2.TestKit, IAsyncLi
         Assert.Equal(2, Status(pool).Busy);
 
         Free(pool, first);
-        Assert.Equal(new QueueRouter.Demand(1, Park: false), Demand(Router("high")));
+        Assert.Equal(new QueueRouter.Demand(1, Park: false, ReadsTraceContext: true), Demand(Router("high")));
         Router("high").Reply(new WorkerPool.Dispatch("high", Jobs.Leases("high", "3")));
         Assert.Equal(first.Worker, _workers.ExpectMsg<Started>().Worker);
         ExpectNoDemand();
@@ -388,15 +388,15 @@ public sealed class WorkerPoolActorSpecs : Akka.TestKit.Xunit2.TestKit, IAsyncLi
     public void The_per_queue_limit_holds_and_the_rest_of_the_slots_go_to_the_next_queue()
     {
         var pool = StartPool(3, new ServedQueue("high", 1), new ServedQueue("low", 3));
-        Assert.Equal(new QueueRouter.Demand(1, Park: false), Demand(Router("high")));
+        Assert.Equal(new QueueRouter.Demand(1, Park: false, ReadsTraceContext: true), Demand(Router("high")));
         Router("high").Reply(new WorkerPool.Dispatch("high", Jobs.Leases("high", "1")));
         var running = _workers.ExpectMsg<Started>();
 
-        Assert.Equal(new QueueRouter.Demand(2, Park: true), Demand(Router("low")));
+        Assert.Equal(new QueueRouter.Demand(2, Park: true, ReadsTraceContext: true), Demand(Router("low")));
         Router("high").ExpectNoMsg(Quiet); // its one slot is busy
 
         Free(pool, running);
-        Assert.Equal(new QueueRouter.Demand(1, Park: false), Demand(Router("high")));
+        Assert.Equal(new QueueRouter.Demand(1, Park: false, ReadsTraceContext: true), Demand(Router("high")));
         var status = Status(pool);
         Assert.Equal(0, status.Busy);
         Assert.Equal(1, status.CreditByQueue["high"]);
@@ -410,7 +410,7 @@ public sealed class WorkerPoolActorSpecs : Akka.TestKit.Xunit2.TestKit, IAsyncLi
         Demand(Router("high"));
         Router("high").Reply(new WorkerPool.Empty("high", 4));
 
-        Assert.Equal(new QueueRouter.Demand(1, Park: true), Demand(Router("low")));
+        Assert.Equal(new QueueRouter.Demand(1, Park: true, ReadsTraceContext: true), Demand(Router("low")));
         ExpectNoDemand();
     }
 
@@ -531,13 +531,13 @@ public sealed class WorkerPoolActorSpecs : Akka.TestKit.Xunit2.TestKit, IAsyncLi
         StartPool(2, new ServedQueue("a", 2), new ServedQueue("b", 2), new ServedQueue("c", 2));
         Demand(Router("a"));
         Router("a").Reply(new WorkerPool.Empty("a", 2));
-        Assert.Equal(new QueueRouter.Demand(2, Park: false), Demand(Router("b")));
+        Assert.Equal(new QueueRouter.Demand(2, Park: false, ReadsTraceContext: true), Demand(Router("b")));
 
         Router("a").Reply(new WorkerPool.WorkAvailable("a")); // a got work while b looks in Redis
         Router("b").Reply(new WorkerPool.Empty("b", 2));
 
         // a has work: the slots should go to a, not park at c (where nothing brings them back while c is idle).
-        Assert.Equal(new QueueRouter.Demand(2, Park: false), Router("a").ExpectMsg<QueueRouter.Demand>(TimeSpan.FromSeconds(2)));
+        Assert.Equal(new QueueRouter.Demand(2, Park: false, ReadsTraceContext: true), Router("a").ExpectMsg<QueueRouter.Demand>(TimeSpan.FromSeconds(2)));
     }
 
     [Fact]
