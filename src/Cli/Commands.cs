@@ -170,7 +170,7 @@ internal static class Commands
             foreach (var id in ids) stdout.WriteLine(id!.GetValue<string>());
         });
 
-        var recurring = new Command("recurring", "A queue's recurring jobs (cron schedules): list, set, remove, trigger");
+        var recurring = new Command("recurring", "A queue's recurring jobs (cron schedules): list, set, remove, trigger, pause, resume");
         root.Subcommands.Add(recurring);
         string RecurringPath(ParseResult r) => $"queues/{Escape(r.GetValue(onQueue) ?? "default")}/recurring";
         Add(new Command("list", "The schedules of a queue (--queue; default: default), soonest next run first") { onQueue },
@@ -200,6 +200,13 @@ internal static class Commands
         Add(new Command("trigger", "Run a schedule's job now, outside its cron (its next run stays); prints the job's id") { scheduleName, onQueue },
             (r, api, ct) => api.PostAsync($"{RecurringPath(r)}/{Escape(r.GetValue(scheduleName)!)}/trigger", null, ct),
             (answer, _) => stdout.WriteLine(answer!["id"]!.GetValue<string>()), recurring);
+        Add(new Command("pause", "Stop a schedule firing until it is resumed (writing it again keeps it paused); prints it") { scheduleName, onQueue },
+            (r, api, ct) => api.PostAsync($"{RecurringPath(r)}/{Escape(r.GetValue(scheduleName)!)}/pause", null, ct),
+            (answer, _) => RecurringList(console, [answer!.DeepClone()]), recurring);
+        Add(new Command("resume", "Fire a paused schedule again from its next run after now (the runs it missed are skipped); prints it")
+            { scheduleName, onQueue },
+            (r, api, ct) => api.PostAsync($"{RecurringPath(r)}/{Escape(r.GetValue(scheduleName)!)}/resume", null, ct),
+            (answer, _) => RecurringList(console, [answer!.DeepClone()]), recurring);
 
         return root;
     }
@@ -214,7 +221,8 @@ internal static class Commands
     private static void RecurringList(IAnsiConsole console, JsonArray schedules) =>
         List(console, schedules, "No recurring jobs in this queue.", ["name", "cron", "time zone", "task", "next run", "last run", "last job"],
             r => [S(r["name"]), S(r["cron"]), S(r["time_zone"]), S(r["task"]),
-                r["error"] is { } e ? "STOPPED: " + S(e) : r["next_run_at"] is null ? "none (no further occurrence)" : S(r["next_run_at"]),
+                r["error"] is { } e ? "STOPPED: " + S(e) : r["paused_at"] is { } p ? "PAUSED since " + S(p)
+                    : r["next_run_at"] is null ? "none (no further occurrence)" : S(r["next_run_at"]),
                 S(r["last_run_at"]), S(r["last_job_id"])]);
 
     private static string Escape(string value) => Uri.EscapeDataString(value);

@@ -97,13 +97,47 @@ public sealed partial class JobClient
     }
 
     /// <summary>
+    /// Pauses the recurring schedule <paramref name="name"/> (django-celery-beat's <c>enabled = False</c>, sidekiq-cron's
+    /// disable): no node fires it until <see cref="ResumeRecurringAsync"/>, and writing it again with
+    /// <see cref="AddOrUpdateRecurringAsync"/> (an app declaring its schedules at start) leaves it paused. Returns false
+    /// when it was paused already; throws <see cref="KeyNotFoundException"/> when there is no such schedule.
+    /// </summary>
+    public async Task<bool> PauseRecurringAsync(string queue, string name)
+    {
+        RecurringRules.ValidateName(name);
+        var q = _keys.Queue(queue);
+        var paused = (long)await Db.ScriptEvaluateAsync(ProducerScripts.PauseRecurring, [q.RecurringSchedule(name), q.Recurring],
+            [name, _options.Clock.GetUtcNow().ToUnixTimeMilliseconds()]).ConfigureAwait(false);
+        return paused == 0 ? throw NoSchedule(queue, name) : paused == 1;
+    }
+
+    /// <summary>
+    /// Resumes the paused schedule <paramref name="name"/> from its cron's next occurrence after now: the runs it missed
+    /// while paused are skipped, not made up. Returns false when it was not paused; throws
+    /// <see cref="KeyNotFoundException"/> when there is no such schedule.
+    /// </summary>
+    public async Task<bool> ResumeRecurringAsync(string queue, string name)
+    {
+        var schedule = await GetRecurringAsync(queue, name).ConfigureAwait(false) ?? throw NoSchedule(queue, name);
+        if (schedule.PausedAt is null) return false;
+        var next = RecurringRules.NextRunMs(RecurringRules.ParseCron(schedule.Cron), RecurringRules.FindTimeZone(schedule.TimeZone),
+            _options.Clock.GetUtcNow().ToUnixTimeMilliseconds());
+        RedisValue score = next is { } n ? n : "inf"; // a cron with no occurrence left resumes to "runs no more"
+        var q = _keys.Queue(queue);
+        var resumed = (long)await Db.ScriptEvaluateAsync(ProducerScripts.ResumeRecurring, [q.RecurringSchedule(name), q.Recurring],
+            [name, score]).ConfigureAwait(false);
+        return resumed == 0 ? throw NoSchedule(queue, name) : resumed == 1;
+    }
+
+    private static KeyNotFoundException NoSchedule(string queue, string name) => new($"No recurring job '{name}' in queue '{queue}'.");
+
+    /// <summary>
     /// Enqueues one job of the schedule <paramref name="name"/> now, outside its cron (Hangfire's "Trigger now"); its
     /// next run is unchanged. Returns the job's id; throws <see cref="KeyNotFoundException"/> when there is no such schedule.
     /// </summary>
     public async Task<string> TriggerRecurringAsync(string queue, string name, CancellationToken ct = default)
     {
-        var schedule = await GetRecurringAsync(queue, name).ConfigureAwait(false)
-            ?? throw new KeyNotFoundException($"No recurring job '{name}' in queue '{queue}'.");
+        var schedule = await GetRecurringAsync(queue, name).ConfigureAwait(false) ?? throw NoSchedule(queue, name);
         var template = schedule.Template
             ?? throw new InvalidOperationException($"Recurring job '{name}' has no readable job template: write it again with AddOrUpdateRecurringAsync.");
         var now = _options.Clock.GetUtcNow().ToUnixTimeMilliseconds();

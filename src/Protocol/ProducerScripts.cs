@@ -97,7 +97,7 @@ public static class ProducerScripts
     /// zone changed (or it had stopped firing), so rewriting the same schedule at every app start neither skips nor
     /// repeats a run. Clears a node's error; counts the schedule's <c>version</c>, which a node's Fire and Stop check
     /// (so a node never fires a rewritten schedule from what it read before); replaces a key of another type (written by
-    /// hand). KEYS: schedule hash, recurring zset.
+    /// hand). A paused schedule stays paused (and keeps no next run). KEYS: schedule hash, recurring zset.
     /// ARGV: name, cron, time zone, job template, next run ms, now ms.
     /// Returns 1 when the next run was set, 0 when it was kept.
     /// </summary>
@@ -111,10 +111,45 @@ public static class ProducerScripts
         redis.call('HSETNX', KEYS[1], 'created_at', ARGV[6])
         redis.call('HINCRBY', KEYS[1], 'version', 1)
         local broken = redis.call('HDEL', KEYS[1], 'error') == 1
+        if redis.call('HEXISTS', KEYS[1], 'paused_at') == 1 then
+          if due then return 0 end
+          redis.call('HDEL', KEYS[1], 'paused_at') -- its zset entry was removed by hand: a new schedule
+        end
         local run = due and tonumber(due)
         local finite = run and run == run and run ~= math.huge and run ~= -math.huge
         if old[1] == ARGV[2] and old[2] == ARGV[3] and finite and not broken then return 0 end
         redis.call('ZADD', KEYS[2], ARGV[5], ARGV[1])
+        return 1
+        """;
+
+    /// <summary>
+    /// Pauses a recurring schedule: no node fires it until it is resumed (its score becomes <c>inf</c>, its
+    /// <c>version</c> moves on, so a node that read it due before cannot fire it). KEYS: schedule hash, recurring zset.
+    /// ARGV: name, now ms. Returns 1, 2 when it was paused already, 0 when there is no such schedule.
+    /// </summary>
+    public const string PauseRecurring = """
+        local kind = redis.call('TYPE', KEYS[1])
+        if type(kind) == 'table' then kind = kind.ok end
+        if kind ~= 'hash' or not redis.call('ZSCORE', KEYS[2], ARGV[1]) then return 0 end
+        if redis.call('HEXISTS', KEYS[1], 'paused_at') == 1 then return 2 end
+        redis.call('HSET', KEYS[1], 'paused_at', ARGV[2])
+        redis.call('HINCRBY', KEYS[1], 'version', 1)
+        redis.call('ZADD', KEYS[2], 'inf', ARGV[1])
+        return 1
+        """;
+
+    /// <summary>
+    /// Resumes a paused recurring schedule from its next occurrence after now (runs missed while paused are skipped).
+    /// KEYS: schedule hash, recurring zset. ARGV: name, next run ms. Returns 1, 2 when it was not paused, 0 when there
+    /// is no such schedule.
+    /// </summary>
+    public const string ResumeRecurring = """
+        local kind = redis.call('TYPE', KEYS[1])
+        if type(kind) == 'table' then kind = kind.ok end
+        if kind ~= 'hash' or not redis.call('ZSCORE', KEYS[2], ARGV[1]) then return 0 end
+        if redis.call('HDEL', KEYS[1], 'paused_at') == 0 then return 2 end
+        redis.call('HINCRBY', KEYS[1], 'version', 1)
+        redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
         return 1
         """;
 

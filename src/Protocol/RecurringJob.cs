@@ -21,6 +21,8 @@ public sealed record RecurringJob
     public string? LastJobId { get; init; }
     public DateTimeOffset? CreatedAt { get; init; }
     public DateTimeOffset? UpdatedAt { get; init; }
+    /// <summary>When it was paused (<see cref="JobClient.PauseRecurringAsync"/>); null when it is not. A paused schedule has no next run.</summary>
+    public DateTimeOffset? PausedAt { get; init; }
     /// <summary>Why a node stopped firing it (a schedule written by hand that it could not read); null when healthy.</summary>
     public string? Error { get; init; }
 
@@ -43,7 +45,7 @@ public sealed record RecurringJob
             Template = template,
             NextRunAt = double.IsFinite(score) ? At((long)Math.Clamp(score, long.MinValue / 2, long.MaxValue / 2)) : null,
             LastRunAt = Time("last_run_at"), LastJobId = Text("last_job_id"),
-            CreatedAt = Time("created_at"), UpdatedAt = Time("updated_at"), Error = Text("error"),
+            CreatedAt = Time("created_at"), UpdatedAt = Time("updated_at"), PausedAt = Time("paused_at"), Error = Text("error"),
         };
     }
 }

@@ -159,13 +159,15 @@ public sealed class CliSpecs(BrokerFixture brokers, ITestOutputHelper output)
     }
 
     [Fact]
-    public async Task Recurring_set_list_trigger_and_remove_manage_a_queues_cron_schedules()
+    public async Task Recurring_set_list_trigger_pause_resume_and_remove_manage_a_queues_cron_schedules()
     {
         await using var node = await StartAsync();
 
         var set = await Run(node, "recurring", "set", "nightly", "0 3 * * *", "add", "--args", "[1, 2]", "--tz", "Europe/Berlin", "-q", "reports");
         var list = await Run(node, "recurring", "list", "-q", "reports", "--json");
         var trigger = await Run(node, "recurring", "trigger", "nightly", "-q", "reports");
+        var pause = await Run(node, "recurring", "pause", "nightly", "-q", "reports");
+        var resume = await Run(node, "recurring", "resume", "nightly", "-q", "reports");
         var bad = await Run(node, "recurring", "set", "hourly", "61 * * * *", "add");
         var remove = await Run(node, "recurring", "remove", "nightly", "-q", "reports");
         var again = await Run(node, "recurring", "remove", "nightly", "-q", "reports");
@@ -180,6 +182,11 @@ public sealed class CliSpecs(BrokerFixture brokers, ITestOutputHelper output)
         Assert.Equal(0, trigger.Code);
         var job = await node.Client.GetAsync(trigger.Stdout.Trim());
         Assert.Equal(("add", "[1,2]"), (job!.Task, job.Envelope!.Args.GetRawText()));
+        Assert.Equal(0, pause.Code);
+        Assert.Matches(@"(?m)^\s*nightly\s.*PAUSED since", pause.Stdout);
+        Assert.Equal(0, resume.Code);
+        Assert.DoesNotContain("PAUSED", resume.Stdout);
+        Assert.Matches(@"(?m)^\s*nightly\s.*Europe/Berlin\s+add\s+\d{4}-\d\d-\d\dT", resume.Stdout); // a next run again
         Assert.Equal(1, bad.Code);
         Assert.Contains("Invalid cron expression '61 * * * *'", bad.Stderr);
         Assert.Equal((0, "nightly: removed\n"), (remove.Code, remove.Stdout));

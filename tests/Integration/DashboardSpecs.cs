@@ -81,6 +81,14 @@ public sealed class DashboardSpecs(BrokerFixture brokers, ITestOutputHelper outp
         await schedule.GetByRole(AriaRole.Button, new() { Name = "Run now" }).ClickAsync();
         await Expect(page.Locator("[data-testid=message]")).ToHaveTextAsync("weekly: a job enqueued now");
         await Expect(queue.Locator("td[data-total=succeeded]")).ToHaveTextAsync("4"); // the three that waited, and the one it just enqueued
+        await schedule.GetByRole(AriaRole.Button, new() { Name = "Pause" }).ClickAsync();
+        await Expect(page.Locator("[data-testid=message]")).ToHaveTextAsync("weekly paused");
+        await Expect(schedule).ToContainTextAsync("paused since");
+        Assert.NotNull((await node.Client.GetRecurringAsync("default", "weekly"))!.PausedAt);
+        await schedule.GetByRole(AriaRole.Button, new() { Name = "Resume" }).ClickAsync();
+        await Expect(page.Locator("[data-testid=message]")).ToHaveTextAsync("weekly resumed");
+        await Expect(schedule.GetByRole(AriaRole.Button, new() { Name = "Pause" })).ToBeVisibleAsync();
+        Assert.Null((await node.Client.GetRecurringAsync("default", "weekly"))!.PausedAt);
         await schedule.GetByRole(AriaRole.Button, new() { Name = "Remove" }).ClickAsync();
         await Expect(page.Locator("[data-testid=message]")).ToHaveTextAsync("weekly removed");
         await Expect(page.Locator("[data-testid=recurring] tbody")).ToHaveTextAsync("No recurring jobs in this queue.");

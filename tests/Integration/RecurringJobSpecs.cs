@@ -222,6 +222,42 @@ public sealed class RecurringJobSpecs(BrokerFixture brokers, ITestOutputHelper o
         Assert.Empty(await _redis.GetServer(_redis.GetEndPoints()[0]).KeysAsync(pattern: _prefix + ":*").ToListAsync());
     }
 
+    [Theory, InlineData(BrokerKind.Redis), InlineData(BrokerKind.Garnet)]
+    public async Task A_paused_schedule_does_not_fire_stays_paused_when_written_again_and_resumes_from_its_next_run_after_now(BrokerKind kind)
+    {
+        await UseBrokerAsync(kind);
+        await StartNodeAsync(kind: kind);
+        var runs = RecurringRunTask.For(_prefix + kind);
+        await _client.AddOrUpdateRecurringAsync("tick", "* * * * * *", "recurring_run", new { key = _prefix + kind });
+        await ClusterRun.WaitUntilAsync(() => Task.FromResult(runs.Count >= 1), Wait, "a first run");
+
+        Assert.True(await _client.PauseRecurringAsync("default", "tick"));
+        Assert.False(await _client.PauseRecurringAsync("default", "tick"));
+        var paused = (await _client.GetRecurringAsync("default", "tick"))!;
+        // An app declaring its schedules at start must not undo an operator's pause.
+        await _client.AddOrUpdateRecurringAsync("tick", "* * * * * *", "recurring_run", new { key = _prefix + kind });
+        var firedBefore = (await JobsOfAsync("tick")).Count;
+        await Task.Delay(TimeSpan.FromSeconds(2.5)); // two runs and more of a schedule every second
+        var firedWhilePaused = (await JobsOfAsync("tick")).Count - firedBefore;
+
+        var resumedAt = DateTimeOffset.UtcNow;
+        Assert.True(await _client.ResumeRecurringAsync("default", "tick"));
+        Assert.False(await _client.ResumeRecurringAsync("default", "tick"));
+        var resumed = (await _client.GetRecurringAsync("default", "tick"))!;
+        var afterResume = runs.Count;
+        await ClusterRun.WaitUntilAsync(() => Task.FromResult(runs.Count > afterResume), Wait, "a run after the resume");
+
+        Assert.NotNull(paused.PausedAt);
+        Assert.Null(paused.NextRunAt);
+        Assert.Equal(0, firedWhilePaused);
+        Assert.NotNull((await _client.GetRecurringAsync("default", "tick"))!.LastRunAt);
+        Assert.Null(resumed.PausedAt);
+        // From the next second after the resume, not the runs missed while paused (2.5 s and more before it).
+        Assert.InRange(resumed.NextRunAt!.Value, resumedAt.AddSeconds(-1), resumedAt.AddSeconds(2));
+        await Assert.ThrowsAsync<KeyNotFoundException>(() => _client.PauseRecurringAsync("default", "nothing"));
+        await Assert.ThrowsAsync<KeyNotFoundException>(() => _client.ResumeRecurringAsync("default", "nothing"));
+    }
+
     [Fact]
     public async Task Triggering_a_schedule_enqueues_its_job_now_and_keeps_its_next_run()
     {

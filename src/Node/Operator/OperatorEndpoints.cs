@@ -97,6 +97,16 @@ public static class OperatorEndpoints
         changes.MapDelete("/queues/{queue}/recurring/{name}", (string queue, string name, OperatorApi ops) => Answer(ops, async () =>
             await ops.Jobs.RemoveRecurringAsync(queue, name) ? Json(new RecurringRemoved(name))
                 : Problem(404, "No such recurring job", $"No recurring job '{name}' in queue '{queue}'.")));
+        changes.MapPost("/queues/{queue}/recurring/{name}/pause", (string queue, string name, OperatorApi ops) => Answer(ops, async () =>
+        {
+            await ops.Jobs.PauseRecurringAsync(queue, name); // paused already: the same answer, as a queue's pause
+            return Json(RecurringView.From((await ops.Jobs.GetRecurringAsync(queue, name))!));
+        }));
+        changes.MapPost("/queues/{queue}/recurring/{name}/resume", (string queue, string name, OperatorApi ops) => Answer(ops, async () =>
+        {
+            await ops.Jobs.ResumeRecurringAsync(queue, name);
+            return Json(RecurringView.From((await ops.Jobs.GetRecurringAsync(queue, name))!));
+        }));
         changes.MapPost("/queues/{queue}/recurring/{name}/trigger", (string queue, string name, OperatorApi ops, HttpContext http) =>
             Answer(ops, async () => HttpResults.Json(new Enqueued(await Conflict(() => ops.Jobs.TriggerRecurringAsync(queue, name, http.RequestAborted))),
                 OperatorJson.Options, statusCode: 201)));

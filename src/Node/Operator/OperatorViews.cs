@@ -79,10 +79,10 @@ public sealed record RecurringRequest(string? Cron, string? Task, JsonElement? A
 /// <param name="LastRunAt">The last run fired (the cron occurrence) and the job it made.</param>
 public sealed record RecurringView(string Name, string Queue, string Cron, string TimeZone, string? Task, JsonElement? Args, int Priority,
     int? MaxAttempts, DateTimeOffset? NextRunAt, DateTimeOffset? LastRunAt, string? LastJobId, DateTimeOffset? CreatedAt,
-    DateTimeOffset? UpdatedAt, string? Error)
+    DateTimeOffset? UpdatedAt, DateTimeOffset? PausedAt, string? Error)
 {
     public static RecurringView From(RecurringJob r) => new(r.Name, r.Queue, r.Cron, r.TimeZone, r.Task, r.Args, r.Template?.Priority ?? 0,
-        r.Template?.MaxAttempts, r.NextRunAt, r.LastRunAt, r.LastJobId, r.CreatedAt, r.UpdatedAt, r.Error);
+        r.Template?.MaxAttempts, r.NextRunAt, r.LastRunAt, r.LastJobId, r.CreatedAt, r.UpdatedAt, r.PausedAt, r.Error);
 }
 
 public sealed record RecurringRemoved(string Removed);
