@@ -114,20 +114,36 @@ public sealed partial class JobClient
     /// <summary>
     /// Resumes the paused schedule <paramref name="name"/> from its cron's next occurrence after now: the runs it missed
     /// while paused are skipped, not made up. Returns false when it was not paused; throws
-    /// <see cref="KeyNotFoundException"/> when there is no such schedule.
+    /// <see cref="KeyNotFoundException"/> when there is no such schedule, and <see cref="InvalidOperationException"/>
+    /// when a node stopped it (<see cref="RecurringJob.Error"/>: write it again with
+    /// <see cref="AddOrUpdateRecurringAsync"/>, which leaves it paused, then resume it).
     /// </summary>
     public async Task<bool> ResumeRecurringAsync(string queue, string name)
     {
-        var schedule = await GetRecurringAsync(queue, name).ConfigureAwait(false) ?? throw NoSchedule(queue, name);
-        if (schedule.PausedAt is null) return false;
-        var next = RecurringRules.NextRunMs(RecurringRules.ParseCron(schedule.Cron), RecurringRules.FindTimeZone(schedule.TimeZone),
-            _options.Clock.GetUtcNow().ToUnixTimeMilliseconds());
-        RedisValue score = next is { } n ? n : "inf"; // a cron with no occurrence left resumes to "runs no more"
         var q = _keys.Queue(queue);
-        var resumed = (long)await Db.ScriptEvaluateAsync(ProducerScripts.ResumeRecurring, [q.RecurringSchedule(name), q.Recurring],
-            [name, score]).ConfigureAwait(false);
-        return resumed == 0 ? throw NoSchedule(queue, name) : resumed == 1;
+        for (var attempt = 1; ; attempt++)
+        {
+            var schedule = await GetRecurringAsync(queue, name).ConfigureAwait(false) ?? throw NoSchedule(queue, name);
+            if (schedule.Error is { } error) throw Stopped(name, error);
+            if (schedule.PausedAt is null) return false;
+            var next = RecurringRules.NextRunMs(RecurringRules.ParseCron(schedule.Cron), RecurringRules.FindTimeZone(schedule.TimeZone),
+                _options.Clock.GetUtcNow().ToUnixTimeMilliseconds());
+            RedisValue score = next is { } n ? n : "inf"; // a cron with no occurrence left resumes to "runs no more"
+            var resumed = (long)await Db.ScriptEvaluateAsync(ProducerScripts.ResumeRecurring, [q.RecurringSchedule(name), q.Recurring],
+                [name, score, schedule.Cron, schedule.TimeZone]).ConfigureAwait(false);
+            switch (resumed)
+            {
+                case 0: throw NoSchedule(queue, name);
+                case 3: throw Stopped(name, (await GetRecurringAsync(queue, name).ConfigureAwait(false))?.Error ?? "(its error was cleared meanwhile)");
+                case 4 when attempt < 5: continue; // rewritten with another cron meanwhile: the next run from the new one
+                case 4: throw new InvalidOperationException($"Recurring job '{name}' kept being rewritten while it was resumed; try again.");
+                default: return resumed == 1;
+            }
+        }
     }
+
+    private static InvalidOperationException Stopped(string name, string error) =>
+        new($"Recurring job '{name}' was stopped by a node ({error}): write it again to start it, then resume it.");
 
     private static KeyNotFoundException NoSchedule(string queue, string name) => new($"No recurring job '{name}' in queue '{queue}'.");
 

@@ -124,30 +124,37 @@ public static class ProducerScripts
 
     /// <summary>
     /// Pauses a recurring schedule: no node fires it until it is resumed (its score becomes <c>inf</c>, its
-    /// <c>version</c> moves on, so a node that read it due before cannot fire it). KEYS: schedule hash, recurring zset.
-    /// ARGV: name, now ms. Returns 1, 2 when it was paused already, 0 when there is no such schedule.
+    /// <c>version</c> moves on, so a node that read it due before cannot fire it). Pausing a paused one applies the pause
+    /// again (a score written by hand meanwhile is undone). KEYS: schedule hash, recurring zset. ARGV: name, now ms.
+    /// Returns 1, 2 when it was paused already, 0 when there is no such schedule (or its key is not a hash).
     /// </summary>
     public const string PauseRecurring = """
         local kind = redis.call('TYPE', KEYS[1])
         if type(kind) == 'table' then kind = kind.ok end
         if kind ~= 'hash' or not redis.call('ZSCORE', KEYS[2], ARGV[1]) then return 0 end
-        if redis.call('HEXISTS', KEYS[1], 'paused_at') == 1 then return 2 end
-        redis.call('HSET', KEYS[1], 'paused_at', ARGV[2])
+        local was = redis.call('HSETNX', KEYS[1], 'paused_at', ARGV[2]) == 0
         redis.call('HINCRBY', KEYS[1], 'version', 1)
         redis.call('ZADD', KEYS[2], 'inf', ARGV[1])
+        if was then return 2 end
         return 1
         """;
 
     /// <summary>
-    /// Resumes a paused recurring schedule from its next occurrence after now (runs missed while paused are skipped).
-    /// KEYS: schedule hash, recurring zset. ARGV: name, next run ms. Returns 1, 2 when it was not paused, 0 when there
-    /// is no such schedule.
+    /// Resumes a paused recurring schedule from its next occurrence after now (runs missed while paused are skipped),
+    /// worked out by the caller from the cron and time zone it read. KEYS: schedule hash, recurring zset. ARGV: name,
+    /// next run ms, cron and time zone as read. Returns 1; 2 when it was not paused; 3, changing nothing, when a node
+    /// stopped it (an <c>error</c>: only writing it again starts it); 4, changing nothing, when its cron or time zone
+    /// is no longer what was read (read again); 0 when there is no such schedule.
     /// </summary>
     public const string ResumeRecurring = """
         local kind = redis.call('TYPE', KEYS[1])
         if type(kind) == 'table' then kind = kind.ok end
         if kind ~= 'hash' or not redis.call('ZSCORE', KEYS[2], ARGV[1]) then return 0 end
-        if redis.call('HDEL', KEYS[1], 'paused_at') == 0 then return 2 end
+        local fields = redis.call('HMGET', KEYS[1], 'paused_at', 'error', 'cron', 'time_zone')
+        if not fields[1] then return 2 end
+        if fields[2] then return 3 end
+        if fields[3] ~= ARGV[3] or (fields[4] or 'UTC') ~= ARGV[4] then return 4 end
+        redis.call('HDEL', KEYS[1], 'paused_at')
         redis.call('HINCRBY', KEYS[1], 'version', 1)
         redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
         return 1

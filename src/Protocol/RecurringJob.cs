@@ -14,7 +14,7 @@ public sealed record RecurringJob
     public JsonElement? Args => Template?.Args;
     /// <summary>The job each run enqueues (its id and time are set per run).</summary>
     public JobEnvelope? Template { get; init; }
-    /// <summary>When it runs next; null when it runs no more (no further occurrence, or <see cref="Error"/>).</summary>
+    /// <summary>When it runs next; null when it runs no more (no further occurrence, or <see cref="Error"/>) or is paused (<see cref="PausedAt"/>).</summary>
     public DateTimeOffset? NextRunAt { get; init; }
     /// <summary>The run it fired last (the cron occurrence, not the moment a node got to it) and the job it made.</summary>
     public DateTimeOffset? LastRunAt { get; init; }

@@ -172,6 +172,7 @@ public sealed class OperatorApiSpecs(BrokerFixture brokers, ITestOutputHelper ou
         var noCron = await http.PutAsJsonAsync("api/queues/default/recurring/other", new { task = "add" });
         var badZone = await http.PutAsJsonAsync("api/queues/default/recurring/other", new { cron = "@daily", task = "add", time_zone = "Nowhere/Town" });
         var paused = await Send(http, HttpMethod.Post, "api/queues/default/recurring/tick/pause");
+        var pausedAgain = await Send(http, HttpMethod.Post, "api/queues/default/recurring/tick/pause");
         var resumed = await Send(http, HttpMethod.Post, "api/queues/default/recurring/tick/resume");
         var removed = await Send(http, HttpMethod.Delete, "api/queues/default/recurring/tick");
         var removedAgain = await http.SendAsync(new HttpRequestMessage(HttpMethod.Delete, "api/queues/default/recurring/tick") { Content = EmptyJson() });
@@ -186,6 +187,7 @@ public sealed class OperatorApiSpecs(BrokerFixture brokers, ITestOutputHelper ou
         await AssertProblem(badZone, HttpStatusCode.BadRequest, "Unknown time zone 'Nowhere/Town'");
         Assert.Equal("tick", removed["removed"]!.GetValue<string>());
         Assert.Equal((true, null), (paused["paused_at"] is not null, paused["next_run_at"]?.GetValue<string>()));
+        Assert.Equal(paused["paused_at"]!.GetValue<string>(), pausedAgain["paused_at"]!.GetValue<string>()); // the same answer
         Assert.Equal((null, true), (resumed["paused_at"]?.GetValue<string>(), resumed["next_run_at"] is not null));
         await AssertProblem(removedAgain, HttpStatusCode.NotFound, "No recurring job 'tick'");
         await AssertProblem(await http.PostAsync("api/queues/default/recurring/tick/pause", EmptyJson()), HttpStatusCode.NotFound, "No recurring job 'tick'");

@@ -227,35 +227,54 @@ public sealed class RecurringJobSpecs(BrokerFixture brokers, ITestOutputHelper o
     {
         await UseBrokerAsync(kind);
         await StartNodeAsync(kind: kind);
-        var runs = RecurringRunTask.For(_prefix + kind);
-        await _client.AddOrUpdateRecurringAsync("tick", "* * * * * *", "recurring_run", new { key = _prefix + kind });
-        await ClusterRun.WaitUntilAsync(() => Task.FromResult(runs.Count >= 1), Wait, "a first run");
+        var key = _prefix + kind;
+        await _client.AddOrUpdateRecurringAsync("tick", "* * * * * *", "recurring_run", new { key });
+        await ClusterRun.WaitUntilAsync(() => Task.FromResult(RecurringRunTask.For(key).Count >= 1), Wait, "a first run");
 
         Assert.True(await _client.PauseRecurringAsync("default", "tick"));
+        var pausedAt = DateTimeOffset.UtcNow;
         Assert.False(await _client.PauseRecurringAsync("default", "tick"));
-        var paused = (await _client.GetRecurringAsync("default", "tick"))!;
         // An app declaring its schedules at start must not undo an operator's pause.
-        await _client.AddOrUpdateRecurringAsync("tick", "* * * * * *", "recurring_run", new { key = _prefix + kind });
-        var firedBefore = (await JobsOfAsync("tick")).Count;
+        await _client.AddOrUpdateRecurringAsync("tick", "* * * * * *", "recurring_run", new { key });
+        var paused = (await _client.GetRecurringAsync("default", "tick"))!;
         await Task.Delay(TimeSpan.FromSeconds(2.5)); // two runs and more of a schedule every second
-        var firedWhilePaused = (await JobsOfAsync("tick")).Count - firedBefore;
-
         var resumedAt = DateTimeOffset.UtcNow;
         Assert.True(await _client.ResumeRecurringAsync("default", "tick"));
-        Assert.False(await _client.ResumeRecurringAsync("default", "tick"));
         var resumed = (await _client.GetRecurringAsync("default", "tick"))!;
-        var afterResume = runs.Count;
-        await ClusterRun.WaitUntilAsync(() => Task.FromResult(runs.Count > afterResume), Wait, "a run after the resume");
+        Assert.False(await _client.ResumeRecurringAsync("default", "tick"));
+        await ClusterRun.WaitUntilAsync(async () => (await RunsOfAsync("tick")).Any(ms => ms >= resumedAt.ToUnixTimeMilliseconds()),
+            Wait, "a run after the resume");
 
         Assert.NotNull(paused.PausedAt);
         Assert.Null(paused.NextRunAt);
-        Assert.Equal(0, firedWhilePaused);
-        Assert.NotNull((await _client.GetRecurringAsync("default", "tick"))!.LastRunAt);
+        // Not one run from a second after the pause to the resume: nothing fired while paused, nothing made up after.
+        Assert.DoesNotContain(await RunsOfAsync("tick"), ms => ms > pausedAt.AddSeconds(1).ToUnixTimeMilliseconds() && ms < resumedAt.ToUnixTimeMilliseconds());
         Assert.Null(resumed.PausedAt);
-        // From the next second after the resume, not the runs missed while paused (2.5 s and more before it).
-        Assert.InRange(resumed.NextRunAt!.Value, resumedAt.AddSeconds(-1), resumedAt.AddSeconds(2));
+        Assert.InRange(resumed.NextRunAt!.Value, resumedAt, resumedAt.AddSeconds(2)); // its next run after now
         await Assert.ThrowsAsync<KeyNotFoundException>(() => _client.PauseRecurringAsync("default", "nothing"));
         await Assert.ThrowsAsync<KeyNotFoundException>(() => _client.ResumeRecurringAsync("default", "nothing"));
+    }
+
+    [Fact]
+    public async Task A_schedule_a_node_stopped_is_not_resumed_until_it_is_written_again()
+    {
+        await _client.AddOrUpdateRecurringAsync("report", "0 3 * * *", "recurring_run", new { key = "x" });
+        Assert.True(await _client.PauseRecurringAsync("default", "report"));
+        // What a node's Stop script leaves: the reason, and no next run.
+        await _redis.GetDatabase().HashSetAsync(_client.Keys.Queue("default").RecurringSchedule("report"), "error", "Unknown time zone 'Mars/Olympus' (node x)");
+
+        var refused = await Assert.ThrowsAsync<InvalidOperationException>(() => _client.ResumeRecurringAsync("default", "report"));
+        Assert.Contains("stopped by a node (Unknown time zone 'Mars/Olympus' (node x))", refused.Message);
+        Assert.NotNull((await _client.GetRecurringAsync("default", "report"))!.PausedAt);
+        await _client.AddOrUpdateRecurringAsync("report", "0 3 * * *", "recurring_run", new { key = "x" }); // clears the error, still paused
+        // A resume worked out from a cron read before a rewrite changes nothing (the client reads again).
+        var q = _client.Keys.Queue("default");
+        Assert.Equal(4, (long)await _redis.GetDatabase().ScriptEvaluateAsync(ProducerScripts.ResumeRecurring, [q.RecurringSchedule("report"), q.Recurring],
+            ["report", 123, "0 4 * * *", "UTC"]));
+        Assert.NotNull((await _client.GetRecurringAsync("default", "report"))!.PausedAt);
+        Assert.True(await _client.ResumeRecurringAsync("default", "report"));
+        var running = (await _client.GetRecurringAsync("default", "report"))!;
+        Assert.Equal((null, null, 3), (running.Error, running.PausedAt, running.NextRunAt!.Value.Hour));
     }
 
     [Fact]
@@ -274,6 +293,10 @@ public sealed class RecurringJobSpecs(BrokerFixture brokers, ITestOutputHelper o
         Assert.True(await _client.RemoveRecurringAsync("mail", "digest"));
         Assert.False(await _client.RemoveRecurringAsync("mail", "digest"));
     }
+
+    /// <summary>The runs (unix ms, from their job ids) a schedule of queue default made jobs for.</summary>
+    private async Task<List<long>> RunsOfAsync(string name) =>
+        (await JobsOfAsync(name)).Select(id => long.Parse(id[(id.LastIndexOf(':') + 1)..])).ToList();
 
     /// <summary>The ids of the jobs a schedule of queue default made (found by their key names).</summary>
     private async Task<List<string>> JobsOfAsync(string name)

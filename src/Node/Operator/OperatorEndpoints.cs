@@ -100,12 +100,12 @@ public static class OperatorEndpoints
         changes.MapPost("/queues/{queue}/recurring/{name}/pause", (string queue, string name, OperatorApi ops) => Answer(ops, async () =>
         {
             await ops.Jobs.PauseRecurringAsync(queue, name); // paused already: the same answer, as a queue's pause
-            return Json(RecurringView.From((await ops.Jobs.GetRecurringAsync(queue, name))!));
+            return Json(RecurringView.From(await Schedule(ops, queue, name)));
         }));
         changes.MapPost("/queues/{queue}/recurring/{name}/resume", (string queue, string name, OperatorApi ops) => Answer(ops, async () =>
         {
-            await ops.Jobs.ResumeRecurringAsync(queue, name);
-            return Json(RecurringView.From((await ops.Jobs.GetRecurringAsync(queue, name))!));
+            await Conflict(() => ops.Jobs.ResumeRecurringAsync(queue, name)); // stopped by a node: 409, saying so
+            return Json(RecurringView.From(await Schedule(ops, queue, name)));
         }));
         changes.MapPost("/queues/{queue}/recurring/{name}/trigger", (string queue, string name, OperatorApi ops, HttpContext http) =>
             Answer(ops, async () => HttpResults.Json(new Enqueued(await Conflict(() => ops.Jobs.TriggerRecurringAsync(queue, name, http.RequestAborted))),
@@ -168,6 +168,10 @@ public static class OperatorEndpoints
     }
 
     /// <summary>The client's "not in this state" answers (replaying what is not a dead letter, or was replayed) are 409s.</summary>
+    /// <summary>The schedule as it is now; removed meanwhile, a 404 like any missing one.</summary>
+    private static async Task<RecurringJob> Schedule(OperatorApi ops, string queue, string name) =>
+        await ops.Jobs.GetRecurringAsync(queue, name) ?? throw new KeyNotFoundException($"No recurring job '{name}' in queue '{queue}'.");
+
     private static async Task<T> Conflict<T>(Func<Task<T>> action)
     {
         try
