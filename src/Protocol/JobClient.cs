@@ -127,7 +127,7 @@ public sealed partial class JobClient : IAsyncDisposable
     private async Task<IReadOnlyList<string>> SendManyAsync(IEnumerable<JobEnvelope> envelopes, CancellationToken ct)
     {
         var built = envelopes.ToList();
-        using var send = ProducerTracing.StartSend(built);
+        var send = ProducerTracing.StartSend(built);
         try
         {
             var calls = built.Select(e => EnqueueCall(ProducerTracing.Stamped(e, send))).ToList();
@@ -140,6 +140,10 @@ public sealed partial class JobClient : IAsyncDisposable
         {
             ProducerTracing.Failed(send, ex);
             throw;
+        }
+        finally
+        {
+            ProducerTracing.End(send);
         }
     }
 
@@ -185,7 +189,7 @@ public sealed partial class JobClient : IAsyncDisposable
     /// <summary>Enqueues a ready-made envelope (after validating it as a node would).</summary>
     public async Task<string> EnqueueAsync(JobEnvelope envelope, CancellationToken ct = default)
     {
-        using var send = ProducerTracing.StartSend(envelope);
+        var send = ProducerTracing.StartSend(envelope);
         try
         {
             var call = EnqueueCall(ProducerTracing.Stamped(envelope, send));
@@ -196,6 +200,10 @@ public sealed partial class JobClient : IAsyncDisposable
         {
             ProducerTracing.Failed(send, ex);
             throw;
+        }
+        finally
+        {
+            ProducerTracing.End(send);
         }
     }
 

@@ -42,7 +42,15 @@ public static class ProducerTracing
             tags["clusterjobs.task"] = envelopes[0].Task;
         }
         else tags["messaging.batch.message_count"] = envelopes.Count;
-        return Source.StartActivity(oneQueue ? $"send {queue}" : "send", ActivityKind.Producer, parentContext: default, tags);
+        try { return Source.StartActivity(oneQueue ? $"send {queue}" : "send", ActivityKind.Producer, parentContext: default, tags); }
+        catch (Exception) { return null; } // a listener's fault (its sampler or callback throwing) must not fail the enqueue
+    }
+
+    /// <summary>Ends the send span; a listener's callback throwing is not the enqueue's failure.</summary>
+    internal static void End(Activity? send)
+    {
+        try { send?.Dispose(); }
+        catch (Exception) { }
     }
 
     /// <summary>

@@ -151,6 +151,26 @@ public sealed class JobTracingSpecs(BrokerFixture brokers) : IDisposable
     }
 
     [Fact]
+    public async Task A_listener_that_throws_fails_neither_the_enqueue_nor_the_job()
+    {
+        _listener = new ActivityListener
+        {
+            ShouldListenTo = s => s.Name is ProducerTracing.SourceName or JobTracing.SourceName,
+            Sample = (ref ActivityCreationOptions<ActivityContext> _) => ActivitySamplingResult.AllDataAndRecorded,
+            ActivityStarted = _ => throw new InvalidOperationException("a broken exporter"),
+            ActivityStopped = _ => throw new InvalidOperationException("a broken exporter"),
+        };
+        ActivitySource.AddActivityListener(_listener);
+        await using var node = await TestNode.StartAsync(brokers.RealRedisUrl, _prefix);
+
+        var id = await node.Client.EnqueueAsync("add", new[] { 2, 3 });
+        var job = await node.Client.WaitAsync(id, Wait);
+
+        Assert.Equal((JobState.Succeeded, 5L), (job.State, job.ResultAs<long>()));
+        Assert.Equal(1, job.Attempts); // the worker did not crash and run it again
+    }
+
+    [Fact]
     public async Task A_malformed_traceparent_from_a_producer_starts_a_trace_of_its_own_and_the_job_runs()
     {
         Listen([JobTracing.SourceName]);

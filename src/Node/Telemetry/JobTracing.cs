@@ -41,7 +41,8 @@ public static class JobTracing
         };
         if (job.IsReduce) tags["clusterjobs.phase"] = "reduce";
         Activity.Current = null; // else a default parent context would mean "the current activity"
-        return Source.StartActivity($"process {envelope.Queue}", ActivityKind.Consumer, parent, tags);
+        try { return Source.StartActivity($"process {envelope.Queue}", ActivityKind.Consumer, parent, tags); }
+        catch (Exception) { return null; } // a listener's fault (its sampler or callback throwing) must never touch the job
     }
 
     /// <summary>Ends the attempt's span with how it ended; a failed attempt (retrying or dead-lettered) is an error with its exception.</summary>
@@ -53,6 +54,15 @@ public static class JobTracing
     private static void End(Activity? activity, string outcomeName, JobOutcome? outcome)
     {
         if (activity is null) return;
+        var current = Activity.Current;
+        try { Stop(activity, outcomeName, outcome); }
+        catch (Exception) { } // as above: a listener's ActivityStopped throwing is not the worker's failure
+        // Stop sets Activity.Current to what was current when the span started, on whatever thread ends it: keep this one's.
+        Activity.Current = current;
+    }
+
+    private static void Stop(Activity activity, string outcomeName, JobOutcome? outcome)
+    {
         activity.SetTag("clusterjobs.outcome", outcomeName);
         var error = outcome switch
         {
@@ -71,9 +81,6 @@ public static class JobTracing
                 ["exception.stacktrace"] = error.StackTrace,
             }));
         }
-        // Stop sets Activity.Current to what was current when the span started, on whatever thread ends it: keep this one's.
-        var current = Activity.Current;
         activity.Dispose();
-        Activity.Current = current;
     }
 }
