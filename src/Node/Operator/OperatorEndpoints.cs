@@ -167,11 +167,11 @@ public static class OperatorEndpoints
         }
     }
 
-    /// <summary>The client's "not in this state" answers (replaying what is not a dead letter, or was replayed) are 409s.</summary>
     /// <summary>The schedule as it is now; removed meanwhile, a 404 like any missing one.</summary>
     private static async Task<RecurringJob> Schedule(OperatorApi ops, string queue, string name) =>
         await ops.Jobs.GetRecurringAsync(queue, name) ?? throw new KeyNotFoundException($"No recurring job '{name}' in queue '{queue}'.");
 
+    /// <summary>The client's "not in this state" answers (replaying what is not a dead letter, or was replayed) are 409s.</summary>
     private static async Task<T> Conflict<T>(Func<Task<T>> action)
     {
         try
