@@ -2,6 +2,7 @@ using ClusterJobs.Node.Queues;
 using ClusterJobs.Protocol;
 using ClusterJobs.Tests.Shared;
 using Microsoft.Extensions.DependencyInjection;
+using System.Text.RegularExpressions;
 using Microsoft.Playwright;
 using Xunit.Abstractions;
 using static Microsoft.Playwright.Assertions;
@@ -37,7 +38,7 @@ public sealed class DashboardSpecs(BrokerFixture brokers, ITestOutputHelper outp
         var page = await browser.NewPageAsync();
         page.Console += (_, message) => output.WriteLine($"browser: {message.Text}");
         SetDefaultExpectTimeout(15_000);
-        await page.GotoAsync(node.OperatorAddress.ToString());
+        await page.GotoAsync(node.OperatorAddress + "?page_size=2");
 
         var queue = page.Locator("tr[data-queue=default]");
         await Expect(queue.Locator("td[data-count=ready]")).ToHaveTextAsync("3");
@@ -50,13 +51,25 @@ public sealed class DashboardSpecs(BrokerFixture brokers, ITestOutputHelper outp
 
         await queue.Locator("td[data-count=ready] a").ClickAsync();
         var listed = page.Locator("[data-testid=list] tbody");
-        foreach (var id in waiting) await Expect(listed).ToContainTextAsync(id);
+        var pager = page.Locator("#list-pager");
+        await Expect(pager).ToContainTextAsync("1-2 of 3");
+        await Expect(listed.Locator("tr")).ToHaveCountAsync(2);
+        foreach (var id in waiting[..2]) await Expect(listed).ToContainTextAsync(id);
+        await pager.GetByRole(AriaRole.Button, new() { Name = "Next" }).ClickAsync();
+        await Expect(pager).ToContainTextAsync("3 of 3");
+        await Expect(listed.Locator("tr")).ToHaveCountAsync(1);
+        await Expect(listed).ToContainTextAsync(waiting[2]);
+        await Expect(pager.GetByRole(AriaRole.Button, new() { Name = "Next" })).ToBeDisabledAsync();
 
         await queue.GetByRole(AriaRole.Button, new() { Name = "Resume" }).ClickAsync();
         await Expect(page.Locator("[data-testid=message]")).ToHaveTextAsync("default resumed");
         foreach (var id in waiting) Assert.Equal(JobState.Succeeded, (await node.Client.WaitAsync(id, Wait)).State);
         await Expect(queue.Locator("td[data-count=ready]")).ToHaveTextAsync("0");
         await Expect(queue.Locator("td[data-total=succeeded]")).ToHaveTextAsync("3");
+        // The queue's chart of the last minutes has drawn the refresh in which the three ended.
+        await Expect(queue.Locator("td[data-chart]")).ToHaveAttributeAsync("data-peak", new Regex(@"^(?!0\.0$)\d+\.\d$"));
+        await Expect(queue.Locator("td[data-chart] svg polyline")).ToHaveCountAsync(1);
+        await Expect(listed.Locator("tr")).ToHaveCountAsync(0); // the list follows: its jobs ran
         await Expect(queue.Locator("td[data-settings]")).ToHaveTextAsync("");
 
         await queue.GetByRole(AriaRole.Button, new() { Name = "Dead letters" }).ClickAsync();
