@@ -6,8 +6,8 @@ using Microsoft.AspNetCore.Http.HttpResults;
 //   GET /jobs/{id}                  the job's state, result, error, attempts and timestamps
 //   GET /jobs/{id}/wait?timeoutSeconds=10   wait for a terminal state (504 when it takes longer)
 // REDIS_URL (environment or configuration, default redis://127.0.0.1:6379) names the Redis the nodes use.
-// ENQUEUE_RETRY_SECONDS (default 5): how long /send-mail keeps trying while Redis cannot be reached (a restart) before it
-// answers 503 Service Unavailable.
+// REDIS_RETRY_SECONDS (default 5): how long /send-mail and /jobs/{id} keep trying while Redis cannot be reached (a
+// restart) before they answer 503 Service Unavailable.
 // Listen address: ASPNETCORE_URLS or --urls, as for any ASP.NET Core app.
 const string DefaultRedisUrl = "redis://127.0.0.1:6379";
 const int MaxWaitSeconds = 300;
@@ -20,10 +20,11 @@ JobClient client;
 try
 {
     var retrySeconds = 5.0;
-    if (builder.Configuration["ENQUEUE_RETRY_SECONDS"] is { Length: > 0 } raw &&
+    if (builder.Configuration["REDIS_RETRY_SECONDS"] is { Length: > 0 } raw &&
         !(double.TryParse(raw, System.Globalization.CultureInfo.InvariantCulture, out retrySeconds) && retrySeconds >= 0))
-        throw new ArgumentException($"ENQUEUE_RETRY_SECONDS must be a number of seconds, 0 or more; got '{raw}'.");
-    client = await JobClient.ConnectAsync(redisUrl, new JobClientOptions { EnqueueRetryFor = TimeSpan.FromSeconds(retrySeconds) });
+        throw new ArgumentException($"REDIS_RETRY_SECONDS must be a number of seconds, 0 or more; got '{raw}'.");
+    var retryFor = TimeSpan.FromSeconds(retrySeconds);
+    client = await JobClient.ConnectAsync(redisUrl, new JobClientOptions { EnqueueRetryFor = retryFor, CallRetryFor = retryFor });
 }
 catch (RedisUnavailableException ex)
 {
@@ -66,17 +67,17 @@ await using (client)
         }
         catch (RedisUnavailableException ex)
         {
-            // Redis stayed out of reach for ENQUEUE_RETRY_SECONDS: the client may try again later (the message names the job).
+            // Redis stayed out of reach for REDIS_RETRY_SECONDS: the client may try again later (the message names the job).
             return Unavailable(ex);
         }
     });
 
-    app.MapGet("/jobs/{id}", async Task<Results<Ok<JobView>, ProblemHttpResult>> (string id, JobClient jobs) =>
+    app.MapGet("/jobs/{id}", async Task<Results<Ok<JobView>, ProblemHttpResult>> (string id, JobClient jobs, CancellationToken ct) =>
     {
         if (!JobIds.IsValid(id)) return BadRequest(new ArgumentException($"Invalid job id '{id}': expected '<queue>:<suffix>'."));
         try
         {
-            return await jobs.GetAsync(id) is { } info ? TypedResults.Ok(JobView.From(info)) : NotFound(id);
+            return await jobs.GetAsync(id, ct) is { } info ? TypedResults.Ok(JobView.From(info)) : NotFound(id);
         }
         catch (RedisUnavailableException ex)
         {

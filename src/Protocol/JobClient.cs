@@ -16,6 +16,7 @@ public sealed partial class JobClient : IAsyncDisposable
     private readonly JobClientOptions _options;
     private readonly JobWaiters _waiters;
     private readonly EnqueueRetry _retry;
+    private readonly RedisRetry _calls;
 
     public JobClient(IConnectionMultiplexer redis, JobClientOptions? options = null)
         : this(redis, options ?? new JobClientOptions(), ownsConnection: false) { }
@@ -26,8 +27,10 @@ public sealed partial class JobClient : IAsyncDisposable
         _options = options;
         _ownsConnection = ownsConnection;
         _keys = new RedisKeys(options.KeyPrefix);
-        _waiters = new JobWaiters(redis, GetAsync);
+        // A wait rides outages out by itself (it reads again when Redis answers), so its reads are tried once.
+        _waiters = new JobWaiters(redis, ReadOnceAsync);
         _retry = new EnqueueRetry(options.EnqueueRetryFor);
+        _calls = new RedisRetry(options.CallRetryFor);
     }
 
     /// <summary>
@@ -233,20 +236,33 @@ public sealed partial class JobClient : IAsyncDisposable
     private static string EnqueuedId(RedisResult result) => (string)((RedisResult[])result!)[1]!;
 
     /// <summary>
-    /// The job's state, result, error, attempts and timestamps; null when no such job (or its record expired). Throws
-    /// <see cref="RedisUnavailableException"/> naming the job when Redis cannot be reached.
+    /// The job's state, result, error, attempts and timestamps; null when no such job (or its record expired). Read
+    /// again while Redis cannot be reached, for up to <see cref="JobClientOptions.CallRetryFor"/>; then throws
+    /// <see cref="RedisUnavailableException"/> naming the job.
     /// </summary>
-    public async Task<JobInfo?> GetAsync(string jobId)
+    public Task<JobInfo?> GetAsync(string jobId) => GetAsync(jobId, CancellationToken.None);
+
+    /// <inheritdoc cref="GetAsync(string)"/>
+    /// <param name="ct">Stops the tries while Redis cannot be reached.</param>
+    public async Task<JobInfo?> GetAsync(string jobId, CancellationToken ct)
     {
         HashEntry[] fields;
-        try { fields = await Db.HashGetAllAsync(_keys.ForJob(jobId).Job(jobId)).ConfigureAwait(false); }
-        catch (Exception ex) when (RedisConnection.IsUnreachable(ex)) { throw Unreachable("read", jobId, ex); }
+        // WaitAsync: a try waiting out StackExchange.Redis's own timeout is abandoned when the caller's token fires.
+        try { fields = await _calls.RunAsync((Db, Key: _keys.ForJob(jobId).Job(jobId), ct), static (s, _) => s.Db.HashGetAllAsync(s.Key).WaitAsync(s.ct), ct).ConfigureAwait(false); }
+        catch (Exception ex) when (RedisConnection.IsUnreachable(ex)) { throw Unreachable("read", jobId, ex, _calls); }
         return fields.Length == 0 ? null : JobRecord.Read(jobId, fields);
     }
 
-    /// <summary>A call other than an enqueue that could not reach Redis: said so, naming the job (not sent again: the caller decides).</summary>
-    private static RedisUnavailableException Unreachable(string what, string jobId, Exception ex) =>
-        new($"Could not {what} job '{jobId}': Redis could not be reached ({ex.Message}).", ex) { Unreachable = true };
+    /// <summary>One read of a job, for the waiters.</summary>
+    private async Task<JobInfo?> ReadOnceAsync(string jobId)
+    {
+        var fields = await Db.HashGetAllAsync(_keys.ForJob(jobId).Job(jobId)).ConfigureAwait(false);
+        return fields.Length == 0 ? null : JobRecord.Read(jobId, fields);
+    }
+
+    /// <summary>A call other than an enqueue that could not reach Redis in its tries: said so, naming the job.</summary>
+    private static RedisUnavailableException Unreachable(string what, string jobId, Exception ex, RedisRetry tries) =>
+        new($"Could not {what} job '{jobId}': Redis could not be reached ({ex.Message}); tried {tries.Tried}.", ex) { Unreachable = true };
 
     /// <summary>
     /// Waits until the job reaches a terminal state (succeeded, failed, dead-lettered, cancelled) and returns it.
@@ -259,22 +275,30 @@ public sealed partial class JobClient : IAsyncDisposable
     /// Cancels a job from anywhere: one not started ends Cancelled at once; a running one has its handler's token
     /// cancelled by the node running it and ends Cancelled (wait for it with <see cref="WaitAsync"/>). Returns true when
     /// cancelled or cancellation was requested, false when the job had already finished; throws
-    /// <see cref="KeyNotFoundException"/> when there is no such job, and <see cref="RedisUnavailableException"/> when Redis
-    /// cannot be reached (not sent again: a cancel that landed would then answer false).
+    /// <see cref="KeyNotFoundException"/> when there is no such job. Sent again while Redis cannot be reached, for up to
+    /// <see cref="JobClientOptions.CallRetryFor"/> (a try that finds the job cancelled answers true: an earlier try may
+    /// have landed); then throws <see cref="RedisUnavailableException"/> naming the job.
     /// </summary>
-    public async Task<bool> CancelAsync(string jobId)
+    public Task<bool> CancelAsync(string jobId) => CancelAsync(jobId, CancellationToken.None);
+
+    /// <inheritdoc cref="CancelAsync(string)"/>
+    /// <param name="ct">Stops the tries while Redis cannot be reached (a try already sent may still land).</param>
+    public async Task<bool> CancelAsync(string jobId, CancellationToken ct)
     {
         var q = _keys.ForJob(jobId);
-        RedisResult result;
+        RedisKey[] keys = [q.Job(jobId), q.Ready, q.Scheduled, q.Stats];
+        RedisValue[] args = [jobId, _options.Clock.GetUtcNow().ToUnixTimeMilliseconds(), (long)_options.RecordTtl.TotalMilliseconds, q.EventsChannel, q.CancelChannel];
+        (RedisResult Reply, bool Resent) result;
         try
         {
-            result = await Db.ScriptEvaluateAsync(ProducerScripts.Cancel, [q.Job(jobId), q.Ready, q.Scheduled, q.Stats],
-                [jobId, _options.Clock.GetUtcNow().ToUnixTimeMilliseconds(), (long)_options.RecordTtl.TotalMilliseconds, q.EventsChannel, q.CancelChannel])
-                .ConfigureAwait(false);
+            result = await _calls.RunAsync((Db, keys, args, ct), static async (s, resent) =>
+                (await s.Db.ScriptEvaluateAsync(ProducerScripts.Cancel, s.keys, s.args).WaitAsync(s.ct).ConfigureAwait(false), resent), ct).ConfigureAwait(false);
         }
-        catch (Exception ex) when (RedisConnection.IsUnreachable(ex)) { throw Unreachable("cancel", jobId, ex); }
-        if (result.IsNull) throw new KeyNotFoundException($"No job '{jobId}'.");
-        return result.Resp2Type == ResultType.Integer && (long)result is 1 or 2;
+        catch (Exception ex) when (RedisConnection.IsUnreachable(ex)) { throw Unreachable("cancel", jobId, ex, _calls); }
+        var (reply, resent) = result;
+        if (reply.IsNull) throw new KeyNotFoundException($"No job '{jobId}'.");
+        if (reply.Resp2Type == ResultType.Integer) return (long)reply is 1 or 2;
+        return resent && (string?)reply == JobState.Cancelled.ToWire();
     }
 
     /// <summary>

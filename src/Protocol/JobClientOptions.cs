@@ -29,6 +29,14 @@ public sealed record JobClientOptions
     /// send, and the Enqueue script makes no second job for an id it already has (nor for a taken idempotency key).
     /// </summary>
     public TimeSpan EnqueueRetryFor { get; init; } = TimeSpan.FromSeconds(10);
+    /// <summary>
+    /// How long <see cref="JobClient.GetAsync(string)"/> and <see cref="JobClient.CancelAsync(string)"/> keep trying while
+    /// Redis cannot be reached (a restart, a failover, <c>LOADING</c>) before they give up with a
+    /// <see cref="RedisUnavailableException"/> (default 10 s; <see cref="TimeSpan.Zero"/>: one try, as the operator API
+    /// uses, which answers 503 at once). Both are safe to send again: a read changes nothing, and a cancel that finds its
+    /// job cancelled on a later try answers true.
+    /// </summary>
+    public TimeSpan CallRetryFor { get; init; } = TimeSpan.FromSeconds(10);
 }
 
 /// <summary>The payload is over the configured cap; store big data elsewhere and pass a reference.</summary>

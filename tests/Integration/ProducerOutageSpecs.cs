@@ -65,16 +65,65 @@ public sealed class ProducerOutageSpecs
     }
 
     [Fact]
-    public async Task A_read_or_a_cancel_that_cannot_reach_Redis_says_so_naming_the_job()
+    public async Task A_read_or_a_cancel_that_cannot_reach_Redis_for_longer_than_its_retry_time_says_so_naming_the_job()
     {
         await using var redis = await RedisServer.StartBinaryAsync(port: RedisServer.PortNoOneElseIsGiven());
-        await using var client = await JobClient.ConnectAsync(redis.Url);
+        await using var client = await JobClient.ConnectAsync(redis.Url, new JobClientOptions { CallRetryFor = TimeSpan.FromSeconds(1) });
+        await using var patient = await JobClient.ConnectAsync(redis.Url); // tries for 10 s
         redis.Kill();
 
         var read = await Assert.ThrowsAsync<RedisUnavailableException>(() => client.GetAsync("default:order-42"));
         Assert.StartsWith("Could not read job 'default:order-42': Redis could not be reached (", read.Message);
+        Assert.EndsWith("tried for 1 s.", read.Message);
         var cancel = await Assert.ThrowsAsync<RedisUnavailableException>(() => client.CancelAsync("default:order-42"));
         Assert.StartsWith("Could not cancel job 'default:order-42': Redis could not be reached (", cancel.Message);
+        Assert.EndsWith("tried for 1 s.", cancel.Message);
+
+        // A caller's token stops the tries sooner (a web request that went away).
+        using var stop = new CancellationTokenSource(TimeSpan.FromMilliseconds(300));
+        var clock = Stopwatch.StartNew();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => patient.GetAsync("default:order-42", stop.Token));
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => patient.CancelAsync("default:order-42", stop.Token));
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(5), $"took {clock.Elapsed}");
+    }
+
+    [Fact]
+    public async Task A_read_and_a_cancel_sent_while_Redis_restarts_are_sent_again_and_answer_once_it_is_back()
+    {
+        await using var redis = await RestartableRedis.StartAsync();
+        await using var client = await JobClient.ConnectAsync(redis.Current.Url);
+        var id = await client.EnqueueAsync("add", new[] { 1, 2 });
+        redis.Current.Kill();
+
+        var read = client.GetAsync(id);
+        var cancel = client.CancelAsync(id);
+        await Task.Delay(1_000);
+        Assert.False(read.IsCompleted, read.Exception?.ToString());
+        Assert.False(cancel.IsCompleted, cancel.Exception?.ToString());
+        await redis.RestartAsync();
+
+        Assert.Equal(id, (await read)!.Id);
+        Assert.True(await cancel);
+        Assert.Equal(JobState.Cancelled, (await client.GetAsync(id))!.State);
+    }
+
+    [Fact]
+    public async Task A_cancel_whose_first_try_landed_but_timed_out_answers_true_when_sent_again()
+    {
+        await using var redis = await RedisServer.StartBinaryAsync(extraArgs: "--enable-debug-command local");
+        // A client that gives up on a reply after 500 ms, and Redis busy for 3 s: the first try times out while it waits
+        // in Redis, then runs (cancelling the job); the second finds the job cancelled.
+        await using var client = await JobClient.ConnectAsync(RedisConnection.Parse(redis.Url) + ",asyncTimeout=500,syncTimeout=500");
+        var id = await client.EnqueueAsync("add", new[] { 1, 2 });
+        using var admin = await ConnectionMultiplexer.ConnectAsync(RedisConnection.Parse(redis.Url) + ",allowAdmin=true,asyncTimeout=10000,syncTimeout=10000");
+        var busy = admin.GetServer(admin.GetEndPoints()[0]).ExecuteAsync("DEBUG", "SLEEP", 3);
+        await Task.Delay(100);
+
+        Assert.True(await client.CancelAsync(id));
+
+        await busy;
+        Assert.Equal(JobState.Cancelled, (await client.GetAsync(id))!.State);
+        Assert.Equal("1", (string?)await admin.GetDatabase().HashGetAsync(client.Keys.Queue("default").Stats, "cancelled")); // cancelled once
     }
 
     [Fact]

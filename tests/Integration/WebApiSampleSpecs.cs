@@ -68,7 +68,7 @@ public sealed class WebApiSampleSpecs
     {
         var address = new Uri($"http://127.0.0.1:{RedisServer.FreePort()}");
         var env = new Dictionary<string, string> { ["REDIS_URL"] = redisUrl, ["ASPNETCORE_URLS"] = address.ToString() };
-        if (retrySeconds is not null) env["ENQUEUE_RETRY_SECONDS"] = retrySeconds;
+        if (retrySeconds is not null) env["REDIS_RETRY_SECONDS"] = retrySeconds;
         var process = ClusterProcess.Start("ClusterJobs.Samples.WebApi", "webapi", env);
         try
         {

@@ -50,7 +50,11 @@ public static class ClusterJobsServiceCollectionExtensions
         services.AddSingleton<QueueControl>();
         services.AddSingleton(sp => new QueueCensus(() => sp.GetRequiredService<RedisConnectionService>().Connection,
             new RedisKeys(sp.GetRequiredService<IOptions<ClusterJobsOptions>>().Value.KeyPrefix)));
-        services.AddSingleton<OperatorApi>();
+        // The operator's client reads and cancels once: the API answers 503 at once while Redis is down (the dashboard
+        // asks again in 2 s) instead of holding the request for the producer's retry time.
+        services.AddSingleton(sp => ActivatorUtilities.CreateInstance<OperatorApi>(sp, new JobClient(
+            sp.GetRequiredService<RedisConnectionService>().Connection,
+            new JobClientOptions { KeyPrefix = sp.GetRequiredService<IOptions<ClusterJobsOptions>>().Value.KeyPrefix, CallRetryFor = TimeSpan.Zero })));
         // The host must wait for the drain (finish or hand back running jobs) before it gives up on a graceful stop.
         services.AddOptions<HostOptions>().Configure<IOptions<ClusterJobsOptions>>((host, jobs) =>
             host.ShutdownTimeout = TimeSpan.FromTicks(Math.Max(host.ShutdownTimeout.Ticks, (jobs.Value.DrainGrace + TimeSpan.FromSeconds(20)).Ticks)));
