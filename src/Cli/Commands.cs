@@ -107,6 +107,10 @@ internal static class Commands
         Add(resume, (r, api, ct) => api.PostAsync($"queues/{Escape(r.GetValue(queueName)!)}/resume", null, ct),
             (answer, r) => stdout.WriteLine($"{r.GetValue(queueName)}: {SettingsText(answer)}"));
 
+        var forget = new Command("forget", "Take a queue that holds nothing and that no node serves off the lists (its totals are deleted)") { queueName };
+        Add(forget, (r, api, ct) => api.DeleteAsync($"queues/{Escape(r.GetValue(queueName)!)}", ct),
+            (_, r) => stdout.WriteLine($"{r.GetValue(queueName)}: forgotten"));
+
         var maxRunning = new Option<string?>("--max-running") { Description = "Jobs of the queue running at once in the whole cluster, or 'none'" };
         var rate = new Option<string?>("--rate") { Description = "Jobs of the queue started per second, or 'none'" };
         var limit = new Command("limit", "Cap a queue's running jobs or its rate of starts (cluster-wide; 'none' lifts a limit)") { queueName, maxRunning, rate };

@@ -74,7 +74,7 @@ public sealed class CliSpecs(BrokerFixture brokers, ITestOutputHelper output)
     }
 
     [Fact]
-    public async Task Pause_limit_and_resume_change_the_queue_and_cancel_ends_a_waiting_job()
+    public async Task Pause_limit_and_resume_change_the_queue_cancel_ends_a_waiting_job_and_forget_takes_an_emptied_queue_off_the_list()
     {
         await using var node = await StartAsync();
 
@@ -91,6 +91,19 @@ public sealed class CliSpecs(BrokerFixture brokers, ITestOutputHelper output)
         Assert.Equal(JobState.Cancelled, (await node.Client.GetAsync(id))!.State);
         Assert.Equal("default: paused, 2.5/s\n", lifted.Stdout);
         Assert.Equal((0, "default: running, 2.5/s\n"), (resume.Code, resume.Stdout));
+
+        // A queue no node serves stays listed by its totals after its last job; forget takes it off once it holds nothing.
+        var stray = await node.Client.EnqueueAsync("add", new[] { 1, 2 }, new EnqueueOptions { Queue = "stray" });
+        var holding = await Run(node, "forget", "stray");
+        await node.Client.CancelAsync(stray);
+        var forgotten = await Run(node, "forget", "stray");
+        var served = await Run(node, "forget", "default");
+        Assert.Equal(1, holding.Code);
+        Assert.Contains("Queue 'stray' still holds ready jobs", holding.Stderr);
+        Assert.Equal((0, "stray: forgotten\n"), (forgotten.Code, forgotten.Stdout));
+        Assert.DoesNotContain("stray", (await Run(node, "queues")).Stdout);
+        Assert.Equal(1, served.Code);
+        Assert.Contains("Queue 'default' is served by 1 member(s)", served.Stderr);
     }
 
     [Fact]

@@ -20,7 +20,7 @@ public sealed class DashboardSpecs(BrokerFixture brokers, ITestOutputHelper outp
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(30);
 
     [Fact]
-    public async Task The_dashboard_shows_queues_and_members_resumes_a_queue_replays_a_dead_letter_runs_a_recurring_job_and_looks_up_a_job()
+    public async Task The_dashboard_shows_queues_and_members_resumes_a_queue_replays_a_dead_letter_runs_a_recurring_job_forgets_an_emptied_queue_and_looks_up_a_job()
     {
         await using var node = await TestNode.StartAsync(brokers.Url(BrokerKind.Redis), _prefix, o => o.HttpPort = 0);
         var dead = await node.Client.EnqueueAsync("fail", new { message = "disk full" }, new EnqueueOptions { MaxAttempts = 1 });
@@ -28,7 +28,7 @@ public sealed class DashboardSpecs(BrokerFixture brokers, ITestOutputHelper outp
         await node.Services.GetRequiredService<QueueControl>().PauseAsync("default");
         var waiting = new List<string>();
         for (var i = 0; i < 3; i++) waiting.Add(await node.Client.EnqueueAsync("add", new[] { i, 1 }));
-        await node.Client.EnqueueAsync("add", new[] { 1, 1 }, new EnqueueOptions { Queue = "orphans" });
+        var orphan = await node.Client.EnqueueAsync("add", new[] { 1, 1 }, new EnqueueOptions { Queue = "orphans" });
 
         using var playwright = await Playwright.CreateAsync();
         await using var browser = await playwright.Chromium.LaunchAsync(new BrowserTypeLaunchOptions
@@ -106,6 +106,15 @@ public sealed class DashboardSpecs(BrokerFixture brokers, ITestOutputHelper outp
         await Expect(page.Locator("[data-testid=message]")).ToHaveTextAsync("weekly removed");
         await Expect(page.Locator("[data-testid=recurring] tbody")).ToHaveTextAsync("No recurring jobs in this queue.");
         Assert.Null(await node.Client.GetRecurringAsync("default", "weekly"));
+
+        // The queue no node serves, emptied, can be taken off the list (its totals keep it there otherwise).
+        Assert.True(await node.Client.CancelAsync(orphan));
+        var orphans = page.Locator("tr[data-queue=orphans]");
+        await Expect(orphans.Locator("td[data-count=ready]")).ToHaveTextAsync("0");
+        await orphans.GetByRole(AriaRole.Button, new() { Name = "Forget" }).ClickAsync();
+        await Expect(page.Locator("[data-testid=message]")).ToHaveTextAsync("orphans forgotten");
+        await Expect(orphans).ToHaveCountAsync(0);
+        await Expect(queue.GetByRole(AriaRole.Button, new() { Name = "Forget" })).ToHaveCountAsync(0); // a served queue has none
 
         await page.Locator("[data-testid=job-id]").FillAsync(waiting[2]);
         await page.GetByRole(AriaRole.Button, new() { Name = "Look up" }).ClickAsync();

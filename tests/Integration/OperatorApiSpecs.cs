@@ -404,6 +404,26 @@ public sealed class OperatorApiSpecs(BrokerFixture brokers, ITestOutputHelper ou
             configure?.Invoke(o);
         });
 
+    [Fact]
+    public async Task Forgetting_a_queue_takes_one_that_holds_nothing_and_no_node_serves_off_the_list_and_refuses_any_other()
+    {
+        await using var node = await StartAsync();
+        using var http = Http(node);
+        await node.Client.AddOrUpdateRecurringAsync("nightly", "@daily", "add", new[] { 1, 2 }, new RecurringOptions { Queue = "reports" });
+        var listed = await GetJson(http, "api/queues");
+        var holding = await http.SendAsync(new HttpRequestMessage(HttpMethod.Delete, "api/queues/reports") { Content = EmptyJson() });
+        await node.Client.RemoveRecurringAsync("reports", "nightly");
+        var emptied = await http.SendAsync(new HttpRequestMessage(HttpMethod.Delete, "api/queues/reports") { Content = EmptyJson() });
+        var unknown = await http.SendAsync(new HttpRequestMessage(HttpMethod.Delete, "api/queues/never_was") { Content = EmptyJson() });
+
+        Assert.Contains(listed.AsArray(), q => q!["name"]!.GetValue<string>() == "reports");
+        await AssertProblem(holding, HttpStatusCode.Conflict, "Queue 'reports' still holds recurring jobs");
+        // Nothing left of it in Redis (a schedule's removal leaves no totals): 404, and it leaves the list at once all the same.
+        await AssertProblem(emptied, HttpStatusCode.NotFound, "No queue 'reports'");
+        await AssertProblem(unknown, HttpStatusCode.NotFound, "No queue 'never_was'");
+        Assert.DoesNotContain((await GetJson(http, "api/queues")).AsArray(), q => q!["name"]!.GetValue<string>() == "reports");
+    }
+
     private static HttpClient Http(TestNode node) => new() { BaseAddress = node.OperatorAddress, Timeout = TimeSpan.FromSeconds(30) };
 
     private static async Task<JsonNode> GetJson(HttpClient http, string path)

@@ -90,6 +90,24 @@ public sealed class OperatorApi(IServiceProvider services, QueueCensus census, R
         return view;
     }
 
+    /// <summary>
+    /// Takes a queue that holds nothing and that no member serves off the list (<see cref="QueueCensus.ForgetAsync"/>):
+    /// <see cref="InvalidOperationException"/> saying why not otherwise, <see cref="KeyNotFoundException"/> for a queue
+    /// Redis holds nothing of.
+    /// </summary>
+    public async Task ForgetQueueAsync(string queue)
+    {
+        JobIds.ValidateQueueName(queue);
+        var role = QueueRouterActorExtensions.RoleFor(queue);
+        // Any member, as the list shows it: one unreachable or leaving still keeps the queue listed.
+        if (Cluster.State.Members.Count(m => m.HasRole(role)) is var serving and > 0)
+            throw new InvalidOperationException(
+                $"Queue '{queue}' is served by {serving} member(s): it stays listed while any serves it (take it out of their CLUSTERJOBS_QUEUES first).");
+        if (await census.ForgetAsync(queue) is { } held)
+            throw new InvalidOperationException(
+                $"Queue '{queue}' still holds {held}: only a queue that holds nothing is forgotten (cancel, purge or let them run first).");
+    }
+
     /// <summary>For the API's errors that are bugs, not the caller's: logged with their stack.</summary>
     internal Microsoft.Extensions.Logging.ILogger Log { get; } =
         Microsoft.Extensions.Logging.LoggerFactoryExtensions.CreateLogger<OperatorApi>(services.GetRequiredService<Microsoft.Extensions.Logging.ILoggerFactory>());

@@ -73,6 +73,11 @@ public static class OperatorEndpoints
             Answer(ops, async () => Json(await ops.ChangeAsync(queue, c => c.PauseAsync(queue)))));
         changes.MapPost("/queues/{queue}/resume", (string queue, OperatorApi ops) =>
             Answer(ops, async () => Json(await ops.ChangeAsync(queue, c => c.ResumeAsync(queue)))));
+        changes.MapDelete("/queues/{queue}", (string queue, OperatorApi ops) => Answer(ops, async () =>
+        {
+            await Conflict(async () => { await ops.ForgetQueueAsync(queue); return true; }); // holds something, or served: 409
+            return Json(new QueueForgotten(queue));
+        }));
         changes.MapPut("/queues/{queue}/limits", (string queue, JsonElement body, OperatorApi ops) =>
             Answer(ops, async () => Json(await ops.ChangeAsync(queue, c => c.ChangeAsync(queue, Limits(body))))));
         changes.MapPost("/queues/{queue}/dead/replay", (string queue, string? task, OperatorApi ops) =>

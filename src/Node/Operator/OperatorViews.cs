@@ -87,6 +87,8 @@ public sealed record RecurringView(string Name, string Queue, string Cron, strin
 
 public sealed record RecurringRemoved(string Removed);
 
+public sealed record QueueForgotten(string Forgotten);
+
 public sealed record Enqueued(string Id);
 
 public sealed record Replayed(IReadOnlyList<string> Ids);

@@ -99,6 +99,33 @@ public sealed class QueueCensus(Func<IConnectionMultiplexer> redis, RedisKeys ke
     }
 
     /// <summary>
+    /// Forgets a queue that holds nothing (no job ready, scheduled, running, waiting or dead, no recurring job): deletes
+    /// its outcome totals, the key that kept it listed after its last job, and drops it from the list at once (other
+    /// nodes' lists within <see cref="DiscoveryCacheFor"/>). Returns null when forgotten, else the place that still
+    /// holds something; <see cref="KeyNotFoundException"/> when Redis holds nothing of the queue at all.
+    /// </summary>
+    public async Task<string?> ForgetAsync(string queue)
+    {
+        var q = keys.Queue(queue);
+        var held = (string?)await redis().GetDatabase().ScriptEvaluateAsync(ForgetScript,
+            [q.Ready, q.Scheduled, q.Leased, q.Waiting, q.Dead, q.Recurring, q.Stats]);
+        if (held is { Length: > 0 } and not "nothing") return held;
+        lock (_gate)
+            if (_discovered is { } known) _discovered = (known.Queues.Where(name => name != queue).ToList(), known.At);
+        return held == "nothing" ? throw new KeyNotFoundException($"No queue '{queue}': Redis holds nothing of it.") : null;
+    }
+
+    // Empty sets, lists and hashes do not exist in Redis, so EXISTS tells whether a place holds anything.
+    private const string ForgetScript = """
+        local places = {'ready jobs', 'scheduled jobs', 'running jobs', 'split parents waiting for their children', 'dead letters', 'recurring jobs'}
+        for i = 1, 6 do
+          if redis.call('EXISTS', KEYS[i]) == 1 then return places[i] end
+        end
+        if redis.call('DEL', KEYS[7]) == 0 then return 'nothing' end
+        return ''
+        """;
+
+    /// <summary>
     /// The ids in one place of a queue, in the order they leave it: ready ones next-to-run first, scheduled ones soonest
     /// due first, running ones by lease (the longest unrenewed first), waiting split parents in no order.
     /// </summary>
