@@ -20,7 +20,8 @@ JobClient client;
 try
 {
     var retrySeconds = 5.0;
-    if (builder.Configuration["REDIS_RETRY_SECONDS"] is { Length: > 0 } raw &&
+    // ENQUEUE_RETRY_SECONDS: its name before it covered reads too, still read.
+    if ((builder.Configuration["REDIS_RETRY_SECONDS"] ?? builder.Configuration["ENQUEUE_RETRY_SECONDS"]) is { Length: > 0 } raw &&
         !(double.TryParse(raw, System.Globalization.CultureInfo.InvariantCulture, out retrySeconds) && retrySeconds >= 0))
         throw new ArgumentException($"REDIS_RETRY_SECONDS must be a number of seconds, 0 or more; got '{raw}'.");
     var retryFor = TimeSpan.FromSeconds(retrySeconds);

@@ -246,6 +246,7 @@ public sealed partial class JobClient : IAsyncDisposable
     /// <param name="ct">Stops the tries while Redis cannot be reached.</param>
     public async Task<JobInfo?> GetAsync(string jobId, CancellationToken ct)
     {
+        ct.ThrowIfCancellationRequested();
         HashEntry[] fields;
         // WaitAsync: a try waiting out StackExchange.Redis's own timeout is abandoned when the caller's token fires.
         try { fields = await _calls.RunAsync((Db, Key: _keys.ForJob(jobId).Job(jobId), ct), static (s, _) => s.Db.HashGetAllAsync(s.Key).WaitAsync(s.ct), ct).ConfigureAwait(false); }
@@ -285,6 +286,7 @@ public sealed partial class JobClient : IAsyncDisposable
     /// <param name="ct">Stops the tries while Redis cannot be reached (a try already sent may still land).</param>
     public async Task<bool> CancelAsync(string jobId, CancellationToken ct)
     {
+        ct.ThrowIfCancellationRequested(); // a cancel sent with a token already cancelled would land unbeknown to the caller
         var q = _keys.ForJob(jobId);
         RedisKey[] keys = [q.Job(jobId), q.Ready, q.Scheduled, q.Stats];
         RedisValue[] args = [jobId, _options.Clock.GetUtcNow().ToUnixTimeMilliseconds(), (long)_options.RecordTtl.TotalMilliseconds, q.EventsChannel, q.CancelChannel];
@@ -309,6 +311,10 @@ public sealed partial class JobClient : IAsyncDisposable
     {
         if (offset < 0 || count < 1) throw new ArgumentException("offset must be >= 0 and count >= 1.");
         var q = _keys.Queue(queue);
+        // Every dead letter: the page straight from the list (a filter must read the records before it to skip them).
+        if (task is null)
+            return await GetManyAsync((await Db.ListRangeAsync(q.Dead, offset, offset + count - 1).ConfigureAwait(false))
+                .Select(id => (string)id!).ToList()).ConfigureAwait(false);
         var found = new List<JobInfo>();
         var skipped = 0;
         const int page = 500;

@@ -70,6 +70,7 @@ public sealed class DashboardSpecs(BrokerFixture brokers, ITestOutputHelper outp
         await Expect(queue.Locator("td[data-chart]")).ToHaveAttributeAsync("data-peak", new Regex(@"^(?!0\.0$)\d+\.\d$"));
         await Expect(queue.Locator("td[data-chart] svg polyline")).ToHaveCountAsync(1);
         await Expect(listed.Locator("tr")).ToHaveCountAsync(0); // the list follows: its jobs ran
+        await Expect(pager).ToHaveTextAsync(""); // and shows its first page again, not "none from 3 of 0"
         await Expect(queue.Locator("td[data-settings]")).ToHaveTextAsync("");
 
         await queue.GetByRole(AriaRole.Button, new() { Name = "Dead letters" }).ClickAsync();

@@ -119,7 +119,9 @@ public sealed class ProducerOutageSpecs
         var busy = admin.GetServer(admin.GetEndPoints()[0]).ExecuteAsync("DEBUG", "SLEEP", 3);
         await Task.Delay(100);
 
+        var clock = Stopwatch.StartNew();
         Assert.True(await client.CancelAsync(id));
+        Assert.True(clock.Elapsed > TimeSpan.FromSeconds(1), $"the cancel answered in {clock.Elapsed}, before Redis slept: its first try did not time out");
 
         await busy;
         Assert.Equal(JobState.Cancelled, (await client.GetAsync(id))!.State);

@@ -50,9 +50,11 @@ public sealed class SupervisionSpecs(BrokerFixture brokers)
 
         var all = await client.ListDeadLettersAsync("default");
         Assert.Equal(4, all.Count);
+        Assert.Equal(all.Skip(1).Take(2).Select(j => j.Id), (await client.ListDeadLettersAsync("default", offset: 1, count: 2)).Select(j => j.Id));
         var onlyFail = await client.ListDeadLettersAsync("default", task: "fail");
         Assert.Equal(failing.Order(), onlyFail.Select(j => j.Id).Order());
         Assert.All(onlyFail, j => Assert.Equal(2, j.History.Count));
+        Assert.Equal(onlyFail.Skip(1).Select(j => j.Id), (await client.ListDeadLettersAsync("default", task: "fail", offset: 1)).Select(j => j.Id));
 
         var replayed = await client.ReplayAsync(failing[0]);
         var replay = await client.WaitAsync(replayed, Wait);

@@ -50,11 +50,11 @@ public static class ClusterJobsServiceCollectionExtensions
         services.AddSingleton<QueueControl>();
         services.AddSingleton(sp => new QueueCensus(() => sp.GetRequiredService<RedisConnectionService>().Connection,
             new RedisKeys(sp.GetRequiredService<IOptions<ClusterJobsOptions>>().Value.KeyPrefix)));
-        // The operator's client reads and cancels once: the API answers 503 at once while Redis is down (the dashboard
-        // asks again in 2 s) instead of holding the request for the producer's retry time.
+        // The operator's client tries each call once: the API answers 503 at once while Redis is down (the dashboard
+        // asks again in 2 s, an operator sees why) instead of holding the request for a producer's retry time.
         services.AddSingleton(sp => ActivatorUtilities.CreateInstance<OperatorApi>(sp, new JobClient(
             sp.GetRequiredService<RedisConnectionService>().Connection,
-            new JobClientOptions { KeyPrefix = sp.GetRequiredService<IOptions<ClusterJobsOptions>>().Value.KeyPrefix, CallRetryFor = TimeSpan.Zero })));
+            NodeClientOptions(sp) with { CallRetryFor = TimeSpan.Zero, EnqueueRetryFor = TimeSpan.Zero })));
         // The host must wait for the drain (finish or hand back running jobs) before it gives up on a graceful stop.
         services.AddOptions<HostOptions>().Configure<IOptions<ClusterJobsOptions>>((host, jobs) =>
             host.ShutdownTimeout = TimeSpan.FromTicks(Math.Max(host.ShutdownTimeout.Ticks, (jobs.Value.DrainGrace + TimeSpan.FromSeconds(20)).Ticks)));
@@ -73,8 +73,7 @@ public static class ClusterJobsServiceCollectionExtensions
             return new ThreadPoolStarvationWatch(ThreadPoolStarvationGuard.ForThreadPool(reserve), TimeSpan.FromSeconds(1),
                 sp.GetRequiredService<Microsoft.Extensions.Logging.ILogger<ThreadPoolStarvationWatch>>());
         });
-        services.AddSingleton(sp => new JobClient(sp.GetRequiredService<RedisConnectionService>().Connection,
-            new JobClientOptions { KeyPrefix = sp.GetRequiredService<IOptions<ClusterJobsOptions>>().Value.KeyPrefix }));
+        services.AddSingleton(sp => new JobClient(sp.GetRequiredService<RedisConnectionService>().Connection, NodeClientOptions(sp)));
 
         services.AddAkka(systemName, (akka, sp) =>
         {
@@ -103,6 +102,10 @@ public static class ClusterJobsServiceCollectionExtensions
         services.AddHostedService(sp => sp.GetRequiredService<OperatorHttpService>());
         return jobs;
     }
+
+    /// <summary>The options of the node's producer clients (the one in DI, the operator API's).</summary>
+    private static JobClientOptions NodeClientOptions(IServiceProvider sp) =>
+        new() { KeyPrefix = sp.GetRequiredService<IOptions<ClusterJobsOptions>>().Value.KeyPrefix };
 
     /// <summary>The node's actors as a list: result writer, lease keeper, one router per queue, the recurring scheduler, the worker pool.</summary>
     public static AkkaConfigurationBuilder AddClusterJobsActors(this AkkaConfigurationBuilder akka, IServiceProvider sp, ClusterJobsOptions options)
