@@ -21,9 +21,10 @@ try
 {
     var retrySeconds = 5.0;
     // ENQUEUE_RETRY_SECONDS: its name before it covered reads too, still read.
-    if ((builder.Configuration["REDIS_RETRY_SECONDS"] ?? builder.Configuration["ENQUEUE_RETRY_SECONDS"]) is { Length: > 0 } raw &&
+    var retryName = builder.Configuration["REDIS_RETRY_SECONDS"] is not null ? "REDIS_RETRY_SECONDS" : "ENQUEUE_RETRY_SECONDS";
+    if (builder.Configuration[retryName] is { Length: > 0 } raw &&
         !(double.TryParse(raw, System.Globalization.CultureInfo.InvariantCulture, out retrySeconds) && retrySeconds >= 0))
-        throw new ArgumentException($"REDIS_RETRY_SECONDS must be a number of seconds, 0 or more; got '{raw}'.");
+        throw new ArgumentException($"{retryName} must be a number of seconds, 0 or more; got '{raw}'.");
     var retryFor = TimeSpan.FromSeconds(retrySeconds);
     client = await JobClient.ConnectAsync(redisUrl, new JobClientOptions { EnqueueRetryFor = retryFor, CallRetryFor = retryFor });
 }

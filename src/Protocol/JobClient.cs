@@ -305,7 +305,9 @@ public sealed partial class JobClient : IAsyncDisposable
 
     /// <summary>
     /// Dead-lettered jobs of <paramref name="queue"/>, oldest first, optionally only those of <paramref name="task"/>:
-    /// each with its error (why it was dead-lettered) and its history of failed attempts.
+    /// each with its error (why it was dead-lettered) and its history of failed attempts. Without a task, a page of the
+    /// dead list: <paramref name="offset"/> and <paramref name="count"/> are positions in it (an id whose record is gone
+    /// leaves its page one short); with one, they count that task's dead letters.
     /// </summary>
     public async Task<IReadOnlyList<JobInfo>> ListDeadLettersAsync(string queue, string? task = null, int offset = 0, int count = 100)
     {
@@ -313,7 +315,7 @@ public sealed partial class JobClient : IAsyncDisposable
         var q = _keys.Queue(queue);
         // Every dead letter: the page straight from the list (a filter must read the records before it to skip them).
         if (task is null)
-            return await GetManyAsync((await Db.ListRangeAsync(q.Dead, offset, offset + count - 1).ConfigureAwait(false))
+            return await GetManyAsync((await Db.ListRangeAsync(q.Dead, offset, (long)offset + count - 1).ConfigureAwait(false))
                 .Select(id => (string)id!).ToList()).ConfigureAwait(false);
         var found = new List<JobInfo>();
         var skipped = 0;

@@ -44,8 +44,8 @@ public sealed class QueueKeys(string prefix, string queue)
     /// <summary>LIST of dead-lettered job ids, newest last.</summary>
     public string Dead => Base + "dead";
     /// <summary>HASH of outcomes the nodes recorded, counted since the queue's first: succeeded, retrying (failed attempts
-    /// that will run again), dead_lettered, failed (split parents), cancelled (by a node: a job cancelled before any node
-    /// took it is not counted).</summary>
+    /// that will run again), dead_lettered, failed (split parents), cancelled (by a node, or by the Cancel script before
+    /// any node took the job). Deleted when an operator forgets the queue.</summary>
     public string Stats => Base + "stats";
     /// <summary>SET of split parents waiting for their children (each has a coordinator actor on the router's node).</summary>
     public string Waiting => Base + "waiting";

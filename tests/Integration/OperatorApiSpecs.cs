@@ -415,6 +415,12 @@ public sealed class OperatorApiSpecs(BrokerFixture brokers, ITestOutputHelper ou
         await node.Client.RemoveRecurringAsync("reports", "nightly");
         var emptied = await http.SendAsync(new HttpRequestMessage(HttpMethod.Delete, "api/queues/reports") { Content = EmptyJson() });
         var unknown = await http.SendAsync(new HttpRequestMessage(HttpMethod.Delete, "api/queues/never_was") { Content = EmptyJson() });
+        var draft = await node.Client.EnqueueAsync("add", new[] { 1, 2 }, new EnqueueOptions { Queue = "drafts" });
+        var draftsHolding = await http.SendAsync(new HttpRequestMessage(HttpMethod.Delete, "api/queues/drafts") { Content = EmptyJson() });
+        await node.Client.CancelAsync(draft); // the cancel is counted: the totals keep the queue listed
+        var draftsBefore = await GetJson(http, "api/queues/drafts");
+        var forgotten = await Send(http, HttpMethod.Delete, "api/queues/drafts");
+        var draftsAfter = await http.GetAsync("api/queues/drafts");
 
         Assert.Contains(listed.AsArray(), q => q!["name"]!.GetValue<string>() == "reports");
         await AssertProblem(holding, HttpStatusCode.Conflict, "Queue 'reports' still holds recurring jobs");
@@ -422,6 +428,11 @@ public sealed class OperatorApiSpecs(BrokerFixture brokers, ITestOutputHelper ou
         await AssertProblem(emptied, HttpStatusCode.NotFound, "No queue 'reports'");
         await AssertProblem(unknown, HttpStatusCode.NotFound, "No queue 'never_was'");
         Assert.DoesNotContain((await GetJson(http, "api/queues")).AsArray(), q => q!["name"]!.GetValue<string>() == "reports");
+        await AssertProblem(draftsHolding, HttpStatusCode.Conflict, "Queue 'drafts' still holds ready jobs: cancel them, or start a node serving it");
+        Assert.Equal(1, draftsBefore["totals"]!["cancelled"]!.GetValue<long>());
+        Assert.Equal("drafts", forgotten["forgotten"]!.GetValue<string>());
+        await AssertProblem(draftsAfter, HttpStatusCode.NotFound, "No queue 'drafts'");
+        Assert.False(await node.Redis.GetDatabase().KeyExistsAsync(node.Keys.Queue("drafts").Stats));
     }
 
     private static HttpClient Http(TestNode node) => new() { BaseAddress = node.OperatorAddress, Timeout = TimeSpan.FromSeconds(30) };

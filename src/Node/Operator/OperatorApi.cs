@@ -8,6 +8,9 @@ using Microsoft.Extensions.DependencyInjection;
 
 namespace ClusterJobs.Node.Operator;
 
+/// <summary>The queue is served or holds something: not forgotten (the API's 409).</summary>
+public sealed class QueueInUseException(string message) : InvalidOperationException(message);
+
 /// <summary>
 /// What the operator surface (HTTP API, dashboard, CLI) can see and do, on any node: the cluster's members, each
 /// queue's jobs, settings and router, one job; pause, limit, cancel, replay, enqueue. Redis is read directly; settings
@@ -92,20 +95,28 @@ public sealed class OperatorApi(IServiceProvider services, QueueCensus census, R
 
     /// <summary>
     /// Takes a queue that holds nothing and that no member serves off the list (<see cref="QueueCensus.ForgetAsync"/>):
-    /// <see cref="InvalidOperationException"/> saying why not otherwise, <see cref="KeyNotFoundException"/> for a queue
-    /// Redis holds nothing of.
+    /// <see cref="QueueInUseException"/> saying why not otherwise, <see cref="KeyNotFoundException"/> for a queue
+    /// Redis holds nothing of. Its settings (pause, limits) stay in the journal, for a node that serves it again.
     /// </summary>
     public async Task ForgetQueueAsync(string queue)
     {
         JobIds.ValidateQueueName(queue);
         var role = QueueRouterActorExtensions.RoleFor(queue);
         // Any member, as the list shows it: one unreachable or leaving still keeps the queue listed.
-        if (Cluster.State.Members.Count(m => m.HasRole(role)) is var serving and > 0)
-            throw new InvalidOperationException(
-                $"Queue '{queue}' is served by {serving} member(s): it stays listed while any serves it (take it out of their CLUSTERJOBS_QUEUES first).");
+        if (Cluster.State.Members.Where(m => m.HasRole(role)).Select(m => m.Address.ToString()).ToList() is { Count: > 0 } serving)
+            throw new QueueInUseException(
+                $"Queue '{queue}' is served by {string.Join(", ", serving)}: it stays listed while any member serves it (take it out of their CLUSTERJOBS_QUEUES first).");
         if (await census.ForgetAsync(queue) is { } held)
-            throw new InvalidOperationException(
-                $"Queue '{queue}' still holds {held}: only a queue that holds nothing is forgotten (cancel, purge or let them run first).");
+            throw new QueueInUseException($"Queue '{queue}' still holds {held switch
+            {
+                "ready" => "ready jobs: cancel them, or start a node serving it",
+                "scheduled" => "scheduled jobs: cancel them, or start a node serving it",
+                "leased" => "running jobs (leased by a node that no longer serves it): start a node serving it, which takes them back",
+                "waiting" => "split parents waiting for their children: start a node serving it, which finishes them",
+                "dead" => "dead letters: purge or replay them",
+                "recurring" => "recurring jobs: remove them",
+                _ => held,
+            }}. Only a queue that holds nothing is forgotten.");
     }
 
     /// <summary>For the API's errors that are bugs, not the caller's: logged with their stack.</summary>

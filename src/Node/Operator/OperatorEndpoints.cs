@@ -75,7 +75,8 @@ public static class OperatorEndpoints
             Answer(ops, async () => Json(await ops.ChangeAsync(queue, c => c.ResumeAsync(queue)))));
         changes.MapDelete("/queues/{queue}", (string queue, OperatorApi ops) => Answer(ops, async () =>
         {
-            await Conflict(async () => { await ops.ForgetQueueAsync(queue); return true; }); // holds something, or served: 409
+            try { await ops.ForgetQueueAsync(queue); }
+            catch (QueueInUseException ex) { return Problem(409, "Not possible now", ex.Message); } // served, or holds something
             return Json(new QueueForgotten(queue));
         }));
         changes.MapPut("/queues/{queue}/limits", (string queue, JsonElement body, OperatorApi ops) =>

@@ -18,7 +18,7 @@ public sealed record QueueCounts(long Ready, long Scheduled, long Running, long 
 /// <param name="Retrying">Failed attempts that will run again.</param>
 /// <param name="DeadLettered">Jobs dead-lettered: out of attempts, bad input, or lost with their node too often.</param>
 /// <param name="Failed">Split parents failed by a child.</param>
-/// <param name="Cancelled">Jobs a node ended cancelled (a job cancelled before any node took it is not counted).</param>
+/// <param name="Cancelled">Jobs cancelled: by a node, or by the Cancel script before any node took them.</param>
 public sealed record QueueTotals(long Succeeded, long Retrying, long DeadLettered, long Failed, long Cancelled);
 
 /// <summary>
@@ -35,6 +35,10 @@ public sealed class QueueCensus(Func<IConnectionMultiplexer> redis, RedisKeys ke
     private readonly Lock _gate = new();
     private Task<IReadOnlyList<string>>? _refreshing;
     private (IReadOnlyList<string> Queues, DateTimeOffset At)? _discovered;
+    // Queues forgotten here, by the scan count when forgotten: a scan begun before a forget may still have found the
+    // queue, and must not bring it back.
+    private readonly Dictionary<string, long> _forgotten = new(StringComparer.Ordinal);
+    private long _scans;
 
     public async Task<IReadOnlyDictionary<string, (QueueCounts Jobs, QueueTotals Totals)>> CountAsync(IEnumerable<string> queues)
     {
@@ -80,6 +84,8 @@ public sealed class QueueCensus(Func<IConnectionMultiplexer> redis, RedisKeys ke
     private async Task<IReadOnlyList<string>> ScanAsync()
     {
         await Task.Yield(); // return to the caller first, which records this task before it can end
+        long scan;
+        lock (_gate) scan = ++_scans;
         try
         {
             var found = new SortedSet<string>(StringComparer.Ordinal);
@@ -88,8 +94,14 @@ public sealed class QueueCensus(Func<IConnectionMultiplexer> redis, RedisKeys ke
             foreach (var server in redis().GetServers().Where(s => s.IsConnected && !s.IsReplica))
                 await foreach (var key in server.KeysAsync(pattern: pattern, pageSize: 1000))
                     if (QueueOf(key!) is { } queue) found.Add(queue);
-            IReadOnlyList<string> queues = found.ToList();
-            lock (_gate) _discovered = (queues, _clock.GetUtcNow());
+            IReadOnlyList<string> queues;
+            lock (_gate)
+            {
+                queues = found.Where(name => !(_forgotten.TryGetValue(name, out var at) && at >= scan)).ToList();
+                foreach (var (name, at) in _forgotten.ToList())
+                    if (at < scan) _forgotten.Remove(name); // this scan began after that forget: it saw the truth
+                _discovered = (queues, _clock.GetUtcNow());
+            }
             return queues;
         }
         finally
@@ -101,8 +113,9 @@ public sealed class QueueCensus(Func<IConnectionMultiplexer> redis, RedisKeys ke
     /// <summary>
     /// Forgets a queue that holds nothing (no job ready, scheduled, running, waiting or dead, no recurring job): deletes
     /// its outcome totals, the key that kept it listed after its last job, and drops it from the list at once (other
-    /// nodes' lists within <see cref="DiscoveryCacheFor"/>). Returns null when forgotten, else the place that still
-    /// holds something; <see cref="KeyNotFoundException"/> when Redis holds nothing of the queue at all.
+    /// nodes' lists at their next scan). Returns null when forgotten, else the place that still holds something (ready,
+    /// scheduled, leased, waiting, dead or recurring); <see cref="KeyNotFoundException"/> when Redis holds nothing of
+    /// the queue at all.
     /// </summary>
     public async Task<string?> ForgetAsync(string queue)
     {
@@ -111,13 +124,16 @@ public sealed class QueueCensus(Func<IConnectionMultiplexer> redis, RedisKeys ke
             [q.Ready, q.Scheduled, q.Leased, q.Waiting, q.Dead, q.Recurring, q.Stats]);
         if (held is { Length: > 0 } and not "nothing") return held;
         lock (_gate)
+        {
+            _forgotten[queue] = _scans;
             if (_discovered is { } known) _discovered = (known.Queues.Where(name => name != queue).ToList(), known.At);
+        }
         return held == "nothing" ? throw new KeyNotFoundException($"No queue '{queue}': Redis holds nothing of it.") : null;
     }
 
     // Empty sets, lists and hashes do not exist in Redis, so EXISTS tells whether a place holds anything.
     private const string ForgetScript = """
-        local places = {'ready jobs', 'scheduled jobs', 'running jobs', 'split parents waiting for their children', 'dead letters', 'recurring jobs'}
+        local places = {'ready', 'scheduled', 'leased', 'waiting', 'dead', 'recurring'}
         for i = 1, 6 do
           if redis.call('EXISTS', KEYS[i]) == 1 then return places[i] end
         end
