@@ -71,6 +71,30 @@ public sealed class SplitCoordinatorSpecs(BrokerFixture brokers, ITestOutputHelp
     }
 
     [Fact]
+    public async Task A_purge_keeps_the_dead_letters_of_a_parent_still_waiting_and_takes_them_once_it_finished()
+    {
+        // Under Collect the parent waits for its other children; its coordinator may still read the dead child's record.
+        var url = brokers.Url(BrokerKind.Redis);
+        await using var node = await TestNode.StartAsync(url, _prefix, o => o.Concurrency = 2,
+            jobs => jobs.AddTask<FailThenWaitTask>("fail_then_wait", splitting: new SplitOptions { OnChildFailure = ChildFailurePolicy.Collect })
+                .AddTask<ValueAfterTask>("value_after"));
+        var parent = await node.Client.EnqueueAsync("fail_then_wait", new ValueAfterArgs(5, 3_000));
+        await WaitUntilAsync(async () => (await node.Client.GetAsync(parent + ".0"))?.State == JobState.DeadLettered, "the dead child");
+
+        var whileWaiting = await node.Client.PurgeDeadLettersAsync("default");
+        var parentThen = (await node.Client.GetAsync(parent))!.State;
+        var job = await node.Client.WaitAsync(parent, Wait);
+        var afterwards = await node.Client.PurgeDeadLettersAsync("default");
+
+        Assert.Equal(0, whileWaiting);
+        Assert.Equal(JobState.Waiting, parentThen);
+        Assert.Equal(JobState.Succeeded, job.State);
+        Assert.Equal(5, job.ResultAs<long>());
+        Assert.Equal(1, afterwards);
+        Assert.Null(await node.Client.GetAsync(parent + ".0"));
+    }
+
+    [Fact]
     public async Task A_journal_left_by_an_earlier_job_with_the_same_id_is_not_replayed_into_a_new_split()
     {
         // An earlier job with this id split, and its coordinator died after ending it but before deleting its journal.
@@ -169,6 +193,19 @@ public sealed class StaleSplitJournal : Akka.Persistence.ReceivePersistentActor
     }
 
     public override string PersistenceId { get; }
+}
+
+/// <summary>Splits into a `fail` child (dead-lettered at once) and a `value_after` child; sums what succeeded.</summary>
+public sealed class FailThenWaitTask : IJobHandler<ValueAfterArgs, long>, IJobReducer<long>
+{
+    public Task<long> HandleAsync(ValueAfterArgs args, JobContext job, CancellationToken ct)
+    {
+        job.Split([new ChildJob("fail", new { message = "dead at once" }), new ChildJob("value_after", args)]);
+        return Task.FromResult(0L);
+    }
+
+    public Task<long> ReduceAsync(IReadOnlyList<ChildOutcome<long>> children, JobContext job, CancellationToken ct) =>
+        Task.FromResult(children.Where(c => c.Succeeded).Sum(c => c.Result));
 }
 
 public sealed record NestArgs(int Depth);
