@@ -377,17 +377,43 @@ public sealed partial class JobClient : IAsyncDisposable
         return envelope.Id;
     }
 
-    /// <summary>Replays every dead letter of <paramref name="queue"/> (of <paramref name="task"/> only, if given); returns the new ids.</summary>
+    /// <summary>
+    /// Replays every dead letter of <paramref name="queue"/> (of <paramref name="task"/> only, if given); returns the new
+    /// ids. It goes through the dead list as it was when called, oldest first, 200 at a time, like the purge: a replay
+    /// that fails again meanwhile is a new dead letter at the list's end and is not replayed again (or the call would
+    /// chase a failing task for ever). Letters it cannot replay (no readable envelope, replayed already, record gone)
+    /// stay where they are and are stepped over.
+    /// </summary>
     public async Task<IReadOnlyList<string>> ReplayAllAsync(string queue, string? task = null)
     {
+        var q = _keys.Queue(queue);
         var replayed = new List<string>();
-        while (true)
+        var left = await Db.ListLengthAsync(q.Dead).ConfigureAwait(false);
+        long kept = 0; // letters before the read position that stay (a replay takes its letter out of the list)
+        while (left > 0)
         {
-            var batch = await ListDeadLettersAsync(queue, task, offset: 0, count: 200).ConfigureAwait(false);
-            var candidates = batch.Where(j => j.Envelope is not null && j.ReplayedAs is null).ToList();
-            if (candidates.Count == 0) return replayed;
-            foreach (var job in candidates) replayed.Add(await ReplayAsync(job.Id).ConfigureAwait(false));
+            var ids = (await Db.ListRangeAsync(q.Dead, kept, kept + Math.Min(left, 200) - 1).ConfigureAwait(false))
+                .Select(id => (string)id!).ToList();
+            if (ids.Count == 0) break;
+            var jobs = new Dictionary<string, JobInfo>();
+            foreach (var info in await GetManyAsync(ids).ConfigureAwait(false)) jobs.TryAdd(info.Id, info);
+            foreach (var id in ids)
+            {
+                left--;
+                if (jobs.GetValueOrDefault(id) is not { Envelope: not null, ReplayedAs: null } job || (task is not null && job.Task != task))
+                {
+                    kept++;
+                    continue;
+                }
+                try { replayed.Add(await ReplayAsync(id).ConfigureAwait(false)); }
+                catch (Exception e) when (e is InvalidOperationException or KeyNotFoundException)
+                {
+                    // Replayed, purged or changed by another caller meanwhile: step over it if it is still in the list.
+                    if (await Db.ListGetByIndexAsync(q.Dead, kept).ConfigureAwait(false) == id) kept++;
+                }
+            }
         }
+        return replayed;
     }
 
     /// <summary>

@@ -68,6 +68,30 @@ public sealed class SupervisionSpecs(BrokerFixture brokers)
         Assert.Single(await client.ListDeadLettersAsync("default", task: "not_deployed_yet"));
     }
 
+    [Fact]
+    public async Task Replay_all_goes_through_the_dead_letters_as_they_were_when_called_and_does_not_chase_replays_that_fail_again()
+    {
+        await using var node = await TestNode.StartAsync(brokers.Url(BrokerKind.Redis), _prefix);
+        var client = node.Client;
+        var once = new EnqueueOptions { MaxAttempts = 1 };
+        var failing = new List<string>();
+        var unknown = new List<string>();
+        for (var i = 0; i < 30; i++)
+        {
+            failing.Add(await client.EnqueueAsync("fail", new { message = $"boom {i}" }, once));
+            if (i % 10 == 0) unknown.Add(await client.EnqueueAsync("not_deployed_yet", new[] { i }, once));
+        }
+        foreach (var id in failing.Concat(unknown)) await client.WaitAsync(id, Wait);
+
+        // Each replay dies again at once (one attempt) while the call is still going: a new dead letter at the end.
+        var replayed = await client.ReplayAllAsync("default", task: "fail").WaitAsync(Wait);
+        foreach (var id in replayed) await client.WaitAsync(id, Wait);
+
+        Assert.Equal(failing.Order(), (await client.GetManyAsync(replayed)).Select(j => j.ReplayOf!).Order());
+        var dead = await client.ListDeadLettersAsync("default", count: 1000);
+        Assert.Equal(unknown.Concat(replayed).Order(), dead.Select(j => j.Id).Order()); // the other task's letters stayed
+    }
+
     [Theory, InlineData(BrokerKind.Redis), InlineData(BrokerKind.Garnet)]
     public async Task A_hard_timeout_frees_the_slot_of_a_handler_that_never_returns_while_other_jobs_keep_flowing(BrokerKind kind)
     {
