@@ -352,11 +352,23 @@ public sealed partial class JobClient : IAsyncDisposable
 
     /// <summary>
     /// Replays a dead-lettered job: a new job with the same task and arguments, fresh attempts, and <c>replay_of</c>
-    /// pointing at the original (whose record gets <c>replayed_as</c>). Returns the new job's id.
+    /// pointing at the original (whose record gets <c>replayed_as</c>). Returns the new job's id. Sent again while Redis
+    /// cannot be reached, for up to <see cref="JobClientOptions.CallRetryFor"/> (a try that finds the job replayed as the
+    /// very id it sent answers that id: an earlier try landed); then throws <see cref="RedisUnavailableException"/>.
     /// </summary>
-    public async Task<string> ReplayAsync(string jobId)
+    public Task<string> ReplayAsync(string jobId) => ReplayAsync(jobId, CancellationToken.None);
+
+    /// <inheritdoc cref="ReplayAsync(string)"/>
+    /// <param name="ct">Stops the tries while Redis cannot be reached (a try already sent may still land).</param>
+    public async Task<string> ReplayAsync(string jobId, CancellationToken ct)
     {
-        var old = await GetAsync(jobId).ConfigureAwait(false) ?? throw new KeyNotFoundException($"No job '{jobId}'.");
+        var old = await GetAsync(jobId, ct).ConfigureAwait(false) ?? throw new KeyNotFoundException($"No job '{jobId}'.");
+        return await ReplayAsync(old, ct).ConfigureAwait(false);
+    }
+
+    private async Task<string> ReplayAsync(JobInfo old, CancellationToken ct)
+    {
+        var jobId = old.Id;
         if (old.State != JobState.DeadLettered)
             throw new InvalidOperationException($"Job '{jobId}' is {old.State.ToWire()}, not dead-lettered: only dead letters are replayed.");
         if (old.ReplayedAs is not null)
@@ -370,10 +382,21 @@ public sealed partial class JobClient : IAsyncDisposable
             RootId = original.RootId, IdempotencyKey = null,
         };
         var score = JobIds.ReadyScore(envelope.Priority, now);
-        var replayed = (long)await Db.ScriptEvaluateAsync(ProducerScripts.Replay, [q.Job(jobId), q.Dead, q.Ready, q.Job(envelope.Id)],
-            [jobId, envelope.Id, ProtocolJson.Serialize(envelope), now, score, q.WakeChannel, q.EventsChannel, envelope.Task,
-             (long)_options.RecordTtl.TotalMilliseconds]).ConfigureAwait(false);
-        if (replayed != 1) throw new InvalidOperationException($"Job '{jobId}' was replayed or changed meanwhile.");
+        RedisKey[] keys = [q.Job(jobId), q.Dead, q.Ready, q.Job(envelope.Id)];
+        RedisValue[] args = [jobId, envelope.Id, ProtocolJson.Serialize(envelope), now, score, q.WakeChannel, q.EventsChannel,
+            envelope.Task, (long)_options.RecordTtl.TotalMilliseconds];
+        bool replayed;
+        try
+        {
+            replayed = await _calls.RunAsync((Db, keys, args, ct), static async (s, resent) =>
+            {
+                if ((long)await s.Db.ScriptEvaluateAsync(ProducerScripts.Replay, s.keys, s.args).WaitAsync(s.ct).ConfigureAwait(false) == 1) return true;
+                // Sent again and refused: the job may be replayed as this very id by a try whose reply was lost.
+                return resent && await s.Db.HashGetAsync(s.keys[0], "replayed_as").WaitAsync(s.ct).ConfigureAwait(false) == s.args[1];
+            }, ct).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (RedisConnection.IsUnreachable(ex)) { throw Unreachable("replay", jobId, ex, _calls); }
+        if (!replayed) throw new InvalidOperationException($"Job '{jobId}' was replayed or changed meanwhile.");
         return envelope.Id;
     }
 
@@ -405,10 +428,10 @@ public sealed partial class JobClient : IAsyncDisposable
                     kept++;
                     continue;
                 }
-                try { replayed.Add(await ReplayAsync(id).ConfigureAwait(false)); }
-                catch (Exception e) when (e is InvalidOperationException or KeyNotFoundException)
+                try { replayed.Add(await ReplayAsync(job, CancellationToken.None).ConfigureAwait(false)); }
+                catch (InvalidOperationException)
                 {
-                    // Replayed, purged or changed by another caller meanwhile: step over it if it is still in the list.
+                    // Replayed or changed by another caller meanwhile: step over it if it is still in the list.
                     if (await Db.ListGetByIndexAsync(q.Dead, kept).ConfigureAwait(false) == id) kept++;
                 }
             }

@@ -30,11 +30,12 @@ public sealed record JobClientOptions
     /// </summary>
     public TimeSpan EnqueueRetryFor { get; init; } = TimeSpan.FromSeconds(10);
     /// <summary>
-    /// How long <see cref="JobClient.GetAsync(string)"/> and <see cref="JobClient.CancelAsync(string)"/> keep trying while
+    /// How long <see cref="JobClient.GetAsync(string)"/>, <see cref="JobClient.CancelAsync(string)"/> and
+    /// <see cref="JobClient.ReplayAsync(string)"/> keep trying while
     /// Redis cannot be reached (a restart, a failover, <c>LOADING</c>) before they give up with a
     /// <see cref="RedisUnavailableException"/> (default 10 s; <see cref="TimeSpan.Zero"/>: one try, as the operator API
-    /// uses, which answers 503 at once). Both are safe to send again: a read changes nothing, and a cancel that finds its
-    /// job cancelled on a later try answers true.
+    /// uses, which answers 503 at once). Each is safe to send again: a read changes nothing, a cancel that finds its
+    /// job cancelled on a later try answers true, and a replay that finds its job replayed as the id it sent answers it.
     /// </summary>
     public TimeSpan CallRetryFor { get; init; } = TimeSpan.FromSeconds(10);
 }

@@ -113,7 +113,10 @@ public sealed class ProducerOutageSpecs
         await using var redis = await RedisServer.StartBinaryAsync(extraArgs: "--enable-debug-command local");
         // A client that gives up on a reply after 500 ms, and Redis busy for 3 s: the first try times out while it waits
         // in Redis, then runs (cancelling the job); the second finds the job cancelled.
-        await using var client = await JobClient.ConnectAsync(RedisConnection.Parse(redis.Url) + ",asyncTimeout=500,syncTimeout=500");
+        // Built on its own connection, not ConnectAsync: loading the Enqueue script at connect, in one try, could time out
+        // at 500 ms on a busy machine (it did once); the enqueue below tries again.
+        using var impatient = await ConnectionMultiplexer.ConnectAsync(RedisConnection.Parse(redis.Url) + ",asyncTimeout=500,syncTimeout=500");
+        await using var client = new JobClient(impatient);
         var id = await client.EnqueueAsync("add", new[] { 1, 2 });
         using var admin = await ConnectionMultiplexer.ConnectAsync(RedisConnection.Parse(redis.Url) + ",allowAdmin=true,asyncTimeout=10000,syncTimeout=10000");
         var busy = admin.GetServer(admin.GetEndPoints()[0]).ExecuteAsync("DEBUG", "SLEEP", 3);
@@ -126,6 +129,36 @@ public sealed class ProducerOutageSpecs
         await busy;
         Assert.Equal(JobState.Cancelled, (await client.GetAsync(id))!.State);
         Assert.Equal("1", (string?)await admin.GetDatabase().HashGetAsync(client.Keys.Queue("default").Stats, "cancelled")); // cancelled once
+    }
+
+    [Fact]
+    public async Task A_replay_whose_first_try_landed_but_timed_out_answers_the_new_job_when_sent_again()
+    {
+        await using var redis = await RedisServer.StartBinaryAsync();
+        // Built on its own connection, not ConnectAsync: loading the Enqueue script at connect, in one try, could time out
+        // at 500 ms on a busy machine (it did once); the enqueue below tries again.
+        using var impatient = await ConnectionMultiplexer.ConnectAsync(RedisConnection.Parse(redis.Url) + ",asyncTimeout=500,syncTimeout=500");
+        await using var client = new JobClient(impatient);
+        var id = await client.EnqueueAsync("add", new[] { 1, 2 });
+        using var admin = await ConnectionMultiplexer.ConnectAsync(RedisConnection.Parse(redis.Url) + ",allowAdmin=true");
+        var db = admin.GetDatabase();
+        var q = client.Keys.Queue("default");
+        // Dead-lettered as a node leaves it (no node here: the spec is about the client's tries).
+        await db.SortedSetRemoveAsync(q.Ready, id);
+        await db.HashSetAsync(q.Job(id), "state", "dead_lettered");
+        await db.ListRightPushAsync(q.Dead, id);
+        // Writes (scripts) held for 3 s, reads not: the replay reads the job, its script waits in Redis past the client's
+        // 500 ms, is sent again (and again), and runs when the pause ends; the tries after it find the job replayed.
+        await admin.GetServer(admin.GetEndPoints()[0]).ExecuteAsync("CLIENT", "PAUSE", 3000, "WRITE");
+
+        var clock = Stopwatch.StartNew();
+        var newId = await client.ReplayAsync(id);
+        Assert.True(clock.Elapsed > TimeSpan.FromSeconds(1), $"the replay answered in {clock.Elapsed}, before the pause ended: its first try did not time out");
+
+        Assert.Equal(newId, (await client.GetAsync(id))!.ReplayedAs);
+        Assert.Equal(id, (await client.GetAsync(newId))!.ReplayOf);
+        Assert.Equal(0, await db.ListLengthAsync(q.Dead));
+        Assert.Equal(1, await db.SortedSetLengthAsync(q.Ready)); // replayed once
     }
 
     [Fact]
