@@ -35,8 +35,11 @@ public sealed partial class JobClient
         EnqueueCall(template with { Id = RecurringRules.JobId(options.Queue, name, LongestRunMs), EnqueuedAt = now });
         var q = _keys.Queue(options.Queue);
         ct.ThrowIfCancellationRequested();
-        await Db.ScriptEvaluateAsync(ProducerScripts.UpsertRecurring, [q.RecurringSchedule(name), q.Recurring],
-            [name, cron.Trim(), options.TimeZone, ProtocolJson.Serialize(template), next, now]).ConfigureAwait(false);
+        // Sent again while Redis cannot be reached: writing the same schedule twice keeps its next run (an app declaring its
+        // schedules at start while Redis restarts starts once Redis is back).
+        RedisValue[] values = [name, cron.Trim(), options.TimeZone, ProtocolJson.Serialize(template), next, now];
+        await CallAsync($"write recurring job '{name}' of queue '{options.Queue}'",
+            db => db.ScriptEvaluateAsync(ProducerScripts.UpsertRecurring, [q.RecurringSchedule(name), q.Recurring], values), ct).ConfigureAwait(false);
         return await GetRecurringAsync(options.Queue, name).ConfigureAwait(false)
             ?? throw new InvalidOperationException($"Recurring job '{name}' was removed while it was written.");
     }
@@ -45,23 +48,29 @@ public sealed partial class JobClient
     private const long LongestRunMs = 9_999_999_999_999;
 
     /// <summary>The recurring schedule <paramref name="name"/> of <paramref name="queue"/>; null when there is none.</summary>
-    public async Task<RecurringJob?> GetRecurringAsync(string queue, string name)
+    public Task<RecurringJob?> GetRecurringAsync(string queue, string name)
     {
         RecurringRules.ValidateName(name);
         var q = _keys.Queue(queue);
-        var batch = Db.CreateBatch();
-        var score = batch.SortedSetScoreAsync(q.Recurring, name);
-        var fields = batch.HashGetAllAsync(q.RecurringSchedule(name));
-        batch.Execute();
-        return await score.ConfigureAwait(false) is { } s ? await ReadAsync(queue, name, s, fields).ConfigureAwait(false) : null;
+        return CallAsync($"read recurring job '{name}' of queue '{queue}'", async db =>
+        {
+            var batch = db.CreateBatch();
+            var score = batch.SortedSetScoreAsync(q.Recurring, name);
+            var fields = batch.HashGetAllAsync(q.RecurringSchedule(name));
+            batch.Execute();
+            return await score.ConfigureAwait(false) is { } s ? await ReadAsync(queue, name, s, fields).ConfigureAwait(false) : null;
+        });
     }
 
     /// <summary>The recurring schedules of <paramref name="queue"/>, soonest next run first (those that run no more last).</summary>
-    public async Task<IReadOnlyList<RecurringJob>> ListRecurringAsync(string queue)
+    public Task<IReadOnlyList<RecurringJob>> ListRecurringAsync(string queue) =>
+        CallAsync($"list the recurring jobs of queue '{queue}'", db => ListRecurringAsync(db, queue));
+
+    private async Task<IReadOnlyList<RecurringJob>> ListRecurringAsync(IDatabase db, string queue)
     {
         var q = _keys.Queue(queue);
-        var names = await Db.SortedSetRangeByRankWithScoresAsync(q.Recurring).ConfigureAwait(false);
-        var batch = Db.CreateBatch();
+        var names = await db.SortedSetRangeByRankWithScoresAsync(q.Recurring).ConfigureAwait(false);
+        var batch = db.CreateBatch();
         var reads = names.Select(n => (Name: (string)n.Element!, n.Score, Fields: batch.HashGetAllAsync(q.RecurringSchedule((string)n.Element!)))).ToList();
         batch.Execute();
         var found = new List<RecurringJob>(reads.Count);

@@ -266,6 +266,20 @@ public sealed partial class JobClient : IAsyncDisposable
         new($"Could not {what} job '{jobId}': Redis could not be reached ({ex.Message}); tried {tries.Tried}.", ex) { Unreachable = true };
 
     /// <summary>
+    /// A call that is safe to send again (a read, a write that changes nothing the second time), sent again while Redis
+    /// cannot be reached for up to <see cref="JobClientOptions.CallRetryFor"/>; then a <see cref="RedisUnavailableException"/>
+    /// saying what could not be done (<paramref name="what"/>: "list the dead letters of queue 'emails'").
+    /// </summary>
+    private async Task<T> CallAsync<T>(string what, Func<IDatabase, Task<T>> call, CancellationToken ct = default)
+    {
+        try { return await _calls.RunAsync((Db, call, ct), static (s, _) => s.call(s.Db).WaitAsync(s.ct), ct).ConfigureAwait(false); }
+        catch (Exception ex) when (RedisConnection.IsUnreachable(ex))
+        {
+            throw new RedisUnavailableException($"Could not {what}: Redis could not be reached ({ex.Message}); tried {_calls.Tried}.", ex) { Unreachable = true };
+        }
+    }
+
+    /// <summary>
     /// Waits until the job reaches a terminal state (succeeded, failed, dead-lettered, cancelled) and returns it.
     /// Woken by Redis pub/sub, not by polling. Throws <see cref="TimeoutException"/> after <paramref name="timeout"/>.
     /// </summary>
@@ -304,183 +318,21 @@ public sealed partial class JobClient : IAsyncDisposable
     }
 
     /// <summary>
-    /// Dead-lettered jobs of <paramref name="queue"/>, oldest first, optionally only those of <paramref name="task"/>:
-    /// each with its error (why it was dead-lettered) and its history of failed attempts. Without a task, a page of the
-    /// dead list: <paramref name="offset"/> and <paramref name="count"/> are positions in it (an id whose record is gone
-    /// leaves its page one short); with one, they count that task's dead letters.
-    /// </summary>
-    public async Task<IReadOnlyList<JobInfo>> ListDeadLettersAsync(string queue, string? task = null, int offset = 0, int count = 100)
-    {
-        if (offset < 0 || count < 1) throw new ArgumentException("offset must be >= 0 and count >= 1.");
-        var q = _keys.Queue(queue);
-        // Every dead letter: the page straight from the list (a filter must read the records before it to skip them).
-        if (task is null)
-            return await GetManyAsync((await Db.ListRangeAsync(q.Dead, offset, (long)offset + count - 1).ConfigureAwait(false))
-                .Select(id => (string)id!).ToList()).ConfigureAwait(false);
-        var found = new List<JobInfo>();
-        var skipped = 0;
-        const int page = 500;
-        for (long start = 0; found.Count < count; start += page)
-        {
-            var ids = await Db.ListRangeAsync(q.Dead, start, start + page - 1).ConfigureAwait(false);
-            if (ids.Length == 0) break;
-            foreach (var info in await GetManyAsync(ids.Select(id => (string)id!).ToList()).ConfigureAwait(false))
-            {
-                if (task is not null && info.Task != task) continue;
-                if (skipped++ < offset) continue;
-                found.Add(info);
-                if (found.Count == count) break;
-            }
-        }
-        return found;
-    }
-
-    /// <summary>
     /// The jobs of <paramref name="jobIds"/> (all of one queue), read in one round trip, in the same order; those with no
-    /// record (expired, never there) are left out.
+    /// record (expired, never there) are left out. Read again while Redis cannot be reached, as <see cref="GetAsync(string)"/>.
     /// </summary>
-    public async Task<IReadOnlyList<JobInfo>> GetManyAsync(IReadOnlyList<string> jobIds)
+    public Task<IReadOnlyList<JobInfo>> GetManyAsync(IReadOnlyList<string> jobIds) =>
+        jobIds.Count == 0 ? Task.FromResult<IReadOnlyList<JobInfo>>([]) : CallAsync($"read {jobIds.Count} job(s)", db => ReadManyAsync(db, jobIds));
+
+    private async Task<IReadOnlyList<JobInfo>> ReadManyAsync(IDatabase db, IReadOnlyList<string> jobIds)
     {
-        var batch = Db.CreateBatch();
+        var batch = db.CreateBatch();
         var reads = jobIds.Where(JobIds.IsValid).Select(id => (Id: id, Fields: batch.HashGetAllAsync(_keys.ForJob(id).Job(id)))).ToList();
         batch.Execute();
         var jobs = new List<JobInfo>(reads.Count);
         foreach (var (id, fields) in reads)
             if (await fields.ConfigureAwait(false) is { Length: > 0 } entries) jobs.Add(JobRecord.Read(id, entries));
         return jobs;
-    }
-
-    /// <summary>
-    /// Replays a dead-lettered job: a new job with the same task and arguments, fresh attempts, and <c>replay_of</c>
-    /// pointing at the original (whose record gets <c>replayed_as</c>). Returns the new job's id. Sent again while Redis
-    /// cannot be reached, for up to <see cref="JobClientOptions.CallRetryFor"/> (a try that finds the job replayed as the
-    /// very id it sent answers that id: an earlier try landed); then throws <see cref="RedisUnavailableException"/>.
-    /// </summary>
-    public Task<string> ReplayAsync(string jobId) => ReplayAsync(jobId, CancellationToken.None);
-
-    /// <inheritdoc cref="ReplayAsync(string)"/>
-    /// <param name="ct">Stops the tries while Redis cannot be reached (a try already sent may still land).</param>
-    public async Task<string> ReplayAsync(string jobId, CancellationToken ct)
-    {
-        var old = await GetAsync(jobId, ct).ConfigureAwait(false) ?? throw new KeyNotFoundException($"No job '{jobId}'.");
-        return await ReplayAsync(old, ct).ConfigureAwait(false);
-    }
-
-    private async Task<string> ReplayAsync(JobInfo old, CancellationToken ct)
-    {
-        var jobId = old.Id;
-        if (old.State != JobState.DeadLettered)
-            throw new InvalidOperationException($"Job '{jobId}' is {old.State.ToWire()}, not dead-lettered: only dead letters are replayed.");
-        if (old.ReplayedAs is not null)
-            throw new InvalidOperationException($"Job '{jobId}' was replayed already, as '{old.ReplayedAs}'.");
-        var original = old.Envelope ?? throw new InvalidOperationException($"Job '{jobId}' has no readable envelope to replay.");
-        var q = _keys.ForJob(jobId);
-        var now = _options.Clock.GetUtcNow().ToUnixTimeMilliseconds();
-        var envelope = original with
-        {
-            Id = JobIds.New(q.Name), EnqueuedAt = now, NotBefore = null, Attempt = 0, ReplayOf = jobId,
-            RootId = original.RootId, IdempotencyKey = null,
-        };
-        var score = JobIds.ReadyScore(envelope.Priority, now);
-        RedisKey[] keys = [q.Job(jobId), q.Dead, q.Ready, q.Job(envelope.Id)];
-        RedisValue[] args = [jobId, envelope.Id, ProtocolJson.Serialize(envelope), now, score, q.WakeChannel, q.EventsChannel,
-            envelope.Task, (long)_options.RecordTtl.TotalMilliseconds];
-        bool replayed;
-        try
-        {
-            replayed = await _calls.RunAsync((Db, keys, args, ct), static async (s, resent) =>
-            {
-                if ((long)await s.Db.ScriptEvaluateAsync(ProducerScripts.Replay, s.keys, s.args).WaitAsync(s.ct).ConfigureAwait(false) == 1) return true;
-                // Sent again and refused: the job may be replayed as this very id by a try whose reply was lost.
-                return resent && await s.Db.HashGetAsync(s.keys[0], "replayed_as").WaitAsync(s.ct).ConfigureAwait(false) == s.args[1];
-            }, ct).ConfigureAwait(false);
-        }
-        catch (Exception ex) when (RedisConnection.IsUnreachable(ex)) { throw Unreachable("replay", jobId, ex, _calls); }
-        if (!replayed) throw new InvalidOperationException($"Job '{jobId}' was replayed or changed meanwhile.");
-        return envelope.Id;
-    }
-
-    /// <summary>
-    /// Replays every dead letter of <paramref name="queue"/> (of <paramref name="task"/> only, if given); returns the new
-    /// ids. It goes through the dead list as it was when called, oldest first, 200 at a time, like the purge: a replay
-    /// that fails again meanwhile is a new dead letter at the list's end and is not replayed again (or the call would
-    /// chase a failing task for ever). Letters it cannot replay (no readable envelope, replayed already, record gone)
-    /// stay where they are and are stepped over.
-    /// </summary>
-    public async Task<IReadOnlyList<string>> ReplayAllAsync(string queue, string? task = null)
-    {
-        var q = _keys.Queue(queue);
-        var replayed = new List<string>();
-        var left = await Db.ListLengthAsync(q.Dead).ConfigureAwait(false);
-        long kept = 0; // letters before the read position that stay (a replay takes its letter out of the list)
-        while (left > 0)
-        {
-            var ids = (await Db.ListRangeAsync(q.Dead, kept, kept + Math.Min(left, 200) - 1).ConfigureAwait(false))
-                .Select(id => (string)id!).ToList();
-            if (ids.Count == 0) break;
-            var jobs = new Dictionary<string, JobInfo>();
-            foreach (var info in await GetManyAsync(ids).ConfigureAwait(false)) jobs.TryAdd(info.Id, info);
-            foreach (var id in ids)
-            {
-                left--;
-                if (jobs.GetValueOrDefault(id) is not { Envelope: not null, ReplayedAs: null } job || (task is not null && job.Task != task))
-                {
-                    kept++;
-                    continue;
-                }
-                try { replayed.Add(await ReplayAsync(job, CancellationToken.None).ConfigureAwait(false)); }
-                catch (InvalidOperationException)
-                {
-                    // Replayed or changed by another caller meanwhile: step over it if it is still in the list.
-                    if (await Db.ListGetByIndexAsync(q.Dead, kept).ConfigureAwait(false) == id) kept++;
-                }
-            }
-        }
-        return replayed;
-    }
-
-    /// <summary>
-    /// Deletes the dead letters of <paramref name="queue"/> (of <paramref name="task"/> only, if given) for good, each
-    /// with its record and idempotency key (Sidekiq's "Delete All" of its dead set); returns how many. It goes through the
-    /// list as it was when called, oldest first, 500 at a time, so dead letters that arrive meanwhile stay. A child
-    /// whose split parent still waits is kept: its parent has yet to read its outcome.
-    /// </summary>
-    public async Task<long> PurgeDeadLettersAsync(string queue, string? task = null, CancellationToken ct = default)
-    {
-        var q = _keys.Queue(queue);
-        var left = await Db.ListLengthAsync(q.Dead).ConfigureAwait(false);
-        long purged = 0, kept = 0;
-        while (left > 0)
-        {
-            ct.ThrowIfCancellationRequested();
-            var ids = await Db.ListRangeAsync(q.Dead, kept, kept + Math.Min(left, 500) - 1).ConfigureAwait(false);
-            if (ids.Length == 0) break;
-            var batch = Db.CreateBatch();
-            var reads = ids.Select(id => (Id: (string)id!, Fields: batch.HashGetAsync(q.Job((string)id!), [(RedisValue)"task", "envelope", "parent"]))).ToList();
-            batch.Execute();
-            foreach (var (id, read) in reads)
-            {
-                left--;
-                var fields = await read.ConfigureAwait(false);
-                var waitingParent = !fields[2].IsNull &&
-                    await Db.HashGetAsync(q.Job((string)fields[2]!), "state").ConfigureAwait(false) == "waiting";
-                if ((task is not null && fields[0] != task) || waitingParent)
-                {
-                    kept++; // stays where it is: the next read starts after it
-                    continue;
-                }
-                var envelope = fields[1].IsNull ? null : TryEnvelope((string)fields[1]!);
-                RedisKey idempotency = envelope?.IdempotencyKey is { } key ? q.Idempotency(key) : q.Job(id);
-                purged += (long)await Db.ScriptEvaluateAsync(ProducerScripts.PurgeDead, [q.Dead, q.Job(id), idempotency], [id]).ConfigureAwait(false);
-            }
-        }
-        return purged;
-    }
-
-    private static JobEnvelope? TryEnvelope(string json)
-    {
-        try { return ProtocolJson.DeserializeEnvelope(json); }
-        catch (System.Text.Json.JsonException) { return null; } // a malformed one (why it died, perhaps) has no key to free
     }
 
     private IDatabase Db => _redis.GetDatabase();

@@ -7,8 +7,8 @@ namespace ClusterJobs.Protocol;
 
 /// <summary>
 /// Makes one Redis call again while Redis cannot be reached, for up to a budget from the first try (Celery's publish
-/// retry, ioredis's offline queue for BullMQ): an enqueue for <see cref="JobClientOptions.EnqueueRetryFor"/>, a read or a
-/// cancel for <see cref="JobClientOptions.CallRetryFor"/>. Only failures of reaching Redis are tried again; an error
+/// retry, ioredis's offline queue for BullMQ): an enqueue for <see cref="JobClientOptions.EnqueueRetryFor"/>, the other
+/// calls that are safe to send again (reads, a cancel, a replay, a schedule's write) for <see cref="JobClientOptions.CallRetryFor"/>. Only failures of reaching Redis are tried again; an error
 /// Redis answers with (a wrong type, a script error) is thrown at once. The first try runs outside the retry pipeline.
 /// </summary>
 internal sealed class RedisRetry

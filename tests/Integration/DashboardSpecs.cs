@@ -82,11 +82,19 @@ public sealed class DashboardSpecs(BrokerFixture brokers, ITestOutputHelper outp
         var replay = (await node.Client.GetAsync(dead))!.ReplayedAs!;
         Assert.Equal(JobState.DeadLettered, (await node.Client.WaitAsync(replay, Wait)).State); // "fail" fails again
         await Expect(letter).ToContainTextAsync(replay);
+        var replayAlls = 0;
+        page.Request += (_, request) => { if (request.Method == "POST" && request.Url.Contains("/dead/replay")) Interlocked.Increment(ref replayAlls); };
+        await page.Locator("#replay-all").DblClickAsync();
+        await Expect(page.Locator("[data-testid=message]")).ToHaveTextAsync("dead letters of default replayed");
+        Assert.Equal(1, replayAlls); // a double-click sends one replay-all, not two
+        var again = (await node.Client.GetAsync(replay))!.ReplayedAs!;
+        Assert.Equal(JobState.DeadLettered, (await node.Client.WaitAsync(again, Wait)).State);
+        await Expect(letter).ToContainTextAsync(again);
         page.Dialog += (_, dialog) => dialog.AcceptAsync();
         await page.GetByRole(AriaRole.Button, new() { Name = "Delete all" }).ClickAsync();
         await Expect(page.Locator("[data-testid=message]")).ToHaveTextAsync("dead letters of default deleted");
         await Expect(letter).ToHaveCountAsync(0);
-        Assert.Null(await node.Client.GetAsync(replay));
+        Assert.Null(await node.Client.GetAsync(again));
 
         await node.Client.AddOrUpdateRecurringAsync("weekly", "0 8 * * MON", "add", new[] { 2, 2 });
         await queue.GetByRole(AriaRole.Button, new() { Name = "Recurring" }).ClickAsync();

@@ -278,4 +278,51 @@ public sealed class ProducerClientSpecs(BrokerFixture brokers)
         var ex = await Assert.ThrowsAsync<RedisUnavailableException>(() => JobClient.ConnectAsync($"redis://127.0.0.1:{RedisServer.PortNoOneElseIsGiven()}"));
         Assert.Contains("Could not connect to Redis", ex.Message);
     }
+
+    [Fact]
+    public async Task Replay_all_and_purge_go_through_every_dead_letter_across_pages_and_step_over_those_they_must_leave()
+    {
+        var (client, redis) = await Connect(BrokerKind.Redis);
+        var db = redis.GetDatabase();
+        var q = client.Keys.Queue("q");
+        async Task<string> DeadLetter(string task, bool withEnvelope = true, bool replayed = false)
+        {
+            var id = await client.EnqueueAsync(task, new[] { 1 }, new EnqueueOptions { Queue = "q" });
+            await db.SortedSetRemoveAsync(q.Ready, id); // dead-lettered as a node leaves it
+            await db.HashSetAsync(q.Job(id), "state", "dead_lettered");
+            if (!withEnvelope) await db.HashDeleteAsync(q.Job(id), "envelope");
+            if (replayed) await db.HashSetAsync(q.Job(id), "replayed_as", "q:elsewhere");
+            await db.ListRightPushAsync(q.Dead, id);
+            return id;
+        }
+        // A first page and more of letters replay-all cannot replay, then the ones it can among others it must leave.
+        var unreadable = new List<string>();
+        for (var i = 0; i < 210; i++) unreadable.Add(await DeadLetter("add", withEnvelope: false));
+        var replayable = new List<string>();
+        var others = new List<string>();
+        for (var i = 0; i < 30; i++)
+        {
+            replayable.Add(await DeadLetter("add"));
+            if (i % 3 == 0) others.Add(await DeadLetter("other"));
+            if (i % 10 == 0) others.Add(await DeadLetter("add", replayed: true));
+            if (i % 10 == 5)
+            {
+                var gone = JobIds.New("q");
+                await db.ListRightPushAsync(q.Dead, gone); // its record expired
+                others.Add(gone);
+            }
+        }
+
+        var replayed = await client.ReplayAllAsync("q", task: "add");
+
+        Assert.Equal(replayable.Order(), (await client.GetManyAsync(replayed)).Select(j => j.ReplayOf!).Order());
+        var left = (await db.ListRangeAsync(q.Dead)).Select(id => (string)id!).ToList();
+        Assert.Equal(unreadable.Concat(others.Where(left.Contains)), left); // the others stayed, in their order
+        Assert.Equal(others.Count, left.Count - unreadable.Count);
+
+        Assert.Equal(10, await client.PurgeDeadLettersAsync("q", task: "other"));
+        Assert.Equal(left.Count - 10, await db.ListLengthAsync(q.Dead));
+        Assert.Equal(left.Count - 10, await client.PurgeDeadLettersAsync("q")); // the gone ids' too
+        Assert.Equal(0, await db.ListLengthAsync(q.Dead));
+    }
 }

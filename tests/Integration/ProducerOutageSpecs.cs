@@ -108,6 +108,43 @@ public sealed class ProducerOutageSpecs
     }
 
     [Fact]
+    public async Task Lists_and_schedules_read_or_written_while_Redis_restarts_are_sent_again_and_answer_once_it_is_back()
+    {
+        await using var redis = await RestartableRedis.StartAsync();
+        await using var client = await JobClient.ConnectAsync(redis.Current.Url);
+        var id = await client.EnqueueAsync("add", new[] { 1, 2 });
+        await client.AddOrUpdateRecurringAsync("nightly", "0 3 * * *", "report");
+        using (var admin = await RedisConnection.ConnectAsync(redis.Current.Url))
+        {
+            var q = client.Keys.Queue("default");
+            var db = admin.GetDatabase();
+            await db.SortedSetRemoveAsync(q.Ready, id); // dead-lettered as a node leaves it
+            await db.HashSetAsync(q.Job(id), "state", "dead_lettered");
+            await db.ListRightPushAsync(q.Dead, id);
+        }
+        redis.Current.Kill();
+
+        var jobs = client.GetManyAsync([id]);
+        var dead = client.ListDeadLettersAsync("default");
+        var deadOfTask = client.ListDeadLettersAsync("default", task: "add");
+        var schedules = client.ListRecurringAsync("default");
+        var schedule = client.GetRecurringAsync("default", "nightly");
+        var written = client.AddOrUpdateRecurringAsync("hourly", "0 * * * *", "report");
+        Task[] calls = [jobs, dead, deadOfTask, schedules, schedule, written];
+        await Task.Delay(1_000);
+        Assert.All(calls, call => Assert.False(call.IsCompleted, call.Exception?.ToString()));
+        await redis.RestartAsync();
+
+        Assert.Equal(id, Assert.Single(await jobs).Id);
+        Assert.Equal(id, Assert.Single(await dead).Id);
+        Assert.Equal(id, Assert.Single(await deadOfTask).Id);
+        Assert.Contains("nightly", (await schedules).Select(s => s.Name));
+        Assert.Equal("0 3 * * *", (await schedule)!.Cron);
+        Assert.Equal("0 * * * *", (await written).Cron);
+        Assert.Equal(["hourly", "nightly"], (await client.ListRecurringAsync("default")).Select(s => s.Name).Order());
+    }
+
+    [Fact]
     public async Task A_cancel_whose_first_try_landed_but_timed_out_answers_true_when_sent_again()
     {
         await using var redis = await RedisServer.StartBinaryAsync(extraArgs: "--enable-debug-command local");

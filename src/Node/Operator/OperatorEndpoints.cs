@@ -81,8 +81,8 @@ public static class OperatorEndpoints
         }));
         changes.MapPut("/queues/{queue}/limits", (string queue, JsonElement body, OperatorApi ops) =>
             Answer(ops, async () => Json(await ops.ChangeAsync(queue, c => c.ChangeAsync(queue, Limits(body))))));
-        changes.MapPost("/queues/{queue}/dead/replay", (string queue, string? task, OperatorApi ops) =>
-            Answer(ops, async () => Json(new Replayed(await Conflict(() => ops.Jobs.ReplayAllAsync(queue, task))))));
+        changes.MapPost("/queues/{queue}/dead/replay", (string queue, string? task, OperatorApi ops, HttpContext http) =>
+            Answer(ops, async () => Json(new Replayed(await ops.Jobs.ReplayAllAsync(queue, task, http.RequestAborted)))));
         changes.MapDelete("/queues/{queue}/dead", (string queue, string? task, OperatorApi ops, HttpContext http) =>
             Answer(ops, async () => Json(new Purged(await ops.Jobs.PurgeDeadLettersAsync(queue, task, http.RequestAborted)))));
         changes.MapPut("/queues/{queue}/recurring/{name}", (string queue, string name, JsonElement body, OperatorApi ops, HttpContext http) =>
@@ -144,8 +144,8 @@ public static class OperatorEndpoints
                 _ => Problem(409, "Not cancelled", $"Job '{id}' is {job.State.ToWire()}: it finished before it could be cancelled."),
             };
         }));
-        changes.MapPost("/jobs/{id}/replay", (string id, OperatorApi ops) =>
-            Answer(ops, async () => Json(new Replayed([await Conflict(() => ops.Jobs.ReplayAsync(CheckedId(id)))]))));
+        changes.MapPost("/jobs/{id}/replay", (string id, OperatorApi ops, HttpContext http) =>
+            Answer(ops, async () => Json(new Replayed([await Conflict(() => ops.Jobs.ReplayAsync(CheckedId(id), http.RequestAborted))]))));
         return group;
     }
 
