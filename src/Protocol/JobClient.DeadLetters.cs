@@ -100,7 +100,11 @@ public sealed partial class JobClient
     /// a call that fails midway has replayed what it returned no id for, and those letters have left the list: calling it
     /// again replays the rest.
     /// </summary>
-    public async Task<IReadOnlyList<string>> ReplayAllAsync(string queue, string? task = null, CancellationToken ct = default)
+    public Task<IReadOnlyList<string>> ReplayAllAsync(string queue, string? task = null) => ReplayAllAsync(queue, task, CancellationToken.None);
+
+    /// <inheritdoc cref="ReplayAllAsync(string, string?)"/>
+    /// <param name="ct">Stops the walk between letters (those replayed before stay replayed).</param>
+    public async Task<IReadOnlyList<string>> ReplayAllAsync(string queue, string? task, CancellationToken ct)
     {
         var q = _keys.Queue(queue);
         var replayed = new List<string>();
@@ -109,7 +113,7 @@ public sealed partial class JobClient
         while (await walk.NextAsync(200, ct).ConfigureAwait(false) is { Count: > 0 } ids)
         {
             var jobs = new Dictionary<string, JobInfo>();
-            foreach (var info in await GetManyAsync(ids).ConfigureAwait(false)) jobs.TryAdd(info.Id, info);
+            foreach (var info in await CallAsync(walk.What, db => ReadManyAsync(db, ids), ct).ConfigureAwait(false)) jobs.TryAdd(info.Id, info);
             foreach (var id in ids)
             {
                 if (made.Contains(id) || jobs.GetValueOrDefault(id) is not { State: JobState.DeadLettered, Envelope: not null, ReplayedAs: null } job ||
@@ -121,6 +125,7 @@ public sealed partial class JobClient
                 try
                 {
                     var newId = await ReplayAsync(job, ct).ConfigureAwait(false);
+                    walk.TookOut();
                     replayed.Add(newId);
                     made.Add(newId);
                 }
@@ -134,7 +139,8 @@ public sealed partial class JobClient
     /// Deletes the dead letters of <paramref name="queue"/> (of <paramref name="task"/> only, if given) for good, each
     /// with its record and idempotency key (Sidekiq's "Delete All" of its dead set); returns how many. It goes through the
     /// list as it was when called, oldest first, 500 at a time (<see cref="DeadListWalk"/>), so dead letters that arrive
-    /// meanwhile stay. A child whose split parent still waits is kept: its parent has yet to read its outcome.
+    /// meanwhile stay. A child whose split parent still waits is kept: its parent has yet to read its outcome. Each step
+    /// is sent again while Redis cannot be reached (<see cref="JobClientOptions.CallRetryFor"/>).
     /// </summary>
     public async Task<long> PurgeDeadLettersAsync(string queue, string? task = null, CancellationToken ct = default)
     {
@@ -143,14 +149,13 @@ public sealed partial class JobClient
         var walk = await DeadListWalk.StartAsync(this, q.Dead, $"purge the dead letters of queue '{queue}'", ct).ConfigureAwait(false);
         while (await walk.NextAsync(500, ct).ConfigureAwait(false) is { Count: > 0 } ids)
         {
-            var batch = Db.CreateBatch();
-            var reads = ids.Select(id => (Id: id, Fields: batch.HashGetAsync(q.Job(id), [(RedisValue)"task", "envelope", "parent"]))).ToList();
-            batch.Execute();
-            foreach (var (id, read) in reads)
+            var records = await CallAsync(walk.What, db => ReadForPurgeAsync(db, q, ids), ct).ConfigureAwait(false);
+            foreach (var (id, fields) in ids.Zip(records))
             {
-                var fields = await read.ConfigureAwait(false);
-                var waitingParent = !fields[2].IsNull &&
-                    await Db.HashGetAsync(q.Job((string)fields[2]!), "state").ConfigureAwait(false) == "waiting";
+                ct.ThrowIfCancellationRequested();
+                var parent = fields[2];
+                var waitingParent = !parent.IsNull &&
+                    await CallAsync(walk.What, db => db.HashGetAsync(q.Job((string)parent!), "state"), ct).ConfigureAwait(false) == "waiting";
                 if ((task is not null && fields[0] != task) || waitingParent)
                 {
                     walk.Stays(id);
@@ -158,79 +163,28 @@ public sealed partial class JobClient
                 }
                 var envelope = fields[1].IsNull ? null : TryEnvelope((string)fields[1]!);
                 RedisKey idempotency = envelope?.IdempotencyKey is { } key ? q.Idempotency(key) : q.Job(id);
-                purged += (long)await Db.ScriptEvaluateAsync(ProducerScripts.PurgeDead, [q.Dead, q.Job(id), idempotency], [id]).ConfigureAwait(false);
+                // Safe to send again: a second send finds the letter gone and deletes nothing (the count is one short).
+                var deleted = (long)await CallAsync(walk.What,
+                    db => db.ScriptEvaluateAsync(ProducerScripts.PurgeDead, [q.Dead, q.Job(id), idempotency], [id]), ct).ConfigureAwait(false);
+                if (deleted == 1) walk.TookOut();
+                purged += deleted;
             }
         }
         return purged;
+    }
+
+    /// <summary>The fields a purge decides by (task, envelope, parent) of each letter, in one round trip.</summary>
+    private static async Task<RedisValue[][]> ReadForPurgeAsync(IDatabase db, QueueKeys q, IReadOnlyList<string> ids)
+    {
+        var batch = db.CreateBatch();
+        var reads = ids.Select(id => batch.HashGetAsync(q.Job(id), [(RedisValue)"task", "envelope", "parent"])).ToList();
+        batch.Execute();
+        return await Task.WhenAll(reads).ConfigureAwait(false); // every read awaited: none left unobserved when one fails
     }
 
     private static JobEnvelope? TryEnvelope(string json)
     {
         try { return ProtocolJson.DeserializeEnvelope(json); }
         catch (System.Text.Json.JsonException) { return null; } // a malformed one (why it died, perhaps) has no key to free
-    }
-
-    /// <summary>
-    /// A walk through a dead list as it was when the walk began, for calls that take letters out of it as they go
-    /// (replay-all, purge) while nodes append new ones at its end. It goes by position, page by page, and keeps its place
-    /// by the letters that stayed: it reads from just after the last letter that stayed, and when that letter is no longer
-    /// where it was (someone else took letters out behind it) it starts again from the list's head, so no old letter is
-    /// missed (letters taken out are gone; letters that stayed are stepped over again). It ends after the letter that was
-    /// last when it began (found by id, so letters taken out before it by others do not move the end), and never reads
-    /// past the list's length then (letters only move toward the head, so every old letter is within it; a new one is
-    /// only when others took letters out meanwhile, and that letter was last is gone).
-    /// </summary>
-    private sealed class DeadListWalk
-    {
-        private readonly JobClient _client;
-        private readonly RedisKey _dead;
-        private readonly string _what;
-        private readonly string _last;
-        private readonly long _length;
-        private long _position; // where the next page starts: after the letters that stayed
-        private string? _anchor; // the letter that stayed last, at _position - 1
-        private bool _ended;
-
-        private DeadListWalk(JobClient client, RedisKey dead, string what, string? last, long length)
-        {
-            (_client, _dead, _what, _length) = (client, dead, what, length);
-            _last = last ?? "";
-            _ended = last is null || length == 0;
-        }
-
-        public static async Task<DeadListWalk> StartAsync(JobClient client, RedisKey dead, string what, CancellationToken ct)
-        {
-            var length = await client.CallAsync(what, db => db.ListLengthAsync(dead), ct).ConfigureAwait(false);
-            var last = await client.CallAsync(what, db => db.ListGetByIndexAsync(dead, -1), ct).ConfigureAwait(false);
-            return new DeadListWalk(client, dead, what, last, length);
-        }
-
-        /// <summary>The next page of letters (up to the one last when the walk began); empty when the walk is over.</summary>
-        public async Task<IReadOnlyList<string>> NextAsync(int page, CancellationToken ct)
-        {
-            if (_ended) return [];
-            if (_anchor is not null && await ReadAsync(_position - 1, ct).ConfigureAwait(false) != _anchor)
-                (_position, _anchor) = (0, null);
-            if (_position >= _length) return [];
-            var (from, to) = (_position, Math.Min(_position + page, _length) - 1);
-            var ids = (await _client.CallAsync(_what, db => db.ListRangeAsync(_dead, from, to), ct).ConfigureAwait(false))
-                .Select(id => (string)id!).ToList();
-            var end = ids.IndexOf(_last);
-            if (end >= 0) ids.RemoveRange(end + 1, ids.Count - end - 1);
-            _ended = end >= 0 || ids.Count == 0;
-            return ids;
-        }
-
-        /// <summary>The letter stays in the list: the next page starts after it.</summary>
-        public void Stays(string id) => (_position, _anchor) = (_position + 1, id);
-
-        /// <summary>After a call on the letter failed: it stays if it is still where the walk read it.</summary>
-        public async Task StaysIfStillThereAsync(string id, CancellationToken ct)
-        {
-            if (await ReadAsync(_position, ct).ConfigureAwait(false) == id) Stays(id);
-        }
-
-        private async Task<string?> ReadAsync(long index, CancellationToken ct) =>
-            await _client.CallAsync(_what, db => db.ListGetByIndexAsync(_dead, index), ct).ConfigureAwait(false);
     }
 }

@@ -270,7 +270,7 @@ public sealed partial class JobClient : IAsyncDisposable
     /// cannot be reached for up to <see cref="JobClientOptions.CallRetryFor"/>; then a <see cref="RedisUnavailableException"/>
     /// saying what could not be done (<paramref name="what"/>: "list the dead letters of queue 'emails'").
     /// </summary>
-    private async Task<T> CallAsync<T>(string what, Func<IDatabase, Task<T>> call, CancellationToken ct = default)
+    internal async Task<T> CallAsync<T>(string what, Func<IDatabase, Task<T>> call, CancellationToken ct = default)
     {
         try { return await _calls.RunAsync((Db, call, ct), static (s, _) => s.call(s.Db).WaitAsync(s.ct), ct).ConfigureAwait(false); }
         catch (Exception ex) when (RedisConnection.IsUnreachable(ex))
@@ -329,6 +329,7 @@ public sealed partial class JobClient : IAsyncDisposable
         var batch = db.CreateBatch();
         var reads = jobIds.Where(JobIds.IsValid).Select(id => (Id: id, Fields: batch.HashGetAllAsync(_keys.ForJob(id).Job(id)))).ToList();
         batch.Execute();
+        await Task.WhenAll(reads.Select(r => r.Fields)).ConfigureAwait(false); // every read awaited: none left unobserved when one fails
         var jobs = new List<JobInfo>(reads.Count);
         foreach (var (id, fields) in reads)
             if (await fields.ConfigureAwait(false) is { Length: > 0 } entries) jobs.Add(JobRecord.Read(id, entries));

@@ -32,12 +32,13 @@ public sealed record JobClientOptions
     /// <summary>
     /// How long <see cref="JobClient.GetAsync(string)"/>, <see cref="JobClient.CancelAsync(string)"/>,
     /// <see cref="JobClient.ReplayAsync(string)"/>, the other reads (jobs, dead letters, schedules), the steps of
-    /// <see cref="JobClient.ReplayAllAsync"/> and <see cref="JobClient.AddOrUpdateRecurringAsync"/> keep trying while
+    /// <see cref="JobClient.ReplayAllAsync(string, string?)"/> and <see cref="JobClient.PurgeDeadLettersAsync"/>, and
+    /// <see cref="JobClient.AddOrUpdateRecurringAsync"/> keep trying while
     /// Redis cannot be reached (a restart, a failover, <c>LOADING</c>) before they give up with a
     /// <see cref="RedisUnavailableException"/> (default 10 s; <see cref="TimeSpan.Zero"/>: one try, as the operator API
     /// uses, which answers 503 at once). Each is safe to send again: a read changes nothing, a cancel that finds its
-    /// job cancelled on a later try answers true, a replay that finds its job replayed as the id it sent answers it, and
-    /// writing a schedule again keeps its next run.
+    /// job cancelled on a later try answers true, a replay that finds the new job it sent already made answers its id, a
+    /// purge's delete finds its letter gone, and writing a schedule again keeps its next run.
     /// </summary>
     public TimeSpan CallRetryFor { get; init; } = TimeSpan.FromSeconds(10);
 }

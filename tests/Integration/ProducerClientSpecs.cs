@@ -325,4 +325,59 @@ public sealed class ProducerClientSpecs(BrokerFixture brokers)
         Assert.Equal(left.Count - 10, await client.PurgeDeadLettersAsync("q")); // the gone ids' too
         Assert.Equal(0, await db.ListLengthAsync(q.Dead));
     }
+
+    [Theory, InlineData(BrokerKind.Redis), InlineData(BrokerKind.Garnet)]
+    public async Task The_dead_list_walk_reads_the_letters_there_when_it_began_and_no_letter_added_after(BrokerKind kind)
+    {
+        var (client, redis) = await Connect(kind);
+        var db = redis.GetDatabase();
+        var dead = client.Keys.Queue("q").Dead;
+        string[] old = ["q:old0", "q:old1", "q:old2", "q:old3", "q:old4"];
+        await db.ListRightPushAsync(dead, old.Select(id => (RedisValue)id).ToArray());
+        var walk = await DeadListWalk.StartAsync(client, dead, "walk", default);
+        var seen = new List<string>();
+
+        while (await walk.NextAsync(3, default) is { Count: > 0 } ids)
+            foreach (var id in ids)
+            {
+                seen.Add(id);
+                walk.Stays(id);
+                await db.ListRightPushAsync(dead, id + "-again"); // a node dead-letters a job meanwhile
+                if (id == old[0]) await db.ListRemoveAsync(dead, old[3]); // and another caller takes out one ahead of the walk
+            }
+
+        Assert.Equal(old.Except([old[3]]), seen); // it ends at the letter last when it began: no "-again" read
+    }
+
+    [Theory, InlineData(BrokerKind.Redis), InlineData(BrokerKind.Garnet)]
+    public async Task The_dead_list_walk_misses_no_old_letter_when_others_take_letters_out_and_reads_at_most_one_new_letter_for_each(BrokerKind kind)
+    {
+        var (client, redis) = await Connect(kind);
+        var db = redis.GetDatabase();
+        var dead = client.Keys.Queue("q").Dead;
+        var old = Enumerable.Range(0, 10).Select(i => $"q:old{i}").ToArray();
+        await db.ListRightPushAsync(dead, old.Select(id => (RedisValue)id).ToArray());
+        var walk = await DeadListWalk.StartAsync(client, dead, "walk", default);
+
+        Assert.Equal(old[..3], await walk.NextAsync(3, default));
+        walk.Stays(old[0]);
+        walk.Stays(old[1]);
+        await db.ListRemoveAsync(dead, old[2]); // the walk's own call took this one out
+        walk.TookOut();
+        // Meanwhile nodes add five letters, and another caller takes out one behind the walk and the walk's last one.
+        for (var i = 0; i < 5; i++) await db.ListRightPushAsync(dead, $"q:new{i}");
+        await db.ListRemoveAsync(dead, old[0]);
+        await db.ListRemoveAsync(dead, old[9]);
+        var seen = new List<string>();
+        while (await walk.NextAsync(3, default) is { Count: > 0 } ids)
+            foreach (var id in ids)
+            {
+                seen.Add(id);
+                walk.Stays(id);
+            }
+
+        // From the head again (old1 stayed and is read again), every old letter left, and two new ones: one for each
+        // letter the other caller took out, not all five.
+        Assert.Equal([old[1], .. old[3..9], "q:new0", "q:new1"], seen);
+    }
 }
