@@ -15,8 +15,8 @@ public sealed partial class JobClient
     {
         if (offset < 0 || count < 1) throw new ArgumentException("offset must be >= 0 and count >= 1.");
         var q = _keys.Queue(queue);
-        // Every dead letter: the page straight from the list (a filter must read the records before it to skip them).
         var what = $"list the dead letters of queue '{queue}'";
+        // Every dead letter: the page straight from the list (a filter must read the records before it to skip them).
         if (task is null)
             return await GetManyAsync((await CallAsync(what, db => db.ListRangeAsync(q.Dead, offset, (long)offset + count - 1)).ConfigureAwait(false))
                 .Select(id => (string)id!).ToList()).ConfigureAwait(false);
