@@ -36,7 +36,7 @@ public sealed partial class JobClient : IAsyncDisposable
     /// <summary>
     /// Connects to <paramref name="redisUrl"/> and prepares the client (<see cref="PrepareAsync"/>); the client owns and
     /// disposes that connection. A Redis still loading its dataset after a restart is waited for, until
-    /// <paramref name="cancellationToken"/>.
+    /// <paramref name="cancellationToken"/>, which also ends a connect attempt under way at once.
     /// </summary>
     public static async Task<JobClient> ConnectAsync(string redisUrl, JobClientOptions? options = null, CancellationToken cancellationToken = default)
     {

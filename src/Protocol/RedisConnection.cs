@@ -64,7 +64,7 @@ public static class RedisConnection
         IConnectionMultiplexer? mux = null;
         try
         {
-            mux = await ConnectionMultiplexer.ConnectAsync(options).ConfigureAwait(false);
+            mux = await ConnectCancellablyAsync(options, cancellationToken).ConfigureAwait(false);
             await WaitWhileLoadingAsync(mux.GetDatabase(), redisUrl, whileLoading, cancellationToken).ConfigureAwait(false);
             return mux;
         }
@@ -73,6 +73,37 @@ public static class RedisConnection
             if (mux is not null) await mux.DisposeAsync().ConfigureAwait(false);
             if (ex is RedisConnectionException or RedisServerException or RedisTimeoutException) throw Explain(ex, redisUrl);
             throw;
+        }
+    }
+
+    /// <summary>
+    /// StackExchange.Redis's connect takes no token and can wait out its connect timeout (5 s, sometimes twice) even on a
+    /// port nothing listens on: a caller that gives up (a node told to stop while it waits for Redis) is answered at once,
+    /// and the connection, should one come later, is closed then.
+    /// </summary>
+    private static async Task<IConnectionMultiplexer> ConnectCancellablyAsync(ConfigurationOptions options, CancellationToken ct)
+    {
+        var connecting = ConnectionMultiplexer.ConnectAsync(options);
+        try
+        {
+            return await connecting.WaitAsync(ct).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+            _ = CloseWhenConnectedAsync(connecting);
+            throw;
+        }
+
+        static async Task CloseWhenConnectedAsync(Task<ConnectionMultiplexer> connecting)
+        {
+            try
+            {
+                await (await connecting.ConfigureAwait(false)).DisposeAsync().ConfigureAwait(false);
+            }
+            catch (Exception)
+            {
+                // it failed to connect: nothing to close, and no one left to tell
+            }
         }
     }
 
