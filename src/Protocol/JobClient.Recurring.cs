@@ -40,7 +40,7 @@ public sealed partial class JobClient
         RedisValue[] values = [name, cron.Trim(), options.TimeZone, ProtocolJson.Serialize(template), next, now];
         await CallAsync($"write recurring job '{name}' of queue '{options.Queue}'",
             db => db.ScriptEvaluateAsync(ProducerScripts.UpsertRecurring, [q.RecurringSchedule(name), q.Recurring], values), ct).ConfigureAwait(false);
-        return await GetRecurringAsync(options.Queue, name).ConfigureAwait(false)
+        return await GetRecurringAsync(options.Queue, name, ct).ConfigureAwait(false)
             ?? throw new InvalidOperationException($"Recurring job '{name}' was removed while it was written.");
     }
 
@@ -48,7 +48,11 @@ public sealed partial class JobClient
     private const long LongestRunMs = 9_999_999_999_999;
 
     /// <summary>The recurring schedule <paramref name="name"/> of <paramref name="queue"/>; null when there is none.</summary>
-    public Task<RecurringJob?> GetRecurringAsync(string queue, string name)
+    public Task<RecurringJob?> GetRecurringAsync(string queue, string name) => GetRecurringAsync(queue, name, CancellationToken.None);
+
+    /// <inheritdoc cref="GetRecurringAsync(string, string)"/>
+    /// <param name="ct">Stops the tries while Redis cannot be reached.</param>
+    public Task<RecurringJob?> GetRecurringAsync(string queue, string name, CancellationToken ct)
     {
         RecurringRules.ValidateName(name);
         var q = _keys.Queue(queue);
@@ -58,8 +62,11 @@ public sealed partial class JobClient
             var score = batch.SortedSetScoreAsync(q.Recurring, name);
             var fields = batch.HashGetAllAsync(q.RecurringSchedule(name));
             batch.Execute();
+            // Both awaited before either is read, so a failed read is never left unobserved; their errors are thrown below.
+            try { await Task.WhenAll(score, fields).ConfigureAwait(false); }
+            catch (Exception) { }
             return await score.ConfigureAwait(false) is { } s ? await ReadAsync(queue, name, s, fields).ConfigureAwait(false) : null;
-        });
+        }, ct);
     }
 
     /// <summary>The recurring schedules of <paramref name="queue"/>, soonest next run first (those that run no more last).</summary>
@@ -73,10 +80,9 @@ public sealed partial class JobClient
         var batch = db.CreateBatch();
         var reads = names.Select(n => (Name: (string)n.Element!, n.Score, Fields: batch.HashGetAllAsync(q.RecurringSchedule((string)n.Element!)))).ToList();
         batch.Execute();
-        var found = new List<RecurringJob>(reads.Count);
-        foreach (var (name, score, fields) in reads)
-            if (await ReadAsync(queue, name, score, fields).ConfigureAwait(false) is { } schedule) found.Add(schedule);
-        return found;
+        // Every read awaited (a failed one is never left unobserved); a key of another type is read as an error, not thrown.
+        var found = await Task.WhenAll(reads.Select(r => ReadAsync(queue, r.Name, r.Score, r.Fields))).ConfigureAwait(false);
+        return found.OfType<RecurringJob>().ToList();
     }
 
     /// <summary>One schedule from its hash; a key of another type (written by hand) is shown with an error, not thrown.</summary>
@@ -96,28 +102,39 @@ public sealed partial class JobClient
         }
     }
 
-    /// <summary>Removes the recurring schedule <paramref name="name"/>; the jobs it made stay. Returns false when there was none.</summary>
-    public async Task<bool> RemoveRecurringAsync(string queue, string name)
+    /// <summary>
+    /// Removes the recurring schedule <paramref name="name"/>; the jobs it made stay. Returns false when there was none.
+    /// Sent again while Redis cannot be reached, for up to <see cref="JobClientOptions.CallRetryFor"/> (a try sent again
+    /// that finds none answers true: an earlier try may have removed it); then throws <see cref="RedisUnavailableException"/>.
+    /// </summary>
+    public Task<bool> RemoveRecurringAsync(string queue, string name) => RemoveRecurringAsync(queue, name, CancellationToken.None);
+
+    /// <inheritdoc cref="RemoveRecurringAsync(string, string)"/>
+    /// <param name="ct">Stops the tries while Redis cannot be reached (a try already sent may still land).</param>
+    public async Task<bool> RemoveRecurringAsync(string queue, string name, CancellationToken ct)
     {
-        RecurringRules.ValidateName(name);
-        var q = _keys.Queue(queue);
-        return (long)await Db.ScriptEvaluateAsync(ProducerScripts.RemoveRecurring, [q.RecurringSchedule(name), q.Recurring], [name])
-            .ConfigureAwait(false) == 1;
+        var (removed, resent) = await ScheduleScriptAsync($"remove recurring job '{name}' of queue '{queue}'", ProducerScripts.RemoveRecurring,
+            queue, name, [name], ct).ConfigureAwait(false);
+        return removed == 1 || resent;
     }
 
     /// <summary>
     /// Pauses the recurring schedule <paramref name="name"/> (django-celery-beat's <c>enabled = False</c>, sidekiq-cron's
-    /// disable): no node fires it until <see cref="ResumeRecurringAsync"/>, and writing it again with
+    /// disable): no node fires it until <see cref="ResumeRecurringAsync(string, string)"/>, and writing it again with
     /// <see cref="AddOrUpdateRecurringAsync"/> (an app declaring its schedules at start) leaves it paused. Returns false
-    /// when it was paused already; throws <see cref="KeyNotFoundException"/> when there is no such schedule.
+    /// when it was paused already; throws <see cref="KeyNotFoundException"/> when there is no such schedule. Sent again
+    /// while Redis cannot be reached, as <see cref="RemoveRecurringAsync(string, string)"/> (a try sent again that finds
+    /// it paused answers true).
     /// </summary>
-    public async Task<bool> PauseRecurringAsync(string queue, string name)
+    public Task<bool> PauseRecurringAsync(string queue, string name) => PauseRecurringAsync(queue, name, CancellationToken.None);
+
+    /// <inheritdoc cref="PauseRecurringAsync(string, string)"/>
+    /// <param name="ct">Stops the tries while Redis cannot be reached (a try already sent may still land).</param>
+    public async Task<bool> PauseRecurringAsync(string queue, string name, CancellationToken ct)
     {
-        RecurringRules.ValidateName(name);
-        var q = _keys.Queue(queue);
-        var paused = (long)await Db.ScriptEvaluateAsync(ProducerScripts.PauseRecurring, [q.RecurringSchedule(name), q.Recurring],
-            [name, _options.Clock.GetUtcNow().ToUnixTimeMilliseconds()]).ConfigureAwait(false);
-        return paused == 0 ? throw NoSchedule(queue, name) : paused == 1;
+        var (paused, resent) = await ScheduleScriptAsync($"pause recurring job '{name}' of queue '{queue}'", ProducerScripts.PauseRecurring,
+            queue, name, [name, _options.Clock.GetUtcNow().ToUnixTimeMilliseconds()], ct).ConfigureAwait(false);
+        return paused == 0 ? throw NoSchedule(queue, name) : paused == 1 || resent;
     }
 
     /// <summary>
@@ -125,30 +142,49 @@ public sealed partial class JobClient
     /// while paused are skipped, not made up. Returns false when it was not paused; throws
     /// <see cref="KeyNotFoundException"/> when there is no such schedule, and <see cref="InvalidOperationException"/>
     /// when a node stopped it (<see cref="RecurringJob.Error"/>: write it again with
-    /// <see cref="AddOrUpdateRecurringAsync"/>, which leaves it paused, then resume it).
+    /// <see cref="AddOrUpdateRecurringAsync"/>, which leaves it paused, then resume it). Sent again while Redis cannot be
+    /// reached, as <see cref="RemoveRecurringAsync(string, string)"/> (a try sent again that finds it running answers true).
     /// </summary>
-    public async Task<bool> ResumeRecurringAsync(string queue, string name)
+    public Task<bool> ResumeRecurringAsync(string queue, string name) => ResumeRecurringAsync(queue, name, CancellationToken.None);
+
+    /// <inheritdoc cref="ResumeRecurringAsync(string, string)"/>
+    /// <param name="ct">Stops the tries while Redis cannot be reached (a try already sent may still land).</param>
+    public async Task<bool> ResumeRecurringAsync(string queue, string name, CancellationToken ct)
     {
-        var q = _keys.Queue(queue);
         for (var attempt = 1; ; attempt++)
         {
-            var schedule = await GetRecurringAsync(queue, name).ConfigureAwait(false) ?? throw NoSchedule(queue, name);
+            var schedule = await GetRecurringAsync(queue, name, ct).ConfigureAwait(false) ?? throw NoSchedule(queue, name);
             if (schedule.Error is { } error) throw Stopped(name, error);
             if (schedule.PausedAt is null) return false;
             var next = RecurringRules.NextRunMs(RecurringRules.ParseCron(schedule.Cron), RecurringRules.FindTimeZone(schedule.TimeZone),
                 _options.Clock.GetUtcNow().ToUnixTimeMilliseconds());
             RedisValue score = next is { } n ? n : "inf"; // a cron with no occurrence left resumes to "runs no more"
-            var resumed = (long)await Db.ScriptEvaluateAsync(ProducerScripts.ResumeRecurring, [q.RecurringSchedule(name), q.Recurring],
-                [name, score, schedule.Cron, schedule.TimeZone]).ConfigureAwait(false);
+            var (resumed, resent) = await ScheduleScriptAsync($"resume recurring job '{name}' of queue '{queue}'", ProducerScripts.ResumeRecurring,
+                queue, name, [name, score, schedule.Cron, schedule.TimeZone], ct).ConfigureAwait(false);
             switch (resumed)
             {
                 case 0: throw NoSchedule(queue, name);
-                case 3: throw Stopped(name, (await GetRecurringAsync(queue, name).ConfigureAwait(false))?.Error ?? "(its error was cleared meanwhile)");
+                case 3: throw Stopped(name, (await GetRecurringAsync(queue, name, ct).ConfigureAwait(false))?.Error ?? "(its error was cleared meanwhile)");
                 case 4 when attempt < 5: continue; // rewritten with another cron meanwhile: the next run from the new one
                 case 4: throw new InvalidOperationException($"Recurring job '{name}' kept being rewritten while it was resumed; try again.");
-                default: return resumed == 1;
+                default: return resumed == 1 || resent;
             }
         }
+    }
+
+    /// <summary>
+    /// One of the schedule scripts on <paramref name="name"/>'s keys, sent again while Redis cannot be reached: its
+    /// integer answer, and whether that came from a try sent again (when an earlier one may have landed).
+    /// </summary>
+    private Task<(long Reply, bool Resent)> ScheduleScriptAsync(string what, string script, string queue, string name, RedisValue[] args,
+        CancellationToken ct)
+    {
+        RecurringRules.ValidateName(name);
+        ct.ThrowIfCancellationRequested(); // a change sent with a token already cancelled would land unbeknown to the caller
+        var q = _keys.Queue(queue);
+        RedisKey[] keys = [q.RecurringSchedule(name), q.Recurring];
+        return CallAsync(what, async (db, resent) =>
+            ((long)await db.ScriptEvaluateAsync(script, keys, args).ConfigureAwait(false), resent), ct);
     }
 
     private static InvalidOperationException Stopped(string name, string error) =>
@@ -162,7 +198,7 @@ public sealed partial class JobClient
     /// </summary>
     public async Task<string> TriggerRecurringAsync(string queue, string name, CancellationToken ct = default)
     {
-        var schedule = await GetRecurringAsync(queue, name).ConfigureAwait(false) ?? throw NoSchedule(queue, name);
+        var schedule = await GetRecurringAsync(queue, name, ct).ConfigureAwait(false) ?? throw NoSchedule(queue, name);
         var template = schedule.Template
             ?? throw new InvalidOperationException($"Recurring job '{name}' has no readable job template: write it again with AddOrUpdateRecurringAsync.");
         var now = _options.Clock.GetUtcNow().ToUnixTimeMilliseconds();

@@ -270,9 +270,16 @@ public sealed partial class JobClient : IAsyncDisposable
     /// cannot be reached for up to <see cref="JobClientOptions.CallRetryFor"/>; then a <see cref="RedisUnavailableException"/>
     /// saying what could not be done (<paramref name="what"/>: "list the dead letters of queue 'emails'").
     /// </summary>
-    internal async Task<T> CallAsync<T>(string what, Func<IDatabase, Task<T>> call, CancellationToken ct = default)
+    internal Task<T> CallAsync<T>(string what, Func<IDatabase, Task<T>> call, CancellationToken ct = default) =>
+        CallAsync(what, (db, _) => call(db), ct);
+
+    /// <summary>
+    /// As <see cref="CallAsync{T}(string, Func{IDatabase, Task{T}}, CancellationToken)"/>; <paramref name="call"/> is
+    /// also told whether this try sends the call again (an earlier try may have landed: a write reads its answer so).
+    /// </summary>
+    internal async Task<T> CallAsync<T>(string what, Func<IDatabase, bool, Task<T>> call, CancellationToken ct = default)
     {
-        try { return await _calls.RunAsync((Db, call, ct), static (s, _) => s.call(s.Db).WaitAsync(s.ct), ct).ConfigureAwait(false); }
+        try { return await _calls.RunAsync((Db, call, ct), static (s, resent) => s.call(s.Db, resent).WaitAsync(s.ct), ct).ConfigureAwait(false); }
         catch (Exception ex) when (RedisConnection.IsUnreachable(ex))
         {
             throw new RedisUnavailableException($"Could not {what}: Redis could not be reached ({ex.Message}); tried {_calls.Tried}.", ex) { Unreachable = true };

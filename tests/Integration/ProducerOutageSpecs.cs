@@ -115,6 +115,9 @@ public sealed class ProducerOutageSpecs
         await using var client = await JobClient.ConnectAsync(redis.Current.Url, new JobClientOptions { CallRetryFor = TimeSpan.FromSeconds(30) });
         var id = await client.EnqueueAsync("add", new[] { 1, 2 });
         await client.AddOrUpdateRecurringAsync("nightly", "0 3 * * *", "report");
+        await client.AddOrUpdateRecurringAsync("weekly", "0 4 * * 0", "report");
+        await client.AddOrUpdateRecurringAsync("monthly", "0 5 1 * *", "report");
+        await client.PauseRecurringAsync("default", "monthly");
         using (var admin = await RedisConnection.ConnectAsync(redis.Current.Url))
         {
             var q = client.Keys.Queue("default");
@@ -131,7 +134,11 @@ public sealed class ProducerOutageSpecs
         var schedules = client.ListRecurringAsync("default");
         var schedule = client.GetRecurringAsync("default", "nightly");
         var written = client.AddOrUpdateRecurringAsync("hourly", "0 * * * *", "report");
-        Task[] calls = [jobs, dead, deadOfTask, schedules, schedule, written];
+        var paused = client.PauseRecurringAsync("default", "nightly");
+        var resumed = client.ResumeRecurringAsync("default", "monthly");
+        var removed = client.RemoveRecurringAsync("default", "weekly");
+        var triggered = client.TriggerRecurringAsync("default", "nightly");
+        Task[] calls = [jobs, dead, deadOfTask, schedules, schedule, written, paused, resumed, removed, triggered];
         await Task.Delay(1_000);
         Assert.All(calls, call => Assert.False(call.IsCompleted, call.Exception?.ToString()));
         await redis.RestartAsync();
@@ -142,7 +149,42 @@ public sealed class ProducerOutageSpecs
         Assert.Contains("nightly", (await schedules).Select(s => s.Name));
         Assert.Equal("0 3 * * *", (await schedule)!.Cron);
         Assert.Equal("0 * * * *", (await written).Cron);
-        Assert.Equal(["hourly", "nightly"], (await client.ListRecurringAsync("default")).Select(s => s.Name).Order());
+        Assert.True(await paused);
+        Assert.True(await resumed);
+        Assert.True(await removed);
+        Assert.Equal("report", (await client.GetAsync(await triggered))!.Task);
+        var left = await client.ListRecurringAsync("default");
+        Assert.Equal(["hourly", "monthly", "nightly"], left.Select(s => s.Name).Order());
+        Assert.NotNull(left.Single(s => s.Name == "nightly").PausedAt);
+        Assert.Null(left.Single(s => s.Name == "monthly").PausedAt);
+    }
+
+    [Fact]
+    public async Task Schedule_changes_whose_first_try_landed_but_timed_out_answer_as_made_when_sent_again()
+    {
+        await using var redis = await RedisServer.StartBinaryAsync();
+        // Built on its own connection, not ConnectAsync, as the replay's spec below.
+        using var impatient = await ConnectionMultiplexer.ConnectAsync(RedisConnection.Parse(redis.Url) + ",asyncTimeout=500,syncTimeout=500");
+        await using var client = new JobClient(impatient);
+        await client.AddOrUpdateRecurringAsync("to-pause", "0 3 * * *", "report");
+        await client.AddOrUpdateRecurringAsync("to-resume", "0 4 * * *", "report");
+        await client.AddOrUpdateRecurringAsync("to-remove", "0 5 * * *", "report");
+        await client.PauseRecurringAsync("default", "to-resume");
+        using var admin = await ConnectionMultiplexer.ConnectAsync(RedisConnection.Parse(redis.Url) + ",allowAdmin=true");
+        // Writes (scripts) held for 3 s, reads not: each change's first try waits in Redis past the client's 500 ms and is
+        // sent again (and again); the first runs when the pause ends, and the tries after it find the change made.
+        await admin.GetServer(admin.GetEndPoints()[0]).ExecuteAsync("CLIENT", "PAUSE", 3000, "WRITE");
+
+        var clock = Stopwatch.StartNew();
+        bool[] answers = await Task.WhenAll(client.PauseRecurringAsync("default", "to-pause"),
+            client.ResumeRecurringAsync("default", "to-resume"), client.RemoveRecurringAsync("default", "to-remove"));
+        Assert.True(clock.Elapsed > TimeSpan.FromSeconds(1), $"the changes answered in {clock.Elapsed}, before the pause ended: their first tries did not time out");
+
+        Assert.Equal([true, true, true], answers);
+        var left = await client.ListRecurringAsync("default");
+        Assert.Equal(["to-pause", "to-resume"], left.Select(s => s.Name).Order());
+        Assert.NotNull(left.Single(s => s.Name == "to-pause").PausedAt);
+        Assert.Null(left.Single(s => s.Name == "to-resume").PausedAt);
     }
 
     [Fact]

@@ -100,18 +100,18 @@ public static class OperatorEndpoints
                 return Json(RecurringView.From(await Conflict(() =>
                     ops.Jobs.AddOrUpdateRecurringAsync(name, request.Cron, request.Task, request.Args, options, http.RequestAborted))));
             }));
-        changes.MapDelete("/queues/{queue}/recurring/{name}", (string queue, string name, OperatorApi ops) => Answer(ops, async () =>
-            await ops.Jobs.RemoveRecurringAsync(queue, name) ? Json(new RecurringRemoved(name))
+        changes.MapDelete("/queues/{queue}/recurring/{name}", (string queue, string name, OperatorApi ops, HttpContext http) => Answer(ops, async () =>
+            await ops.Jobs.RemoveRecurringAsync(queue, name, http.RequestAborted) ? Json(new RecurringRemoved(name))
                 : Problem(404, "No such recurring job", $"No recurring job '{name}' in queue '{queue}'.")));
-        changes.MapPost("/queues/{queue}/recurring/{name}/pause", (string queue, string name, OperatorApi ops) => Answer(ops, async () =>
+        changes.MapPost("/queues/{queue}/recurring/{name}/pause", (string queue, string name, OperatorApi ops, HttpContext http) => Answer(ops, async () =>
         {
-            await ops.Jobs.PauseRecurringAsync(queue, name); // paused already: the same answer, as a queue's pause
-            return Json(RecurringView.From(await Schedule(ops, queue, name)));
+            await ops.Jobs.PauseRecurringAsync(queue, name, http.RequestAborted); // paused already: the same answer, as a queue's pause
+            return Json(RecurringView.From(await Schedule(ops, queue, name, http.RequestAborted)));
         }));
-        changes.MapPost("/queues/{queue}/recurring/{name}/resume", (string queue, string name, OperatorApi ops) => Answer(ops, async () =>
+        changes.MapPost("/queues/{queue}/recurring/{name}/resume", (string queue, string name, OperatorApi ops, HttpContext http) => Answer(ops, async () =>
         {
-            await Conflict(() => ops.Jobs.ResumeRecurringAsync(queue, name)); // stopped by a node: 409, saying so
-            return Json(RecurringView.From(await Schedule(ops, queue, name)));
+            await Conflict(() => ops.Jobs.ResumeRecurringAsync(queue, name, http.RequestAborted)); // stopped by a node: 409, saying so
+            return Json(RecurringView.From(await Schedule(ops, queue, name, http.RequestAborted)));
         }));
         changes.MapPost("/queues/{queue}/recurring/{name}/trigger", (string queue, string name, OperatorApi ops, HttpContext http) =>
             Answer(ops, async () => HttpResults.Json(new Enqueued(await Conflict(() => ops.Jobs.TriggerRecurringAsync(queue, name, http.RequestAborted))),
@@ -174,8 +174,8 @@ public static class OperatorEndpoints
     }
 
     /// <summary>The schedule as it is now; removed meanwhile, a 404 like any missing one.</summary>
-    private static async Task<RecurringJob> Schedule(OperatorApi ops, string queue, string name) =>
-        await ops.Jobs.GetRecurringAsync(queue, name) ?? throw new KeyNotFoundException($"No recurring job '{name}' in queue '{queue}'.");
+    private static async Task<RecurringJob> Schedule(OperatorApi ops, string queue, string name, CancellationToken ct) =>
+        await ops.Jobs.GetRecurringAsync(queue, name, ct) ?? throw new KeyNotFoundException($"No recurring job '{name}' in queue '{queue}'.");
 
     /// <summary>The client's "not in this state" answers (replaying what is not a dead letter, or was replayed) are 409s.</summary>
     private static async Task<T> Conflict<T>(Func<Task<T>> action)
