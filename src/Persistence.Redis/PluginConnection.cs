@@ -31,6 +31,9 @@ internal sealed class PluginConnection(RedisPluginSettings settings, string clie
         var options = RedisConnection.Parse(settings.ConfigurationString);
         options.AbortOnConnectFail = false;
         options.BacklogPolicy = BacklogPolicy.FailFast;
+        // One attempt before the actor gets its connection: StackExchange.Redis's own retries (3) each waited out the
+        // connect timeout while nothing listened, holding the plugin's first requests 10 s; the multiplexer reconnects by itself.
+        options.ConnectRetry = 1;
         options.ClientName ??= clientName;
         if (settings.IoThreads.SocketManager() is { } sockets) options.SocketManager = sockets;
         return options;

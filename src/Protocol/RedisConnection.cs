@@ -155,6 +155,10 @@ public static class RedisConnection
         options.AbortOnConnectFail = true;
         options.ClientName ??= clientName;
         options.ConnectTimeout = Math.Min(options.ConnectTimeout, 5_000);
+        // One attempt: StackExchange.Redis's own retries after a refused connect (3 by default) each waited out the
+        // connect timeout without trying again, so a port nothing listens on took 10 s to say so. Ours retry instead:
+        // the node's start waits for Redis, a client's calls are sent again.
+        options.ConnectRetry = 1;
         if (io.SocketManager() is { } sockets) options.SocketManager = sockets;
         return options;
     }

@@ -273,10 +273,17 @@ public sealed class ProducerClientSpecs(BrokerFixture brokers)
     }
 
     [Fact]
-    public async Task Nothing_listening_is_a_clear_error_at_connect()
+    public async Task Nothing_listening_is_a_clear_error_at_connect_at_once()
     {
-        var ex = await Assert.ThrowsAsync<RedisUnavailableException>(() => JobClient.ConnectAsync($"redis://127.0.0.1:{RedisServer.PortNoOneElseIsGiven()}"));
-        Assert.Contains("Could not connect to Redis", ex.Message);
+        var url = $"redis://127.0.0.1:{RedisServer.PortNoOneElseIsGiven()}";
+        // Not after StackExchange.Redis's own retries, which waited out its 5 s connect timeout, mostly twice, before.
+        for (var attempt = 1; attempt <= 2; attempt++)
+        {
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            var ex = await Assert.ThrowsAsync<RedisUnavailableException>(() => JobClient.ConnectAsync(url));
+            Assert.Contains("Could not connect to Redis", ex.Message);
+            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(3), $"the error came after {clock.Elapsed}");
+        }
     }
 
     [Fact]

@@ -85,8 +85,8 @@ public sealed class OutageSpecs(ITestOutputHelper output)
     public async Task A_plugin_started_while_Redis_is_down_fails_its_requests_and_works_once_Redis_is_up()
     {
         var port = RedisServer.PortNoOneElseIsGiven();
-        // The plugin's first connect attempt holds its requests for up to two connect timeouts (5 s each by default,
-        // measured 5 or 10 s) while nothing answers; a short one keeps this spec well inside its wait on a busy machine.
+        // The plugin's connect attempt holds its first requests for up to a connect timeout (5 s by default) while a
+        // connection is neither refused nor answered; a short one keeps this spec well inside its wait on a busy machine.
         var url = $"127.0.0.1:{port},connectTimeout=1000";
         RedisServer? server = null;
         try
