@@ -31,9 +31,10 @@ internal sealed class PluginConnection(RedisPluginSettings settings, string clie
         var options = RedisConnection.Parse(settings.ConfigurationString);
         options.AbortOnConnectFail = false;
         options.BacklogPolicy = BacklogPolicy.FailFast;
-        // One attempt before the actor gets its connection: StackExchange.Redis's own retries (3) each waited out the
-        // connect timeout while nothing listened, holding the plugin's first requests 10 s; the multiplexer reconnects by itself.
-        options.ConnectRetry = 1;
+        // One attempt before the actor gets its connection (unless the settings name their own): StackExchange.Redis's own
+        // retries (3) each waited out the connect timeout while nothing listened, holding the plugin's first requests 10 s;
+        // the multiplexer reconnects by itself.
+        if (!RedisConnection.NamesConnectRetry(settings.ConfigurationString)) options.ConnectRetry = 1;
         options.ClientName ??= clientName;
         if (settings.IoThreads.SocketManager() is { } sockets) options.SocketManager = sockets;
         return options;

@@ -81,9 +81,9 @@ public sealed partial class JobClient
         {
             replayed = await _calls.RunAsync((Db, keys, args, ct), static async (s, resent) =>
             {
-                if ((long)await s.Db.ScriptEvaluateAsync(ProducerScripts.Replay, s.keys, s.args).WaitAsync(s.ct).ConfigureAwait(false) == 1) return true;
+                if ((long)await Abandonable(s.Db.ScriptEvaluateAsync(ProducerScripts.Replay, s.keys, s.args), s.ct).ConfigureAwait(false) == 1) return true;
                 // Sent again and refused: a try whose reply was lost may have made the new job (its id is this call's own).
-                return resent && await s.Db.HashGetAsync(s.keys[3], "replay_of").WaitAsync(s.ct).ConfigureAwait(false) == s.args[0];
+                return resent && await Abandonable(s.Db.HashGetAsync(s.keys[3], "replay_of"), s.ct).ConfigureAwait(false) == s.args[0];
             }, ct).ConfigureAwait(false);
         }
         catch (Exception ex) when (RedisConnection.IsUnreachable(ex)) { throw Unreachable("replay", jobId, ex, _calls); }

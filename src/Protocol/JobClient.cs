@@ -249,7 +249,7 @@ public sealed partial class JobClient : IAsyncDisposable
         ct.ThrowIfCancellationRequested();
         HashEntry[] fields;
         // WaitAsync: a try waiting out StackExchange.Redis's own timeout is abandoned when the caller's token fires.
-        try { fields = await _calls.RunAsync((Db, Key: _keys.ForJob(jobId).Job(jobId), ct), static (s, _) => s.Db.HashGetAllAsync(s.Key).WaitAsync(s.ct), ct).ConfigureAwait(false); }
+        try { fields = await _calls.RunAsync((Db, Key: _keys.ForJob(jobId).Job(jobId), ct), static (s, _) => Abandonable(s.Db.HashGetAllAsync(s.Key), s.ct), ct).ConfigureAwait(false); }
         catch (Exception ex) when (RedisConnection.IsUnreachable(ex)) { throw Unreachable("read", jobId, ex, _calls); }
         return fields.Length == 0 ? null : JobRecord.Read(jobId, fields);
     }
@@ -259,6 +259,18 @@ public sealed partial class JobClient : IAsyncDisposable
     {
         var fields = await Db.HashGetAllAsync(_keys.ForJob(jobId).Job(jobId)).ConfigureAwait(false);
         return fields.Length == 0 ? null : JobRecord.Read(jobId, fields);
+    }
+
+    /// <summary>
+    /// <paramref name="attempt"/>, given up on when <paramref name="ct"/> is cancelled; an attempt given up on may still
+    /// fail later, and its error is read then, so that it is never left unobserved.
+    /// </summary>
+    private static Task<T> Abandonable<T>(Task<T> attempt, CancellationToken ct)
+    {
+        if (!ct.CanBeCanceled) return attempt;
+        attempt.ContinueWith(static t => _ = t.Exception, CancellationToken.None,
+            TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        return attempt.WaitAsync(ct);
     }
 
     /// <summary>A call other than an enqueue that could not reach Redis in its tries: said so, naming the job.</summary>
@@ -279,7 +291,7 @@ public sealed partial class JobClient : IAsyncDisposable
     /// </summary>
     internal async Task<T> CallAsync<T>(string what, Func<IDatabase, bool, Task<T>> call, CancellationToken ct = default)
     {
-        try { return await _calls.RunAsync((Db, call, ct), static (s, resent) => s.call(s.Db, resent).WaitAsync(s.ct), ct).ConfigureAwait(false); }
+        try { return await _calls.RunAsync((Db, call, ct), static (s, resent) => Abandonable(s.call(s.Db, resent), s.ct), ct).ConfigureAwait(false); }
         catch (Exception ex) when (RedisConnection.IsUnreachable(ex))
         {
             throw new RedisUnavailableException($"Could not {what}: Redis could not be reached ({ex.Message}); tried {_calls.Tried}.", ex) { Unreachable = true };
@@ -315,7 +327,7 @@ public sealed partial class JobClient : IAsyncDisposable
         try
         {
             result = await _calls.RunAsync((Db, keys, args, ct), static async (s, resent) =>
-                (await s.Db.ScriptEvaluateAsync(ProducerScripts.Cancel, s.keys, s.args).WaitAsync(s.ct).ConfigureAwait(false), resent), ct).ConfigureAwait(false);
+                (await Abandonable(s.Db.ScriptEvaluateAsync(ProducerScripts.Cancel, s.keys, s.args), s.ct).ConfigureAwait(false), resent), ct).ConfigureAwait(false);
         }
         catch (Exception ex) when (RedisConnection.IsUnreachable(ex)) { throw Unreachable("cancel", jobId, ex, _calls); }
         var (reply, resent) = result;

@@ -32,13 +32,14 @@ public sealed record JobClientOptions
     /// <summary>
     /// How long <see cref="JobClient.GetAsync(string)"/>, <see cref="JobClient.CancelAsync(string)"/>,
     /// <see cref="JobClient.ReplayAsync(string)"/>, the other reads (jobs, dead letters, schedules), the steps of
-    /// <see cref="JobClient.ReplayAllAsync(string, string?)"/> and <see cref="JobClient.PurgeDeadLettersAsync"/>, and
-    /// <see cref="JobClient.AddOrUpdateRecurringAsync"/> keep trying while
+    /// <see cref="JobClient.ReplayAllAsync(string, string?)"/> and <see cref="JobClient.PurgeDeadLettersAsync"/>,
+    /// <see cref="JobClient.AddOrUpdateRecurringAsync"/>, and removing, pausing and resuming a schedule keep trying while
     /// Redis cannot be reached (a restart, a failover, <c>LOADING</c>) before they give up with a
     /// <see cref="RedisUnavailableException"/> (default 10 s; <see cref="TimeSpan.Zero"/>: one try, as the operator API
     /// uses, which answers 503 at once). Each is safe to send again: a read changes nothing, a cancel that finds its
     /// job cancelled on a later try answers true, a replay that finds the new job it sent already made answers its id, a
-    /// purge's delete finds its letter gone, and writing a schedule again keeps its next run.
+    /// purge's delete finds its letter gone, writing a schedule again keeps its next run, and a schedule's removal, pause
+    /// or resume that finds it made answers true (each of these only when an earlier try was sent: it may have landed).
     /// </summary>
     public TimeSpan CallRetryFor { get; init; } = TimeSpan.FromSeconds(10);
 }

@@ -62,10 +62,17 @@ public static class RedisConnection
         Action? whileLoading = null, CancellationToken cancellationToken = default)
     {
         IConnectionMultiplexer? mux = null;
+        var toldLoading = false;
+        void Loading()
+        {
+            if (toldLoading) return;
+            toldLoading = true;
+            whileLoading?.Invoke();
+        }
         try
         {
-            mux = await ConnectCancellablyAsync(options, cancellationToken).ConfigureAwait(false);
-            await WaitWhileLoadingAsync(mux.GetDatabase(), redisUrl, whileLoading, cancellationToken).ConfigureAwait(false);
+            mux = await ConnectPastLoadingAsync(options, redisUrl, Loading, cancellationToken).ConfigureAwait(false);
+            await WaitWhileLoadingAsync(mux.GetDatabase(), redisUrl, Loading, cancellationToken).ConfigureAwait(false);
             return mux;
         }
         catch (Exception ex)
@@ -83,6 +90,7 @@ public static class RedisConnection
     /// </summary>
     private static async Task<IConnectionMultiplexer> ConnectCancellablyAsync(ConfigurationOptions options, CancellationToken ct)
     {
+        ct.ThrowIfCancellationRequested();
         var connecting = ConnectionMultiplexer.ConnectAsync(options);
         try
         {
@@ -108,10 +116,45 @@ public static class RedisConnection
     }
 
     /// <summary>
+    /// A Redis loading its dataset can fail the connect itself: StackExchange.Redis faults the endpoint when its handshake
+    /// is answered <c>LOADING</c> (its own further attempts hid that before there was only one). Connected again until it
+    /// is not, as <see cref="WaitWhileLoadingAsync"/> waits after.
+    /// </summary>
+    private static async Task<IConnectionMultiplexer> ConnectPastLoadingAsync(ConfigurationOptions options, string redisUrl, Action loading,
+        CancellationToken ct)
+    {
+        var sawLoading = false;
+        while (true)
+        {
+            try
+            {
+                return await ConnectCancellablyAsync(options, ct).ConfigureAwait(false);
+            }
+            catch (RedisConnectionException ex) when (IsLoadingFailure(ex))
+            {
+                sawLoading = true;
+                loading();
+            }
+            catch (OperationCanceledException ex) when (ct.IsCancellationRequested && sawLoading)
+            {
+                throw StillLoading(redisUrl, ex);
+            }
+            try { await Task.Delay(LoadingPoll, ct).ConfigureAwait(false); }
+            catch (OperationCanceledException ex) { throw StillLoading(redisUrl, ex); }
+        }
+    }
+
+    private static bool IsLoadingFailure(RedisConnectionException ex) =>
+        ex.FailureType == ConnectionFailureType.Loading || ex.ToString().Contains("LOADING", StringComparison.Ordinal);
+
+    private static RedisUnavailableException StillLoading(string redisUrl, Exception ex) =>
+        new($"Redis at {Redact(redisUrl)} was still loading its dataset (LOADING) when the wait for it was cancelled.", ex);
+
+    /// <summary>
     /// A Redis restarted on a large dataset accepts connections at once but answers every command with <c>LOADING</c>
     /// until its data is in memory (seconds to minutes); a client that connects then has nothing wrong but timing.
     /// </summary>
-    private static async Task WaitWhileLoadingAsync(IDatabase db, string redisUrl, Action? whileLoading, CancellationToken ct)
+    private static async Task WaitWhileLoadingAsync(IDatabase db, string redisUrl, Action whileLoading, CancellationToken ct)
     {
         var pipeline = new ResiliencePipelineBuilder().AddRetry(new RetryStrategyOptions
         {
@@ -121,7 +164,7 @@ public static class RedisConnection
             Delay = LoadingPoll,
             OnRetry = args =>
             {
-                if (args.AttemptNumber == 0) whileLoading?.Invoke();
+                whileLoading();
                 return ValueTask.CompletedTask;
             },
         }).Build();
@@ -131,7 +174,7 @@ public static class RedisConnection
         }
         catch (OperationCanceledException ex) when (ct.IsCancellationRequested)
         {
-            throw new RedisUnavailableException($"Redis at {Redact(redisUrl)} was still loading its dataset (LOADING) when the wait for it was cancelled.", ex);
+            throw StillLoading(redisUrl, ex);
         }
     }
 
@@ -155,13 +198,17 @@ public static class RedisConnection
         options.AbortOnConnectFail = true;
         options.ClientName ??= clientName;
         options.ConnectTimeout = Math.Min(options.ConnectTimeout, 5_000);
-        // One attempt: StackExchange.Redis's own retries after a refused connect (3 by default) each waited out the
-        // connect timeout without trying again, so a port nothing listens on took 10 s to say so. Ours retry instead:
-        // the node's start waits for Redis, a client's calls are sent again.
-        options.ConnectRetry = 1;
+        // One attempt unless the settings name their own: StackExchange.Redis's own retries after a refused connect (3 by
+        // default) each waited out the connect timeout without trying again, so a port nothing listens on took 10 s to
+        // say so. Ours retry instead: the node's start waits for Redis, a client's calls are sent again.
+        if (!NamesConnectRetry(redisUrl)) options.ConnectRetry = 1;
         if (io.SocketManager() is { } sockets) options.SocketManager = sockets;
         return options;
     }
+
+    /// <summary>Whether StackExchange.Redis settings (<c>host:port,connectRetry=3</c>) set the connect attempts themselves.</summary>
+    public static bool NamesConnectRetry(string configuration) =>
+        configuration.Contains("connectRetry=", StringComparison.OrdinalIgnoreCase);
 
     internal static RedisUnavailableException Explain(Exception ex, string redisUrl)
     {

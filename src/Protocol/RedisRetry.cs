@@ -8,12 +8,14 @@ namespace ClusterJobs.Protocol;
 /// <summary>
 /// Makes one Redis call again while Redis cannot be reached, for up to a budget from the first try (Celery's publish
 /// retry, ioredis's offline queue for BullMQ): an enqueue for <see cref="JobClientOptions.EnqueueRetryFor"/>, the other
-/// calls that are safe to send again (reads, a cancel, a replay, a schedule's write) for <see cref="JobClientOptions.CallRetryFor"/>. Only failures of reaching Redis are tried again; an error
+/// calls that are safe to send again (reads, a cancel, a replay, a schedule's write, removal, pause or resume) for
+/// <see cref="JobClientOptions.CallRetryFor"/>. Only failures of reaching Redis are tried again; an error
 /// Redis answers with (a wrong type, a script error) is thrown at once. The first try runs outside the retry pipeline.
 /// </summary>
 internal sealed class RedisRetry
 {
     private static readonly ResiliencePropertyKey<long> FirstTry = new("clusterjobs.first-try");
+    private static readonly ResiliencePropertyKey<bool> MayHaveLanded = new("clusterjobs.may-have-landed");
     private static readonly TimeSpan FirstDelay = TimeSpan.FromMilliseconds(50);
     private readonly ResiliencePipeline _pipeline;
 
@@ -29,6 +31,11 @@ internal sealed class RedisRetry
             Delay = FirstDelay * 2,
             MaxDelay = TimeSpan.FromSeconds(1),
             UseJitter = true,
+            OnRetry = args =>
+            {
+                if (Reached(args.Outcome.Exception!)) args.Context.Properties.Set(MayHaveLanded, true);
+                return ValueTask.CompletedTask;
+            },
         }).Build();
     }
 
@@ -38,12 +45,14 @@ internal sealed class RedisRetry
     public string Tried => Budget > TimeSpan.Zero ? $"for {Budget.TotalSeconds:0.#} s" : "once";
 
     /// <summary>
-    /// Runs <paramref name="call"/> (given <paramref name="state"/>, and whether this try sends the call again) until it
-    /// succeeds, fails otherwise than by not reaching Redis, or the budget is spent; then throws the last error.
+    /// Runs <paramref name="call"/> (given <paramref name="state"/>, and whether an earlier try may have landed: it was
+    /// sent, and its reply lost) until it succeeds, fails otherwise than by not reaching Redis, or the budget is spent;
+    /// then throws the last error.
     /// </summary>
     public async Task<T> RunAsync<TState, T>(TState state, Func<TState, bool, Task<T>> call, CancellationToken ct)
     {
         var firstTry = Stopwatch.GetTimestamp();
+        bool reached;
         try
         {
             return await call(state, false).ConfigureAwait(false);
@@ -51,20 +60,39 @@ internal sealed class RedisRetry
         catch (Exception ex) when (RedisConnection.IsUnreachable(ex))
         {
             if (Stopwatch.GetElapsedTime(firstTry) >= Budget) throw;
+            reached = Reached(ex);
         }
-        return await RetryAsync(firstTry, state, call, ct).ConfigureAwait(false);
+        return await RetryAsync(firstTry, state, call, ct, reached).ConfigureAwait(false);
     }
 
-    /// <summary>The tries after a first one (begun at <paramref name="firstTry"/>) that could not reach Redis.</summary>
-    public async Task<T> RetryAsync<TState, T>(long firstTry, TState state, Func<TState, bool, Task<T>> call, CancellationToken ct)
+    /// <summary>
+    /// Whether a try that failed may have reached Redis and run there with its reply lost: StackExchange.Redis says when it
+    /// was never written (no connection to write it to, or timed out in its backlog); anything else may have landed.
+    /// </summary>
+    internal static bool Reached(Exception ex) => ex switch
+    {
+        RedisConnectionException c => !NeverWritten(c.CommandStatus),
+        RedisTimeoutException t => !NeverWritten(t.Commandstatus),
+        _ => true,
+    };
+
+    private static bool NeverWritten(CommandStatus status) => status is CommandStatus.WaitingToBeSent or CommandStatus.WaitingInBacklog;
+
+    /// <summary>
+    /// The tries after a first one (begun at <paramref name="firstTry"/>) that could not reach Redis;
+    /// <paramref name="firstMayHaveLanded"/>: that one was sent.
+    /// </summary>
+    public async Task<T> RetryAsync<TState, T>(long firstTry, TState state, Func<TState, bool, Task<T>> call, CancellationToken ct,
+        bool firstMayHaveLanded = true)
     {
         await Task.Delay(FirstDelay, ct).ConfigureAwait(false);
         var context = ResilienceContextPool.Shared.Get(ct);
         context.Properties.Set(FirstTry, firstTry);
+        context.Properties.Set(MayHaveLanded, firstMayHaveLanded);
         try
         {
-            return await _pipeline.ExecuteAsync(static (_, s) => new ValueTask<T>(s.call(s.state, true)), context, (call, state))
-                .ConfigureAwait(false);
+            return await _pipeline.ExecuteAsync(static (c, s) => new ValueTask<T>(s.call(s.state, c.Properties.GetValue(MayHaveLanded, true))),
+                context, (call, state)).ConfigureAwait(false);
         }
         finally
         {

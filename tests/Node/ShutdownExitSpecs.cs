@@ -30,7 +30,7 @@ public sealed class ShutdownExitSpecs
     }
 
     [Theory]
-    [InlineData(false)] // nothing listens: a connect attempt fails fast, or waits out its connect timeout (5 s), as it goes
+    [InlineData(false)] // nothing listens: a connect attempt mostly fails fast, but can wait out its connect timeout (5 s)
     [InlineData(true)] // a Redis that is hung, or a port a firewall swallows: every connect attempt waits out its timeout
     public async Task A_host_told_to_stop_while_it_waits_for_Redis_ends_with_code_0_at_once(bool acceptsButNeverAnswers)
     {

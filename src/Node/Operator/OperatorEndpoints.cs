@@ -131,10 +131,10 @@ public static class OperatorEndpoints
             var id = await ops.Jobs.EnqueueAsync(request.Task, request.Args, options, http.RequestAborted);
             return HttpResults.Json(new Enqueued(id), OperatorJson.Options, statusCode: 201);
         }));
-        changes.MapPost("/jobs/{id}/cancel", (string id, OperatorApi ops) => Answer(ops, async () =>
+        changes.MapPost("/jobs/{id}/cancel", (string id, OperatorApi ops, HttpContext http) => Answer(ops, async () =>
         {
-            var cancelled = await ops.Jobs.CancelAsync(CheckedId(id));
-            var job = await ops.Jobs.GetAsync(id);
+            var cancelled = await ops.Jobs.CancelAsync(CheckedId(id), http.RequestAborted);
+            var job = await ops.Jobs.GetAsync(id, http.RequestAborted);
             if (job is null) return NoSuchJob(id);
             return (cancelled, job.State) switch
             {
