@@ -30,7 +30,7 @@ public sealed partial class JobClient
             if (ids.Length == 0) break;
             foreach (var info in await GetManyAsync(ids.Select(id => (string)id!).ToList()).ConfigureAwait(false))
             {
-                if (task is not null && info.Task != task) continue;
+                if (info.Task != task) continue;
                 if (skipped++ < offset) continue;
                 found.Add(info);
                 if (found.Count == count) break;
@@ -76,17 +76,12 @@ public sealed partial class JobClient
         RedisValue[] args = [jobId, envelope.Id, ProtocolJson.Serialize(envelope), now, score, q.WakeChannel, q.EventsChannel,
             envelope.Task, (long)_options.RecordTtl.TotalMilliseconds];
         ct.ThrowIfCancellationRequested(); // a replay sent with a token already cancelled would land unbeknown to the caller
-        bool replayed;
-        try
+        var replayed = await CallAsync($"replay job '{jobId}'", async (db, resent) =>
         {
-            replayed = await _calls.RunAsync((Db, keys, args, ct), static async (s, resent) =>
-            {
-                if ((long)await Abandonable(s.Db.ScriptEvaluateAsync(ProducerScripts.Replay, s.keys, s.args), s.ct).ConfigureAwait(false) == 1) return true;
-                // Sent again and refused: a try whose reply was lost may have made the new job (its id is this call's own).
-                return resent && await Abandonable(s.Db.HashGetAsync(s.keys[3], "replay_of"), s.ct).ConfigureAwait(false) == s.args[0];
-            }, ct).ConfigureAwait(false);
-        }
-        catch (Exception ex) when (RedisConnection.IsUnreachable(ex)) { throw Unreachable("replay", jobId, ex, _calls); }
+            if ((long)await db.ScriptEvaluateAsync(ProducerScripts.Replay, keys, args).ConfigureAwait(false) == 1) return true;
+            // Sent again and refused: a try whose reply was lost may have made the new job (its id is this call's own).
+            return resent && await db.HashGetAsync(keys[3], "replay_of").ConfigureAwait(false) == args[0];
+        }, ct).ConfigureAwait(false);
         if (!replayed) throw new InvalidOperationException($"Job '{jobId}' was replayed or changed meanwhile.");
         return envelope.Id;
     }

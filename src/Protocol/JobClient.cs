@@ -247,10 +247,8 @@ public sealed partial class JobClient : IAsyncDisposable
     public async Task<JobInfo?> GetAsync(string jobId, CancellationToken ct)
     {
         ct.ThrowIfCancellationRequested();
-        HashEntry[] fields;
-        // WaitAsync: a try waiting out StackExchange.Redis's own timeout is abandoned when the caller's token fires.
-        try { fields = await _calls.RunAsync((Db, Key: _keys.ForJob(jobId).Job(jobId), ct), static (s, _) => Abandonable(s.Db.HashGetAllAsync(s.Key), s.ct), ct).ConfigureAwait(false); }
-        catch (Exception ex) when (RedisConnection.IsUnreachable(ex)) { throw Unreachable("read", jobId, ex, _calls); }
+        var key = _keys.ForJob(jobId).Job(jobId);
+        var fields = await CallAsync($"read job '{jobId}'", db => db.HashGetAllAsync(key), ct).ConfigureAwait(false);
         return fields.Length == 0 ? null : JobRecord.Read(jobId, fields);
     }
 
@@ -272,10 +270,6 @@ public sealed partial class JobClient : IAsyncDisposable
             TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
         return attempt.WaitAsync(ct);
     }
-
-    /// <summary>A call other than an enqueue that could not reach Redis in its tries: said so, naming the job.</summary>
-    private static RedisUnavailableException Unreachable(string what, string jobId, Exception ex, RedisRetry tries) =>
-        new($"Could not {what} job '{jobId}': Redis could not be reached ({ex.Message}); tried {tries.Tried}.", ex) { Unreachable = true };
 
     /// <summary>
     /// A call that is safe to send again (a read, a write that changes nothing the second time), sent again while Redis
@@ -323,14 +317,8 @@ public sealed partial class JobClient : IAsyncDisposable
         var q = _keys.ForJob(jobId);
         RedisKey[] keys = [q.Job(jobId), q.Ready, q.Scheduled, q.Stats];
         RedisValue[] args = [jobId, _options.Clock.GetUtcNow().ToUnixTimeMilliseconds(), (long)_options.RecordTtl.TotalMilliseconds, q.EventsChannel, q.CancelChannel];
-        (RedisResult Reply, bool Resent) result;
-        try
-        {
-            result = await _calls.RunAsync((Db, keys, args, ct), static async (s, resent) =>
-                (await Abandonable(s.Db.ScriptEvaluateAsync(ProducerScripts.Cancel, s.keys, s.args), s.ct).ConfigureAwait(false), resent), ct).ConfigureAwait(false);
-        }
-        catch (Exception ex) when (RedisConnection.IsUnreachable(ex)) { throw Unreachable("cancel", jobId, ex, _calls); }
-        var (reply, resent) = result;
+        var (reply, resent) = await CallAsync($"cancel job '{jobId}'", async (db, resent) =>
+            (await db.ScriptEvaluateAsync(ProducerScripts.Cancel, keys, args).ConfigureAwait(false), resent), ct).ConfigureAwait(false);
         if (reply.IsNull) throw new KeyNotFoundException($"No job '{jobId}'.");
         if (reply.Resp2Type == ResultType.Integer) return (long)reply is 1 or 2;
         return resent && (string?)reply == JobState.Cancelled.ToWire();
