@@ -87,8 +87,6 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
         var run = ++_run;
         _cts = new CancellationTokenSource();
         if (job.Envelope.SoftTimeoutMs is { } soft) _cts.CancelAfter(TimeSpan.FromMilliseconds(soft));
-        if (job.Envelope.HardTimeoutMs is { } hard)
-            Timers.StartSingleTimer("hard", new HardTimeout(run), TimeSpan.FromMilliseconds(hard));
         var token = _cts.Token;
         // Task.Run: even a handler that blocks before its first await never runs on this actor's thread.
         var policy = PolicyFor(job);
@@ -98,6 +96,9 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
         var running = Task.Run(() => Execute(job, policy, token), CancellationToken.None);
         if (Activity.Current != outer) Activity.Current = outer;
         _running = running;
+        // Armed once the handler is on its way, so the limit never ends an attempt before its span has run that long.
+        if (job.Envelope.HardTimeoutMs is { } hard)
+            Timers.StartSingleTimer("hard", new HardTimeout(run), TimeSpan.FromMilliseconds(hard));
         running.PipeTo(Self, success: outcome => new Finished(run, outcome),
             failure: ex => new Finished(run, Outcomes.Failed(job, ex, _node, policy)));
     }
