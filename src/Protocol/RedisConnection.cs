@@ -158,7 +158,9 @@ public static class RedisConnection
     {
         var pipeline = new ResiliencePipelineBuilder().AddRetry(new RetryStrategyOptions
         {
-            ShouldHandle = new PredicateBuilder().Handle<RedisServerException>(IsLoading),
+            // LOADING comes back as a server error, or, when it answers a command sent while the connection is set up,
+            // as a connection failure of type Loading (StackExchange.Redis reconnects by itself then).
+            ShouldHandle = new PredicateBuilder().Handle<RedisServerException>(IsLoading).Handle<RedisConnectionException>(IsLoadingFailure),
             MaxRetryAttempts = int.MaxValue,
             BackoffType = DelayBackoffType.Constant,
             Delay = LoadingPoll,

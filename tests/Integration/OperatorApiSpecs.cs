@@ -407,6 +407,10 @@ public sealed class OperatorApiSpecs(BrokerFixture brokers, ITestOutputHelper ou
         await using var back = await RedisServer.StartBinaryAsync(port: redis.Port);
         await ClusterRun.WaitUntilAsync(async () => (await http.PostAsync("api/queues/default/pause", EmptyJson())).IsSuccessStatusCode,
             Wait, "the pause once Redis is back");
+        // The pause went through the journal's connection; the node's own may still be reconnecting (a read answers 503
+        // naming Redis until it has).
+        await ClusterRun.WaitUntilAsync(async () => (await http.GetAsync("api/queues/default")).IsSuccessStatusCode, Wait,
+            "the queue's read once the node's connection is back");
         Assert.True((await GetJson(http, "api/queues/default"))["settings"]!["paused"]!.GetValue<bool>());
     }
 

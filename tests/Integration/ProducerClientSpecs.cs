@@ -262,6 +262,32 @@ public sealed class ProducerClientSpecs(BrokerFixture brokers)
     }
 
     [Fact]
+    public async Task Many_producers_connecting_at_once_while_Redis_loads_its_data_all_wait_for_it()
+    {
+        // Redis answers LOADING as an error to a command, or, to one sent while StackExchange.Redis still sets the
+        // connection up, in a way it reports as a connection failure of type Loading: both are waits. Many connects
+        // at once meet Redis in both moments.
+        await using var loading = await RedisServer.StartLoadingAsync();
+        Assert.True(await loading.IsLoadingAsync());
+
+        var clients = await Task.WhenAll(Enumerable.Range(0, 48).Select(async i =>
+        {
+            await Task.Delay(i * 10);
+            return await JobClient.ConnectAsync(loading.Url);
+        }));
+
+        try
+        {
+            Assert.False(await loading.IsLoadingAsync());
+            foreach (var client in clients) Assert.NotNull(await client.EnqueueAsync("add", new[] { 1, 2 }));
+        }
+        finally
+        {
+            foreach (var client in clients) await client.DisposeAsync();
+        }
+    }
+
+    [Fact]
     public async Task A_wait_for_a_loading_Redis_that_is_cancelled_says_that_Redis_was_still_loading()
     {
         await using var loading = await RedisServer.StartLoadingAsync();
