@@ -26,7 +26,13 @@ if ! redis-cli -p 6390 ping >/dev/null 2>&1; then
   started_redis=1
   for _ in $(seq 50); do redis-cli -p 6390 ping >/dev/null 2>&1 && break; sleep 0.1; done
 else
-  redis-cli -p 6390 config get pidfile | tail -1 | xargs -I{} cp {} "$work/run/redis-6390.pid" 2>/dev/null || \
-    pgrep -f 'redis-server.*:6390' | head -1 > "$work/run/redis-6390.pid"
+  # A Redis already there (one started by hand, or left by a run that was killed) is used, and the kit reads its CPU
+  # time by pid: asked of Redis itself, since the pidfile of a killed run's Redis may be gone with its work folder.
+  redis_pid=$(redis-cli -p 6390 info server | tr -d '\r' | sed -n 's/^process_id://p')
+  [ -n "$redis_pid" ] && [ -d "/proc/$redis_pid" ] || {
+    echo "127.0.0.1:6390 answers but is not a Redis on this machine whose pid can be read (INFO server said '$redis_pid');" \
+      "stop what listens there: ss -ltnp 'sport = :6390'" >&2; exit 2; }
+  echo "$redis_pid" > "$work/run/redis-6390.pid"
+  echo "using the Redis already running on 127.0.0.1:6390 (pid $redis_pid); it is flushed before each run" >&2
 fi
 stop_private_redis() { [ "$started_redis" = 1 ] && kill "$(cat "$work/run/redis-6390.pid")" 2>/dev/null || true; }

@@ -58,6 +58,20 @@ public sealed partial class JobClient
 
     private async Task<string> ReplayAsync(JobInfo old, CancellationToken ct)
     {
+        var replay = PrepareReplay(old);
+        ct.ThrowIfCancellationRequested(); // a replay sent with a token already cancelled would land unbeknown to the caller
+        var replayed = await CallAsync($"replay job '{old.Id}'", async (db, resent) =>
+            await ReplayedAsync(db, replay, await db.ScriptEvaluateAsync(ProducerScripts.Replay, replay.Keys, replay.Args).ConfigureAwait(false), resent)
+                .ConfigureAwait(false), ct).ConfigureAwait(false);
+        if (!replayed) throw new InvalidOperationException($"Job '{old.Id}' was replayed or changed meanwhile.");
+        return replay.NewId;
+    }
+
+    /// <summary>A dead letter's replay, ready to send: the <see cref="ProducerScripts.Replay"/> script's keys and arguments.</summary>
+    private sealed record PreparedReplay(string OldId, string NewId, RedisKey[] Keys, RedisValue[] Args);
+
+    private PreparedReplay PrepareReplay(JobInfo old)
+    {
         var jobId = old.Id;
         if (old.State != JobState.DeadLettered)
             throw new InvalidOperationException($"Job '{jobId}' is {old.State.ToWire()}, not dead-lettered: only dead letters are replayed.");
@@ -72,18 +86,35 @@ public sealed partial class JobClient
             RootId = original.RootId, IdempotencyKey = null,
         };
         var score = JobIds.ReadyScore(envelope.Priority, now);
-        RedisKey[] keys = [q.Job(jobId), q.Dead, q.Ready, q.Job(envelope.Id)];
-        RedisValue[] args = [jobId, envelope.Id, ProtocolJson.Serialize(envelope), now, score, q.WakeChannel, q.EventsChannel,
-            envelope.Task, (long)_options.RecordTtl.TotalMilliseconds];
-        ct.ThrowIfCancellationRequested(); // a replay sent with a token already cancelled would land unbeknown to the caller
-        var replayed = await CallAsync($"replay job '{jobId}'", async (db, resent) =>
-        {
-            if ((long)await db.ScriptEvaluateAsync(ProducerScripts.Replay, keys, args).ConfigureAwait(false) == 1) return true;
-            // Sent again and refused: a try whose reply was lost may have made the new job (its id is this call's own).
-            return resent && await db.HashGetAsync(keys[3], "replay_of").ConfigureAwait(false) == args[0];
-        }, ct).ConfigureAwait(false);
-        if (!replayed) throw new InvalidOperationException($"Job '{jobId}' was replayed or changed meanwhile.");
-        return envelope.Id;
+        return new PreparedReplay(jobId, envelope.Id, [q.Job(jobId), q.Dead, q.Ready, q.Job(envelope.Id)],
+            [jobId, envelope.Id, ProtocolJson.Serialize(envelope), now, score, q.WakeChannel, q.EventsChannel,
+                envelope.Task, (long)_options.RecordTtl.TotalMilliseconds]);
+    }
+
+    /// <summary>
+    /// Whether the replay script's <paramref name="answer"/> means the new job was made: 1, or, sent again and refused,
+    /// the new job is there (a try whose reply was lost made it; its id is this call's own).
+    /// </summary>
+    private static async Task<bool> ReplayedAsync(IDatabaseAsync db, PreparedReplay replay, RedisResult answer, bool resent) =>
+        (long)answer == 1 || (resent && await db.HashGetAsync(replay.Keys[3], "replay_of").ConfigureAwait(false) == replay.OldId);
+
+    /// <summary>Sends <paramref name="replays"/> in one round trip; whether each was made (<see cref="ReplayedAsync"/>).</summary>
+    private static async Task<bool[]> ReplayManyAsync(IDatabase db, IReadOnlyList<PreparedReplay> replays, bool resent)
+    {
+        if (replays.Count == 0) return [];
+        var batch = db.CreateBatch();
+        var sends = replays.Select(replay => batch.ScriptEvaluateAsync(ProducerScripts.Replay, replay.Keys, replay.Args)).ToList();
+        batch.Execute();
+        var answers = await Task.WhenAll(sends).ConfigureAwait(false);
+        var made = new bool[replays.Count];
+        var checks = new List<(int Index, Task<bool> Made)>();
+        var again = db.CreateBatch();
+        for (var i = 0; i < replays.Count; i++)
+            if ((long)answers[i] == 1) made[i] = true;
+            else if (resent) checks.Add((i, ReplayedAsync(again, replays[i], answers[i], resent)));
+        again.Execute();
+        foreach (var (index, check) in checks) made[index] = await check.ConfigureAwait(false);
+        return made;
     }
 
     /// <summary>
@@ -98,7 +129,7 @@ public sealed partial class JobClient
     public Task<IReadOnlyList<string>> ReplayAllAsync(string queue, string? task = null) => ReplayAllAsync(queue, task, CancellationToken.None);
 
     /// <inheritdoc cref="ReplayAllAsync(string, string?)"/>
-    /// <param name="ct">Stops the walk between letters (those replayed before stay replayed).</param>
+    /// <param name="ct">Stops the walk between pages (those replayed before stay replayed).</param>
     public async Task<IReadOnlyList<string>> ReplayAllAsync(string queue, string? task, CancellationToken ct)
     {
         var q = _keys.Queue(queue);
@@ -107,24 +138,30 @@ public sealed partial class JobClient
         var walk = await DeadListWalk.StartAsync(this, q.Dead, $"replay the dead letters of queue '{queue}'", ct).ConfigureAwait(false);
         while (await walk.NextAsync(200, ct).ConfigureAwait(false) is { Count: > 0 } ids)
         {
+            ct.ThrowIfCancellationRequested();
             var jobs = new Dictionary<string, JobInfo>();
             foreach (var info in await CallAsync(walk.What, db => ReadManyAsync(db, ids), ct).ConfigureAwait(false)) jobs.TryAdd(info.Id, info);
+            var replays = new Dictionary<string, PreparedReplay>();
+            foreach (var id in ids)
+                if (!made.Contains(id) && jobs.GetValueOrDefault(id) is { State: JobState.DeadLettered, Envelope: not null, ReplayedAs: null } job &&
+                    (task is null || job.Task == task))
+                    replays[id] = PrepareReplay(job);
+            // The page's replays in one round trip, then the walk told of each letter in the list's order.
+            var sent = replays.Values.ToList();
+            var outcome = await CallAsync(walk.What, (db, resent) => ReplayManyAsync(db, sent, resent), ct).ConfigureAwait(false);
+            var madeNow = sent.Zip(outcome).ToDictionary(pair => pair.First.OldId, pair => pair.Second);
+            var told = new HashSet<string>();
             foreach (var id in ids)
             {
-                if (made.Contains(id) || jobs.GetValueOrDefault(id) is not { State: JobState.DeadLettered, Envelope: not null, ReplayedAs: null } job ||
-                    (task is not null && job.Task != task))
+                if (!replays.TryGetValue(id, out var replay)) walk.Stays(id);
+                else if (!told.Add(id)) await walk.StaysIfStillThereAsync(id, ct).ConfigureAwait(false); // listed twice: replayed once
+                else if (madeNow[id])
                 {
-                    walk.Stays(id);
-                    continue;
-                }
-                try
-                {
-                    var newId = await ReplayAsync(job, ct).ConfigureAwait(false);
                     walk.TookOut();
-                    replayed.Add(newId);
-                    made.Add(newId);
+                    replayed.Add(replay.NewId);
+                    made.Add(replay.NewId);
                 }
-                catch (InvalidOperationException) { await walk.StaysIfStillThereAsync(id, ct).ConfigureAwait(false); } // changed meanwhile
+                else await walk.StaysIfStillThereAsync(id, ct).ConfigureAwait(false); // changed meanwhile
             }
         }
         return replayed;
@@ -144,23 +181,25 @@ public sealed partial class JobClient
         var walk = await DeadListWalk.StartAsync(this, q.Dead, $"purge the dead letters of queue '{queue}'", ct).ConfigureAwait(false);
         while (await walk.NextAsync(500, ct).ConfigureAwait(false) is { Count: > 0 } ids)
         {
+            ct.ThrowIfCancellationRequested();
             var records = await CallAsync(walk.What, db => ReadForPurgeAsync(db, q, ids), ct).ConfigureAwait(false);
+            var parents = records.Select(fields => fields[2]).Where(parent => !parent.IsNull).Select(parent => (string)parent!).Distinct().ToList();
+            var waiting = await CallAsync(walk.What, db => WaitingParentsAsync(db, q, parents), ct).ConfigureAwait(false);
+            var doomed = new List<(string Id, RedisKey Idempotency)>();
             foreach (var (id, fields) in ids.Zip(records))
             {
-                ct.ThrowIfCancellationRequested();
-                var parent = fields[2];
-                var waitingParent = !parent.IsNull &&
-                    await CallAsync(walk.What, db => db.HashGetAsync(q.Job((string)parent!), "state"), ct).ConfigureAwait(false) == "waiting";
-                if ((task is not null && fields[0] != task) || waitingParent)
+                if ((task is not null && fields[0] != task) || (!fields[2].IsNull && waiting.Contains((string)fields[2]!)))
                 {
                     walk.Stays(id);
                     continue;
                 }
                 var envelope = fields[1].IsNull ? null : TryEnvelope((string)fields[1]!);
-                RedisKey idempotency = envelope?.IdempotencyKey is { } key ? q.Idempotency(key) : q.Job(id);
-                // Safe to send again: a second send finds the letter gone and deletes nothing (the count is one short).
-                var deleted = (long)await CallAsync(walk.What,
-                    db => db.ScriptEvaluateAsync(ProducerScripts.PurgeDead, [q.Dead, q.Job(id), idempotency], [id]), ct).ConfigureAwait(false);
+                doomed.Add((id, envelope?.IdempotencyKey is { } key ? q.Idempotency(key) : q.Job(id)));
+            }
+            // The page's deletions in one round trip. Safe to send again: a second send finds a letter gone and deletes
+            // nothing (the count is one short for each letter whose first send landed).
+            foreach (var deleted in await CallAsync(walk.What, db => PurgeManyAsync(db, q, doomed), ct).ConfigureAwait(false))
+            {
                 if (deleted == 1) walk.TookOut();
                 purged += deleted;
             }
@@ -175,6 +214,28 @@ public sealed partial class JobClient
         var reads = ids.Select(id => batch.HashGetAsync(q.Job(id), [(RedisValue)"task", "envelope", "parent"])).ToList();
         batch.Execute();
         return await Task.WhenAll(reads).ConfigureAwait(false); // every read awaited: none left unobserved when one fails
+    }
+
+    /// <summary>Which of <paramref name="parents"/> still wait for their children, in one round trip.</summary>
+    private static async Task<HashSet<string>> WaitingParentsAsync(IDatabase db, QueueKeys q, IReadOnlyList<string> parents)
+    {
+        if (parents.Count == 0) return [];
+        var batch = db.CreateBatch();
+        var states = parents.Select(parent => batch.HashGetAsync(q.Job(parent), "state")).ToList();
+        batch.Execute();
+        var answers = await Task.WhenAll(states).ConfigureAwait(false);
+        return parents.Where((_, i) => answers[i] == "waiting").ToHashSet();
+    }
+
+    /// <summary>Deletes each letter with <see cref="ProducerScripts.PurgeDead"/>, in one round trip; 1 or 0 for each.</summary>
+    private static async Task<long[]> PurgeManyAsync(IDatabase db, QueueKeys q, IReadOnlyList<(string Id, RedisKey Idempotency)> letters)
+    {
+        if (letters.Count == 0) return [];
+        var batch = db.CreateBatch();
+        var deletes = letters.Select(letter =>
+            batch.ScriptEvaluateAsync(ProducerScripts.PurgeDead, [q.Dead, q.Job(letter.Id), letter.Idempotency], [letter.Id])).ToList();
+        batch.Execute();
+        return (await Task.WhenAll(deletes).ConfigureAwait(false)).Select(deleted => (long)deleted).ToArray();
     }
 
     private static JobEnvelope? TryEnvelope(string json)

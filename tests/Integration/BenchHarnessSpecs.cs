@@ -33,6 +33,34 @@ public sealed class BenchHarnessSpecs(BenchHarnessSpecs.SmokeRun smoke, ITestOut
         Path.GetFullPath(Path.Combine(Path.GetDirectoryName(ClusterJobs.Tests.Shared.ClusterProcess.Binary("ClusterJobs.Node"))!, "..", "..", "..", "..", ".."));
 
     [Fact]
+    public async Task A_Redis_already_on_the_harness_port_is_used_and_its_pid_asked_of_Redis_itself()
+    {
+        // One left running by a killed run has lost its pidfile with that run's work folder; the kit reads Redis's CPU
+        // time by the pid it finds in run/redis-6390.pid, and failed with a Python traceback when that was wrong. (The
+        // facts of this class run one at a time, so the smoke run is not using the port now.)
+        // Its pidfile's folder is gone, and its process title does not name the port (a Redis configured by someone else).
+        await using var left = await RedisServer.StartBinaryAsync(port: 6390,
+            extraArgs: $"--pidfile {Path.Combine(Path.GetTempPath(), "cj-bench-gone-" + Guid.NewGuid().ToString("N"), "redis-6390.pid")} " +
+                       "--proc-title-template \"{title} left-over\"");
+        var work = Directory.CreateTempSubdirectory("cj-bench-reuse-").FullName;
+        try
+        {
+            var (exitCode, text, errors) = await RunAsync(TimeSpan.FromMinutes(1), "bash",
+                ["-c", "repo=$PWD; . bench/common.sh; cat \"$work/run/redis-6390.pid\"; stop_private_redis"],
+                new Dictionary<string, string?> { ["BENCH_WORK"] = work });
+
+            Assert.True(exitCode == 0, $"bench/common.sh exited {exitCode}: {errors}");
+            Assert.Equal(left.ProcessId.ToString(), text.Trim());
+            Assert.Contains($"using the Redis already running on 127.0.0.1:6390 (pid {left.ProcessId})", errors);
+            Assert.False(Process.GetProcessById(left.ProcessId!.Value).HasExited); // not the harness's to stop
+        }
+        finally
+        {
+            Directory.Delete(work, recursive: true);
+        }
+    }
+
+    [Fact]
     public async Task The_harness_runs_every_workload_against_ClusterJobs_and_prints_a_result_line_for_each()
     {
         var (exitCode, text, errors) = await smoke.Run;

@@ -24,6 +24,9 @@ public sealed class RedisServer : IAsyncDisposable
         _container = container;
     }
 
+    /// <summary>The redis-server process's id, when this started one.</summary>
+    public int? ProcessId => _process?.Id;
+
     public string Url { get; }
     /// <summary>Where this Redis came from (REDIS_URL, testcontainers, redis-server), for test output.</summary>
     public string Source { get; }
