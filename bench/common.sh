@@ -28,8 +28,9 @@ if ! redis-cli -p 6390 ping >/dev/null 2>&1; then
 else
   # A Redis already there (one started by hand, or left by a run that was killed) is used, and the kit reads its CPU
   # time by pid: asked of Redis itself, since the pidfile of a killed run's Redis may be gone with its work folder.
-  redis_pid=$(redis-cli -p 6390 info server | tr -d '\r' | sed -n 's/^process_id://p')
-  [ -n "$redis_pid" ] && [ -d "/proc/$redis_pid" ] || {
+  redis_pid=$(redis-cli -p 6390 info server 2>/dev/null | tr -d '\r' | sed -n 's/^process_id://p') || redis_pid=
+  # (a Redis in a container says its own pid there: 1, say, which here is another process)
+  [ -n "$redis_pid" ] && [ "$(cat "/proc/$redis_pid/comm" 2>/dev/null)" = redis-server ] || {
     echo "127.0.0.1:6390 answers but is not a Redis on this machine whose pid can be read (INFO server said '$redis_pid');" \
       "stop what listens there: ss -ltnp 'sport = :6390'" >&2; exit 2; }
   echo "$redis_pid" > "$work/run/redis-6390.pid"

@@ -65,7 +65,10 @@ internal sealed class DeadListWalk
     /// <summary>The letter stays in the list: the next page starts after it.</summary>
     public void Stays(string id) => (_position, _anchor) = (_position + 1, id);
 
-    /// <summary>The walk's call took a letter out of the list.</summary>
+    /// <summary>
+    /// A letter of the last page is out of the list: the walk's call took it out, or someone else did after the page was
+    /// read (an old letter either way, so one place fewer can hold old letters).
+    /// </summary>
     public void TookOut() => _limit--;
 
     /// <summary>After a call on the letter failed: it stays if it is still where the walk read it.</summary>

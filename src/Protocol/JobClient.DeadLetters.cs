@@ -106,14 +106,19 @@ public sealed partial class JobClient
         var sends = replays.Select(replay => batch.ScriptEvaluateAsync(ProducerScripts.Replay, replay.Keys, replay.Args)).ToList();
         batch.Execute();
         var answers = await Task.WhenAll(sends).ConfigureAwait(false);
+        // A refusal is checked whether or not this is a resend: a batch sent again after a failure may have had some of
+        // its replays land, while the retry saw only the failure of one never sent (RedisRetry.Reached). The new job's
+        // id is this call's own, so finding it is proof.
         var made = new bool[replays.Count];
         var checks = new List<(int Index, Task<bool> Made)>();
         var again = db.CreateBatch();
         for (var i = 0; i < replays.Count; i++)
             if ((long)answers[i] == 1) made[i] = true;
-            else if (resent) checks.Add((i, ReplayedAsync(again, replays[i], answers[i], resent)));
+            else checks.Add((i, ReplayedAsync(again, replays[i], answers[i], resent: true)));
+        if (checks.Count == 0) return made;
         again.Execute();
-        foreach (var (index, check) in checks) made[index] = await check.ConfigureAwait(false);
+        await Task.WhenAll(checks.Select(check => check.Made)).ConfigureAwait(false); // every read awaited: none left unobserved
+        foreach (var (index, check) in checks) made[index] = check.Result;
         return made;
     }
 
@@ -129,7 +134,7 @@ public sealed partial class JobClient
     public Task<IReadOnlyList<string>> ReplayAllAsync(string queue, string? task = null) => ReplayAllAsync(queue, task, CancellationToken.None);
 
     /// <inheritdoc cref="ReplayAllAsync(string, string?)"/>
-    /// <param name="ct">Stops the walk between pages (those replayed before stay replayed).</param>
+    /// <param name="ct">Stops the walk between pages (those replayed before stay replayed; a page already sent may still land).</param>
     public async Task<IReadOnlyList<string>> ReplayAllAsync(string queue, string? task, CancellationToken ct)
     {
         var q = _keys.Queue(queue);
@@ -148,6 +153,7 @@ public sealed partial class JobClient
                     replays[id] = PrepareReplay(job);
             // The page's replays in one round trip, then the walk told of each letter in the list's order.
             var sent = replays.Values.ToList();
+            ct.ThrowIfCancellationRequested(); // a page sent with a token already cancelled would land unbeknown to the caller
             var outcome = await CallAsync(walk.What, (db, resent) => ReplayManyAsync(db, sent, resent), ct).ConfigureAwait(false);
             var madeNow = sent.Zip(outcome).ToDictionary(pair => pair.First.OldId, pair => pair.Second);
             var told = new HashSet<string>();
@@ -172,7 +178,8 @@ public sealed partial class JobClient
     /// with its record and idempotency key (Sidekiq's "Delete All" of its dead set); returns how many. It goes through the
     /// list as it was when called, oldest first, 500 at a time (<see cref="DeadListWalk"/>), so dead letters that arrive
     /// meanwhile stay. A child whose split parent still waits is kept: its parent has yet to read its outcome. Each step
-    /// is sent again while Redis cannot be reached (<see cref="JobClientOptions.CallRetryFor"/>).
+    /// is sent again while Redis cannot be reached (<see cref="JobClientOptions.CallRetryFor"/>); the count then leaves out
+    /// the letters of a page whose first send landed though its reply was lost (they are deleted all the same).
     /// </summary>
     public async Task<long> PurgeDeadLettersAsync(string queue, string? task = null, CancellationToken ct = default)
     {
@@ -197,10 +204,13 @@ public sealed partial class JobClient
                 doomed.Add((id, envelope?.IdempotencyKey is { } key ? q.Idempotency(key) : q.Job(id)));
             }
             // The page's deletions in one round trip. Safe to send again: a second send finds a letter gone and deletes
-            // nothing (the count is one short for each letter whose first send landed).
+            // nothing (the count leaves out each letter whose first send landed).
+            ct.ThrowIfCancellationRequested(); // a page sent with a token already cancelled would land unbeknown to the caller
             foreach (var deleted in await CallAsync(walk.What, db => PurgeManyAsync(db, q, doomed), ct).ConfigureAwait(false))
             {
-                if (deleted == 1) walk.TookOut();
+                // Out of the list either way: by this call, or by an earlier try of it or someone else (0), both old letters
+                // that no longer hold a place the walk must reach.
+                walk.TookOut();
                 purged += deleted;
             }
         }

@@ -160,7 +160,7 @@ public static class RedisConnection
         {
             // LOADING comes back as a server error, or, when it answers a command sent while the connection is set up,
             // as a connection failure of type Loading (StackExchange.Redis reconnects by itself then).
-            ShouldHandle = new PredicateBuilder().Handle<RedisServerException>(IsLoading).Handle<RedisConnectionException>(IsLoadingFailure),
+            ShouldHandle = new PredicateBuilder().Handle<RedisServerException>(IsLoading).Handle<RedisConnectionException>(ex => ex.FailureType == ConnectionFailureType.Loading),
             MaxRetryAttempts = int.MaxValue,
             BackoffType = DelayBackoffType.Constant,
             Delay = LoadingPoll,
