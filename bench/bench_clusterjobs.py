@@ -45,7 +45,10 @@ SLOTS = os.environ.get("CJ_CONCURRENCY", "500")
 READ_AHEAD = os.environ.get("CJ_READ_AHEAD", "256")
 PRODUCER_ENV = os.environ.get("CJ_PRODUCER_ENV", "").split()
 SEED_PORT = 4790
-COMMON = {"REDIS_URL": "redis://127.0.0.1:6390/0", "CLUSTERJOBS_CONCURRENCY": SLOTS, "CLUSTER_IP": "127.0.0.1",
+# The nodes' Redis settings, for A/B runs of connection options (a StackExchange.Redis configuration string:
+# CJ_NODE_REDIS_URL=127.0.0.1:6390,protocol=resp3); the producer and the kit keep the plain URL.
+NODE_REDIS_URL = os.environ.get("CJ_NODE_REDIS_URL", "redis://127.0.0.1:6390/0")
+COMMON = {"REDIS_URL": NODE_REDIS_URL, "CLUSTERJOBS_CONCURRENCY": SLOTS, "CLUSTER_IP": "127.0.0.1",
           "CLUSTERJOBS_READ_AHEAD": READ_AHEAD,
           "DOTNET_gcServer": "0"}
 
