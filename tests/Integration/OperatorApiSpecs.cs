@@ -415,6 +415,41 @@ public sealed class OperatorApiSpecs(BrokerFixture brokers, ITestOutputHelper ou
     }
 
     [Fact]
+    public async Task While_Redis_hangs_a_settings_change_answers_503_naming_Redis_not_the_router_and_works_once_it_answers()
+    {
+        // A stalled Redis (SIGSTOP: a partition, a server stuck) accepts the journal's write and never answers; the router's
+        // answer times out long before the journal gives up. What to look at is Redis, and the answer says so.
+        await using var redis = await RedisServer.StartBinaryAsync(port: RedisServer.PortNoOneElseIsGiven());
+        await using var node = await TestNode.StartAsync(redis.Url, _prefix, o => o.HttpPort = 0, serializeMessages: false);
+        using var http = Http(node);
+        Assert.True((await http.PostAsync("api/queues/default/resume", EmptyJson())).IsSuccessStatusCode); // its settings loaded
+        var pid = redis.ProcessId!.Value;
+        Signal("STOP", pid);
+        try
+        {
+            var pause = await http.PostAsync("api/queues/default/pause", EmptyJson());
+
+            Assert.Equal(HttpStatusCode.ServiceUnavailable, pause.StatusCode);
+            var detail = JsonNode.Parse(await pause.Content.ReadAsStringAsync())!["detail"]!.GetValue<string>();
+            Assert.Contains("The router of queue 'default' did not answer in time, and Redis, where it records its settings, is not answering", detail);
+        }
+        finally
+        {
+            Signal("CONT", pid);
+        }
+        await ClusterRun.WaitUntilAsync(async () => (await http.PostAsync("api/queues/default/pause", EmptyJson())).IsSuccessStatusCode,
+            Wait, "the pause once Redis answers again");
+        Assert.True((await GetJson(http, "api/queues/default"))["settings"]!["paused"]!.GetValue<bool>());
+
+        static void Signal(string signal, int pid)
+        {
+            using var kill = System.Diagnostics.Process.Start("kill", $"-{signal} {pid}")!;
+            kill.WaitForExit();
+            Assert.Equal(0, kill.ExitCode);
+        }
+    }
+
+    [Fact]
     public async Task A_node_whose_http_port_is_taken_stops_at_start_saying_which_setting_to_change()
     {
         using var taken = new TcpListener(IPAddress.Loopback, 0);

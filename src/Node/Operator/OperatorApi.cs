@@ -61,18 +61,23 @@ public sealed class OperatorApi(IServiceProvider services, QueueCensus census, R
     /// <summary>Healthy: Redis answers a PING within 2 s and this node is Up in its cluster.</summary>
     public async Task<HealthView> HealthAsync()
     {
-        string reached;
+        var reached = await RedisProblemAsync() ?? "ok";
+        var member = Wire(Cluster.SelfMember.Status);
+        return new HealthView(reached == "ok" && member == "up", reached, member);
+    }
+
+    /// <summary>Null when Redis answers a PING within 2 s; otherwise what went wrong.</summary>
+    private async Task<string?> RedisProblemAsync()
+    {
         try
         {
             await redis.Connection.GetDatabase().PingAsync().WaitAsync(TimeSpan.FromSeconds(2));
-            reached = "ok";
+            return null;
         }
         catch (Exception ex) when (ex is StackExchange.Redis.RedisException or TimeoutException)
         {
-            reached = ex is TimeoutException ? "no answer within 2 s" : ex.Message;
+            return ex is TimeoutException ? "no answer within 2 s" : ex.Message;
         }
-        var member = Wire(Cluster.SelfMember.Status);
-        return new HealthView(reached == "ok" && member == "up", reached, member);
     }
 
     /// <summary>Every queue that has jobs in Redis or a node serving it, sorted by name.</summary>
@@ -136,7 +141,9 @@ public sealed class OperatorApi(IServiceProvider services, QueueCensus census, R
         }
         catch (AskTimeoutException)
         {
-            throw new NoRouterException(queue, timedOut: true);
+            // A router that keeps its settings in Redis waits on it: while Redis hangs (a partition, a stalled server) the
+            // ask times out before the journal gives up, and Redis, not the router, is what to look at.
+            throw new NoRouterException(queue, timedOut: true, redisProblem: await RedisProblemAsync());
         }
         catch (Exception ex) when (ex is not ArgumentException)
         {
@@ -200,9 +207,10 @@ public sealed class OperatorApi(IServiceProvider services, QueueCensus census, R
 }
 
 /// <summary>A queue whose router cannot be asked: no node serves it, none answered, or it could not apply the change.</summary>
-public sealed class NoRouterException(string queue, bool timedOut = false, string? reason = null) : Exception(
+public sealed class NoRouterException(string queue, bool timedOut = false, string? reason = null, string? redisProblem = null) : Exception(
     reason is not null ? $"The router of queue '{queue}' could not apply the change: {reason}"
     : !timedOut ? $"No node serves queue '{queue}': its settings live with its router, which runs only on a node serving the queue. Start a node with CLUSTERJOBS_QUEUES={queue}."
+    : redisProblem is not null ? $"The router of queue '{queue}' did not answer in time, and Redis, where it records its settings, is not answering ({redisProblem}): the change may not have been recorded; try again once Redis is back."
     : $"The router of queue '{queue}' did not answer in time (a node serving it may be starting, leaving or unreachable); try again.")
 {
     public string Queue { get; } = queue;
