@@ -43,32 +43,46 @@ public sealed class RecurringFirer(Func<IConnectionMultiplexer> redis, RedisKeys
         var soonest = await db.SortedSetRangeByRankWithScoresAsync(_q.Recurring, 0, 0).ConfigureAwait(false);
         if (soonest.Length == 0 || soonest[0].Score > now) return new FireRound([], NextRun(soonest), false);
         var due = await db.SortedSetRangeByScoreWithScoresAsync(_q.Recurring, double.NegativeInfinity, now, take: MaxPerCall).ConfigureAwait(false);
-        var stopped = new List<StoppedSchedule>();
         var batch = db.CreateBatch();
         var reads = due.Select(d => (Name: (string)d.Element!, d.Score,
             Fields: batch.HashGetAsync(_q.RecurringSchedule((string)d.Element!), [(RedisValue)"cron", "time_zone", "template", "version"]))).ToList();
         batch.Execute();
+        // The runs that can fire go in one round trip; those that cannot are stopped after, each saying why.
+        var fires = new List<(string Name, double Score, RedisValue Version, Task<RedisResult> Fired)>();
+        var faults = new List<(string Name, double Score, RedisValue Version, string Error)>();
+        var firing = db.CreateBatch();
         foreach (var (name, score, read) in reads)
         {
             ct.ThrowIfCancellationRequested();
-            string? error;
             RedisValue version = "";
             try
             {
                 var fields = await read.ConfigureAwait(false);
                 version = fields[3].IsNull ? "" : fields[3];
-                var call = FireCall(name, score, now, fields, out error);
-                if (call is not null)
-                {
-                    await db.ScriptEvaluateAsync(RecurringScripts.Fire, call.Value.Keys, call.Value.Values).ConfigureAwait(false);
-                    continue;
-                }
+                if (FireCall(name, score, now, fields, out var error) is { } call)
+                    fires.Add((name, score, version, firing.ScriptEvaluateAsync(RecurringScripts.Fire, call.Keys, call.Values)));
+                else faults.Add((name, score, version, error!));
             }
             catch (Exception ex) when (!RedisConnection.IsUnreachable(ex) && ex is not OperationCanceledException)
             {
-                error = $"Redis refused it: {ex.Message}"; // a key of the wrong type written by hand, say
+                faults.Add((name, score, version, RefusedBy(ex))); // a key of the wrong type written by hand, say
             }
-            error = $"{error} (found by node {node})";
+        }
+        firing.Execute();
+        try { await Task.WhenAll(fires.Select(f => f.Fired)).ConfigureAwait(false); }
+        catch (Exception) { } // each fire's own error is read below: none left unobserved
+        foreach (var (name, score, version, fired) in fires)
+        {
+            try { await fired.ConfigureAwait(false); }
+            catch (Exception ex) when (!RedisConnection.IsUnreachable(ex) && ex is not OperationCanceledException)
+            {
+                faults.Add((name, score, version, RefusedBy(ex)));
+            }
+        }
+        var stopped = new List<StoppedSchedule>();
+        foreach (var (name, score, version, fault) in faults)
+        {
+            var error = $"{fault} (found by node {node})";
             if ((long)await db.ScriptEvaluateAsync(RecurringScripts.Stop, [_q.Recurring, _q.RecurringSchedule(name)], [name, score, error, version])
                     .ConfigureAwait(false) == 1)
                 stopped.Add(new StoppedSchedule(queue, name, error));
@@ -76,6 +90,8 @@ public sealed class RecurringFirer(Func<IConnectionMultiplexer> redis, RedisKeys
         var after = await db.SortedSetRangeByRankWithScoresAsync(_q.Recurring, 0, 0).ConfigureAwait(false);
         return new FireRound(stopped, NextRun(after), due.Length == MaxPerCall);
     }
+
+    private static string RefusedBy(Exception ex) => $"Redis refused it: {ex.Message}";
 
     /// <summary>The soonest schedule's run in unix ms (clamped: a score written by hand may be anything); null for none or none finite.</summary>
     private static long? NextRun(SortedSetEntry[] soonest) =>
