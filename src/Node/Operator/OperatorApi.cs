@@ -210,7 +210,7 @@ public sealed class OperatorApi(IServiceProvider services, QueueCensus census, R
 public sealed class NoRouterException(string queue, bool timedOut = false, string? reason = null, string? redisProblem = null) : Exception(
     reason is not null ? $"The router of queue '{queue}' could not apply the change: {reason}"
     : !timedOut ? $"No node serves queue '{queue}': its settings live with its router, which runs only on a node serving the queue. Start a node with CLUSTERJOBS_QUEUES={queue}."
-    : redisProblem is not null ? $"The router of queue '{queue}' did not answer in time, and Redis, where it records its settings, is not answering ({redisProblem}): the change may not have been recorded; try again once Redis is back."
+    : redisProblem is not null ? $"The router of queue '{queue}' did not answer in time, and Redis, where it records its settings, is not answering this node either ({redisProblem}): the change may still take effect once Redis answers; look at GET /api/queues/{queue} before trying again."
     : $"The router of queue '{queue}' did not answer in time (a node serving it may be starting, leaving or unreachable); try again.")
 {
     public string Queue { get; } = queue;

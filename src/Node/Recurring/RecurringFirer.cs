@@ -34,7 +34,10 @@ public sealed class RecurringFirer(Func<IConnectionMultiplexer> redis, RedisKeys
     private readonly QueueKeys _q = keys.Queue(queue);
     private readonly TimeProvider _clock = clock ?? TimeProvider.System;
 
-    /// <summary>Fires the due runs. Throws only when Redis cannot be reached; anything wrong with one schedule stops that one.</summary>
+    /// <summary>
+    /// Fires the due runs. Throws when Redis cannot be reached or refuses what is not one schedule's fault; anything wrong
+    /// with one schedule stops that one.
+    /// </summary>
     public async Task<FireRound> FireDueAsync(CancellationToken ct)
     {
         var db = redis().GetDatabase();
@@ -63,9 +66,9 @@ public sealed class RecurringFirer(Func<IConnectionMultiplexer> redis, RedisKeys
                     fires.Add((name, score, version, firing.ScriptEvaluateAsync(RecurringScripts.Fire, call.Keys, call.Values)));
                 else faults.Add((name, score, version, error!));
             }
-            catch (Exception ex) when (!RedisConnection.IsUnreachable(ex) && ex is not OperationCanceledException)
+            catch (RedisServerException ex) when (IsWrongType(ex))
             {
-                faults.Add((name, score, version, RefusedBy(ex))); // a key of the wrong type written by hand, say
+                faults.Add((name, score, version, RefusedBy(ex))); // a key of the wrong type written by hand
             }
         }
         firing.Execute();
@@ -74,7 +77,7 @@ public sealed class RecurringFirer(Func<IConnectionMultiplexer> redis, RedisKeys
         foreach (var (name, score, version, fired) in fires)
         {
             try { await fired.ConfigureAwait(false); }
-            catch (Exception ex) when (!RedisConnection.IsUnreachable(ex) && ex is not OperationCanceledException)
+            catch (RedisServerException ex) when (IsWrongType(ex))
             {
                 faults.Add((name, score, version, RefusedBy(ex)));
             }
@@ -92,6 +95,13 @@ public sealed class RecurringFirer(Func<IConnectionMultiplexer> redis, RedisKeys
     }
 
     private static string RefusedBy(Exception ex) => $"Redis refused it: {ex.Message}";
+
+    /// <summary>
+    /// The one refusal that is the schedule's own (a key of it written by hand with the wrong type). Any other (OOM, BUSY,
+    /// READONLY after a failover) is Redis's state, passing, and would fail every run of the batch alike: the round
+    /// throws and is tried again, rather than stopping every schedule it touched.
+    /// </summary>
+    private static bool IsWrongType(RedisServerException ex) => ex.Message.StartsWith("WRONGTYPE", StringComparison.Ordinal);
 
     /// <summary>The soonest schedule's run in unix ms (clamped: a score written by hand may be anything); null for none or none finite.</summary>
     private static long? NextRun(SortedSetEntry[] soonest) =>
