@@ -101,24 +101,15 @@ public sealed partial class JobClient
     /// <summary>Sends <paramref name="replays"/> in one round trip; whether each was made (<see cref="ReplayedAsync"/>).</summary>
     private static async Task<bool[]> ReplayManyAsync(IDatabase db, IReadOnlyList<PreparedReplay> replays, bool resent)
     {
-        if (replays.Count == 0) return [];
-        var batch = db.CreateBatch();
-        var sends = replays.Select(replay => batch.ScriptEvaluateAsync(ProducerScripts.Replay, replay.Keys, replay.Args)).ToList();
-        batch.Execute();
-        var answers = await Task.WhenAll(sends).ConfigureAwait(false);
+        var answers = await db.SendAllAsync(replays, (batch, replay) => batch.ScriptEvaluateAsync(ProducerScripts.Replay, replay.Keys, replay.Args))
+            .ConfigureAwait(false);
         // A refusal is checked whether or not this is a resend: a batch sent again after a failure may have had some of
         // its replays land, while the retry saw only the failure of one never sent (RedisRetry.Reached). The new job's
         // id is this call's own, so finding it is proof.
-        var made = new bool[replays.Count];
-        var checks = new List<(int Index, Task<bool> Made)>();
-        var again = db.CreateBatch();
-        for (var i = 0; i < replays.Count; i++)
-            if ((long)answers[i] == 1) made[i] = true;
-            else checks.Add((i, ReplayedAsync(again, replays[i], answers[i], resent: true)));
-        if (checks.Count == 0) return made;
-        again.Execute();
-        await Task.WhenAll(checks.Select(check => check.Made)).ConfigureAwait(false); // every read awaited: none left unobserved
-        foreach (var (index, check) in checks) made[index] = check.Result;
+        var refused = Enumerable.Range(0, replays.Count).Where(i => (long)answers[i] != 1).ToList();
+        var found = await db.SendAllAsync(refused, (batch, i) => ReplayedAsync(batch, replays[i], answers[i], resent: true)).ConfigureAwait(false);
+        var made = answers.Select(answer => (long)answer == 1).ToArray();
+        for (var k = 0; k < refused.Count; k++) made[refused[k]] = found[k];
         return made;
     }
 
@@ -218,35 +209,21 @@ public sealed partial class JobClient
     }
 
     /// <summary>The fields a purge decides by (task, envelope, parent) of each letter, in one round trip.</summary>
-    private static async Task<RedisValue[][]> ReadForPurgeAsync(IDatabase db, QueueKeys q, IReadOnlyList<string> ids)
-    {
-        var batch = db.CreateBatch();
-        var reads = ids.Select(id => batch.HashGetAsync(q.Job(id), [(RedisValue)"task", "envelope", "parent"])).ToList();
-        batch.Execute();
-        return await Task.WhenAll(reads).ConfigureAwait(false); // every read awaited: none left unobserved when one fails
-    }
+    private static Task<RedisValue[][]> ReadForPurgeAsync(IDatabase db, QueueKeys q, IReadOnlyList<string> ids) =>
+        db.SendAllAsync(ids, (batch, id) => batch.HashGetAsync(q.Job(id), [(RedisValue)"task", "envelope", "parent"]));
 
     /// <summary>Which of <paramref name="parents"/> still wait for their children, in one round trip.</summary>
     private static async Task<HashSet<string>> WaitingParentsAsync(IDatabase db, QueueKeys q, IReadOnlyList<string> parents)
     {
-        if (parents.Count == 0) return [];
-        var batch = db.CreateBatch();
-        var states = parents.Select(parent => batch.HashGetAsync(q.Job(parent), "state")).ToList();
-        batch.Execute();
-        var answers = await Task.WhenAll(states).ConfigureAwait(false);
-        return parents.Where((_, i) => answers[i] == "waiting").ToHashSet();
+        var states = await db.SendAllAsync(parents, (batch, parent) => batch.HashGetAsync(q.Job(parent), "state")).ConfigureAwait(false);
+        return parents.Where((_, i) => states[i] == "waiting").ToHashSet();
     }
 
     /// <summary>Deletes each letter with <see cref="ProducerScripts.PurgeDead"/>, in one round trip; 1 or 0 for each.</summary>
-    private static async Task<long[]> PurgeManyAsync(IDatabase db, QueueKeys q, IReadOnlyList<(string Id, RedisKey Idempotency)> letters)
-    {
-        if (letters.Count == 0) return [];
-        var batch = db.CreateBatch();
-        var deletes = letters.Select(letter =>
-            batch.ScriptEvaluateAsync(ProducerScripts.PurgeDead, [q.Dead, q.Job(letter.Id), letter.Idempotency], [letter.Id])).ToList();
-        batch.Execute();
-        return (await Task.WhenAll(deletes).ConfigureAwait(false)).Select(deleted => (long)deleted).ToArray();
-    }
+    private static async Task<long[]> PurgeManyAsync(IDatabase db, QueueKeys q, IReadOnlyList<(string Id, RedisKey Idempotency)> letters) =>
+        (await db.SendAllAsync(letters, (batch, letter) =>
+            batch.ScriptEvaluateAsync(ProducerScripts.PurgeDead, [q.Dead, q.Job(letter.Id), letter.Idempotency], [letter.Id])).ConfigureAwait(false))
+        .Select(deleted => (long)deleted).ToArray();
 
     private static JobEnvelope? TryEnvelope(string json)
     {

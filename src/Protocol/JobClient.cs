@@ -333,13 +333,11 @@ public sealed partial class JobClient : IAsyncDisposable
 
     private async Task<IReadOnlyList<JobInfo>> ReadManyAsync(IDatabase db, IReadOnlyList<string> jobIds)
     {
-        var batch = db.CreateBatch();
-        var reads = jobIds.Where(JobIds.IsValid).Select(id => (Id: id, Fields: batch.HashGetAllAsync(_keys.ForJob(id).Job(id)))).ToList();
-        batch.Execute();
-        await Task.WhenAll(reads.Select(r => r.Fields)).ConfigureAwait(false); // every read awaited: none left unobserved when one fails
-        var jobs = new List<JobInfo>(reads.Count);
-        foreach (var (id, fields) in reads)
-            if (await fields.ConfigureAwait(false) is { Length: > 0 } entries) jobs.Add(JobRecord.Read(id, entries));
+        var ids = jobIds.Where(JobIds.IsValid).ToList();
+        var records = await db.SendAllAsync(ids, (batch, id) => batch.HashGetAllAsync(_keys.ForJob(id).Job(id))).ConfigureAwait(false);
+        var jobs = new List<JobInfo>(ids.Count);
+        for (var i = 0; i < ids.Count; i++)
+            if (records[i] is { Length: > 0 } entries) jobs.Add(JobRecord.Read(ids[i], entries));
         return jobs;
     }
 
