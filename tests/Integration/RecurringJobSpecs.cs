@@ -172,6 +172,37 @@ public sealed class RecurringJobSpecs(BrokerFixture brokers, ITestOutputHelper o
     }
 
     [Theory, InlineData(BrokerKind.Redis), InlineData(BrokerKind.Garnet)]
+    public async Task A_run_its_queue_cannot_take_stays_due_and_fires_once_the_queue_is_mended_never_lost_nor_its_schedule_stopped(BrokerKind kind)
+    {
+        await UseBrokerAsync(kind);
+        var q = _client.Keys.Queue("default");
+        var db = _redis.GetDatabase();
+        await _client.AddOrUpdateRecurringAsync("report", "0 6 * * *", "recurring_run", new { key = _prefix });
+        var run = DateTimeOffset.UtcNow.AddHours(-1).ToUnixTimeMilliseconds() / 1000 * 1000;
+        await db.SortedSetAddAsync(q.Recurring, "report", run);
+        // The queue's ready set overwritten by hand with another type: the queue takes no job until it is mended.
+        await db.StringSetAsync(q.Ready, "not a sorted set");
+        var firer = new RecurringFirer(() => _redis, _client.Keys, "default", "node-a", JobDefaults.MaxPayloadBytes);
+
+        // The round fails (the queue's fault, not the schedule's) and the run stays due: nothing half-written.
+        var refused = await Assert.ThrowsAsync<RedisServerException>(() => firer.FireDueAsync(CancellationToken.None));
+        Assert.Contains("ready set", refused.Message);
+        Assert.Equal(run, await db.SortedSetScoreAsync(q.Recurring, "report"));
+        var schedule = (await _client.GetRecurringAsync("default", "report"))!;
+        Assert.Null(schedule.Error);
+        Assert.Null(schedule.LastJobId);
+        Assert.Empty(await JobsOfAsync("report"));
+
+        await db.KeyDeleteAsync(q.Ready);
+        var round = await firer.FireDueAsync(CancellationToken.None);
+        Assert.Empty(round.Stopped);
+        var id = $"default:recurring:report:{run}";
+        Assert.Equal(JobState.Queued, (await _client.GetAsync(id))!.State);
+        Assert.Equal(id, (await _client.GetRecurringAsync("default", "report"))!.LastJobId);
+        Assert.True(await db.SortedSetScoreAsync(q.Recurring, "report") > run);
+    }
+
+    [Theory, InlineData(BrokerKind.Redis), InlineData(BrokerKind.Garnet)]
     public async Task Writing_a_schedule_again_with_its_cron_and_time_zone_keeps_its_next_run_and_a_changed_one_moves_it(BrokerKind kind)
     {
         await UseBrokerAsync(kind);
