@@ -18,7 +18,8 @@ public static class ProducerScripts
           if existing then return {0, existing} end
         end
         if redis.call('EXISTS', KEYS[1]) == 1 then return {0, ARGV[1]} end
-        if ARGV[8] == '1' then redis.call('SET', KEYS[4], ARGV[1], 'PX', ARGV[6]) end
+        -- the one write that can fail (a queue key written by hand with another type) first: Redis keeps a script's
+        -- writes when a later command fails, and an idempotency key naming no job would refuse every retry
         local state = 'queued'
         if tonumber(ARGV[5]) > tonumber(ARGV[3]) then
           state = 'scheduled'
@@ -26,6 +27,7 @@ public static class ProducerScripts
         else
           redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
         end
+        if ARGV[8] == '1' then redis.call('SET', KEYS[4], ARGV[1], 'PX', ARGV[6]) end
         redis.call('HSET', KEYS[1], 'envelope', ARGV[2], 'state', state, 'task', ARGV[10], 'attempts', 0,
           'max_attempts', ARGV[9], 'ready_score', ARGV[4], 'enqueued_at', ARGV[3])
         if state == 'queued' then redis.call('PUBLISH', ARGV[7], ARGV[1]) end
@@ -44,12 +46,13 @@ public static class ProducerScripts
         local state = redis.call('HGET', KEYS[1], 'state')
         if not state then return false end
         if state == 'queued' or state == 'scheduled' or state == 'retrying' then
+          redis.call('ZCARD', KEYS[2]) redis.call('ZCARD', KEYS[3]) -- read before any write (see Enqueue)
           redis.call('ZREM', KEYS[2], ARGV[1])
           redis.call('ZREM', KEYS[3], ARGV[1])
           redis.call('HSET', KEYS[1], 'state', 'cancelled', 'finished_at', ARGV[2])
           redis.call('PEXPIRE', KEYS[1], ARGV[3])
           redis.call('PUBLISH', ARGV[4], ARGV[1] .. ' cancelled')
-          if KEYS[4] then redis.call('HINCRBY', KEYS[4], 'cancelled', 1) end
+          if KEYS[4] then redis.pcall('HINCRBY', KEYS[4], 'cancelled', 1) end -- a counter a hand made no integer is skipped
           return 1
         end
         if state == 'running' then
@@ -69,6 +72,7 @@ public static class ProducerScripts
     public const string Replay = """
         if redis.call('HGET', KEYS[1], 'state') ~= 'dead_lettered' then return 0 end
         if redis.call('HEXISTS', KEYS[1], 'replayed_as') == 1 then return 0 end
+        redis.call('ZCARD', KEYS[3]) -- read before any write (see Enqueue): a dead letter is never taken out for a job not queued
         redis.call('LREM', KEYS[2], 0, ARGV[1])
         redis.call('HSET', KEYS[1], 'replayed_as', ARGV[2])
         redis.call('PEXPIRE', KEYS[1], ARGV[9])

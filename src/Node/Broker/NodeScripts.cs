@@ -7,21 +7,46 @@ namespace ClusterJobs.Node.Broker;
 internal static class NodeScripts
 {
     /// <summary>
+    /// A Lua function the scripts that put a job in its ready set start with: at its <c>ready_score</c> (as read), or at
+    /// the front (0) when the record's score is missing or not a number (written by hand), so that the job is queued
+    /// rather than the script failing after its first writes (Redis keeps those) and stranding it.
+    /// </summary>
+    private const string Requeue = """
+        local function requeue(ready, score, id)
+          local added = redis.pcall('ZADD', ready, score or 0, id)
+          if type(added) == 'table' and added.err then redis.call('ZADD', ready, 0, id) end
+        end
+
+        """;
+
+    /// <summary>
     /// Promotes due delayed jobs, then leases up to N ready jobs to this node.
     /// KEYS: ready, scheduled, leased, dead, stats. ARGV: job prefix, now, max, lease deadline, node, events channel,
     /// missing-record error json, record ttl ms, wake channel.
     /// Returns a flat array: id, envelope, attempt, phase ('' or 'reduce') for each job taken (ids without a record are
     /// dead-lettered here; ids cancelled while their node was lost end cancelled here).
+    /// Redis keeps a script's writes when a later command fails, so it fails, if at all, before its first write: the
+    /// queue's keys are read first (a key written by hand with another type), and what one job's record holds (a key
+    /// that is not a hash, a ready score that is not a number) touches that job alone, never its neighbours in the batch.
     /// </summary>
-    public const string Take = """
+    public const string Take = Requeue + """
         local prefix, now = ARGV[1], ARGV[2]
+        redis.call('ZCARD', KEYS[1]) redis.call('ZCARD', KEYS[3]) redis.call('LLEN', KEYS[4])
+        local stats = {}
+        local function dead(k, id, err)
+          redis.call('HSET', k, 'state', 'dead_lettered', 'error', err, 'finished_at', now)
+          redis.call('RPUSH', KEYS[4], id)
+          redis.call('PUBLISH', ARGV[6], id .. ' dead_lettered')
+          stats.dead_lettered = (stats.dead_lettered or 0) + 1
+        end
         local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, 1000)
         for _, id in ipairs(due) do
-          redis.call('ZREM', KEYS[2], id)
           local k = prefix .. id
-          local score = redis.call('HGET', k, 'ready_score')
-          if score then
-            redis.call('ZADD', KEYS[1], score, id)
+          local score = redis.pcall('HGET', k, 'ready_score')
+          redis.call('ZREM', KEYS[2], id)
+          -- (a key that is not a hash, or none, is no job record: it leaves the schedule, the key untouched)
+          if type(score) == 'string' or (not score and redis.call('EXISTS', k) == 1) then
+            requeue(KEYS[1], score, id)
             redis.call('HSET', k, 'state', 'queued')
           end
         end
@@ -32,34 +57,34 @@ internal static class NodeScripts
         for i = 1, #popped, 2 do
           local id = popped[i]
           local k = prefix .. id
-          local fields = redis.call('HMGET', k, 'envelope', 'cancel_requested', 'phase', 'attempts')
-          local env = fields[1]
-          if env and fields[2] then
+          local fields = redis.pcall('HMGET', k, 'envelope', 'cancel_requested', 'phase', 'attempts')
+          if fields.err then
+            -- a key that is not a hash is no job record: it leaves the queue, the key untouched
+          elseif fields[1] and fields[2] then
             -- cancelled while its node was lost: it ends here instead of running again
             redis.call('HSET', k, 'state', 'cancelled', 'finished_at', now)
             redis.call('PEXPIRE', k, ARGV[8])
             redis.call('PUBLISH', ARGV[6], id .. ' cancelled')
-            redis.call('HINCRBY', KEYS[5], 'cancelled', 1)
-          elseif env then
+            stats.cancelled = (stats.cancelled or 0) + 1
+          elseif fields[1] then
             local attempt = (tonumber(fields[4]) or 0) + 1
             redis.call('HSET', k, 'state', 'running', 'started_at', now, 'node', ARGV[5], 'attempts', attempt)
             leases[#leases + 1] = ARGV[4]
             leases[#leases + 1] = id
             out[#out + 1] = id
-            out[#out + 1] = env
+            out[#out + 1] = fields[1]
             out[#out + 1] = attempt
             out[#out + 1] = fields[3] or ''
           else
-            redis.call('HSET', k, 'state', 'dead_lettered', 'error', ARGV[7], 'finished_at', now)
-            redis.call('RPUSH', KEYS[4], id)
-            redis.call('PUBLISH', ARGV[6], id .. ' dead_lettered')
-            redis.call('HINCRBY', KEYS[5], 'dead_lettered', 1)
+            dead(k, id, ARGV[7])
           end
         end
         -- one variadic ZADD for the batch (in chunks: Lua's unpack has a stack limit)
         for i = 1, #leases, 1000 do
           redis.call('ZADD', KEYS[3], unpack(leases, i, math.min(i + 999, #leases)))
         end
+        -- last, and a counter a hand made no integer is skipped: the jobs are what must not fail
+        for field, n in pairs(stats) do redis.pcall('HINCRBY', KEYS[5], field, n) end
         return out
         """;
 
@@ -74,8 +99,10 @@ internal static class NodeScripts
     /// Returns the number recorded, then <c>parent, child</c> for each recorded child job that ended (succeeded,
     /// dead-lettered or cancelled) while its parent still waits, for the parent's split coordinator.
     /// </summary>
-    public const string Complete = """
+    public const string Complete = Requeue + """
         local prefix, now, ttl, events = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+        -- the queue's keys read before any write (see Take); a job's record that is not a hash is left alone
+        redis.call('ZCARD', KEYS[1]) redis.call('ZCARD', KEYS[2]) redis.call('LLEN', KEYS[3]) redis.call('ZCARD', KEYS[4])
         local done = 0
         local finished = {}
         local unleased = {}
@@ -83,7 +110,7 @@ internal static class NodeScripts
         for i = 7, #ARGV, 5 do
           local id, outcome, payload, due = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
           local k = prefix .. id
-          local fields = redis.call('HMGET', k, 'state', 'parent', 'attempts', 'started_at')
+          local fields = redis.pcall('HMGET', k, 'state', 'parent', 'attempts', 'started_at')
           if fields[1] == 'running' then
             unleased[#unleased + 1] = id
             local started = ARGV[i + 4]
@@ -95,13 +122,13 @@ internal static class NodeScripts
               redis.call('PEXPIRE', k, ttl)
             elseif outcome == 'r' then
               state = 'retrying'
-              redis.call('HSET', k, 'state', state, 'error', payload, 'error:' .. fields[3], payload, 'node', ARGV[6],
+              redis.call('HSET', k, 'state', state, 'error', payload, 'error:' .. (fields[3] or '0'), payload, 'node', ARGV[6],
                 'started_at', started)
               redis.call('ZADD', KEYS[2], due, id)
             elseif outcome == 'd' then
               state = 'dead_lettered'
               redis.call('HSET', k, 'state', state, 'error', payload, 'finished_at', now,
-                'error:' .. fields[3], payload, 'node', ARGV[6], 'started_at', started)
+                'error:' .. (fields[3] or '0'), payload, 'node', ARGV[6], 'started_at', started)
               redis.call('RPUSH', KEYS[3], id)
             elseif outcome == 'c' then
               state = 'cancelled'
@@ -109,15 +136,14 @@ internal static class NodeScripts
               redis.call('PEXPIRE', k, ttl)
             else
               state = 'queued'
-              redis.call('HINCRBY', k, 'attempts', -1)
-              redis.call('HSET', k, 'state', state)
-              redis.call('ZADD', KEYS[4], redis.call('HGET', k, 'ready_score') or 0, id)
+              requeue(KEYS[4], redis.call('HGET', k, 'ready_score'), id)
+              redis.call('HSET', k, 'state', state, 'attempts', math.max((tonumber(fields[3]) or 1) - 1, 0))
               redis.call('PUBLISH', ARGV[5], id)
             end
             redis.call('PUBLISH', events, id .. ' ' .. state)
             tally[state] = (tally[state] or 0) + 1
             if fields[2] and (state == 'succeeded' or state == 'dead_lettered' or state == 'cancelled')
-                and redis.call('HGET', prefix .. fields[2], 'state') == 'waiting' then
+                and redis.pcall('HGET', prefix .. fields[2], 'state') == 'waiting' then
               finished[#finished + 1] = fields[2]
               finished[#finished + 1] = id
             end
@@ -126,7 +152,7 @@ internal static class NodeScripts
         end
         -- one increment per outcome for the batch ('queued': handed back unrun, not an outcome)
         for state, n in pairs(tally) do
-          if state ~= 'queued' then redis.call('HINCRBY', KEYS[5], state, n) end
+          if state ~= 'queued' then redis.pcall('HINCRBY', KEYS[5], state, n) end
         end
         -- one variadic ZREM for the batch (in chunks: Lua's unpack has a stack limit)
         for i = 1, #unleased, 1000 do
@@ -145,6 +171,8 @@ internal static class NodeScripts
     /// </summary>
     public const string Split = """
         if redis.call('HGET', KEYS[1], 'state') ~= 'running' then return -1 end
+        -- the queue's keys read before any write (see Take)
+        redis.call('ZCARD', KEYS[2]) redis.call('ZCARD', KEYS[3]) redis.call('SCARD', KEYS[4])
         redis.call('ZREM', KEYS[2], ARGV[2])
         local n = 0
         for i = 7, #ARGV, 3 do
@@ -172,24 +200,27 @@ internal static class NodeScripts
     /// parent, which is queued again with phase 'reduce'. Mode 'fail': the parent fails with the error.
     /// Returns {0} when the parent no longer waits, {1} reduced, {2, grandparent id or ''} failed.
     /// </summary>
-    public const string FinishSplit = """
+    public const string FinishSplit = Requeue + """
+        -- the queue's keys read before any write (see Take)
+        redis.call('ZCARD', KEYS[2]) redis.call('SCARD', KEYS[3])
         if redis.call('HGET', KEYS[1], 'state') ~= 'waiting' then
           redis.call('SREM', KEYS[3], ARGV[1])
           return {0}
         end
-        redis.call('SREM', KEYS[3], ARGV[1])
         if ARGV[6] == 'reduce' then
+          requeue(KEYS[2], redis.call('HGET', KEYS[1], 'ready_score'), ARGV[1])
+          redis.call('SREM', KEYS[3], ARGV[1])
           for i = 8, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
           redis.call('HSET', KEYS[1], 'state', 'queued', 'phase', 'reduce', 'children_pending', 0)
-          redis.call('ZADD', KEYS[2], redis.call('HGET', KEYS[1], 'ready_score') or 0, ARGV[1])
           redis.call('PUBLISH', ARGV[5], ARGV[1])
           redis.call('PUBLISH', ARGV[4], ARGV[1] .. ' queued')
           return {1}
         end
+        redis.call('SREM', KEYS[3], ARGV[1])
         redis.call('HSET', KEYS[1], 'state', 'failed', 'error', ARGV[7], 'finished_at', ARGV[2])
         redis.call('PEXPIRE', KEYS[1], ARGV[3])
         redis.call('PUBLISH', ARGV[4], ARGV[1] .. ' failed')
-        redis.call('HINCRBY', KEYS[4], 'failed', 1)
+        redis.pcall('HINCRBY', KEYS[4], 'failed', 1) -- a counter a hand made no integer is skipped
         return {2, redis.call('HGET', KEYS[1], 'parent') or ''}
         """;
 
@@ -211,8 +242,10 @@ internal static class NodeScripts
     /// KEYS: leased, ready, dead, stats. ARGV: job prefix, now, wake channel, events channel, max lost, lost error json,
     /// record ttl ms, mode ('expired': up to ARGV[9] expired leases; 'ids': the ids from ARGV[9] on).
     /// </summary>
-    public const string Reclaim = """
+    public const string Reclaim = Requeue + """
         local prefix, now = ARGV[1], ARGV[2]
+        -- the queue's keys read before any write (see Take)
+        redis.call('ZCARD', KEYS[2]) redis.call('LLEN', KEYS[3])
         local ids
         if ARGV[8] == 'expired' then
           ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[9]))
@@ -224,18 +257,19 @@ internal static class NodeScripts
         for _, id in ipairs(ids) do
           if redis.call('ZREM', KEYS[1], id) == 1 then
             local k = prefix .. id
-            if redis.call('HGET', k, 'state') == 'running' then
+            local fields = redis.pcall('HMGET', k, 'state', 'attempts', 'lost')
+            if fields[1] == 'running' then
               n = n + 1
-              redis.call('HINCRBY', k, 'attempts', -1)
-              local lost = redis.call('HINCRBY', k, 'lost', 1)
+              local lost = (tonumber(fields[3]) or 0) + 1
               if lost >= tonumber(ARGV[5]) then
-                redis.call('HSET', k, 'state', 'dead_lettered', 'error', ARGV[6], 'finished_at', now)
+                redis.call('HSET', k, 'state', 'dead_lettered', 'error', ARGV[6], 'finished_at', now,
+                  'attempts', math.max((tonumber(fields[2]) or 1) - 1, 0), 'lost', lost)
                 redis.call('RPUSH', KEYS[3], id)
                 redis.call('PUBLISH', ARGV[4], id .. ' dead_lettered')
-                redis.call('HINCRBY', KEYS[4], 'dead_lettered', 1)
+                redis.pcall('HINCRBY', KEYS[4], 'dead_lettered', 1)
               else
-                redis.call('HSET', k, 'state', 'queued')
-                redis.call('ZADD', KEYS[2], redis.call('HGET', k, 'ready_score') or 0, id)
+                requeue(KEYS[2], redis.call('HGET', k, 'ready_score'), id)
+                redis.call('HSET', k, 'state', 'queued', 'attempts', math.max((tonumber(fields[2]) or 1) - 1, 0), 'lost', lost)
                 redis.call('PUBLISH', ARGV[3], id)
                 redis.call('PUBLISH', ARGV[4], id .. ' queued')
               end

@@ -1,0 +1,148 @@
+using ClusterJobs.Node.Broker;
+using ClusterJobs.Protocol;
+using ClusterJobs.Tests.Shared;
+using StackExchange.Redis;
+
+namespace ClusterJobs.Integration.Tests;
+
+/// <summary>
+/// Keys a hand or another language's producer wrote wrong (another type, a field that is no number). Redis keeps a
+/// script's writes when a later command of it fails, so each script must fail before its first write or end only the
+/// job at fault: a wrong key costs at most its own job, never a neighbour's, and a queue key mended lets work go on.
+/// </summary>
+[Collection(BrokerCollection.Name)]
+public sealed class HandWrittenKeySpecs(BrokerFixture brokers) : IAsyncLifetime
+{
+    private readonly string _prefix = BrokerFixture.NewPrefix();
+    private IConnectionMultiplexer _redis = null!;
+    private JobClient _client = null!;
+    private QueueKeys _q = null!;
+    private IDatabase Db => _redis.GetDatabase();
+
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    private async Task UseAsync(BrokerKind kind)
+    {
+        _redis = await RedisConnection.ConnectAsync(brokers.Url(kind));
+        _client = new JobClient(_redis, new JobClientOptions { KeyPrefix = _prefix });
+        _q = _client.Keys.Queue("default");
+    }
+
+    public async Task DisposeAsync()
+    {
+        if (_client is not null) await _client.DisposeAsync();
+        if (_redis is not null) await _redis.DisposeAsync();
+    }
+
+    private QueueBroker Broker(TimeSpan? lease = null) =>
+        new(_redis, _client.Keys, "default", "node-a", new BrokerSettings { LeaseDuration = lease ?? TimeSpan.FromSeconds(30) });
+
+    [Theory, InlineData(BrokerKind.Redis), InlineData(BrokerKind.Garnet)]
+    public async Task An_id_in_the_queue_whose_key_is_not_a_hash_leaves_the_queue_and_the_jobs_taken_with_it_are_leased(BrokerKind kind)
+    {
+        await UseAsync(kind);
+        var first = await _client.EnqueueAsync("add", new[] { 1, 2 });
+        await Db.SortedSetAddAsync(_q.Ready, "default:garbage-1", 0); // taken in the same batch as its neighbours
+        await Db.StringSetAsync(_q.Job("default:garbage-1"), "not a job record");
+        var second = await _client.EnqueueAsync("add", new[] { 3, 4 });
+
+        var taken = await Broker().TakeAsync(10);
+
+        Assert.Equal([first, second], taken.Jobs.Select(j => j.Id).Order().ToArray());
+        Assert.Equal(3, taken.Popped);
+        Assert.Equal(0, await Db.SortedSetLengthAsync(_q.Ready));
+        Assert.Equal(2, await Db.SortedSetLengthAsync(_q.Leased));
+        Assert.Equal(0, await Db.ListLengthAsync(_q.Dead));
+        Assert.Equal(JobState.Running, (await _client.GetAsync(first))!.State);
+        Assert.Equal("not a job record", await Db.StringGetAsync(_q.Job("default:garbage-1"))); // not ours to change
+    }
+
+    [Theory, InlineData(BrokerKind.Redis), InlineData(BrokerKind.Garnet)]
+    public async Task A_due_delayed_job_whose_record_has_no_usable_ready_score_joins_the_queue_at_its_front_beside_its_neighbours(BrokerKind kind)
+    {
+        await UseAsync(kind);
+        var good = await DueDelayedAsync(null);
+        var notANumber = await DueDelayedAsync("soon");
+        var missing = await DueDelayedAsync("");
+        await Db.SortedSetAddAsync(_q.Scheduled, "default:garbage-2", 1);
+        await Db.StringSetAsync(_q.Job("default:garbage-2"), "not a job record");
+
+        var taken = await Broker().TakeAsync(1);
+
+        // The two without a usable score went to the front (0): one of them is taken first, the other waits there.
+        var first = Assert.Single(taken.Jobs).Id;
+        Assert.Contains(first, new[] { notANumber, missing });
+        Assert.Equal(0, await Db.SortedSetScoreAsync(_q.Ready, first == missing ? notANumber : missing));
+        Assert.True(await Db.SortedSetScoreAsync(_q.Ready, good) > 0);
+        Assert.Equal(0, await Db.SortedSetLengthAsync(_q.Scheduled)); // the key that is no record left the schedule, untouched
+        Assert.Equal("not a job record", await Db.StringGetAsync(_q.Job("default:garbage-2")));
+        Assert.Equal(2, (await Broker().TakeAsync(10)).Jobs.Count);
+        Assert.Equal(0, await Db.ListLengthAsync(_q.Dead));
+    }
+
+    [Theory, InlineData(BrokerKind.Redis), InlineData(BrokerKind.Garnet)]
+    public async Task A_queue_key_of_another_type_fails_the_take_before_it_takes_anything_and_once_mended_the_job_is_taken(BrokerKind kind)
+    {
+        await UseAsync(kind);
+        var id = await _client.EnqueueAsync("add", new[] { 1, 2 });
+        await Db.StringSetAsync(_q.Leased, "overwritten by hand");
+
+        await Assert.ThrowsAsync<RedisServerException>(() => Broker().TakeAsync(10));
+        Assert.Equal(1, await Db.SortedSetLengthAsync(_q.Ready));
+        Assert.Equal(JobState.Queued, (await _client.GetAsync(id))!.State);
+
+        await Db.KeyDeleteAsync(_q.Leased);
+        Assert.Equal(id, Assert.Single((await Broker().TakeAsync(10)).Jobs).Id);
+    }
+
+    [Theory, InlineData(BrokerKind.Redis), InlineData(BrokerKind.Garnet)]
+    public async Task A_job_handed_back_or_reclaimed_with_a_ready_score_that_is_no_number_goes_back_to_the_queue_not_nowhere(BrokerKind kind)
+    {
+        await UseAsync(kind);
+        var returned = await _client.EnqueueAsync("add", new[] { 1, 2 });
+        var reclaimed = await _client.EnqueueAsync("add", new[] { 3, 4 });
+        var broker = Broker();
+        Assert.Equal(2, (await broker.TakeAsync(10)).Jobs.Count);
+        foreach (var id in new[] { returned, reclaimed }) await Db.HashSetAsync(_q.Job(id), "ready_score", "first please");
+
+        Assert.Equal(1, (await broker.CompleteAsync([new JobOutcome.Returned(returned)])).Recorded);
+        Assert.Equal(1, await broker.ReclaimAsync([reclaimed]));
+
+        foreach (var id in new[] { returned, reclaimed })
+        {
+            Assert.Equal(0, await Db.SortedSetScoreAsync(_q.Ready, id)); // at the front, its own score being unusable
+            var job = (await _client.GetAsync(id))!;
+            Assert.Equal((JobState.Queued, 0), (job.State, job.Attempts));
+        }
+        Assert.Equal("1", (string?)await Db.HashGetAsync(_q.Job(reclaimed), "lost")); // a lost delivery, counted as one
+        Assert.Equal(0, await Db.SortedSetLengthAsync(_q.Leased));
+        Assert.Equal(2, (await broker.TakeAsync(10)).Jobs.Count);
+    }
+
+    [Theory, InlineData(BrokerKind.Redis), InlineData(BrokerKind.Garnet)]
+    public async Task An_enqueue_refused_by_a_queue_key_of_another_type_writes_nothing_so_its_retry_with_the_same_idempotency_key_makes_the_job(BrokerKind kind)
+    {
+        await UseAsync(kind);
+        await Db.StringSetAsync(_q.Ready, "overwritten by hand");
+        var options = new EnqueueOptions { IdempotencyKey = "order-42" };
+
+        await Assert.ThrowsAsync<RedisServerException>(() => _client.EnqueueAsync("add", new[] { 1, 2 }, options));
+        Assert.False(await Db.KeyExistsAsync(_q.Idempotency("order-42"))); // nothing written: no key naming a job that is not
+
+        await Db.KeyDeleteAsync(_q.Ready);
+        var id = await _client.EnqueueAsync("add", new[] { 1, 2 }, options);
+        Assert.Equal(JobState.Queued, (await _client.GetAsync(id))!.State);
+        Assert.Equal(1, await Db.SortedSetLengthAsync(_q.Ready));
+    }
+
+    /// <summary>A job enqueued, then moved by hand to the scheduled set as due, its ready_score set to <paramref name="score"/> ('' removes it; null keeps it).</summary>
+    private async Task<string> DueDelayedAsync(string? score)
+    {
+        var id = await _client.EnqueueAsync("add", new[] { 1, 2 });
+        await Db.SortedSetRemoveAsync(_q.Ready, id);
+        await Db.SortedSetAddAsync(_q.Scheduled, id, 1);
+        if (score == "") await Db.HashDeleteAsync(_q.Job(id), "ready_score");
+        else if (score is not null) await Db.HashSetAsync(_q.Job(id), "ready_score", score);
+        return id;
+    }
+}
