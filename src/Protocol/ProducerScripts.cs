@@ -113,7 +113,7 @@ public static class ProducerScripts
         local due = redis.call('ZSCORE', KEYS[2], ARGV[1])
         redis.call('HSET', KEYS[1], 'cron', ARGV[2], 'time_zone', ARGV[3], 'template', ARGV[4], 'updated_at', ARGV[6])
         redis.call('HSETNX', KEYS[1], 'created_at', ARGV[6])
-        redis.call('HINCRBY', KEYS[1], 'version', 1)
+        redis.call('HSET', KEYS[1], 'version', (tonumber(redis.call('HGET', KEYS[1], 'version')) or 0) + 1) -- not HINCRBY: a version a hand made no integer must not fail the write halfway
         local broken = redis.call('HDEL', KEYS[1], 'error') == 1
         if redis.call('HEXISTS', KEYS[1], 'paused_at') == 1 then
           if due then return 0 end
@@ -137,7 +137,7 @@ public static class ProducerScripts
         if type(kind) == 'table' then kind = kind.ok end
         if kind ~= 'hash' or not redis.call('ZSCORE', KEYS[2], ARGV[1]) then return 0 end
         local was = redis.call('HSETNX', KEYS[1], 'paused_at', ARGV[2]) == 0
-        redis.call('HINCRBY', KEYS[1], 'version', 1)
+        redis.call('HSET', KEYS[1], 'version', (tonumber(redis.call('HGET', KEYS[1], 'version')) or 0) + 1) -- not HINCRBY: a version a hand made no integer must not fail the write halfway
         redis.call('ZADD', KEYS[2], 'inf', ARGV[1])
         if was then return 2 end
         return 1
@@ -159,7 +159,7 @@ public static class ProducerScripts
         if fields[2] then return 3 end
         if fields[3] ~= ARGV[3] or (fields[4] or 'UTC') ~= ARGV[4] then return 4 end
         redis.call('HDEL', KEYS[1], 'paused_at')
-        redis.call('HINCRBY', KEYS[1], 'version', 1)
+        redis.call('HSET', KEYS[1], 'version', (tonumber(redis.call('HGET', KEYS[1], 'version')) or 0) + 1) -- not HINCRBY: a version a hand made no integer must not fail the write halfway
         redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
         return 1
         """;

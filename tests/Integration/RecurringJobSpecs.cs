@@ -202,6 +202,29 @@ public sealed class RecurringJobSpecs(BrokerFixture brokers, ITestOutputHelper o
         Assert.True(await db.SortedSetScoreAsync(q.Recurring, "report") > run);
     }
 
+    [Fact]
+    public async Task A_schedule_whose_version_a_hand_made_no_number_is_still_written_paused_and_resumed_whole()
+    {
+        await _client.AddOrUpdateRecurringAsync("digest", "0 8 * * *", "recurring_run", new { key = "v1" });
+        var q = _client.Keys.Queue("default");
+        var db = _redis.GetDatabase();
+        async Task EditVersionByHand() => await db.HashSetAsync(q.RecurringSchedule("digest"), "version", "edited");
+
+        await EditVersionByHand();
+        var written = await _client.AddOrUpdateRecurringAsync("digest", "0 9 * * *", "recurring_run", new { key = "v2" });
+        Assert.Equal(9, written.NextRunAt!.Value.UtcDateTime.Hour);
+        Assert.Equal("1", (string?)await db.HashGetAsync(q.RecurringSchedule("digest"), "version")); // counts again from 1
+
+        await EditVersionByHand();
+        Assert.True(await _client.PauseRecurringAsync("default", "digest"));
+        Assert.Equal(double.PositiveInfinity, await db.SortedSetScoreAsync(q.Recurring, "digest"));
+
+        await EditVersionByHand();
+        Assert.True(await _client.ResumeRecurringAsync("default", "digest"));
+        var resumed = (await _client.GetRecurringAsync("default", "digest"))!;
+        Assert.Equal((9, null), (resumed.NextRunAt!.Value.UtcDateTime.Hour, resumed.PausedAt));
+    }
+
     [Theory, InlineData(BrokerKind.Redis), InlineData(BrokerKind.Garnet)]
     public async Task Writing_a_schedule_again_with_its_cron_and_time_zone_keeps_its_next_run_and_a_changed_one_moves_it(BrokerKind kind)
     {
