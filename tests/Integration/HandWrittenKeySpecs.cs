@@ -50,11 +50,27 @@ public sealed class HandWrittenKeySpecs(BrokerFixture brokers) : IAsyncLifetime
 
         Assert.Equal([first, second], taken.Jobs.Select(j => j.Id).Order().ToArray());
         Assert.Equal(3, taken.Popped);
+        Assert.Equal(["default:garbage-1"], taken.NotJobs!); // for the node to say so
         Assert.Equal(0, await Db.SortedSetLengthAsync(_q.Ready));
         Assert.Equal(2, await Db.SortedSetLengthAsync(_q.Leased));
         Assert.Equal(0, await Db.ListLengthAsync(_q.Dead));
         Assert.Equal(JobState.Running, (await _client.GetAsync(first))!.State);
         Assert.Equal("not a job record", await Db.StringGetAsync(_q.Job("default:garbage-1"))); // not ours to change
+    }
+
+    [Fact]
+    public async Task A_node_that_meets_an_id_whose_key_is_not_a_hash_runs_its_neighbours_and_says_which_id_left_the_queue()
+    {
+        var logs = new RecordedLogs();
+        await using var node = await TestNode.StartAsync(brokers.RealRedisUrl, _prefix, logs: logs);
+        var db = node.Redis.GetDatabase();
+        var q = node.Keys.Queue("default");
+        await db.StringSetAsync(q.Job("default:garbage-3"), "not a job record");
+        await db.SortedSetAddAsync(q.Ready, "default:garbage-3", 0);
+        var after = await node.Client.EnqueueAsync("add", new[] { 20, 22 });
+
+        Assert.Equal(42, (await node.Client.WaitAsync(after, TimeSpan.FromSeconds(20))).ResultAs<long>());
+        Assert.Contains(logs.Lines, l => l.Contains("had a key that is not a job hash") && l.Contains("default:garbage-3"));
     }
 
     [Theory, InlineData(BrokerKind.Redis), InlineData(BrokerKind.Garnet)]
@@ -75,6 +91,7 @@ public sealed class HandWrittenKeySpecs(BrokerFixture brokers) : IAsyncLifetime
         Assert.Equal(0, await Db.SortedSetScoreAsync(_q.Ready, first == missing ? notANumber : missing));
         Assert.True(await Db.SortedSetScoreAsync(_q.Ready, good) > 0);
         Assert.Equal(0, await Db.SortedSetLengthAsync(_q.Scheduled)); // the key that is no record left the schedule, untouched
+        Assert.Equal(["default:garbage-2"], taken.NotJobs!);
         Assert.Equal("not a job record", await Db.StringGetAsync(_q.Job("default:garbage-2")));
         Assert.Equal(2, (await Broker().TakeAsync(10)).Jobs.Count);
         Assert.Equal(0, await Db.ListLengthAsync(_q.Dead));

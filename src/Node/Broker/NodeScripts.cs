@@ -23,8 +23,9 @@ internal static class NodeScripts
     /// Promotes due delayed jobs, then leases up to N ready jobs to this node.
     /// KEYS: ready, scheduled, leased, dead, stats. ARGV: job prefix, now, max, lease deadline, node, events channel,
     /// missing-record error json, record ttl ms, wake channel.
-    /// Returns a flat array: id, envelope, attempt, phase ('' or 'reduce') for each job taken (ids without a record are
-    /// dead-lettered here; ids cancelled while their node was lost end cancelled here).
+    /// Returns the number of ids popped, then a flat array: id, envelope, attempt, phase ('' or 'reduce') for each job
+    /// taken (ids without a record are dead-lettered here; ids cancelled while their node was lost end cancelled here),
+    /// and id, false, 0, '' for each id whose key is not a hash (no job record: it leaves the queue, the key untouched).
     /// Redis keeps a script's writes when a later command fails, so it fails, if at all, before its first write: the
     /// queue's keys are read first (a key written by hand with another type), and what one job's record holds (a key
     /// that is not a hash, a ready score that is not a number) touches that job alone, never its neighbours in the batch.
@@ -33,6 +34,13 @@ internal static class NodeScripts
         local prefix, now = ARGV[1], ARGV[2]
         redis.call('ZCARD', KEYS[1]) redis.call('ZCARD', KEYS[3]) redis.call('LLEN', KEYS[4])
         local stats = {}
+        local out = {0}
+        local function notJob(id)
+          out[#out + 1] = id
+          out[#out + 1] = false
+          out[#out + 1] = 0
+          out[#out + 1] = ''
+        end
         local function dead(k, id, err)
           redis.call('HSET', k, 'state', 'dead_lettered', 'error', err, 'finished_at', now)
           redis.call('RPUSH', KEYS[4], id)
@@ -48,18 +56,18 @@ internal static class NodeScripts
           if type(score) == 'string' or (not score and redis.call('EXISTS', k) == 1) then
             requeue(KEYS[1], score, id)
             redis.call('HSET', k, 'state', 'queued')
-          end
+          elseif score then notJob(id) end
         end
         local popped = redis.call('ZPOPMIN', KEYS[1], ARGV[3])
         -- first how many ids left the queue (some may end here, below), so a short batch is not taken for an empty queue
-        local out = {#popped / 2}
+        out[1] = #popped / 2
         local leases = {}
         for i = 1, #popped, 2 do
           local id = popped[i]
           local k = prefix .. id
           local fields = redis.pcall('HMGET', k, 'envelope', 'cancel_requested', 'phase', 'attempts')
           if fields.err then
-            -- a key that is not a hash is no job record: it leaves the queue, the key untouched
+            notJob(id) -- a key that is not a hash is no job record: it leaves the queue, the key untouched
           elseif fields[1] and fields[2] then
             -- cancelled while its node was lost: it ends here instead of running again
             redis.call('HSET', k, 'state', 'cancelled', 'finished_at', now)

@@ -7,8 +7,12 @@ namespace ClusterJobs.Node.Broker;
 /// <summary>A leased job as Redis holds it: the envelope stays UTF-8 bytes (parsed once, without a detour through UTF-16).</summary>
 public readonly record struct TakenJob(string Id, byte[] Envelope, int Attempt, string? Phase = null);
 
-/// <summary>What one take leased (<see cref="Jobs"/>) and how many ids it removed from the queue (<see cref="Popped"/>).</summary>
-public sealed record TakenBatch(IReadOnlyList<TakenJob> Jobs, int Popped)
+/// <summary>
+/// What one take leased (<see cref="Jobs"/>), how many ids it removed from the queue (<see cref="Popped"/>), and the ids
+/// it found with a key that is not a job hash (<see cref="NotJobs"/>: written by hand; they left the queue, their keys
+/// untouched).
+/// </summary>
+public sealed record TakenBatch(IReadOnlyList<TakenJob> Jobs, int Popped, IReadOnlyList<string>? NotJobs = null)
 {
     public static readonly TakenBatch Empty = new([], 0);
 }
@@ -73,14 +77,19 @@ public sealed class QueueBroker
              (long)_settings.ResultTtl.TotalMilliseconds, Keys.WakeChannel])
             .ConfigureAwait(false);
         if (raw is null || raw.Length == 0) return TakenBatch.Empty;
-        var jobs = new TakenJob[(raw.Length - 1) / 4];
-        for (var i = 0; i < jobs.Length; i++)
+        var jobs = new List<TakenJob>((raw.Length - 1) / 4);
+        List<string>? notJobs = null;
+        for (var at = 1; at + 3 < raw.Length; at += 4)
         {
-            var at = 1 + i * 4;
+            if (raw[at + 1].IsNull)
+            {
+                (notJobs ??= []).Add((string)raw[at]!);
+                continue;
+            }
             var phase = (string?)raw[at + 3];
-            jobs[i] = new TakenJob((string)raw[at]!, (byte[])raw[at + 1]!, (int)raw[at + 2], string.IsNullOrEmpty(phase) ? null : phase);
+            jobs.Add(new TakenJob((string)raw[at]!, (byte[])raw[at + 1]!, (int)raw[at + 2], string.IsNullOrEmpty(phase) ? null : phase));
         }
-        return new TakenBatch(jobs, (int)raw[0]);
+        return new TakenBatch(jobs, (int)raw[0], notJobs);
     }
 
     /// <summary>Records a batch of outcomes; returns how many were still running here and got recorded, and the child jobs that ended.</summary>

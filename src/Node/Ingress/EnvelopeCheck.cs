@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Akka.Event;
 using ClusterJobs.Node.Broker;
 using ClusterJobs.Node.Workers;
 using ClusterJobs.Protocol;
@@ -22,6 +23,17 @@ public static class EnvelopeCheck
             else (rejected ??= []).Add(Reject(job, queue, maxPayloadBytes));
         }
         return (leases, rejected);
+    }
+
+    /// <summary>
+    /// Says which ids a take found with a key that is not a job hash (written by hand): there is no record to mark, so
+    /// they left the queue without a dead letter, and this warning is all an operator gets of them.
+    /// </summary>
+    public static void WarnNotJobs(ILoggingAdapter log, TakenBatch batch, string queue)
+    {
+        if (batch.NotJobs is not { Count: > 0 } ids) return;
+        log.Warning("Queue {0}: {1} id(s) in its ready or scheduled set had a key that is not a job hash (written by hand?); " +
+            "they left the queue and their keys were left as they are: {2}", queue, ids.Count, string.Join(", ", ids.Take(20)));
     }
 
     /// <summary>The job to run, or null when the envelope must be dead-lettered (see <see cref="Reject"/>).</summary>

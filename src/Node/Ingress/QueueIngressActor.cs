@@ -125,6 +125,7 @@ public sealed class QueueIngressActor : ReceiveActor, IWithTimers
     {
         _taking--;
         _failures = 0;
+        EnvelopeCheck.WarnNotJobs(_log, result.Batch, _broker.Keys.Name);
         var (leases, rejected) = EnvelopeCheck.CheckAll(result.Batch.Jobs, _broker.Keys.Name, _settings.MaxPayloadBytes);
         if (rejected is not null) Run(_broker.CompleteAsync(rejected), "dead-letter bad envelopes");
         // Exhausted only if no job arrived meanwhile; otherwise the router asks again at once instead of waiting for a wake.

@@ -60,6 +60,7 @@ public sealed class QueueTakerActor : ReceiveActor
 
     private void OnChunkTaken(ChunkTaken result)
     {
+        EnvelopeCheck.WarnNotJobs(_log, result.Batch, _broker.Keys.Name);
         List<JobLease> leases;
         List<JobOutcome>? rejected;
         var failed = false;
