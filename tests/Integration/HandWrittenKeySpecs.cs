@@ -152,6 +152,30 @@ public sealed class HandWrittenKeySpecs(BrokerFixture brokers) : IAsyncLifetime
         Assert.Equal(1, await Db.SortedSetLengthAsync(_q.Ready));
     }
 
+    [Theory, InlineData(BrokerKind.Redis), InlineData(BrokerKind.Garnet)]
+    public async Task A_cancel_or_replay_refused_by_a_queue_key_of_another_type_leaves_the_job_where_it_was(BrokerKind kind)
+    {
+        await UseAsync(kind);
+        var queued = await _client.EnqueueAsync("add", new[] { 1, 2 });
+        var deadId = await _client.EnqueueAsync("add", new[] { 3, 4 });
+        var broker = Broker();
+        await Db.SortedSetRemoveAsync(_q.Ready, deadId);
+        await Db.SortedSetAddAsync(_q.Ready, deadId, -1); // taken first, alone
+        Assert.Equal(deadId, Assert.Single((await broker.TakeAsync(1)).Jobs).Id);
+        await broker.CompleteAsync([new JobOutcome.DeadLettered(deadId, new JobError { Type = "Boom", Message = "failed" })]);
+
+        await Db.StringSetAsync(_q.Scheduled, "overwritten by hand");
+        await Assert.ThrowsAsync<RedisServerException>(() => _client.CancelAsync(queued));
+        Assert.Equal(1, await Db.SortedSetLengthAsync(_q.Ready)); // still queued, still in its queue
+        Assert.Equal(JobState.Queued, (await _client.GetAsync(queued))!.State);
+        await Db.KeyDeleteAsync(_q.Scheduled);
+
+        await Db.StringSetAsync(_q.Ready, "overwritten by hand");
+        await Assert.ThrowsAsync<RedisServerException>(() => _client.ReplayAsync(deadId));
+        Assert.Equal([deadId], (await Db.ListRangeAsync(_q.Dead)).Select(v => (string)v!).ToArray()); // still a dead letter
+        Assert.Null((await _client.GetAsync(deadId))!.ReplayedAs);
+    }
+
     /// <summary>A job enqueued, then moved by hand to the scheduled set as due, its ready_score set to <paramref name="score"/> ('' removes it; null keeps it).</summary>
     private async Task<string> DueDelayedAsync(string? score)
     {
