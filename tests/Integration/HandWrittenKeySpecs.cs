@@ -176,6 +176,28 @@ public sealed class HandWrittenKeySpecs(BrokerFixture brokers) : IAsyncLifetime
         Assert.Null((await _client.GetAsync(deadId))!.ReplayedAs);
     }
 
+    [Theory, InlineData(BrokerKind.Redis), InlineData(BrokerKind.Garnet)]
+    public async Task A_split_refused_by_a_queue_key_of_another_type_writes_nothing_and_its_retry_once_mended_queues_every_child(BrokerKind kind)
+    {
+        await UseAsync(kind);
+        var parent = await _client.EnqueueAsync("add", new[] { 1, 2 });
+        var broker = Broker();
+        Assert.Single((await broker.TakeAsync(1)).Jobs);
+        var children = Enumerable.Range(0, 2).Select(i => $"{parent}.{i}")
+            .Select(id => new ChildEnvelope(id, ProtocolJson.Serialize(new JobEnvelope { Id = id, Task = "add", Queue = "default" }), 5)).ToList();
+        await Db.StringSetAsync(_q.Waiting, "overwritten by hand");
+
+        await Assert.ThrowsAsync<RedisServerException>(() => broker.SplitAsync(parent, children, collectFailures: false));
+        Assert.NotNull(await Db.SortedSetScoreAsync(_q.Leased, parent)); // still leased, still running
+        Assert.Equal(JobState.Running, (await _client.GetAsync(parent))!.State);
+        Assert.False(await Db.KeyExistsAsync(_q.Job(children[0].Id)));
+
+        await Db.KeyDeleteAsync(_q.Waiting);
+        Assert.Equal(2, await broker.SplitAsync(parent, children, collectFailures: false)); // the node's retry
+        Assert.Equal(2, await Db.SortedSetLengthAsync(_q.Ready));
+        Assert.Equal(JobState.Waiting, (await _client.GetAsync(parent))!.State);
+    }
+
     /// <summary>A job enqueued, then moved by hand to the scheduled set as due, its ready_score set to <paramref name="score"/> ('' removes it; null keeps it).</summary>
     private async Task<string> DueDelayedAsync(string? score)
     {
