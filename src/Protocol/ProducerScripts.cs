@@ -97,6 +97,21 @@ public static class ProducerScripts
         """;
 
     /// <summary>
+    /// A Lua function the recurring scripts that change a schedule start with: its <c>version</c> + 1, where one that is
+    /// not a whole number from 0 to 2^53 (written by hand) starts again at 1. Not HINCRBY: that fails on such a value
+    /// after the script's first writes (Redis keeps those), and a value Lua reads as inf, nan or past 2^53 would not move
+    /// by 1, so a node that read the schedule before could still fire it.
+    /// </summary>
+    private const string NextVersion = """
+        local function bump(key)
+          local v = tonumber(redis.call('HGET', key, 'version'))
+          if not v or v ~= v or v < 0 or v >= 2^53 or v % 1 ~= 0 then v = 0 end
+          redis.call('HSET', key, 'version', string.format('%d', v + 1))
+        end
+
+        """;
+
+    /// <summary>
     /// Creates or updates a recurring schedule. Its next run is set only when it is new or its cron expression or time
     /// zone changed (or it had stopped firing), so rewriting the same schedule at every app start neither skips nor
     /// repeats a run. Clears a node's error; counts the schedule's <c>version</c>, which a node's Fire and Stop check
@@ -105,7 +120,7 @@ public static class ProducerScripts
     /// ARGV: name, cron, time zone, job template, next run ms, now ms.
     /// Returns 1 when the next run was set, 0 when it was kept.
     /// </summary>
-    public const string UpsertRecurring = """
+    public const string UpsertRecurring = NextVersion + """
         local kind = redis.call('TYPE', KEYS[1])
         if type(kind) == 'table' then kind = kind.ok end
         if kind ~= 'hash' and kind ~= 'none' then redis.call('DEL', KEYS[1]) end
@@ -113,7 +128,7 @@ public static class ProducerScripts
         local due = redis.call('ZSCORE', KEYS[2], ARGV[1])
         redis.call('HSET', KEYS[1], 'cron', ARGV[2], 'time_zone', ARGV[3], 'template', ARGV[4], 'updated_at', ARGV[6])
         redis.call('HSETNX', KEYS[1], 'created_at', ARGV[6])
-        redis.call('HSET', KEYS[1], 'version', (tonumber(redis.call('HGET', KEYS[1], 'version')) or 0) + 1) -- not HINCRBY: a version a hand made no integer must not fail the write halfway
+        bump(KEYS[1])
         local broken = redis.call('HDEL', KEYS[1], 'error') == 1
         if redis.call('HEXISTS', KEYS[1], 'paused_at') == 1 then
           if due then return 0 end
@@ -132,12 +147,12 @@ public static class ProducerScripts
     /// again (a score written by hand meanwhile is undone). KEYS: schedule hash, recurring zset. ARGV: name, now ms.
     /// Returns 1, 2 when it was paused already, 0 when there is no such schedule (or its key is not a hash).
     /// </summary>
-    public const string PauseRecurring = """
+    public const string PauseRecurring = NextVersion + """
         local kind = redis.call('TYPE', KEYS[1])
         if type(kind) == 'table' then kind = kind.ok end
         if kind ~= 'hash' or not redis.call('ZSCORE', KEYS[2], ARGV[1]) then return 0 end
         local was = redis.call('HSETNX', KEYS[1], 'paused_at', ARGV[2]) == 0
-        redis.call('HSET', KEYS[1], 'version', (tonumber(redis.call('HGET', KEYS[1], 'version')) or 0) + 1) -- not HINCRBY: a version a hand made no integer must not fail the write halfway
+        bump(KEYS[1])
         redis.call('ZADD', KEYS[2], 'inf', ARGV[1])
         if was then return 2 end
         return 1
@@ -150,7 +165,7 @@ public static class ProducerScripts
     /// stopped it (an <c>error</c>: only writing it again starts it); 4, changing nothing, when its cron or time zone
     /// is no longer what was read (read again); 0 when there is no such schedule.
     /// </summary>
-    public const string ResumeRecurring = """
+    public const string ResumeRecurring = NextVersion + """
         local kind = redis.call('TYPE', KEYS[1])
         if type(kind) == 'table' then kind = kind.ok end
         if kind ~= 'hash' or not redis.call('ZSCORE', KEYS[2], ARGV[1]) then return 0 end
@@ -159,7 +174,7 @@ public static class ProducerScripts
         if fields[2] then return 3 end
         if fields[3] ~= ARGV[3] or (fields[4] or 'UTC') ~= ARGV[4] then return 4 end
         redis.call('HDEL', KEYS[1], 'paused_at')
-        redis.call('HSET', KEYS[1], 'version', (tonumber(redis.call('HGET', KEYS[1], 'version')) or 0) + 1) -- not HINCRBY: a version a hand made no integer must not fail the write halfway
+        bump(KEYS[1])
         redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
         return 1
         """;

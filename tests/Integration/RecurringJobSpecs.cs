@@ -209,6 +209,7 @@ public sealed class RecurringJobSpecs(BrokerFixture brokers, ITestOutputHelper o
         var q = _client.Keys.Queue("default");
         var db = _redis.GetDatabase();
         async Task EditVersionByHand() => await db.HashSetAsync(q.RecurringSchedule("digest"), "version", "edited");
+        async Task<string?> Version() => await db.HashGetAsync(q.RecurringSchedule("digest"), "version");
 
         await EditVersionByHand();
         var written = await _client.AddOrUpdateRecurringAsync("digest", "0 9 * * *", "recurring_run", new { key = "v2" });
@@ -218,9 +219,14 @@ public sealed class RecurringJobSpecs(BrokerFixture brokers, ITestOutputHelper o
         await EditVersionByHand();
         Assert.True(await _client.PauseRecurringAsync("default", "digest"));
         Assert.Equal(double.PositiveInfinity, await db.SortedSetScoreAsync(q.Recurring, "digest"));
+        Assert.Equal("1", await Version()); // moved: a node that read the run before cannot fire it
 
         await EditVersionByHand();
         Assert.True(await _client.ResumeRecurringAsync("default", "digest"));
+        Assert.Equal("1", await Version());
+        await db.HashSetAsync(q.RecurringSchedule("digest"), "version", "inf"); // a number to Lua that +1 leaves as it is
+        await _client.AddOrUpdateRecurringAsync("digest", "0 9 * * *", "recurring_run", new { key = "v3" });
+        Assert.Equal("1", await Version());
         var resumed = (await _client.GetRecurringAsync("default", "digest"))!;
         Assert.Equal((9, null), (resumed.NextRunAt!.Value.UtcDateTime.Hour, resumed.PausedAt));
     }
