@@ -202,9 +202,10 @@ public sealed class RecurringJobSpecs(BrokerFixture brokers, ITestOutputHelper o
         Assert.True(await db.SortedSetScoreAsync(q.Recurring, "report") > run);
     }
 
-    [Fact]
-    public async Task A_schedule_whose_version_a_hand_made_no_number_is_still_written_paused_and_resumed_whole()
+    [Theory, InlineData(BrokerKind.Redis), InlineData(BrokerKind.Garnet)]
+    public async Task A_schedule_whose_version_a_hand_made_no_number_is_still_written_paused_and_resumed_whole(BrokerKind kind)
     {
+        await UseBrokerAsync(kind);
         await _client.AddOrUpdateRecurringAsync("digest", "0 8 * * *", "recurring_run", new { key = "v1" });
         var q = _client.Keys.Queue("default");
         var db = _redis.GetDatabase();
