@@ -199,6 +199,27 @@ public sealed class HandWrittenKeySpecs(BrokerFixture brokers) : IAsyncLifetime
         Assert.Equal(JobState.Waiting, (await _client.GetAsync(parent))!.State);
     }
 
+    [Theory, InlineData(BrokerKind.Redis), InlineData(BrokerKind.Garnet)]
+    public async Task Outcomes_and_reclaims_of_a_batch_are_recorded_when_one_of_its_jobs_keys_was_overwritten_by_hand_meanwhile(BrokerKind kind)
+    {
+        await UseAsync(kind);
+        var ids = new List<string>();
+        for (var i = 0; i < 4; i++) ids.Add(await _client.EnqueueAsync("add", new[] { i, i }));
+        var broker = Broker();
+        Assert.Equal(4, (await broker.TakeAsync(10)).Jobs.Count);
+        await Db.StringSetAsync(_q.Job(ids[0]), "overwritten by hand");
+        await Db.StringSetAsync(_q.Job(ids[2]), "overwritten by hand");
+
+        // The overwritten one first in each batch: its neighbour is still recorded, and the call does not fail (a
+        // result writer would send a failed batch again and again, holding up every later outcome of the queue).
+        var recorded = await broker.CompleteAsync([new JobOutcome.Succeeded(ids[0], "1"), new JobOutcome.Succeeded(ids[1], "2")]);
+        Assert.Equal(1, recorded.Recorded);
+        Assert.Equal(JobState.Succeeded, (await _client.GetAsync(ids[1]))!.State);
+        Assert.Equal(1, await broker.ReclaimAsync([ids[2], ids[3]]));
+        Assert.Equal(JobState.Queued, (await _client.GetAsync(ids[3]))!.State);
+        Assert.Equal([ids[3]], (await Db.SortedSetRangeByRankAsync(_q.Ready)).Select(v => (string)v!).ToArray());
+    }
+
     /// <summary>A job enqueued, then moved by hand to the scheduled set as due, its ready_score set to <paramref name="score"/> ('' removes it; null keeps it).</summary>
     private async Task<string> DueDelayedAsync(string? score)
     {
