@@ -1,4 +1,5 @@
 using ClusterJobs.Node.Broker;
+using ClusterJobs.Node.Tasks;
 using ClusterJobs.Protocol;
 using ClusterJobs.Tests.Shared;
 using StackExchange.Redis;
@@ -178,7 +179,7 @@ public sealed class HandWrittenKeySpecs(BrokerFixture brokers) : IAsyncLifetime
     }
 
     [Theory, InlineData(BrokerKind.Redis), InlineData(BrokerKind.Garnet)]
-    public async Task A_split_refused_by_a_queue_key_of_another_type_writes_nothing_and_its_retry_once_mended_queues_every_child(BrokerKind kind)
+    public async Task A_split_refused_by_a_queue_key_of_another_type_writes_nothing_its_retry_once_mended_queues_every_child_and_its_reduce_is_queued(BrokerKind kind)
     {
         await UseAsync(kind);
         var parent = await _client.EnqueueAsync("add", new[] { 1, 2 });
@@ -197,6 +198,13 @@ public sealed class HandWrittenKeySpecs(BrokerFixture brokers) : IAsyncLifetime
         Assert.Equal(2, await broker.SplitAsync(parent, children, collectFailures: false)); // the node's retry
         Assert.Equal(2, await Db.SortedSetLengthAsync(_q.Ready));
         Assert.Equal(JobState.Waiting, (await _client.GetAsync(parent))!.State);
+
+        // Its children done, the parent is queued again for its reduce: at the front, its ready_score edited to no number.
+        await Db.HashSetAsync(_q.Job(parent), "ready_score", "first please");
+        Assert.Equal(SplitFinish.Reduced, await broker.FinishSplitAsync(parent, children.Select(c => new ChildResult(c.Id, true, "3")).ToList(), null));
+        Assert.Equal(0, await Db.SortedSetScoreAsync(_q.Ready, parent));
+        Assert.Equal(JobState.Queued, (await _client.GetAsync(parent))!.State);
+        Assert.False(await Db.SetContainsAsync(_q.Waiting, parent));
     }
 
     [Theory, InlineData(BrokerKind.Redis), InlineData(BrokerKind.Garnet)]
