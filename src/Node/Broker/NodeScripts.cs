@@ -41,12 +41,6 @@ internal static class NodeScripts
           out[#out + 1] = 0
           out[#out + 1] = ''
         end
-        local function dead(k, id, err)
-          redis.call('HSET', k, 'state', 'dead_lettered', 'error', err, 'finished_at', now)
-          redis.call('RPUSH', KEYS[4], id)
-          redis.call('PUBLISH', ARGV[6], id .. ' dead_lettered')
-          stats.dead_lettered = (stats.dead_lettered or 0) + 1
-        end
         local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, 1000)
         for _, id in ipairs(due) do
           local k = prefix .. id
@@ -84,7 +78,10 @@ internal static class NodeScripts
             out[#out + 1] = attempt
             out[#out + 1] = fields[3] or ''
           else
-            dead(k, id, ARGV[7])
+            redis.call('HSET', k, 'state', 'dead_lettered', 'error', ARGV[7], 'finished_at', now)
+            redis.call('RPUSH', KEYS[4], id)
+            redis.call('PUBLISH', ARGV[6], id .. ' dead_lettered')
+            stats.dead_lettered = (stats.dead_lettered or 0) + 1
           end
         end
         -- one variadic ZADD for the batch (in chunks: Lua's unpack has a stack limit)
