@@ -288,7 +288,9 @@ public sealed class ProcessSpecs(BrokerFixture brokers, ITestOutputHelper output
         env.Remove("CLUSTER_SEEDS");
         await using var node = ClusterProcess.StartNode("node", env);
 
-        Assert.Equal(2, await node.WaitForExitAsync(TimeSpan.FromSeconds(30)));
+        var code = await node.WaitForExitAsync(TimeSpan.FromSeconds(30));
+        // Its output with the code: one CI run saw 134 (an abort) here, not reproduced in 35 runs since.
+        Assert.True(code == 2, $"exit code {code}, expected 2; the node's output:\n{node.Output}");
         Assert.Contains($"clusterjobs: Failed to bind to [127.0.0.1:{port}]: the address is already in use", node.Output);
         Assert.DoesNotContain("Unhandled exception", node.Output);
     }
