@@ -35,8 +35,9 @@ public sealed class HandWrittenKeySpecs(BrokerFixture brokers) : IAsyncLifetime
         if (_redis is not null) await _redis.DisposeAsync();
     }
 
-    private QueueBroker Broker(TimeSpan? lease = null) =>
-        new(_redis, _client.Keys, "default", "node-a", new BrokerSettings { LeaseDuration = lease ?? TimeSpan.FromSeconds(30) });
+    private QueueBroker Broker(TimeSpan? lease = null, int maxLost = 5) =>
+        new(_redis, _client.Keys, "default", "node-a",
+            new BrokerSettings { LeaseDuration = lease ?? TimeSpan.FromSeconds(30), MaxLostDeliveries = maxLost });
 
     [Theory, InlineData(BrokerKind.Redis), InlineData(BrokerKind.Garnet)]
     public async Task An_id_in_the_queue_whose_key_is_not_a_hash_leaves_the_queue_and_the_jobs_taken_with_it_are_leased(BrokerKind kind)
@@ -226,6 +227,114 @@ public sealed class HandWrittenKeySpecs(BrokerFixture brokers) : IAsyncLifetime
         Assert.Equal(1, await broker.ReclaimAsync([ids[2], ids[3]]));
         Assert.Equal(JobState.Queued, (await _client.GetAsync(ids[3]))!.State);
         Assert.Equal([ids[3]], (await Db.SortedSetRangeByRankAsync(_q.Ready)).Select(v => (string)v!).ToArray());
+    }
+
+    [Theory, InlineData(BrokerKind.Redis), InlineData(BrokerKind.Garnet)]
+    public async Task An_outcome_refused_by_a_queue_key_of_another_type_writes_nothing_so_its_retry_once_mended_records_it(BrokerKind kind)
+    {
+        await UseAsync(kind);
+        var id = await _client.EnqueueAsync("add", new[] { 1, 2 });
+        var broker = Broker();
+        Assert.Single((await broker.TakeAsync(1)).Jobs);
+        await Db.StringSetAsync(_q.Scheduled, "overwritten by hand");
+        JobOutcome[] retry = [new JobOutcome.Retry(id, new JobError { Type = "Boom", Message = "again" }, 1)];
+
+        await Assert.ThrowsAsync<RedisServerException>(() => broker.CompleteAsync(retry));
+        Assert.Equal(JobState.Running, (await _client.GetAsync(id))!.State); // still running, still leased: nothing written
+        Assert.NotNull(await Db.SortedSetScoreAsync(_q.Leased, id));
+
+        await Db.KeyDeleteAsync(_q.Scheduled);
+        Assert.Equal(1, (await broker.CompleteAsync(retry)).Recorded); // the result writer's resend
+        Assert.Equal(JobState.Retrying, (await _client.GetAsync(id))!.State);
+        Assert.Equal(1, await Db.SortedSetScoreAsync(_q.Scheduled, id));
+        Assert.Equal(0, await Db.SortedSetLengthAsync(_q.Leased));
+    }
+
+    [Theory, InlineData(BrokerKind.Redis), InlineData(BrokerKind.Garnet)]
+    public async Task A_reclaim_refused_by_a_queue_key_of_another_type_leaves_the_lease_so_its_retry_once_mended_queues_the_job(BrokerKind kind)
+    {
+        await UseAsync(kind);
+        var id = await _client.EnqueueAsync("add", new[] { 1, 2 });
+        var broker = Broker();
+        Assert.Single((await broker.TakeAsync(1)).Jobs);
+        await Db.StringSetAsync(_q.Ready, "overwritten by hand");
+
+        await Assert.ThrowsAsync<RedisServerException>(() => broker.ReclaimAsync([id]));
+        Assert.NotNull(await Db.SortedSetScoreAsync(_q.Leased, id)); // still leased: a later reclaim still finds it
+        Assert.Equal(JobState.Running, (await _client.GetAsync(id))!.State);
+
+        await Db.KeyDeleteAsync(_q.Ready);
+        Assert.Equal(1, await broker.ReclaimAsync([id]));
+        Assert.Equal(JobState.Queued, (await _client.GetAsync(id))!.State);
+        Assert.Equal(id, Assert.Single((await broker.TakeAsync(10)).Jobs).Id);
+    }
+
+    [Theory, InlineData(BrokerKind.Redis), InlineData(BrokerKind.Garnet)]
+    public async Task A_reduce_refused_by_a_queue_key_of_another_type_leaves_the_parent_waiting_and_out_of_the_queue_until_mended(BrokerKind kind)
+    {
+        await UseAsync(kind);
+        var (broker, parent, children) = await WaitingParentAsync();
+        await Db.StringSetAsync(_q.Waiting, "overwritten by hand");
+        var results = children.Select(c => new ChildResult(c, true, "3")).ToList();
+
+        await Assert.ThrowsAsync<RedisServerException>(() => broker.FinishSplitAsync(parent, results, null));
+        Assert.Null(await Db.SortedSetScoreAsync(_q.Ready, parent)); // not queued half-finished (it would run its split again)
+        Assert.Equal(JobState.Waiting, (await _client.GetAsync(parent))!.State);
+
+        await Db.KeyDeleteAsync(_q.Waiting);
+        Assert.Equal(SplitFinish.Reduced, await broker.FinishSplitAsync(parent, results, null));
+        Assert.Equal("reduce", Assert.Single((await broker.TakeAsync(10)).Jobs, j => j.Id == parent).Phase); // its children beside it
+    }
+
+    [Theory, InlineData(BrokerKind.Redis), InlineData(BrokerKind.Garnet)]
+    public async Task A_child_whose_parent_key_was_overwritten_by_hand_is_recorded_with_its_neighbours(BrokerKind kind)
+    {
+        await UseAsync(kind);
+        var (broker, parent, children) = await WaitingParentAsync();
+        var neighbour = await _client.EnqueueAsync("add", new[] { 5, 6 });
+        Assert.Equal(3, (await broker.TakeAsync(10)).Jobs.Count); // both children and the neighbour
+        await Db.StringSetAsync(_q.Job(parent), "overwritten by hand");
+
+        var recorded = await broker.CompleteAsync([new JobOutcome.Succeeded(children[0], "3"), new JobOutcome.Succeeded(neighbour, "11")]);
+
+        Assert.Equal((2, 0), (recorded.Recorded, recorded.FinishedChildren.Count)); // no parent left waiting to tell
+        foreach (var id in new[] { children[0], neighbour }) Assert.Equal(JobState.Succeeded, (await _client.GetAsync(id))!.State);
+        Assert.Equal([children[1]], (await Db.SortedSetRangeByRankAsync(_q.Leased)).Select(v => (string)v!).ToArray());
+    }
+
+    [Theory, InlineData(BrokerKind.Redis), InlineData(BrokerKind.Garnet)]
+    public async Task A_stats_counter_a_hand_made_no_integer_is_left_as_it_is_and_takes_outcomes_splits_and_reclaims_go_through(BrokerKind kind)
+    {
+        await UseAsync(kind);
+        foreach (var field in new[] { "succeeded", "dead_lettered", "failed" }) await Db.HashSetAsync(_q.Stats, field, "many");
+        var (broker, parent, _) = await WaitingParentAsync();
+        await Db.SortedSetAddAsync(_q.Ready, "default:no-record", -1); // dead-lettered by the take: counted under dead_lettered
+        var id = await _client.EnqueueAsync("add", new[] { 1, 2 });
+
+        var taken = await broker.TakeAsync(10);
+        Assert.Equal(id, Assert.Single(taken.Jobs, j => !j.Id.StartsWith(parent, StringComparison.Ordinal)).Id);
+        Assert.Equal(["default:no-record"], (await Db.ListRangeAsync(_q.Dead)).Select(v => (string)v!).ToArray());
+        Assert.Equal(1, (await broker.CompleteAsync([new JobOutcome.Succeeded(id, "3")])).Recorded);
+        Assert.Equal(JobState.Succeeded, (await _client.GetAsync(id))!.State);
+        Assert.Null(await Db.SortedSetScoreAsync(_q.Leased, id));
+        Assert.True((await broker.FinishSplitAsync(parent, [], new JobError { Type = "ChildFailed", Message = "a child failed" })).Failed);
+        Assert.Equal(JobState.Failed, (await _client.GetAsync(parent))!.State);
+        var lostOnce = taken.Jobs.First(j => j.Id != id).Id; // a child, lost the one time its broker allows
+        Assert.Equal(1, await Broker(maxLost: 1).ReclaimAsync([lostOnce]));
+        Assert.Equal(JobState.DeadLettered, (await _client.GetAsync(lostOnce))!.State);
+        foreach (var field in new[] { "succeeded", "dead_lettered", "failed" }) Assert.Equal("many", (string?)await Db.HashGetAsync(_q.Stats, field));
+    }
+
+    /// <summary>A job taken and split into two children (queued, not taken): the parent waits for them.</summary>
+    private async Task<(QueueBroker Broker, string Parent, string[] Children)> WaitingParentAsync()
+    {
+        var parent = await _client.EnqueueAsync("add", new[] { 1, 2 });
+        var broker = Broker();
+        Assert.Equal(parent, Assert.Single((await broker.TakeAsync(1)).Jobs).Id);
+        var children = Enumerable.Range(0, 2).Select(i => $"{parent}.{i}")
+            .Select(id => new ChildEnvelope(id, ProtocolJson.Serialize(new JobEnvelope { Id = id, Task = "add", Queue = "default" }), 5)).ToList();
+        Assert.Equal(2, await broker.SplitAsync(parent, children, collectFailures: false));
+        return (broker, parent, children.Select(c => c.Id).ToArray());
     }
 
     /// <summary>A job enqueued, then moved by hand to the scheduled set as due, its ready_score set to <paramref name="score"/> ('' removes it; null keeps it).</summary>
