@@ -38,8 +38,8 @@ public sealed record EnqueueOptions
             throw new ArgumentException($"MaxAttempts must be at least 1, got {a}.", nameof(MaxAttempts));
         RequirePositive(Backoff, nameof(Backoff), allowZero: true);
         RequirePositive(BackoffMax, nameof(BackoffMax), allowZero: true);
-        RequirePositive(SoftTimeout, nameof(SoftTimeout), allowZero: false);
-        RequirePositive(HardTimeout, nameof(HardTimeout), allowZero: false);
+        RequireTimeLimit(SoftTimeout, nameof(SoftTimeout));
+        RequireTimeLimit(HardTimeout, nameof(HardTimeout));
         if (SoftTimeout is { } s && HardTimeout is { } h && s > h)
             throw new ArgumentException($"SoftTimeout ({s}) must not exceed HardTimeout ({h}).", nameof(SoftTimeout));
         if (IdempotencyKey is { Length: 0 or > 200 })
@@ -50,6 +50,13 @@ public sealed record EnqueueOptions
             throw new ArgumentException($"ParentId '{ParentId}' is not a job id.", nameof(ParentId));
         if (RootId is not null && !JobIds.IsValid(RootId))
             throw new ArgumentException($"RootId '{RootId}' is not a job id.", nameof(RootId));
+    }
+
+    private static void RequireTimeLimit(TimeSpan? value, string name)
+    {
+        RequirePositive(value, name, allowZero: false);
+        if (value is { } v && v > TimeSpan.FromMilliseconds(JobDefaults.MaxTimeoutMs))
+            throw new ArgumentException($"{name} must be at most 30 days, got {v}.", name);
     }
 
     private static void RequirePositive(TimeSpan? value, string name, bool allowZero)

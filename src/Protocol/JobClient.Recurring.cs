@@ -97,7 +97,7 @@ public sealed partial class JobClient
             return new RecurringJob
             {
                 Name = name, Queue = queue, Cron = "", TimeZone = "", Error = "Its key is not a hash: write it again with a producer to replace it.",
-                NextRunAt = double.IsFinite(score) ? RecurringJob.At((long)Math.Clamp(score, -1e15, 1e15)) : null,
+                NextRunAt = double.IsFinite(score) ? UnixTime.FromMilliseconds((long)Math.Clamp(score, -1e15, 1e15)) : null,
             };
         }
     }

@@ -58,6 +58,11 @@ public static class JobDefaults
     public const long BackoffMs = 1_000;
     public const long BackoffMaxMs = 300_000;
     public const int MaxPriority = 9;
+    /// <summary>
+    /// The longest soft or hard time limit (30 days, in ms). A longer one is refused: a job runs for minutes or hours, a
+    /// limit of months is a mistake in its units, and timers cannot hold one past 49 days.
+    /// </summary>
+    public const long MaxTimeoutMs = 30L * 24 * 3_600_000;
     /// <summary>Largest envelope accepted by default (512 KiB): big data belongs elsewhere, passed by reference.</summary>
     public const int MaxPayloadBytes = 512 * 1024;
     public static readonly TimeSpan ResultTtl = TimeSpan.FromDays(1);

@@ -11,7 +11,7 @@ public static class JobRecord
         var map = fields.ToDictionary(f => (string)f.Name!, f => f.Value);
         string? Str(string name) => map.TryGetValue(name, out var v) && !v.IsNull ? (string?)v : null;
         long? Long(string name) => long.TryParse(Str(name), out var l) ? l : null;
-        DateTimeOffset? Time(string name) => Long(name) is { } ms ? DateTimeOffset.FromUnixTimeMilliseconds(ms) : null;
+        DateTimeOffset? Time(string name) => Long(name) is { } ms ? UnixTime.FromMilliseconds(ms) : null;
 
         JobEnvelope? envelope = null;
         try { envelope = Str(JobHashFields.Envelope) is { } e ? ProtocolJson.DeserializeEnvelope(e) : null; }

@@ -26,16 +26,11 @@ public sealed record RecurringJob
     /// <summary>Why a node stopped firing it (a schedule written by hand that it could not read); null when healthy.</summary>
     public string? Error { get; init; }
 
-    /// <summary>A unix-ms time; null for one out of DateTimeOffset's range (a field written by hand).</summary>
-    internal static DateTimeOffset? At(long ms) =>
-        ms >= DateTimeOffset.MinValue.ToUnixTimeMilliseconds() && ms <= DateTimeOffset.MaxValue.ToUnixTimeMilliseconds()
-            ? DateTimeOffset.FromUnixTimeMilliseconds(ms) : null;
-
     internal static RecurringJob Read(string queue, string name, double score, HashEntry[] fields)
     {
         var map = fields.ToDictionary(f => (string)f.Name!, f => f.Value);
         string? Text(string field) => map.TryGetValue(field, out var v) && !v.IsNull ? (string)v! : null;
-        DateTimeOffset? Time(string field) => long.TryParse(Text(field), out var ms) ? At(ms) : null;
+        DateTimeOffset? Time(string field) => long.TryParse(Text(field), out var ms) ? UnixTime.FromMilliseconds(ms) : null;
         JobEnvelope? template = null;
         try { template = Text("template") is { } json ? ProtocolJson.DeserializeEnvelope(json) : null; }
         catch (JsonException) { } // written by hand and unreadable: the node that met it says so in Error
@@ -43,7 +38,7 @@ public sealed record RecurringJob
         {
             Name = name, Queue = queue, Cron = Text("cron") ?? "", TimeZone = Text("time_zone") ?? RecurringRules.DefaultTimeZone,
             Template = template,
-            NextRunAt = double.IsFinite(score) ? At((long)Math.Clamp(score, long.MinValue / 2, long.MaxValue / 2)) : null,
+            NextRunAt = double.IsFinite(score) ? UnixTime.FromMilliseconds((long)Math.Clamp(score, long.MinValue / 2, long.MaxValue / 2)) : null,
             LastRunAt = Time("last_run_at"), LastJobId = Text("last_job_id"),
             CreatedAt = Time("created_at"), UpdatedAt = Time("updated_at"), PausedAt = Time("paused_at"), Error = Text("error"),
         };

@@ -143,6 +143,8 @@ public sealed class NodeSpecs(BrokerFixture brokers)
             Id = "default:huge-1", Task = "add", Queue = "default", Args = JsonSerializer.SerializeToElement(new { blob = new string('x', 8000) }),
         }));
         var badOption = await WriteRaw(db, q, "default:bad-option-1", """{"v":1,"id":"default:bad-option-1","task":"add","queue":"default","args":[1,2],"hard_timeout_ms":-5}""");
+        // 60 days: past what a timer holds (49 days), which crashed the worker at every attempt before
+        var monthsLong = await WriteRaw(db, q, "default:bad-option-2", """{"v":1,"id":"default:bad-option-2","task":"add","queue":"default","args":[1,2],"soft_timeout_ms":5184000000}""");
         var orphan = "default:orphan-1";
         await db.SortedSetAddAsync(q.Ready, orphan, 0);
         var after = await client.EnqueueAsync("add", new[] { 3, 4 });
@@ -155,7 +157,8 @@ public sealed class NodeSpecs(BrokerFixture brokers)
         await AssertDeadLettered(client, malformed, "MalformedEnvelope", "not valid job JSON");
         await AssertDeadLettered(client, oversized, "PayloadTooLarge", "over this node's limit of 4096 bytes");
         await AssertDeadLettered(client, orphan, "MissingJobRecord", "no job hash");
-        await AssertDeadLettered(client, badOption, "MalformedEnvelope", "hard_timeout_ms must be positive");
+        await AssertDeadLettered(client, badOption, "MalformedEnvelope", "hard_timeout_ms must be from 1 to 2592000000 (30 days), got null and -5");
+        await AssertDeadLettered(client, monthsLong, "MalformedEnvelope", "must be from 1 to 2592000000 (30 days), got 5184000000 and null");
         Assert.Equal(1, (await client.GetAsync(wrongTypes))!.Attempts); // binding errors are never retried
     }
 

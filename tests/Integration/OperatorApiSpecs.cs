@@ -259,6 +259,60 @@ public sealed class OperatorApiSpecs(BrokerFixture brokers, ITestOutputHelper ou
     }
 
     [Fact]
+    public async Task A_body_that_is_no_JSON_or_a_page_that_is_no_number_is_a_400_that_says_why_after_the_token_check()
+    {
+        await using var node = await StartAsync(o => o.HttpToken = "s3cret");
+        using var http = Http(node);
+        static HttpContent Json(string text) => new StringContent(text, System.Text.Encoding.UTF8, "application/json");
+
+        var noToken = await http.PostAsync("api/jobs", Json("{bad"));
+        var noTokenPage = await http.GetAsync("api/queues/default/dead?count=ten");
+        http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", "s3cret");
+
+        Assert.Equal(HttpStatusCode.Unauthorized, noToken.StatusCode); // who asks comes first, whatever they sent
+        Assert.Equal(HttpStatusCode.Unauthorized, noTokenPage.StatusCode);
+        await AssertProblem(await http.PostAsync("api/jobs", Json("{bad")), HttpStatusCode.BadRequest, "the body is not JSON");
+        await AssertProblem(await http.PostAsync("api/jobs", Json("")), HttpStatusCode.BadRequest, "Expected a JSON object like {\"task\"");
+        await AssertProblem(await http.PutAsync("api/queues/default/limits", Json("[1,")), HttpStatusCode.BadRequest, "the body is not JSON");
+        await AssertProblem(await http.PutAsync("api/queues/default/recurring/nightly", Json("cron=@daily")), HttpStatusCode.BadRequest,
+            "the body is not JSON");
+        await AssertProblem(await http.GetAsync("api/queues/default/dead?count=ten"), HttpStatusCode.BadRequest,
+            "count must be a whole number from 1 to 500; got 'ten'");
+        await AssertProblem(await http.GetAsync("api/queues/default/jobs?offset=1.5"), HttpStatusCode.BadRequest,
+            "offset must be a whole number from 0 to 100000; got '1.5'");
+        Assert.Equal(0, await node.Redis.GetDatabase().SortedSetLengthAsync(node.Keys.Queue("default").Ready));
+    }
+
+    [Fact]
+    public async Task A_key_written_by_hand_with_another_type_is_named_in_its_queues_view_and_never_hides_the_other_queues()
+    {
+        await using var node = await StartAsync();
+        using var http = Http(node);
+        var db = node.Redis.GetDatabase();
+        var broken = node.Keys.Queue("broken");
+        await db.StringSetAsync(broken.Ready, "overwritten by hand");
+        await db.SortedSetAddAsync(broken.Scheduled, "broken:a", 1);
+        var id = await node.Client.EnqueueAsync("add", new[] { 1, 2 }, new EnqueueOptions { Queue = "others" });
+        await db.HashSetAsync(node.Keys.Queue("others").Job(id), "enqueued_at", "1767225600000000000"); // nanoseconds, by another producer
+
+        var queues = (await GetJson(http, "api/queues")).AsArray();
+        var one = await GetJson(http, "api/queues/broken");
+        var listing = await http.GetAsync("api/queues/broken/jobs?place=ready");
+        var job = await GetJson(http, $"api/jobs/{id}");
+
+        var brokenView = queues.Single(q => q!["name"]!.GetValue<string>() == "broken")!;
+        Assert.Contains($"{broken.Ready}: WRONGTYPE", brokenView["problem"]!.GetValue<string>());
+        Assert.Equal(0, brokenView["jobs"]!["ready"]!.GetValue<long>());
+        Assert.Equal(1, brokenView["jobs"]!["scheduled"]!.GetValue<long>()); // its other keys are read all the same
+        Assert.Equal(1, queues.Single(q => q!["name"]!.GetValue<string>() == "others")!["jobs"]!["ready"]!.GetValue<long>());
+        Assert.Null(queues.Single(q => q!["name"]!.GetValue<string>() == "others")!["problem"]);
+        Assert.Contains("WRONGTYPE", one["problem"]!.GetValue<string>());
+        await AssertProblem(listing, HttpStatusCode.InternalServerError, "Redis refused the command: WRONGTYPE"); // not "Redis unavailable"
+        Assert.Equal("queued", job["state"]!.GetValue<string>());
+        Assert.Null(job["enqueued_at"]); // a time that is no moment is left out, the rest of the job shown
+    }
+
+    [Fact]
     public async Task Changes_a_page_on_another_site_could_make_a_browser_send_are_refused_and_so_are_other_host_names()
     {
         await using var node = await StartAsync();
@@ -479,6 +533,7 @@ public sealed class OperatorApiSpecs(BrokerFixture brokers, ITestOutputHelper ou
         using var http = Http(node);
         await node.Client.AddOrUpdateRecurringAsync("nightly", "@daily", "add", new[] { 1, 2 }, new RecurringOptions { Queue = "reports" });
         var listed = await GetJson(http, "api/queues");
+        var reportsView = await GetJson(http, "api/queues/reports");
         var holding = await http.SendAsync(new HttpRequestMessage(HttpMethod.Delete, "api/queues/reports") { Content = EmptyJson() });
         await node.Client.RemoveRecurringAsync("reports", "nightly");
         var emptied = await http.SendAsync(new HttpRequestMessage(HttpMethod.Delete, "api/queues/reports") { Content = EmptyJson() });
@@ -491,6 +546,7 @@ public sealed class OperatorApiSpecs(BrokerFixture brokers, ITestOutputHelper ou
         var draftsAfter = await http.GetAsync("api/queues/drafts");
 
         Assert.Contains(listed.AsArray(), q => q!["name"]!.GetValue<string>() == "reports");
+        Assert.True(reportsView["has_recurring"]!.GetValue<bool>()); // listed, so it can be opened too
         await AssertProblem(holding, HttpStatusCode.Conflict, "Queue 'reports' still holds recurring jobs");
         // Nothing left of it in Redis (a schedule's removal leaves no totals): 404, and it leaves the list at once all the same.
         await AssertProblem(emptied, HttpStatusCode.NotFound, "No queue 'reports'");

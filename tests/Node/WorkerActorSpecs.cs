@@ -335,6 +335,40 @@ public sealed class WorkerActorSpecs : Akka.TestKit.Xunit2.TestKit
         ExpectFree();
     }
 
+    [Theory]
+    [InlineData(long.MaxValue, long.MaxValue)] // "no cap", as a producer in another language may write it
+    [InlineData(300_000_000_000_000, long.MaxValue)] // a first delay past the year 9999
+    public void A_backoff_past_any_date_retries_after_the_longest_delay_and_frees_the_worker(long backoffMs, long backoffMaxMs)
+    {
+        var lease = Jobs.Lease(Queue, "far", task: "boom");
+        var now = DateTimeOffset.UtcNow;
+        Run(lease with { Envelope = lease.Envelope with { BackoffMs = backoffMs, BackoffMaxMs = backoffMaxMs } });
+
+        var retry = Assert.IsType<JobOutcome.Retry>(ExpectOutcome("q:far"));
+        Assert.Equal("boom", retry.Error.Message); // the handler's failure, not one of the worker's
+        Assert.InRange(retry.DueAtMs, now.Add(RetryPolicy.LongestDelay / 2).ToUnixTimeMilliseconds(),
+            DateTimeOffset.UtcNow.Add(RetryPolicy.LongestDelay).ToUnixTimeMilliseconds()); // 50-100% of it: the jitter
+        ExpectFree();
+    }
+
+    [Fact]
+    public void A_soft_limit_timer_is_disarmed_when_its_job_ends_before_it()
+    {
+        // Each armed timer lives until its limit: jobs that end first must not leave theirs behind (an hour's limit at
+        // hundreds of jobs a second held millions).
+        const int jobs = 1500;
+        var before = Timer.ActiveCount;
+        for (var i = 0; i < jobs; i++)
+        {
+            Run(Jobs.Lease(Queue, $"quick{i}", args: """{"text":"x"}""", softTimeoutMs: 3_600_000));
+            Assert.IsType<JobOutcome.Succeeded>(ExpectOutcome($"q:quick{i}"));
+            ExpectFree();
+        }
+
+        var left = Timer.ActiveCount - before; // other specs' timers come and go meanwhile: far fewer than the jobs
+        Assert.True(left < jobs / 3, $"{left} timers more than before {jobs} jobs with a soft limit");
+    }
+
     [Fact]
     public void Runs_one_job_after_another()
     {

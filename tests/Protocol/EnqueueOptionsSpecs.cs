@@ -89,6 +89,16 @@ public class EnqueueOptionsSpecs
             Invalid(new EnqueueOptions { HardTimeout = TimeSpan.FromMilliseconds(ms) }).ParamName);
 
     [Fact]
+    public void A_time_limit_past_30_days_is_rejected_naming_it_and_30_days_is_valid()
+    {
+        var ex = Invalid(new EnqueueOptions { SoftTimeout = TimeSpan.FromDays(60) });
+        Assert.Equal(nameof(EnqueueOptions.SoftTimeout), ex.ParamName);
+        Assert.Contains("at most 30 days", ex.Message);
+        Assert.Equal(nameof(EnqueueOptions.HardTimeout), Invalid(new EnqueueOptions { HardTimeout = TimeSpan.MaxValue }).ParamName);
+        new EnqueueOptions { SoftTimeout = TimeSpan.FromDays(30), HardTimeout = TimeSpan.FromDays(30) }.Validate();
+    }
+
+    [Fact]
     public void A_soft_timeout_longer_than_the_hard_timeout_is_rejected_naming_SoftTimeout() =>
         Assert.Equal(nameof(EnqueueOptions.SoftTimeout),
             Invalid(new EnqueueOptions { SoftTimeout = TimeSpan.FromSeconds(11), HardTimeout = TimeSpan.FromSeconds(10) }).ParamName);

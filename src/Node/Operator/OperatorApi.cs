@@ -93,8 +93,9 @@ public sealed class OperatorApi(IServiceProvider services, QueueCensus census, R
     {
         var view = (await ViewAsync([queue]))[0];
         var nothing = new QueueCounts(0, 0, 0, 0, 0);
-        if (view.Jobs == nothing && view.Totals == new QueueTotals(0, 0, 0, 0, 0) && view.ServedBy.Count == 0)
-            throw new KeyNotFoundException($"No queue '{queue}': no node serves it and Redis holds no job of it.");
+        if (view.Jobs == nothing && view.Totals == new QueueTotals(0, 0, 0, 0, 0) && view.ServedBy.Count == 0 && !view.HasRecurring &&
+            view.Problem is null)
+            throw new KeyNotFoundException($"No queue '{queue}': no node serves it and Redis holds no job or recurring schedule of it.");
         return view;
     }
 
@@ -171,9 +172,10 @@ public sealed class OperatorApi(IServiceProvider services, QueueCensus census, R
         {
             var (settings, router) = await routed[i];
             var servedBy = servers[names[i]];
-            var (jobs, totals) = byName[names[i]];
-            views.Add(new QueueView(names[i], jobs, totals, servedBy.Select(m => m.Address.ToString()).ToList(),
-                servedBy.Count == 0 ? null : servedBy.Aggregate((a, b) => b.IsOlderThan(a) ? b : a).Address.ToString(), settings, router));
+            var tally = byName[names[i]];
+            views.Add(new QueueView(names[i], tally.Jobs, tally.Totals, servedBy.Select(m => m.Address.ToString()).ToList(),
+                servedBy.Count == 0 ? null : servedBy.Aggregate((a, b) => b.IsOlderThan(a) ? b : a).Address.ToString(), settings, router,
+                tally.HasRecurring, tally.Problem));
         }
         return views;
     }

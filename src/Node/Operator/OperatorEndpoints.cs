@@ -43,12 +43,12 @@ public static class OperatorEndpoints
         api.MapGet("/cluster", (OperatorApi ops) => Answer(ops, async () => Json(await ops.GetClusterAsync())));
         api.MapGet("/queues", (OperatorApi ops, CancellationToken ct) => Answer(ops, async () => Json(await ops.GetQueuesAsync(ct))));
         api.MapGet("/queues/{queue}", (string queue, OperatorApi ops) => Answer(ops, async () => Json(await ops.GetQueueAsync(queue))));
-        api.MapGet("/queues/{queue}/dead", (string queue, string? task, int? offset, int? count, OperatorApi ops) => Answer(ops, async () =>
+        api.MapGet("/queues/{queue}/dead", (string queue, string? task, string? offset, string? count, OperatorApi ops) => Answer(ops, async () =>
         {
             var (from, many) = Page(offset, count);
             return Json((await ops.Jobs.ListDeadLettersAsync(queue, task, from, many)).Select(JobView.From));
         }));
-        api.MapGet("/queues/{queue}/jobs", (string queue, string? place, int? offset, int? count, OperatorApi ops) => Answer(ops, async () =>
+        api.MapGet("/queues/{queue}/jobs", (string queue, string? place, string? offset, string? count, OperatorApi ops) => Answer(ops, async () =>
         {
             JobIds.ValidateQueueName(queue);
             var where = place switch
@@ -79,17 +79,21 @@ public static class OperatorEndpoints
             catch (QueueInUseException ex) { return Problem(409, "Not possible now", ex.Message); } // served, or holds something
             return Json(new QueueForgotten(queue));
         }));
-        changes.MapPut("/queues/{queue}/limits", (string queue, JsonElement body, OperatorApi ops) =>
-            Answer(ops, async () => Json(await ops.ChangeAsync(queue, c => c.ChangeAsync(queue, Limits(body))))));
+        changes.MapPut("/queues/{queue}/limits", (string queue, OperatorApi ops, HttpContext http) => Answer(ops, async () =>
+        {
+            var limits = Limits(await BodyAsync(http.Request, LimitsExpected));
+            return Json(await ops.ChangeAsync(queue, c => c.ChangeAsync(queue, limits)));
+        }));
         changes.MapPost("/queues/{queue}/dead/replay", (string queue, string? task, OperatorApi ops, HttpContext http) =>
             Answer(ops, async () => Json(new Replayed(await ops.Jobs.ReplayAllAsync(queue, task, http.RequestAborted)))));
         changes.MapDelete("/queues/{queue}/dead", (string queue, string? task, OperatorApi ops, HttpContext http) =>
             Answer(ops, async () => Json(new Purged(await ops.Jobs.PurgeDeadLettersAsync(queue, task, http.RequestAborted)))));
-        changes.MapPut("/queues/{queue}/recurring/{name}", (string queue, string name, JsonElement body, OperatorApi ops, HttpContext http) =>
+        changes.MapPut("/queues/{queue}/recurring/{name}", (string queue, string name, OperatorApi ops, HttpContext http) =>
             Answer(ops, async () =>
             {
-                var request = Read<RecurringRequest>(body,
-                    "Expected a JSON object like {\"cron\": \"0 3 * * *\", \"task\": \"nightly_report\", \"args\": {...}, \"time_zone\": \"UTC\"}");
+                const string expected =
+                    "Expected a JSON object like {\"cron\": \"0 3 * * *\", \"task\": \"nightly_report\", \"args\": {...}, \"time_zone\": \"UTC\"}";
+                var request = Read<RecurringRequest>(await BodyAsync(http.Request, expected), expected);
                 if (string.IsNullOrWhiteSpace(request.Cron)) throw new ArgumentException("'cron' is required: five fields, six with seconds, or a macro such as @hourly.");
                 if (string.IsNullOrWhiteSpace(request.Task)) throw new ArgumentException("'task' is required: the name of a task the nodes serve.");
                 var options = new RecurringOptions
@@ -116,10 +120,10 @@ public static class OperatorEndpoints
         changes.MapPost("/queues/{queue}/recurring/{name}/trigger", (string queue, string name, OperatorApi ops, HttpContext http) =>
             Answer(ops, async () => HttpResults.Json(new Enqueued(await Conflict(() => ops.Jobs.TriggerRecurringAsync(queue, name, http.RequestAborted))),
                 OperatorJson.Options, statusCode: 201)));
-        changes.MapPost("/jobs", (JsonElement body, OperatorApi ops, HttpContext http) => Answer(ops, async () =>
+        changes.MapPost("/jobs", (OperatorApi ops, HttpContext http) => Answer(ops, async () =>
         {
-            var request = Read<EnqueueRequest>(body,
-                "Expected a JSON object like {\"task\": \"send_email\", \"args\": {...}, \"queue\": \"default\"}");
+            const string expected = "Expected a JSON object like {\"task\": \"send_email\", \"args\": {...}, \"queue\": \"default\"}";
+            var request = Read<EnqueueRequest>(await BodyAsync(http.Request, expected), expected);
             if (string.IsNullOrWhiteSpace(request.Task)) throw new ArgumentException("'task' is required: the name of a task the nodes serve.");
             if (request.CountdownSeconds is { } s && !(s >= 0 && s <= MaxCountdownSeconds))
                 throw new ArgumentException($"countdown_seconds must be from 0 to {MaxCountdownSeconds:0} (ten years), got {s}.");
@@ -161,6 +165,12 @@ public static class OperatorEndpoints
         catch (ConflictException ex) { return Problem(409, "Not possible now", ex.Message); }
         catch (NoRouterException ex) { return Problem(503, "Queue router unavailable", ex.Message); }
         catch (RedisUnavailableException ex) { return Problem(503, "Redis unavailable", ex.Message); }
+        catch (StackExchange.Redis.RedisServerException ex) when (!IsPassing(ex))
+        {
+            // Redis answered, and refused: not an outage to wait out, but data to mend (or a bug of ours)
+            ops.Log.LogWarning(ex, "Redis refused a command of the operator API");
+            return Problem(500, "Redis refused", $"Redis refused the command: {ex.Message} (a key written by hand with another type?)");
+        }
         catch (Exception ex) when (ex is StackExchange.Redis.RedisException or TimeoutException)
         {
             return Problem(503, "Redis unavailable", $"Redis did not answer: {ex.Message}");
@@ -172,6 +182,10 @@ public static class OperatorEndpoints
             return Problem(500, "Internal error", $"{ex.GetType().Name}: {ex.Message} (the node's log has the details)");
         }
     }
+
+    /// <summary>Refusals that pass by themselves (a restart loading its data, a busy script, a failover): answered 503.</summary>
+    private static bool IsPassing(StackExchange.Redis.RedisServerException ex) =>
+        new[] { "LOADING", "BUSY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "READONLY" }.Any(code => ex.Message.StartsWith(code, StringComparison.Ordinal));
 
     /// <summary>The schedule as it is now; removed meanwhile, a 404 like any missing one.</summary>
     private static async Task<RecurringJob> Schedule(OperatorApi ops, string queue, string name, CancellationToken ct) =>
@@ -192,11 +206,29 @@ public static class OperatorEndpoints
 
     private sealed class ConflictException(string message) : Exception(message);
 
+    private const string LimitsExpected = "Expected a JSON object like {\"max_running\": 4, \"rate_limit_per_second\": 10} (null lifts a limit)";
+
+    /// <summary>
+    /// The request's body as JSON, read here rather than bound by ASP.NET, whose refusal of a body that is not JSON is a
+    /// bare 400 (no detail) given before the token check; here it is a 400 that says why, after it.
+    /// </summary>
+    private static async Task<JsonElement> BodyAsync(HttpRequest request, string expected)
+    {
+        try
+        {
+            using var body = await JsonDocument.ParseAsync(request.Body, default, request.HttpContext.RequestAborted);
+            return body.RootElement.Clone();
+        }
+        catch (JsonException ex)
+        {
+            throw new ArgumentException($"{expected}; the body is not JSON: {ex.Message}");
+        }
+    }
+
     /// <summary>{"max_running": 4, "rate_limit_per_second": 10}: a field left out is kept, null lifts it.</summary>
     private static QueueSettings.Change Limits(JsonElement body)
     {
-        if (body.ValueKind != JsonValueKind.Object)
-            throw new ArgumentException("Expected a JSON object like {\"max_running\": 4, \"rate_limit_per_second\": 10} (null lifts a limit).");
+        if (body.ValueKind != JsonValueKind.Object) throw new ArgumentException(LimitsExpected + ".");
         var change = new QueueSettings.Change();
         var any = false;
         foreach (var field in body.EnumerateObject())
@@ -232,12 +264,19 @@ public static class OperatorEndpoints
         }
     }
 
-    /// <summary>A list's page: from offset (0 to 100,000; default 0), count items (1 to 500; default 50).</summary>
-    private static (int Offset, int Count) Page(int? offset, int? count)
+    /// <summary>
+    /// A list's page: from offset (0 to 100,000; default 0), count items (1 to 500; default 50). Taken as text and read
+    /// here, so that "?count=ten" is a 400 that says why (ASP.NET's binding answers a bare 400, before the token check).
+    /// </summary>
+    private static (int Offset, int Count) Page(string? offset, string? count)
     {
-        if (offset is < 0 or > 100_000) throw new ArgumentException("offset must be from 0 to 100000.");
-        if (count is < 1 or > 500) throw new ArgumentException("count must be from 1 to 500.");
-        return (offset ?? 0, count ?? 50);
+        static int? Whole(string? text, string name, string range) =>
+            text is null ? null : int.TryParse(text, System.Globalization.NumberStyles.AllowLeadingSign, System.Globalization.CultureInfo.InvariantCulture, out var n)
+                ? n : throw new ArgumentException($"{name} must be a whole number from {range}; got '{text}'.");
+        var (from, many) = (Whole(offset, "offset", "0 to 100000"), Whole(count, "count", "1 to 500"));
+        if (from is < 0 or > 100_000) throw new ArgumentException("offset must be from 0 to 100000.");
+        if (many is < 1 or > 500) throw new ArgumentException("count must be from 1 to 500.");
+        return (from ?? 0, many ?? 50);
     }
 
     private static string CheckedId(string id) => JobIds.IsValid(id) ? id

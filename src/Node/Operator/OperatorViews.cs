@@ -29,8 +29,10 @@ public sealed record WorkersView(int Capacity, int Busy, IReadOnlyDictionary<str
 /// <param name="Settings">Null when no node serving it answered.</param>
 /// <param name="Router">The router's own counters; null when it did not answer.</param>
 /// <param name="Totals">Outcomes recorded since the queue's first job (its rate is their change between two reads).</param>
+/// <param name="HasRecurring">It holds recurring schedules.</param>
+/// <param name="Problem">Keys of it Redis refused to read (written by hand with another type), and why; null when none.</param>
 public sealed record QueueView(string Name, QueueCounts Jobs, QueueTotals Totals, IReadOnlyList<string> ServedBy, string? RouterNode,
-    SettingsView? Settings, RouterView? Router);
+    SettingsView? Settings, RouterView? Router, bool HasRecurring, string? Problem);
 
 public sealed record SettingsView(bool Paused, int? MaxRunning, double? RateLimitPerSecond);
 
@@ -41,10 +43,10 @@ public sealed record SettingsView(bool Paused, int? MaxRunning, double? RateLimi
 /// <param name="Granted">Slots pools are leasing for themselves (a backlog spread over nodes).</param>
 public sealed record RouterView(int Buffered, int Pools, int FreeSlots, int InFlight, int Granted);
 
-public sealed record JobErrorView(string Type, string Message, string? StackTrace, string? Node, int Attempt, DateTimeOffset At)
+/// <param name="At">When it failed; null when the record's time is no moment (written by hand in other units).</param>
+public sealed record JobErrorView(string Type, string Message, string? StackTrace, string? Node, int Attempt, DateTimeOffset? At)
 {
-    public static JobErrorView From(JobError e) =>
-        new(e.Type, e.Message, e.StackTrace, e.Node, e.Attempt, DateTimeOffset.FromUnixTimeMilliseconds(e.At));
+    public static JobErrorView From(JobError e) => new(e.Type, e.Message, e.StackTrace, e.Node, e.Attempt, UnixTime.FromMilliseconds(e.At));
 }
 
 public sealed record JobView(

@@ -21,6 +21,11 @@ public sealed record QueueCounts(long Ready, long Scheduled, long Running, long 
 /// <param name="Cancelled">Jobs cancelled: by a node, or by the Cancel script before any node took them.</param>
 public sealed record QueueTotals(long Succeeded, long Retrying, long DeadLettered, long Failed, long Cancelled);
 
+/// <summary>What <see cref="QueueCensus.CountAsync"/> found of one queue.</summary>
+/// <param name="HasRecurring">It holds recurring schedules (a queue can hold nothing else and still be a queue).</param>
+/// <param name="Problem">Keys of it Redis refused to read, and why; null when none.</param>
+public sealed record QueueTally(QueueCounts Jobs, QueueTotals Totals, bool HasRecurring, string? Problem);
+
 /// <summary>
 /// Counts a queue's jobs straight from its Redis keys, and finds the queues that have keys at all (queues no node
 /// serves included: jobs piling up where nobody takes them are what an operator most needs to see).
@@ -40,24 +45,42 @@ public sealed class QueueCensus(Func<IConnectionMultiplexer> redis, RedisKeys ke
     private readonly Dictionary<string, long> _forgotten = new(StringComparer.Ordinal);
     private long _scans;
 
-    public async Task<IReadOnlyDictionary<string, (QueueCounts Jobs, QueueTotals Totals)>> CountAsync(IEnumerable<string> queues)
+    /// <summary>
+    /// Each queue's counts, totals and whether it holds recurring schedules, in one round trip. A key of a queue that Redis
+    /// refuses to read (written by hand with another type) counts 0 and is named in that queue's problem: it never fails
+    /// the other queues, nor the rest of its own.
+    /// </summary>
+    public async Task<IReadOnlyDictionary<string, QueueTally>> CountAsync(IEnumerable<string> queues)
     {
         var batch = redis().GetDatabase().CreateBatch();
         var reads = queues.Distinct().Select(name =>
         {
             var q = keys.Queue(name);
-            return (Name: name, Ready: batch.SortedSetLengthAsync(q.Ready), Scheduled: batch.SortedSetLengthAsync(q.Scheduled),
+            return (Name: name, Keys: q, Ready: batch.SortedSetLengthAsync(q.Ready), Scheduled: batch.SortedSetLengthAsync(q.Scheduled),
                 Running: batch.SortedSetLengthAsync(q.Leased), Waiting: batch.SetLengthAsync(q.Waiting), Dead: batch.ListLengthAsync(q.Dead),
-                Stats: batch.HashGetAsync(q.Stats, [(RedisValue)"succeeded", "retrying", "dead_lettered", "failed", "cancelled"]));
+                Stats: batch.HashGetAsync(q.Stats, [(RedisValue)"succeeded", "retrying", "dead_lettered", "failed", "cancelled"]),
+                Recurring: batch.KeyExistsAsync(q.Recurring));
         }).ToList();
         batch.Execute();
-        var counts = new Dictionary<string, (QueueCounts, QueueTotals)>();
+        var counts = new Dictionary<string, QueueTally>();
         foreach (var r in reads)
         {
-            var stats = await r.Stats;
+            var refused = new List<string>();
+            async Task<T> Read<T>(Task<T> read, string key, T otherwise)
+            {
+                try { return await read.ConfigureAwait(false); }
+                catch (RedisServerException ex)
+                {
+                    refused.Add($"{key}: {ex.Message}");
+                    return otherwise;
+                }
+            }
+            var stats = await Read(r.Stats, r.Keys.Stats, new RedisValue[5]);
             long Total(int i) => stats[i].TryParse(out long n) ? n : 0;
-            counts[r.Name] = (new QueueCounts(await r.Ready, await r.Scheduled, await r.Running, await r.Waiting, await r.Dead),
-                new QueueTotals(Total(0), Total(1), Total(2), Total(3), Total(4)));
+            var jobs = new QueueCounts(await Read(r.Ready, r.Keys.Ready, 0L), await Read(r.Scheduled, r.Keys.Scheduled, 0L),
+                await Read(r.Running, r.Keys.Leased, 0L), await Read(r.Waiting, r.Keys.Waiting, 0L), await Read(r.Dead, r.Keys.Dead, 0L));
+            counts[r.Name] = new QueueTally(jobs, new QueueTotals(Total(0), Total(1), Total(2), Total(3), Total(4)), await r.Recurring,
+                refused.Count == 0 ? null : $"Redis refused to read {string.Join("; ", refused)} (a key written by hand with another type?)");
         }
         return counts;
     }

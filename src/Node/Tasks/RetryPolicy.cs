@@ -32,6 +32,12 @@ public sealed record RetryPolicy
 
     public int MaxAttempts => MaxRetries + 1;
 
+    /// <summary>
+    /// The longest wait before a retry (365 days): longer delays are cut to it. A producer may write a huge
+    /// <c>backoff_max_ms</c> (2^63-1 for "no cap"), which as a time would be past the year 9999.
+    /// </summary>
+    public static readonly TimeSpan LongestDelay = TimeSpan.FromDays(365);
+
     /// <summary>Celery's <c>@app.task(max_retries=3, default_retry_delay=30)</c>, as is: a constant delay.</summary>
     public static RetryPolicy Celery(int maxRetries, TimeSpan defaultRetryDelay) =>
         new() { MaxRetries = maxRetries, DefaultRetryDelay = defaultRetryDelay, Backoff = BackoffKind.Constant, Jitter = 0 };
@@ -61,7 +67,7 @@ public sealed record RetryPolicy
         var capMs = Math.Max(MaxDelay.TotalMilliseconds, baseMs);
         var ms = Backoff == BackoffKind.Constant ? baseMs : Math.Min(capMs, baseMs * Math.Pow(2, Math.Clamp(attempt - 1, 0, 30)));
         ms *= 1 - Jitter * (random ?? Random.Shared).NextDouble();
-        return TimeSpan.FromMilliseconds(ms);
+        return TimeSpan.FromMilliseconds(Math.Min(ms, LongestDelay.TotalMilliseconds));
     }
 
     /// <summary>This policy with a job's own overrides (from its envelope) applied.</summary>
@@ -71,7 +77,10 @@ public sealed record RetryPolicy
             : this with
             {
                 MaxRetries = envelope.MaxAttempts is { } a ? Math.Max(0, a - 1) : MaxRetries,
-                DefaultRetryDelay = envelope.BackoffMs is { } b ? TimeSpan.FromMilliseconds(b) : DefaultRetryDelay,
-                MaxDelay = envelope.BackoffMaxMs is { } m ? TimeSpan.FromMilliseconds(m) : MaxDelay,
+                DefaultRetryDelay = envelope.BackoffMs is { } b ? Delay(b) : DefaultRetryDelay,
+                MaxDelay = envelope.BackoffMaxMs is { } m ? Delay(m) : MaxDelay,
             };
+
+    /// <summary>A delay in ms as an envelope holds it (checked not negative), cut to <see cref="LongestDelay"/>.</summary>
+    private static TimeSpan Delay(long ms) => TimeSpan.FromMilliseconds(Math.Min(ms, (long)LongestDelay.TotalMilliseconds));
 }
