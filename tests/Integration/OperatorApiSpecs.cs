@@ -284,6 +284,22 @@ public sealed class OperatorApiSpecs(BrokerFixture brokers, ITestOutputHelper ou
     }
 
     [Fact]
+    public async Task Cancelling_a_split_parent_that_waits_for_its_children_is_a_409_that_says_to_cancel_the_children()
+    {
+        await using var node = await StartAsync();
+        using var http = Http(node);
+        var id = await node.Client.EnqueueAsync("add", new[] { 1, 2 }, new EnqueueOptions { Queue = "drafts" }); // no node takes it
+        var q = node.Keys.Queue("drafts");
+        await node.Redis.GetDatabase().SortedSetRemoveAsync(q.Ready, id);
+        await node.Redis.GetDatabase().HashSetAsync(q.Job(id), "state", "waiting"); // as a split leaves its parent
+
+        var answer = await http.PostAsync($"api/jobs/{id}/cancel", EmptyJson());
+
+        await AssertProblem(answer, HttpStatusCode.Conflict, "waits for the children it split into, and a waiting parent is not cancelled: cancel its children");
+        Assert.Equal(JobState.Waiting, (await node.Client.GetAsync(id))!.State);
+    }
+
+    [Fact]
     public async Task A_key_written_by_hand_with_another_type_is_named_in_its_queues_view_and_never_hides_the_other_queues()
     {
         await using var node = await StartAsync();

@@ -140,11 +140,15 @@ public static class OperatorEndpoints
             var cancelled = await ops.Jobs.CancelAsync(CheckedId(id), http.RequestAborted);
             var job = await ops.Jobs.GetAsync(id, http.RequestAborted);
             if (job is null) return NoSuchJob(id);
+            // The state is read after the cancel: a running job may have ended or been handed back in between.
             return (cancelled, job.State) switch
             {
                 (_, JobState.Cancelled) => Json(new CancelAnswer(id, "cancelled")), // a second cancel is no error
-                (true, JobState.Running) => Json(new CancelAnswer(id, "requested")),
-                (true, _) => Json(new CancelAnswer(id, "cancelled")),
+                // still to run (again): the node that takes it ends it cancelled instead
+                (true, JobState.Running or JobState.Retrying or JobState.Queued or JobState.Scheduled) => Json(new CancelAnswer(id, "requested")),
+                (false, JobState.Waiting) => Problem(409, "Not cancelled",
+                    $"Job '{id}' waits for the children it split into, and a waiting parent is not cancelled: cancel its children " +
+                    "(it then fails, unless it collects its children's failures)."),
                 _ => Problem(409, "Not cancelled", $"Job '{id}' is {job.State.ToWire()}: it finished before it could be cancelled."),
             };
         }));
