@@ -8,7 +8,7 @@ namespace ClusterJobs.Cli;
 
 /// <summary>
 /// The <c>clusterjobs</c> command line (README.md, "Operating a cluster"). Exit codes: 0 done; 1 the API refused or
-/// could not be reached (the reason on stderr); 2 the command line itself is wrong.
+/// could not be reached (the reason on stderr); 2 the command line itself is wrong; 130 stopped (Ctrl+C).
 /// </summary>
 public static class CliApp
 {
@@ -26,12 +26,12 @@ public static class CliApp
         });
         if (stdout != Console.Out || Console.IsOutputRedirected) console.Profile.Width = 200;
         using var http = handler is null ? new HttpClient() : new HttpClient(handler, disposeHandler: false);
-        http.Timeout = TimeSpan.FromSeconds(30);
         var root = Commands.Build(console, stdout, env, result =>
         {
             var raw = result.GetValue(Commands.Api) ?? env("CLUSTERJOBS_API") ?? DefaultApi;
             if (!Uri.TryCreate(raw.EndsWith('/') ? raw : raw + "/", UriKind.Absolute, out var api) || api.Scheme is not ("http" or "https"))
-                throw new ApiException($"--api '{raw}' is not an http(s) URL (e.g. {DefaultApi}).");
+                throw new CommandLineException($"--api '{raw}' is not an http(s) URL (e.g. {DefaultApi}).");
+            http.Timeout = TimeSpan.FromSeconds(result.GetValue(Commands.Timeout)); // set once, before the first request
             return new OperatorApiClient(http, api, result.GetValue(Commands.Token) ?? env("CLUSTERJOBS_HTTP_TOKEN"));
         });
         var parsed = root.Parse(args);
@@ -50,6 +50,18 @@ public static class CliApp
         {
             stderr.WriteLine($"clusterjobs: {ex.Message}");
             return 1;
+        }
+        catch (CommandLineException ex)
+        {
+            stderr.WriteLine($"clusterjobs: {ex.Message}");
+            stderr.WriteLine("Try 'clusterjobs --help'.");
+            return 2;
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+            // Ctrl+C: a change already sent may still land (a replay or purge stops between pages of letters)
+            stderr.WriteLine("clusterjobs: stopped; a change already sent may still have been made.");
+            return 130;
         }
     }
 }

@@ -16,7 +16,13 @@ internal static class Commands
     };
     public static readonly Option<string?> Token = new("--token")
     {
-        Description = "The API's token for changes, when it has one (CLUSTERJOBS_HTTP_TOKEN)", Recursive = true,
+        Description = "The API's token, when it has one: every call but the health check needs it (CLUSTERJOBS_HTTP_TOKEN)", Recursive = true,
+    };
+    public static readonly Option<int> Timeout = new("--timeout")
+    {
+        Description = "Seconds to wait for the API's answer (default 30; a replay --all or purge-dead of many letters takes longer)",
+        Recursive = true, DefaultValueFactory = _ => 30,
+        Validators = { r => { if (r.GetValue(Timeout!) is < 1 or > 86_400) r.AddError("--timeout must be from 1 to 86400 seconds."); } },
     };
     public static readonly Option<bool> Json = new("--json") { Description = "Print the API's JSON instead of tables", Recursive = true };
 
@@ -26,7 +32,7 @@ internal static class Commands
     {
         var root = new RootCommand("ClusterJobs: see and steer a cluster's queues, members and jobs through a node's operator API.")
         {
-            Api, Token, Json,
+            Api, Token, Json, Timeout,
         };
 
         // Runs one command: prints its answer as JSON with --json, else through its view.
@@ -219,7 +225,7 @@ internal static class Commands
     {
         if (raw is null) return null;
         try { return JsonNode.Parse(raw); }
-        catch (JsonException ex) { throw new ApiException($"--args is not JSON: {ex.Message}"); }
+        catch (JsonException ex) { throw new CommandLineException($"--args is not JSON: {ex.Message}"); }
     }
 
     private static void RecurringList(IAnsiConsole console, JsonArray schedules) =>
@@ -268,7 +274,7 @@ internal static class Commands
         {
             ("queue", S(q["name"])),
             ("jobs", $"{S(jobs["ready"])} ready, {S(jobs["scheduled"])} scheduled, {S(jobs["running"])} running, {S(jobs["waiting"])} waiting, {S(jobs["dead"])} dead"),
-            ("outcomes", $"{S(q["totals"]!["succeeded"])} succeeded, {S(q["totals"]!["retrying"])} retried, {S(q["totals"]!["dead_lettered"])} dead-lettered, {S(q["totals"]!["cancelled"])} cancelled while running (since the queue's first job)"),
+            ("outcomes", $"{S(q["totals"]!["succeeded"])} succeeded, {S(q["totals"]!["retrying"])} retried, {S(q["totals"]!["dead_lettered"])} dead-lettered, {S(q["totals"]!["cancelled"])} cancelled (since the queue's first job)"),
             ("served by", q["served_by"]!.AsArray().Count == 0 ? "no node: its jobs wait until a node serving it starts" : Join(q["served_by"])),
             ("router on", S(q["router_node"])),
             ("settings", SettingsText(q["settings"], q["served_by"]!.AsArray().Count > 0)),

@@ -13,6 +13,9 @@ public sealed class ApiException(string message, int? status = null) : Exception
     public int? Status { get; } = status;
 }
 
+/// <summary>A command line the CLI cannot act on (a value that System.CommandLine's own checks cannot see is wrong): exit 2.</summary>
+public sealed class CommandLineException(string message) : Exception(message);
+
 /// <summary>
 /// Talks to a node's operator API (README.md, "Operating a cluster"). Answers stay JSON: the CLI shows what the API
 /// says, so it need not follow every field the node adds.
@@ -54,12 +57,19 @@ public sealed class OperatorApiClient(HttpClient http, Uri api, string? token)
             JsonNode? json = null;
             try { json = text.Length == 0 ? null : JsonNode.Parse(text); }
             catch (JsonException) { /* not JSON: said below with its status */ }
-            if (response.IsSuccessStatusCode) return json;
-            var detail = json?["detail"]?.GetValue<string>() ?? json?["title"]?.GetValue<string>() ?? text.Trim();
             var status = (int)response.StatusCode;
-            if (response.StatusCode == HttpStatusCode.NotFound && json?["detail"] is null)
+            // Every answer of the API is JSON: anything else came from something else at that address (a proxy, a web app)
+            if (response.IsSuccessStatusCode)
+                return json ?? throw new ApiException($"{url} answered HTTP {status} with {(text.Length == 0 ? "no body" : $"no JSON ({response.Content.Headers.ContentType?.MediaType ?? "no content type"})")}, " +
+                                                      "not as the operator API does: does --api point at a ClusterJobs node's HTTP port?", status);
+            var detail = Text(json, "detail") ?? Text(json, "title") ?? text.Trim();
+            if (response.StatusCode == HttpStatusCode.NotFound && Text(json, "detail") is null)
                 detail = $"{url} is not an operator API endpoint: does --api point at a ClusterJobs node's HTTP port?";
             throw new ApiException(detail.Length > 0 ? detail : $"HTTP {status} {response.ReasonPhrase}", status);
         }
     }
+
+    /// <summary>A problem's text field, when the answer is an object that has it as a string (a proxy's error page may be any JSON).</summary>
+    private static string? Text(JsonNode? json, string field) =>
+        json is JsonObject o && o[field] is JsonValue v && v.TryGetValue<string>(out var text) ? text : null;
 }

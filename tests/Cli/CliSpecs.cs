@@ -149,6 +149,8 @@ public sealed class CliSpecs(BrokerFixture brokers, ITestOutputHelper output)
         var withToken = await Run(node, "--token", "s3cret", "pause", "default");
         var missingJob = await Run(node, "--token", "s3cret", "job", "default:nope");
         var badArgs = await Run(node, "--token", "s3cret", "enqueue", "add", "--args", "{not json");
+        var badApi = await RunAt("notaurl", "queues");
+        var badTimeout = await Run(node, "--timeout", "0", "queues");
         var badLimit = await Run(node, "limit", "default", "--max-running", "many");
         var replayBoth = await Run(node, "replay", "default:x", "--all", "default");
         var unknown = await Run(node, "frobnicate");
@@ -161,8 +163,12 @@ public sealed class CliSpecs(BrokerFixture brokers, ITestOutputHelper output)
         Assert.Equal(0, withToken.Code);
         Assert.Equal(1, missingJob.Code);
         Assert.Contains("No job 'default:nope'", missingJob.Stderr);
-        Assert.Equal(1, badArgs.Code);
+        Assert.Equal(2, badArgs.Code); // the command line's own mistake, as README's exit codes say
         Assert.Contains("--args is not JSON", badArgs.Stderr);
+        Assert.Equal(2, badApi.Code);
+        Assert.Contains("--api 'notaurl' is not an http(s) URL", badApi.Stderr);
+        Assert.Equal(2, badTimeout.Code);
+        Assert.Contains("--timeout must be from 1 to 86400 seconds", badTimeout.Stderr);
         Assert.Equal(2, badLimit.Code);
         Assert.Contains("--max-running must be a whole number", badLimit.Stderr);
         Assert.Equal(2, replayBoth.Code);
@@ -207,6 +213,91 @@ public sealed class CliSpecs(BrokerFixture brokers, ITestOutputHelper output)
         Assert.Equal(1, again.Code);
         Assert.Contains("No recurring job 'nightly' in queue 'reports'", again.Stderr);
         Assert.Equal("No recurring jobs in this queue.\n", empty.Stdout);
+    }
+
+    [Fact]
+    public async Task An_address_that_answers_but_not_as_the_api_does_is_said_plainly_with_exit_1()
+    {
+        await using var page = await PlainHttpServer.StartAsync(async context =>
+        {
+            var (status, type, body) = context.Request.Url!.AbsolutePath switch
+            {
+                "/api/queues" => (200, "text/html", "<html>a web app's page</html>"),
+                "/api/cluster" => (200, "application/json", ""),
+                _ => (502, "application/json", """["bad gateway", 42]"""), // an error that is JSON, but no problem details
+            };
+            context.Response.StatusCode = status;
+            context.Response.ContentType = type;
+            await context.Response.OutputStream.WriteAsync(System.Text.Encoding.UTF8.GetBytes(body));
+            context.Response.Close();
+        });
+
+        var html = await RunAt(page.Url, "queues");
+        var empty = await RunAt(page.Url, "status");
+        var notProblem = await RunAt(page.Url, "job", "default:x");
+
+        Assert.Equal(1, html.Code);
+        Assert.Contains("answered HTTP 200 with no JSON (text/html), not as the operator API does", html.Stderr);
+        Assert.Equal(1, empty.Code);
+        Assert.Contains("answered HTTP 200 with no body", empty.Stderr);
+        Assert.Equal(1, notProblem.Code);
+        Assert.Contains("""["bad gateway", 42]""", notProblem.Stderr);
+        foreach (var run in new[] { html, empty, notProblem }) Assert.DoesNotContain("   at ", run.Stderr);
+    }
+
+    [Fact]
+    public async Task An_api_that_does_not_answer_is_given_up_on_after_the_timeout_and_ctrl_c_stops_with_exit_130()
+    {
+        var never = new TaskCompletionSource();
+        await using var silent = await PlainHttpServer.StartAsync(_ => never.Task);
+
+        var timedOut = await RunAt(silent.Url, "--timeout", "1", "queues");
+        using var ctrlC = new CancellationTokenSource(TimeSpan.FromMilliseconds(300));
+        var stdout = new StringWriter();
+        var stderr = new StringWriter();
+        var stopped = await CliApp.RunAsync(["--api", silent.Url, "queues"], stdout, stderr, env: _ => null, ct: ctrlC.Token);
+        never.SetResult();
+
+        Assert.Equal(1, timedOut.Code);
+        Assert.Contains("did not answer within 1 s", timedOut.Stderr);
+        Assert.Equal(130, stopped);
+        Assert.Contains("clusterjobs: stopped", stderr.ToString());
+        Assert.DoesNotContain("   at ", stderr.ToString());
+    }
+
+    /// <summary>A real HTTP server on a free loopback port that answers as <paramref name="answer"/> says: not a node.</summary>
+    private sealed class PlainHttpServer : IAsyncDisposable
+    {
+        private readonly System.Net.HttpListener _listener = new();
+        private readonly Task _serving;
+
+        private PlainHttpServer(Func<System.Net.HttpListenerContext, Task> answer)
+        {
+            Url = $"http://127.0.0.1:{RedisServer.FreePort()}/";
+            _listener.Prefixes.Add(Url);
+            _listener.Start();
+            _serving = Task.Run(async () =>
+            {
+                while (_listener.IsListening)
+                {
+                    System.Net.HttpListenerContext context;
+                    try { context = await _listener.GetContextAsync(); }
+                    catch (Exception) when (!_listener.IsListening) { return; }
+                    _ = Task.Run(() => answer(context));
+                }
+            });
+        }
+
+        public string Url { get; }
+
+        public static Task<PlainHttpServer> StartAsync(Func<System.Net.HttpListenerContext, Task> answer) => Task.FromResult(new PlainHttpServer(answer));
+
+        public async ValueTask DisposeAsync()
+        {
+            _listener.Stop();
+            await _serving;
+            _listener.Close();
+        }
     }
 
     private Task<TestNode> StartAsync(Action<ClusterJobs.Node.Hosting.ClusterJobsOptions>? configure = null) =>
