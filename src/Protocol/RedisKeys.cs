@@ -82,6 +82,8 @@ public static partial class JobIds
         if (queue is null || !QueueNamePattern().IsMatch(queue))
             throw new ArgumentException(
                 $"Invalid queue name '{queue}': use 1-100 characters of letters, digits, '_', '.' or '-'.", nameof(queue));
+        // Path segments every URL normalizes away: the operator API, the dashboard and the CLI could not name the queue.
+        if (queue is "." or "..") throw new ArgumentException($"Invalid queue name '{queue}': '.' and '..' cannot be named in a URL.", nameof(queue));
     }
 
     public static bool IsValid(string? jobId)

@@ -102,6 +102,16 @@ public class JobIdsSpecs
     [Fact]
     public void A_queue_name_may_be_100_characters_long() => JobIds.ValidateQueueName(new string('q', 100));
 
+    [Theory]
+    [InlineData(".")]
+    [InlineData("..")]
+    public void A_queue_name_a_URL_would_normalize_away_is_rejected_saying_so(string queue)
+    {
+        var ex = Assert.Throws<ArgumentException>(() => JobIds.ValidateQueueName(queue));
+        Assert.Contains("'.' and '..' cannot be named in a URL", ex.Message);
+        JobIds.ValidateQueueName("..." ); // three dots is a name a URL keeps
+    }
+
     public static TheoryData<string?> InvalidQueueNames => new()
     {
         "", " ", "has space", "a:b", "{emails}", "emails}", "e{mails", "émails", "a/b", new string('q', 101), null, "emails\n",

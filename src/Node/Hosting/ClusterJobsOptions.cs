@@ -54,8 +54,8 @@ public sealed class ClusterJobsOptions
     /// <summary>The address the dashboard listens on (CLUSTERJOBS_HTTP_HOST): an IP, <c>localhost</c> or <c>*</c> (every address).
     /// 127.0.0.1 by default, so a laptop's node is not open to its network; a container sets <c>*</c>.</summary>
     public string HttpHost { get; set; } = "127.0.0.1";
-    /// <summary>When set (CLUSTERJOBS_HTTP_TOKEN), the API's changes (pause, cancel, replay, enqueue...) need
-    /// <c>Authorization: Bearer &lt;token&gt;</c>; reads stay open.</summary>
+    /// <summary>When set (CLUSTERJOBS_HTTP_TOKEN), every call of the API but its health check needs
+    /// <c>Authorization: Bearer &lt;token&gt;</c> (the dashboard asks for it).</summary>
     public string? HttpToken { get; set; }
     /// <summary>
     /// Host names the dashboard answers to (CLUSTERJOBS_HTTP_ALLOWED_HOSTS, comma-separated; a request naming another is
