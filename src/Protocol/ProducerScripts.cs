@@ -73,7 +73,9 @@ public static class ProducerScripts
         if redis.call('HGET', KEYS[1], 'state') ~= 'dead_lettered' then return 0 end
         if redis.call('HEXISTS', KEYS[1], 'replayed_as') == 1 then return 0 end
         redis.call('ZCARD', KEYS[3]) -- read before any write (see Enqueue): a dead letter is never taken out for a job not queued
-        redis.call('LREM', KEYS[2], 0, ARGV[1])
+        -- the first copy only: LREM stops there (a dead letter is one entry), where a count of 0 reads the whole list
+        -- for every letter, which made replaying a long dead list quadratic
+        redis.call('LREM', KEYS[2], 1, ARGV[1])
         redis.call('HSET', KEYS[1], 'replayed_as', ARGV[2])
         redis.call('PEXPIRE', KEYS[1], ARGV[9])
         redis.call('HSET', KEYS[4], 'envelope', ARGV[3], 'state', 'queued', 'task', ARGV[8], 'attempts', 0,
