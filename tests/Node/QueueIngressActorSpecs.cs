@@ -24,10 +24,10 @@ public sealed class QueueIngressActorSpecs(BrokerFixture broker, ITestOutputHelp
     };
 
     private (IActorRef Ingress, TestProbe Router) StartIngress(RedisSpecEnv env, QueueIngressSettings? settings = null,
-        BrokerSettings? brokerSettings = null)
+        BrokerSettings? brokerSettings = null, string routerName = "router")
     {
         brokerSettings ??= new BrokerSettings();
-        var router = CreateTestProbe("router");
+        var router = CreateTestProbe(routerName);
         var props = QueueIngressActorExtensions.IngressProps(env.Redis, env.Broker(Queue, brokerSettings), brokerSettings, settings ?? Quiet);
         return (Sys.ActorOf(ForwardingParent.Props(props, router.Ref)), router);
     }
@@ -209,9 +209,10 @@ public sealed class QueueIngressActorSpecs(BrokerFixture broker, ITestOutputHelp
     }
 
     /// <summary>An ingress whose first take, for 10 jobs, found the queue empty: the router's 10 still stand.</summary>
-    private async Task<(IActorRef Ingress, TestProbe Router)> StartOnAnEmptyQueueAsync(RedisSpecEnv env, bool wakeTakes = true)
+    private async Task<(IActorRef Ingress, TestProbe Router)> StartOnAnEmptyQueueAsync(RedisSpecEnv env, bool wakeTakes = true,
+        string routerName = "router")
     {
-        var (ingress, router) = StartIngress(env);
+        var (ingress, router) = StartIngress(env, routerName: routerName);
         if (!wakeTakes) ingress.Tell(new QueueIngress.WakeTakes(false));
         ingress.Tell(new QueueIngress.Fetch(10));
         var taken = await router.ExpectMsgAsync<QueueIngress.Taken>(Wait);
@@ -237,6 +238,56 @@ public sealed class QueueIngressActorSpecs(BrokerFixture broker, ITestOutputHelp
         Assert.True(woken.Woken);
         Assert.Equal([id], woken.Jobs.Select(j => j.Envelope.Id));
         Assert.Equal("running", await env.StateAsync(id));
+    }
+
+    [Fact]
+    public async Task An_ingress_that_stops_leaves_the_wake_messages_of_another_on_the_same_connection_alone()
+    {
+        // Two on one connection: an ActorSystem per node in one process (a host's tests), or a successor started before
+        // its predecessor's stop has run. Each unsubscribes its own handler, not the channel's.
+        await using var env = await RedisSpecEnv.CreateAsync(broker.RealRedisUrl);
+        var (stopping, _) = await StartOnAnEmptyQueueAsync(env, routerName: "router-of-the-one-stopping");
+        var (_, router) = await StartOnAnEmptyQueueAsync(env);
+        await WatchAsync(stopping, () => Sys.Stop(stopping));
+
+        var id = await env.EnqueueAsync(Queue);
+
+        Assert.Equal([id], (await router.ExpectMsgAsync<QueueIngress.Taken>(Wait)).Jobs.Select(j => j.Envelope.Id)); // woken, its poll an hour away
+    }
+
+    [Fact]
+    public async Task An_ingress_stops_at_once_while_Redis_hangs()
+    {
+        // Its stop unsubscribes without waiting for Redis's answer: a plain call held the actor's thread for the whole
+        // sync timeout (5 s), each queue's in turn, in a shutdown during an outage.
+        await using var redis = await RedisServer.StartBinaryAsync(port: RedisServer.PortNoOneElseIsGiven());
+        await using var env = await RedisSpecEnv.CreateAsync(redis.Url);
+        var (ingress, _) = await StartOnAnEmptyQueueAsync(env);
+        Signal("STOP", redis.ProcessId!.Value);
+        try
+        {
+            var stopped = System.Diagnostics.Stopwatch.StartNew();
+            await WatchAsync(ingress, () => Sys.Stop(ingress));
+            Assert.True(stopped.Elapsed < TimeSpan.FromSeconds(2.5), $"the stop took {stopped.Elapsed}");
+        }
+        finally
+        {
+            Signal("CONT", redis.ProcessId!.Value);
+        }
+
+        static void Signal(string signal, int pid)
+        {
+            using var kill = System.Diagnostics.Process.Start("kill", $"-{signal} {pid}")!;
+            kill.WaitForExit();
+        }
+    }
+
+    private async Task WatchAsync(IActorRef actor, Action stop)
+    {
+        var watcher = CreateTestProbe();
+        watcher.Watch(actor);
+        stop();
+        await watcher.ExpectTerminatedAsync(actor, Wait);
     }
 
     [Theory]

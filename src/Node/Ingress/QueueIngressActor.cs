@@ -93,11 +93,15 @@ public sealed class QueueIngressActor : ReceiveActor, IWithTimers
 
     public ITimerScheduler Timers { get; set; } = null!;
 
+    /// <summary>This actor's handler of its queue's wake messages, to unsubscribe it alone.</summary>
+    private Action<RedisChannel, RedisValue>? _onWake;
+
     protected override void PreStart()
     {
         var self = Self;
+        _onWake = (_, _) => self.Tell(Wake.Instance);
         // Asynchronous on purpose: a Redis outage at start must not fail the actor (the poll timer covers the gap).
-        _redis.GetSubscriber().SubscribeAsync(RedisChannel.Literal(_broker.Keys.WakeChannel), (_, _) => self.Tell(Wake.Instance))
+        _redis.GetSubscriber().SubscribeAsync(RedisChannel.Literal(_broker.Keys.WakeChannel), _onWake)
             .PipeTo(Self, success: () => Done.Instance, failure: ex => new BackgroundFailed("subscribe to wake messages", ex));
         Timers.StartPeriodicTimer("poll", Poll.Instance, _settings.PollInterval);
         Timers.StartPeriodicTimer("reclaim", ReclaimExpired.Instance, _settings.ReclaimInterval);
@@ -106,7 +110,9 @@ public sealed class QueueIngressActor : ReceiveActor, IWithTimers
     protected override void PostStop()
     {
         _stopping.Cancel();
-        try { _redis.GetSubscriber().Unsubscribe(RedisChannel.Literal(_broker.Keys.WakeChannel)); }
+        // Its own handler only (another subscriber of the connection keeps its own), and without waiting for the answer:
+        // with Redis out of reach a plain call blocked the stopping actor's thread for the whole sync timeout.
+        try { if (_onWake is not null) _redis.GetSubscriber().Unsubscribe(RedisChannel.Literal(_broker.Keys.WakeChannel), _onWake, CommandFlags.FireAndForget); }
         catch (Exception) { /* connection gone: nothing to unsubscribe */ }
     }
 

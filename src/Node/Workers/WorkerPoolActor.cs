@@ -171,6 +171,9 @@ public sealed class WorkerPoolActor : ReceiveActor, IWithTimers
 
     public ITimerScheduler Timers { get; set; } = null!;
 
+    /// <summary>This pool's handler of its queues' cancel messages, to unsubscribe it alone.</summary>
+    private Action<RedisChannel, RedisValue>? _onCancel;
+
     protected override void PreStart()
     {
         if (InCluster)
@@ -178,9 +181,9 @@ public sealed class WorkerPoolActor : ReceiveActor, IWithTimers
                 typeof(Akka.Cluster.ClusterEvent.MemberRemoved));
         Timers.StartPeriodicTimer("tick", Tick.Instance, TimeSpan.FromSeconds(1));
         var self = Self;
+        _onCancel = (_, id) => self.Tell(new CancelRequested((string)id!));
         foreach (var q in _queues)
-            _redis.GetSubscriber().SubscribeAsync(RedisChannel.Literal(_keys.Queue(q.Name).CancelChannel),
-                    (_, id) => self.Tell(new CancelRequested((string)id!)))
+            _redis.GetSubscriber().SubscribeAsync(RedisChannel.Literal(_keys.Queue(q.Name).CancelChannel), _onCancel)
                 .ContinueWith(t => _ = t.Exception, TaskContinuationOptions.OnlyOnFaulted);
         Offer();
     }
@@ -190,7 +193,8 @@ public sealed class WorkerPoolActor : ReceiveActor, IWithTimers
         if (InCluster) Akka.Cluster.Cluster.Get(Context.System).Unsubscribe(Self);
         foreach (var q in _queues)
         {
-            try { _redis.GetSubscriber().Unsubscribe(RedisChannel.Literal(_keys.Queue(q.Name).CancelChannel)); }
+            // Its own handler only, without waiting for the answer (see QueueIngressActor.PostStop)
+            try { if (_onCancel is not null) _redis.GetSubscriber().Unsubscribe(RedisChannel.Literal(_keys.Queue(q.Name).CancelChannel), _onCancel, CommandFlags.FireAndForget); }
             catch (Exception) { /* connection gone */ }
         }
     }
