@@ -235,6 +235,22 @@ public sealed class SupervisionSpecs(BrokerFixture brokers)
     }
 
     [Fact]
+    public async Task A_splittable_task_its_policy_would_not_retry_is_dead_lettered_at_its_hard_timeout_not_split()
+    {
+        // Split children are the timed-out attempt's retry: with no attempt left, none.
+        await using var node = await TestNode.StartAsync(brokers.Url(BrokerKind.Redis), _prefix);
+        var id = await node.Client.EnqueueAsync("sum", new { items = new long[] { 1, 2, 3, 4 }, msPerItem = 1_000 },
+            new EnqueueOptions { HardTimeout = TimeSpan.FromSeconds(1), MaxAttempts = 1 });
+
+        var job = await node.Client.WaitAsync(id, TimeSpan.FromSeconds(30));
+
+        Assert.Equal(JobState.DeadLettered, job.State);
+        Assert.EndsWith("JobTimeoutException", job.Error!.Type);
+        Assert.Contains("hard time limit", job.Error.Message);
+        Assert.Null(job.ChildrenTotal);
+    }
+
+    [Fact]
     public async Task Handlers_that_block_their_threads_do_not_stall_the_other_jobs_of_the_node()
     {
         // More blocking handlers than the thread pool has threads: each one holds the thread it runs on until released,

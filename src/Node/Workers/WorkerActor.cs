@@ -59,8 +59,10 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
             if (t.Run != _run || _current is not { } job || HandlerDone) return;
             var limit = TimeSpan.FromMilliseconds(job.Envelope.HardTimeoutMs ?? 0);
             _log.Warning("Job {0} passed its hard time limit of {1}; abandoning it", job.Envelope.Id, limit);
-            Abandon(SplitAfterTimeout(job) ?? Outcomes.Failed(job,
-                new JobTimeoutException($"The job exceeded its hard time limit of {limit}.", hard: true), _node, PolicyFor(job)));
+            var failed = Outcomes.Failed(job, new JobTimeoutException($"The job exceeded its hard time limit of {limit}.", hard: true), _node, PolicyFor(job));
+            // Split children are its retry (docs/supervision.md): a job its policy would not retry (its last attempt, or
+            // a timeout it never retries) is dead-lettered, not run again in pieces.
+            Abandon(failed is JobOutcome.Retry ? SplitAfterTimeout(job) ?? failed : failed);
         });
         Receive<HandBack>(_ =>
         {
