@@ -125,6 +125,12 @@ public sealed class DashboardSpecs(BrokerFixture brokers, ITestOutputHelper outp
         await Expect(orphans).ToHaveCountAsync(0);
         await Expect(queue.GetByRole(AriaRole.Button, new() { Name = "Forget" })).ToHaveCountAsync(0); // a served queue has none
 
+        // A key of the queue written by hand with another type: the row says so (its title says which key), the rest stays.
+        await node.Redis.GetDatabase().StringSetAsync(node.Keys.Queue("default").Dead, "overwritten by hand");
+        await Expect(queue.Locator("td[data-problem]")).ToContainTextAsync("default (unreadable keys)");
+        await Expect(queue.Locator("td[data-problem]")).ToHaveAttributeAsync("title", new System.Text.RegularExpressions.Regex("WRONGTYPE"));
+        await Expect(queue.Locator("td[data-total=succeeded]")).ToHaveTextAsync("4");
+
         await page.Locator("[data-testid=job-id]").FillAsync(waiting[2]);
         await page.GetByRole(AriaRole.Button, new() { Name = "Look up" }).ClickAsync();
         await Expect(page.Locator("[data-testid=job-state]")).ToHaveTextAsync("succeeded");
