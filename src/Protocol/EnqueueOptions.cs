@@ -55,6 +55,9 @@ public sealed record EnqueueOptions
     private static void RequireTimeLimit(TimeSpan? value, string name)
     {
         RequirePositive(value, name, allowZero: false);
+        // Sent in whole milliseconds: less than one would go as 0, which a node refuses (the job dead-lettered)
+        if (value is { } short_ && short_ < TimeSpan.FromMilliseconds(1))
+            throw new ArgumentException($"{name} must be at least 1 ms, got {short_}.", name);
         if (value is { } v && v > TimeSpan.FromMilliseconds(JobDefaults.MaxTimeoutMs))
             throw new ArgumentException($"{name} must be at most 30 days, got {v}.", name);
     }

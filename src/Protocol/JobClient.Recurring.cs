@@ -202,6 +202,11 @@ public sealed partial class JobClient
         var template = schedule.Template
             ?? throw new InvalidOperationException($"Recurring job '{name}' has no readable job template: write it again with AddOrUpdateRecurringAsync.");
         var now = _options.Clock.GetUtcNow().ToUnixTimeMilliseconds();
-        return await EnqueueAsync(template with { Id = JobIds.New(queue), Queue = queue, EnqueuedAt = now, TraceParent = null, TraceState = null }, ct).ConfigureAwait(false);
+        // As a node's run of it (RecurringFirer): a job of its own, now, whatever a template written by hand holds
+        return await EnqueueAsync(template with
+        {
+            Id = JobIds.New(queue), Queue = queue, EnqueuedAt = now, NotBefore = null, Attempt = 0, IdempotencyKey = null,
+            TraceParent = null, TraceState = null,
+        }, ct).ConfigureAwait(false);
     }
 }

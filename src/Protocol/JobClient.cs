@@ -23,6 +23,7 @@ public sealed partial class JobClient : IAsyncDisposable
 
     private JobClient(IConnectionMultiplexer redis, JobClientOptions options, bool ownsConnection)
     {
+        options.Validate();
         _redis = redis;
         _options = options;
         _ownsConnection = ownsConnection;
@@ -214,6 +215,7 @@ public sealed partial class JobClient : IAsyncDisposable
     private (RedisKey[] Keys, RedisValue[] Values) EnqueueCall(JobEnvelope envelope)
     {
         if (envelope.Args.ValueKind == JsonValueKind.Undefined) envelope = envelope with { Args = EmptyArgs };
+        if (JobEnvelopeRules.Problem(envelope) is { } problem) throw new ArgumentException(problem, nameof(envelope));
         var json = ProtocolJson.Serialize(envelope);
         var size = Encoding.UTF8.GetByteCount(json);
         if (size > _options.MaxPayloadBytes) throw new PayloadTooLargeException(size, _options.MaxPayloadBytes);
@@ -297,7 +299,12 @@ public sealed partial class JobClient : IAsyncDisposable
     /// Woken by Redis pub/sub, not by polling. Throws <see cref="TimeoutException"/> after <paramref name="timeout"/>.
     /// </summary>
     public Task<JobInfo> WaitAsync(string jobId, TimeSpan timeout, CancellationToken ct = default) =>
-        _waiters.WaitAsync(jobId, _keys.ForJob(jobId).EventsChannel, timeout, ct);
+        timeout != Timeout.InfiniteTimeSpan && (timeout < TimeSpan.Zero || timeout > LongestWait)
+            ? throw new ArgumentOutOfRangeException(nameof(timeout), timeout, "The timeout must be from 0 to 49 days, or Timeout.InfiniteTimeSpan.")
+            : _waiters.WaitAsync(jobId, _keys.ForJob(jobId).EventsChannel, timeout, ct);
+
+    /// <summary>The longest wait a timer holds (uint.MaxValue - 1 ms, about 49.7 days).</summary>
+    private static readonly TimeSpan LongestWait = TimeSpan.FromMilliseconds(uint.MaxValue - 1);
 
     /// <summary>
     /// Cancels a job from anywhere: one not started ends Cancelled at once; a running one has its handler's token

@@ -42,6 +42,20 @@ public sealed record JobClientOptions
     /// or resume that finds it made answers true (each of these only when an earlier try was sent: it may have landed).
     /// </summary>
     public TimeSpan CallRetryFor { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Throws <see cref="ArgumentException"/> naming the first option out of its range.</summary>
+    public void Validate()
+    {
+        // Sent as PX/PEXPIRE milliseconds: 0 or less would fail the enqueue after its job was queued (SET ... PX 0) or
+        // delete a cancelled job's record at once.
+        if (IdempotencyTtl < TimeSpan.FromSeconds(1))
+            throw new ArgumentException($"IdempotencyTtl must be at least 1 s, got {IdempotencyTtl}.", nameof(IdempotencyTtl));
+        if (RecordTtl < TimeSpan.FromSeconds(1))
+            throw new ArgumentException($"RecordTtl must be at least 1 s, got {RecordTtl}.", nameof(RecordTtl));
+        if (MaxPayloadBytes < 1024) throw new ArgumentException($"MaxPayloadBytes must be at least 1024, got {MaxPayloadBytes}.", nameof(MaxPayloadBytes));
+        if (EnqueueRetryFor < TimeSpan.Zero || CallRetryFor < TimeSpan.Zero)
+            throw new ArgumentException("EnqueueRetryFor and CallRetryFor must not be negative.", nameof(EnqueueRetryFor));
+    }
 }
 
 /// <summary>The payload is over the configured cap; store big data elsewhere and pass a reference.</summary>

@@ -125,20 +125,31 @@ internal sealed class JobWaiters : IAsyncDisposable
         }
     }
 
-    /// <summary>The job as read now (null when gone or unreadable), and its state in words for a timeout's message.</summary>
+    /// <summary>
+    /// The job as read now (null when gone or unreadable), and its state in words for a timeout's message. Within a
+    /// second: the wait's own time is up, and a read held while Redis cannot be reached would wait out StackExchange.Redis's
+    /// timeout (5 s) past it.
+    /// </summary>
     private async Task<(JobInfo? Job, string State)> LastStateAsync(string jobId)
     {
         try
         {
-            var last = await _read(jobId).ConfigureAwait(false);
+            var last = await _read(jobId).WaitAsync(LastReadLimit).ConfigureAwait(false);
             return (last, $"it is {last?.State.ToWire() ?? "gone"}");
         }
-        catch (Exception ex) when (RedisConnection.IsUnreachable(ex))
+        catch (TimeoutException)
+        {
+            return (null, $"its state could not be read within {LastReadLimit.TotalSeconds:0} s");
+        }
+        catch (Exception ex) when (RedisConnection.IsUnreachable(ex) || ex is RedisException)
         {
             var cause = ex is RedisUnavailableException { InnerException: { } inner } ? inner.Message : ex.Message;
-            return (null, $"its state could not be read: Redis could not be reached ({cause})");
+            return (null, RedisConnection.IsUnreachable(ex) ? $"its state could not be read: Redis could not be reached ({cause})"
+                : $"its state could not be read: {cause}");
         }
     }
+
+    private static readonly TimeSpan LastReadLimit = TimeSpan.FromSeconds(1);
 
     private static TimeSpan Next(TimeSpan delay) => delay * 2 < LastRetry ? delay * 2 : LastRetry;
 
@@ -189,7 +200,8 @@ internal sealed class JobWaiters : IAsyncDisposable
         lock (_subscriptions) channels = [.. _subscriptions.Keys];
         foreach (var channel in channels)
         {
-            try { await _redis.GetSubscriber().UnsubscribeAsync(RedisChannel.Literal(channel)).ConfigureAwait(false); }
+            // This client's handler only: the connection may be shared (a node's own clients, an app's subscribers).
+            try { await _redis.GetSubscriber().UnsubscribeAsync(RedisChannel.Literal(channel), _onMessage, CommandFlags.FireAndForget).ConfigureAwait(false); }
             catch (Exception) { /* the connection may already be gone */ }
         }
         List<TaskCompletionSource<JobInfo>>[] all;

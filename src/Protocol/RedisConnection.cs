@@ -20,7 +20,12 @@ public static class RedisConnection
             return ConfigurationOptions.Parse(redisUrl);
 
         if (!Uri.TryCreate(redisUrl, UriKind.Absolute, out var uri) || string.IsNullOrEmpty(uri.Host))
-            throw new ArgumentException($"'{Redact(redisUrl)}' is not a valid redis:// URL.", nameof(redisUrl));
+            throw new ArgumentException($"'{Redact(redisUrl)}' is not a valid redis:// URL.{EncodingHint(redisUrl)}", nameof(redisUrl));
+        // Read by other clients (redis-py's ?db=2), not by this one: refused, or the node and a producer given the same
+        // URL would use different databases.
+        if (uri.Query.Length > 1)
+            throw new ArgumentException($"'{Redact(redisUrl)}': query parameters are not read; give the database as the path " +
+                                        $"(redis://host:6379/2) and TLS as rediss://.{EncodingHint(redisUrl)}", nameof(redisUrl));
         var options = new ConfigurationOptions { Ssl = uri.Scheme.Equals("rediss", StringComparison.OrdinalIgnoreCase) };
         options.EndPoints.Add(uri.Host, uri.Port > 0 ? uri.Port : 6379);
         if (!string.IsNullOrEmpty(uri.UserInfo))
@@ -38,7 +43,7 @@ public static class RedisConnection
         if (path.Length > 0)
         {
             if (!int.TryParse(path, out var db) || db < 0)
-                throw new ArgumentException($"'{Redact(redisUrl)}': the path must be a database number.", nameof(redisUrl));
+                throw new ArgumentException($"'{Redact(redisUrl)}': the path must be a database number.{EncodingHint(redisUrl)}", nameof(redisUrl));
             options.DefaultDatabase = db;
         }
         return options;
@@ -236,6 +241,15 @@ public static class RedisConnection
         return advice < 0 ? message : message[..advice];
     }
 
+    /// <summary>A password holding '/', '?' or '#' unencoded ends the URL's host part early: said, so the fix is plain.</summary>
+    private static string EncodingHint(string redisUrl)
+    {
+        var hostEnd = redisUrl.IndexOfAny(['/', '?', '#'], redisUrl.IndexOf("://", StringComparison.Ordinal) + 3);
+        return hostEnd >= 0 && redisUrl.LastIndexOf('@') > hostEnd
+            ? " A password with '/', '?', '#' or '@' in it must be percent-encoded (%2F, %3F, %23, %40)."
+            : "";
+    }
+
     /// <summary>The URL with any password replaced by ***, for messages and logs.</summary>
     public static string Redact(string redisUrl)
     {
@@ -243,8 +257,8 @@ public static class RedisConnection
         if (scheme >= 0)
         {
             var start = scheme + 3;
-            var end = redisUrl.IndexOfAny(['/', '?'], start);
-            var at = redisUrl.LastIndexOf('@', end < 0 ? redisUrl.Length - 1 : end - 1);
+            // The last '@' anywhere: a password may hold an unencoded '/' or '?' that a URL parser takes for the path's start.
+            var at = redisUrl.LastIndexOf('@');
             if (at < start) return redisUrl;
             var colon = redisUrl.IndexOf(':', start, at - start);
             // user:password@ keeps the user; a lone secret@ is a password (as redis-cli reads it).

@@ -33,6 +33,60 @@ public sealed class ProducerClientSpecs(BrokerFixture brokers)
         Assert.Equal(JobIds.ReadyScore(5, job.Envelope.EnqueuedAt), score);
     }
 
+    [Fact]
+    public async Task Ttls_of_a_second_or_less_that_would_write_a_job_without_its_key_or_record_are_refused_when_the_client_is_made()
+    {
+        var (_, redis) = await Connect(BrokerKind.Redis);
+        // Sent as PX 0 / PEXPIRE -1: the enqueue failed after its ZADD (a queued id with no record), a cancel deleted the record
+        var idempotency = Assert.Throws<ArgumentException>(() => new JobClient(redis, new JobClientOptions { IdempotencyTtl = Timeout.InfiniteTimeSpan }));
+        var record = Assert.Throws<ArgumentException>(() => new JobClient(redis, new JobClientOptions { RecordTtl = TimeSpan.Zero }));
+
+        Assert.Equal((nameof(JobClientOptions.IdempotencyTtl), nameof(JobClientOptions.RecordTtl)), (idempotency.ParamName, record.ParamName));
+        Assert.Contains("at least 1 s", idempotency.Message);
+    }
+
+    [Theory, InlineData(BrokerKind.Redis), InlineData(BrokerKind.Garnet)]
+    public async Task A_ready_made_envelope_a_node_would_dead_letter_is_refused_at_the_call_and_nothing_is_queued(BrokerKind kind)
+    {
+        var (client, redis) = await Connect(kind);
+        JobEnvelope Envelope() => new() { Id = JobIds.New("default"), Task = "add", Queue = "default", EnqueuedAt = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() };
+
+        var priority = await Assert.ThrowsAsync<ArgumentException>(() => client.EnqueueAsync(Envelope() with { Priority = 12 }));
+        var noTask = await Assert.ThrowsAsync<ArgumentException>(() => client.EnqueueAsync(Envelope() with { Task = "" }));
+        var timeout = await Assert.ThrowsAsync<ArgumentException>(() => client.EnqueueAsync(Envelope() with { HardTimeoutMs = 0 }));
+
+        Assert.Contains("priority must be 0-9, got 12", priority.Message);
+        Assert.Contains("no task name", noTask.Message);
+        Assert.Contains("hard_timeout_ms must be from 1", timeout.Message);
+        Assert.Equal(0, await redis.GetDatabase().SortedSetLengthAsync(client.Keys.Queue("default").Ready));
+    }
+
+    [Fact]
+    public async Task A_wait_with_a_timeout_no_timer_can_hold_is_refused_naming_it()
+    {
+        var (client, _) = await Connect(BrokerKind.Redis);
+        foreach (var timeout in new[] { TimeSpan.FromSeconds(-5), TimeSpan.FromDays(60), TimeSpan.MaxValue })
+            Assert.Equal("timeout", (await Assert.ThrowsAsync<ArgumentOutOfRangeException>(() => client.WaitAsync("default:x", timeout))).ParamName);
+    }
+
+    [Fact]
+    public async Task A_client_disposed_leaves_the_waits_of_another_client_on_the_same_connection_woken_by_their_jobs()
+    {
+        // A node's own clients share one connection (its DI client and the operator API's); an app's may too.
+        var (client, redis) = await Connect(BrokerKind.Redis);
+        var other = new JobClient(redis, new JobClientOptions { KeyPrefix = _prefix });
+        var id = await client.EnqueueAsync("add", new[] { 1, 2 });
+        var waiting = client.WaitAsync(id, TimeSpan.FromSeconds(30));
+        await other.WaitAsync(await other.EnqueueAsync("add", new[] { 3, 4 }), TimeSpan.FromMilliseconds(200))
+            .ContinueWith(_ => { }); // subscribed to the queue's events, then gave up
+        await other.DisposeAsync();
+
+        Assert.True(await client.CancelAsync(id)); // the cancel's event must still reach the first client's wait
+        var done = await waiting.WaitAsync(TimeSpan.FromSeconds(5)); // before: only at its own 30 s timeout
+
+        Assert.Equal(JobState.Cancelled, done.State);
+    }
+
     [Theory, InlineData(BrokerKind.Redis), InlineData(BrokerKind.Garnet)]
     public async Task A_countdown_or_a_run_at_time_schedules_the_job_instead_of_queueing_it(BrokerKind kind)
     {

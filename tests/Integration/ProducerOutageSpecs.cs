@@ -229,6 +229,25 @@ public sealed class ProducerOutageSpecs
     }
 
     [Fact]
+    public async Task A_wait_whose_time_is_up_while_Redis_hangs_ends_within_a_second_of_its_timeout()
+    {
+        // Its last look at the job is bounded: it waited out StackExchange.Redis's own timeout (5 s) past the caller's.
+        await using var redis = await RedisServer.StartBinaryAsync(extraArgs: "--enable-debug-command local");
+        await using var client = await JobClient.ConnectAsync(redis.Url);
+        var id = await client.EnqueueAsync("add", new[] { 1, 2 });
+        using var admin = await ConnectionMultiplexer.ConnectAsync(RedisConnection.Parse(redis.Url) + ",allowAdmin=true,asyncTimeout=20000,syncTimeout=20000");
+        var hung = admin.GetServer(admin.GetEndPoints()[0]).ExecuteAsync("DEBUG", "SLEEP", 8);
+        await Task.Delay(100);
+
+        var clock = Stopwatch.StartNew();
+        var error = await Assert.ThrowsAsync<TimeoutException>(() => client.WaitAsync(id, TimeSpan.FromSeconds(1)));
+
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(3.5), $"the wait of 1 s ended after {clock.Elapsed}");
+        Assert.Contains("its state could not be read within 1 s", error.Message);
+        await hung;
+    }
+
+    [Fact]
     public async Task A_replay_whose_first_try_landed_but_timed_out_answers_the_new_job_when_sent_again()
     {
         await using var redis = await RedisServer.StartBinaryAsync();

@@ -351,6 +351,21 @@ public sealed class RecurringJobSpecs(BrokerFixture brokers, ITestOutputHelper o
         Assert.Equal("weekly", job.Envelope.Args.GetProperty("key").GetString());
         Assert.Equal(schedule.NextRunAt, (await _client.GetRecurringAsync("mail", "digest"))!.NextRunAt);
         await Assert.ThrowsAsync<KeyNotFoundException>(() => _client.TriggerRecurringAsync("mail", "nothing"));
+
+        // A template written by another language's producer, with an idempotency key and a not_before: each trigger is
+        // a job of its own, due now, as a node's run of it is (the key made the second trigger answer the first's job)
+        var key = _client.Keys.Queue("mail").RecurringSchedule("digest");
+        var template = ProtocolJson.DeserializeEnvelope((string)(await _redis.GetDatabase().HashGetAsync(key, "template"))!)!;
+        await _redis.GetDatabase().HashSetAsync(key, "template", ProtocolJson.Serialize(template with
+        {
+            IdempotencyKey = "digest", NotBefore = DateTimeOffset.UtcNow.AddDays(1).ToUnixTimeMilliseconds(),
+        }));
+        var first = await _client.TriggerRecurringAsync("mail", "digest");
+        var second = await _client.TriggerRecurringAsync("mail", "digest");
+        Assert.NotEqual(first, second);
+        foreach (var triggered in new[] { first, second })
+            Assert.Equal((JobState.Queued, null, null), ((await _client.GetAsync(triggered))!.State, (await _client.GetAsync(triggered))!.Envelope!.IdempotencyKey,
+                (await _client.GetAsync(triggered))!.Envelope!.NotBefore));
         Assert.True(await _client.RemoveRecurringAsync("mail", "digest"));
         Assert.False(await _client.RemoveRecurringAsync("mail", "digest"));
     }

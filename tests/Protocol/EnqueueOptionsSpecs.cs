@@ -89,6 +89,10 @@ public class EnqueueOptionsSpecs
             Invalid(new EnqueueOptions { HardTimeout = TimeSpan.FromMilliseconds(ms) }).ParamName);
 
     [Fact]
+    public void A_time_limit_under_a_millisecond_is_rejected_it_would_be_sent_as_0() =>
+        Assert.Contains("at least 1 ms", Invalid(new EnqueueOptions { HardTimeout = TimeSpan.FromTicks(5_000) }).Message);
+
+    [Fact]
     public void A_time_limit_past_30_days_is_rejected_naming_it_and_30_days_is_valid()
     {
         var ex = Invalid(new EnqueueOptions { SoftTimeout = TimeSpan.FromDays(60) });

@@ -166,6 +166,25 @@ public class RedisConnectionRedactSpecs
     [InlineData("cache.internal:6379,ssl=true")]
     public void A_url_without_a_password_is_left_as_it_is(string url) => Assert.Equal(url, RedisConnection.Redact(url));
 
+    [Theory]
+    [InlineData("redis://:ab/cd@cache.internal:6379", "ab/cd")]
+    [InlineData("redis://worker:12/34?x@cache.internal:6379", "12/34?x")]
+    public void A_password_holding_an_unencoded_slash_or_question_mark_is_hidden_in_the_url_and_in_the_error(string url, string password)
+    {
+        Assert.DoesNotContain(password, RedisConnection.Redact(url));
+        var error = Assert.Throws<ArgumentException>(() => RedisConnection.Parse(url));
+        Assert.DoesNotContain(password, error.Message);
+        Assert.Contains("must be percent-encoded", error.Message);
+    }
+
+    [Fact]
+    public void Query_parameters_are_refused_naming_the_path_for_the_database()
+    {
+        var error = Assert.Throws<ArgumentException>(() => RedisConnection.Parse("redis://:hunter2@cache.internal:6379?db=2"));
+        Assert.Contains("query parameters are not read; give the database as the path (redis://host:6379/2)", error.Message);
+        Assert.DoesNotContain("hunter2", error.Message);
+    }
+
     [Fact]
     public void A_percent_encoded_password_is_hidden() =>
         Assert.DoesNotContain("p%40ss", RedisConnection.Redact("redis://:p%40ss@cache.internal:6379"));

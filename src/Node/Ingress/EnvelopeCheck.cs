@@ -87,11 +87,5 @@ public static class EnvelopeCheck
     }
 
     /// <summary>Options a producer's client would have refused (docs/protocol.md), written with plain commands.</summary>
-    private static string? InvalidOption(JobEnvelope e) =>
-        e.Priority is < 0 or > JobDefaults.MaxPriority ? $"priority must be 0-{JobDefaults.MaxPriority}, got {e.Priority}."
-        : e.MaxAttempts is < 1 ? $"max_attempts must be at least 1, got {e.MaxAttempts}."
-        : e.BackoffMs is < 0 || e.BackoffMaxMs is < 0 ? "backoff_ms and backoff_max_ms must not be negative."
-        : e.SoftTimeoutMs is <= 0 or > JobDefaults.MaxTimeoutMs || e.HardTimeoutMs is <= 0 or > JobDefaults.MaxTimeoutMs
-            ? $"soft_timeout_ms and hard_timeout_ms must be from 1 to {JobDefaults.MaxTimeoutMs} (30 days), got {e.SoftTimeoutMs?.ToString() ?? "null"} and {e.HardTimeoutMs?.ToString() ?? "null"}."
-        : null;
+    private static string? InvalidOption(JobEnvelope e) => JobEnvelopeRules.InvalidOption(e);
 }
