@@ -71,7 +71,7 @@ static async Task<int> RunNode(string[] args, bool soak)
     builder.Logging.ClearProviders().AddSimpleConsole(o => o.SingleLine = true).SetMinimumLevel(LogLevel.Warning).AddFilter("ClusterJobs.Node.WarmUp", LogLevel.Information);
     builder.Services.AddClusterJobs(o =>
     {
-        NodeConfiguration.Apply(o, builder.Configuration);
+        NodeConfiguration.Apply(o, NodeConfiguration.CommandLine(args));
         o.Queues = ClusterJobsOptions.ParseQueues(soak ? Soak.Queue : "bench");
         o.RedisUrl ??= "redis://127.0.0.1:6390/0";
     }).AddTask<BenchTask>("bench").AddTask<SoakTask>("soak");

@@ -13,7 +13,8 @@ try
     var builder = Host.CreateApplicationBuilder(demo ? args[1..] : args);
     builder.Logging.AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss.fff "; });
     if (demo) builder.Logging.SetMinimumLevel(LogLevel.Warning);
-    builder.Services.AddClusterJobs(options => NodeConfiguration.Apply(options, builder.Configuration)).AddDemoTasks();
+    var commandLine = NodeConfiguration.CommandLine(demo ? args[1..] : args);
+    builder.Services.AddClusterJobs(options => NodeConfiguration.Apply(options, commandLine)).AddDemoTasks();
     // Metrics go to an OpenTelemetry collector when one is named (OTEL_EXPORTER_OTLP_ENDPOINT, README "Metrics").
     if (!string.IsNullOrEmpty(builder.Configuration["OTEL_EXPORTER_OTLP_ENDPOINT"])) builder.Services.AddClusterJobsTelemetryExport();
     using var host = builder.Build();

@@ -27,6 +27,9 @@ public sealed partial class RedisKeys
 
     /// <summary>The queue a job id belongs to (job ids are <c>queue:suffix</c>).</summary>
     public QueueKeys ForJob(string jobId) => Queue(JobIds.QueueOf(jobId));
+
+    /// <summary>HASH: the members of cluster <paramref name="system"/> (CLUSTER_NAME) that run, address → unix ms last seen.</summary>
+    public string ClusterMembers(string system) => $"{Prefix}:cluster:{system}:members";
 }
 
 /// <summary>Keys and channels of one queue.</summary>

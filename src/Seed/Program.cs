@@ -1,3 +1,4 @@
+using ClusterJobs.Seed;
 using Akka.Cluster;
 using Akka.Event;
 using Akka.Hosting;
@@ -12,6 +13,8 @@ try
     var settings = ClusterBootstrap.FromEnvironment(defaultPort: 4053, roles: ["seed"]);
     if (settings.Seeds.Count == 0)
         settings = settings with { Seeds = [$"akka.tcp://{settings.SystemName}@{settings.Host}:{settings.Port}"] };
+    // Started again while nodes run: their cluster, not a new one (its own address first, it joins the first that answers)
+    settings = settings with { Seeds = [.. settings.Seeds, .. await RunningMembers.ReadAsync(settings, Console.Error)] };
     var builder = Host.CreateApplicationBuilder(args);
     builder.Logging.AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss.fff "; });
     builder.Services.AddAkka(settings.SystemName, (akka, _) =>

@@ -28,7 +28,11 @@ public sealed class ProcessSpecs(BrokerFixture brokers, ITestOutputHelper output
     {
         var seedPort = RedisServer.FreePort();
         await using var seed = ClusterProcess.StartSeed(seedPort);
-        await using var node = ClusterProcess.StartNode("node", NodeEnv(seedPort));
+        var env = NodeEnv(seedPort);
+        // Variables of the options' plain names, as conda and Termux set PREFIX: the documented ones count, not these
+        env["PREFIX"] = "/usr";
+        env["QUEUES"] = "elsewhere";
+        await using var node = ClusterProcess.StartNode("node", env);
         await node.WaitForOutputAsync("Welcome from [akka.tcp://clusterjobs@127.0.0.1:" + seedPort, Startup);
         await using var client = await JobClient.ConnectAsync(brokers.RealRedisUrl, new JobClientOptions { KeyPrefix = _prefix });
 
@@ -142,6 +146,35 @@ public sealed class ProcessSpecs(BrokerFixture brokers, ITestOutputHelper output
         Assert.All(jobs, j => Assert.Equal(JobState.Succeeded, j.State));
         Assert.All(jobs, j => Assert.Equal(1, j.Attempts));
         output.WriteLine($"killed node-1 with {inFlight} job(s) running in the cluster; 300 of 300 succeeded afterwards");
+    }
+
+    [Fact]
+    public async Task A_seed_started_again_while_its_nodes_run_joins_their_cluster_and_so_does_a_node_started_after_it()
+    {
+        // Before, a seed had only itself to join: started again, it founded a second cluster, which every node started
+        // later joined (two routers per queue). Now the nodes say in Redis that they run, and the seed joins them.
+        var seedPort = RedisServer.FreePort();
+        var seedEnv = new Dictionary<string, string> { ["REDIS_URL"] = brokers.RealRedisUrl, ["CLUSTERJOBS_PREFIX"] = _prefix };
+        var seed = ClusterProcess.StartSeed(seedPort, seedEnv);
+        await using var first = ClusterProcess.StartNode("node-1", NodeEnv(seedPort));
+        await using var second = ClusterProcess.StartNode("node-2", NodeEnv(seedPort));
+        await ClusterProcess.WaitForMembersUpAsync([seed, first, second], 3, Startup);
+        using var redis = await StackExchange.Redis.ConnectionMultiplexer.ConnectAsync(RedisConnection.Parse(brokers.RealRedisUrl));
+        var members = new RedisKeys(_prefix).ClusterMembers("clusterjobs");
+        await WaitUntilAsync(async () => (await redis.GetDatabase().HashLengthAsync(members)) == 2); // the two nodes, Up
+
+        seed.Kill9(); // two of three remain: the majority keeps the cluster
+        await seed.DisposeAsync();
+        await using var restarted = ClusterProcess.StartSeed(seedPort, seedEnv);
+        await restarted.WaitForOutputAsync("Welcome from", Startup); // let in by a running member, not joining itself
+        await using var third = ClusterProcess.StartNode("node-3", NodeEnv(seedPort));
+        await third.WaitForOutputAsync("Welcome from", Startup);
+        await WaitUntilAsync(async () => (await redis.GetDatabase().HashLengthAsync(members)) == 3); // node-3 Up beside the others
+
+        Assert.DoesNotContain("forming a new cluster", restarted.Output);
+        Assert.Contains("member(s) run", restarted.Output);
+        await using var client = await JobClient.ConnectAsync(brokers.RealRedisUrl, new JobClientOptions { KeyPrefix = _prefix });
+        Assert.Equal(5L, (await client.WaitAsync(await client.EnqueueAsync("add", new[] { 2, 3 }), Startup)).ResultAs<long>());
     }
 
     [Fact]

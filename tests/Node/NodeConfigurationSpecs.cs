@@ -48,6 +48,46 @@ public sealed class NodeConfigurationSpecs
         Assert.Equal(["emails", "reports"], Apply(new() { ["CLUSTERJOBS_QUEUES"] = "emails,reports" }).Queues.Select(q => q.Name));
     }
 
+    [Theory]
+    [InlineData(",")]
+    [InlineData(" , ")]
+    public void Queues_that_name_no_queue_are_refused_rather_than_taken_for_none(string queues) =>
+        Assert.Contains("names no queue", Assert.Throws<ArgumentException>(() => Apply(new() { ["CLUSTERJOBS_QUEUES"] = queues })).Message);
+
+    [Theory]
+    [InlineData("CLUSTERJOBS_LEASE_SECONDS", "1e300")] // overflowed a time span: a stack trace, exit 134
+    [InlineData("CLUSTERJOBS_LEASE_SECONDS", "NaN")]
+    [InlineData("CLUSTERJOBS_LEASE_SECONDS", "0.5")]
+    [InlineData("CLUSTERJOBS_DRAIN_SECONDS", "-1")] // a negative grace: the drain's timer refused, nothing handed back
+    [InlineData("CLUSTERJOBS_DRAIN_SECONDS", "Infinity")]
+    public void A_time_setting_out_of_its_range_is_refused_naming_it_and_its_range(string variable, string value)
+    {
+        var error = Assert.Throws<ArgumentException>(() => Apply(new() { [variable] = value }));
+        Assert.Contains($"'{value}' is not a number of seconds from", error.Message);
+        Assert.StartsWith("invalid configuration: ", ShutdownExit.StartFailure(error)); // one line, exit 2
+    }
+
+    [Fact]
+    public void A_drain_grace_or_lease_set_in_code_out_of_range_is_refused()
+    {
+        Assert.Contains("DrainGrace", Assert.Throws<ArgumentException>(new ClusterJobsOptions { DrainGrace = TimeSpan.FromSeconds(-1) }.Validate).Message);
+        Assert.Contains("LeaseDuration", Assert.Throws<ArgumentException>(new ClusterJobsOptions { LeaseDuration = TimeSpan.FromDays(2) }.Validate).Message);
+    }
+
+    [Fact]
+    public void Options_come_from_the_command_line_and_the_documented_variables_never_from_a_variable_of_the_plain_name()
+    {
+        // A host's configuration holds every environment variable by its plain name: conda and Termux set PREFIX.
+        var hostLike = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?> { ["prefix"] = "/usr", ["queues"] = "other" }).Build();
+        Assert.Null(NodeConfiguration.CommandLine([])["prefix"]);
+        Assert.Equal("jobs", NodeConfiguration.CommandLine(["--prefix", "jobs"])["prefix"]);
+        var options = new ClusterJobsOptions();
+        NodeConfiguration.Apply(options, NodeConfiguration.CommandLine(["--queues", "emails"]),
+            name => name == "CLUSTERJOBS_PREFIX" ? "cj-test" : name == "PREFIX" ? "/usr" : null);
+        Assert.Equal(("cj-test", "emails"), (options.KeyPrefix, options.Queues.Single().Name));
+        Assert.Equal("/usr", hostLike["prefix"]); // what the node read before, through the host's configuration
+    }
+
     [Fact]
     public void A_read_ahead_that_is_not_a_number_or_is_negative_is_refused_with_the_value()
     {

@@ -145,8 +145,11 @@ public sealed class ClusterBootstrapSpecs
     [InlineData("CLUSTER_NAME", "jobs/eu", "is not an actor system name")]
     [InlineData("CLUSTER_IP", "10.0.0..1", "is neither an IP address nor a host name")]
     [InlineData("CLUSTER_IP", "node 1", "is neither an IP address nor a host name")]
-    [InlineData("CLUSTER_HEARTBEAT_PAUSE", "soon", "is not a positive number of seconds")]
-    [InlineData("CLUSTER_HEARTBEAT_PAUSE", "-1", "is not a positive number of seconds")]
+    [InlineData("CLUSTER_HEARTBEAT_PAUSE", "soon", "is not a number of seconds from 0.001 to 3600")]
+    [InlineData("CLUSTER_HEARTBEAT_PAUSE", "-1", "is not a number of seconds from 0.001 to 3600")]
+    [InlineData("CLUSTER_HEARTBEAT_PAUSE", "Infinity", "is not a number of seconds from 0.001 to 3600")] // overflowed a time span
+    [InlineData("CLUSTER_HEARTBEAT_PAUSE", "NaN", "is not a number of seconds from 0.001 to 3600")]
+    [InlineData("CLUSTER_HEARTBEAT_PAUSE", "3000000", "is not a number of seconds from 0.001 to 3600")] // overflowed int ms in HOCON
     public void A_malformed_variable_is_refused_naming_it(string name, string value, string message)
     {
         var ex = Assert.Throws<ArgumentException>(() => ClusterBootstrap.FromEnvironment(n => n == name ? value : null));

@@ -53,16 +53,21 @@ public sealed record ClusterBootstrap
             Seeds = (env("CLUSTER_SEEDS") ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
                 .Select(seed => ValidateSeed(seed, systemName)).ToArray(),
             Roles = roles,
-            HeartbeatPause = NonEmpty(env("CLUSTER_HEARTBEAT_PAUSE")) is { } pause
-                ? double.TryParse(pause, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var s) && s > 0
-                    ? TimeSpan.FromSeconds(s)
-                    : throw new ArgumentException($"CLUSTER_HEARTBEAT_PAUSE '{pause}' is not a positive number of seconds.")
-                : null,
+            HeartbeatPause = NonEmpty(env("CLUSTER_HEARTBEAT_PAUSE")) is { } pause ? Seconds(pause, "CLUSTER_HEARTBEAT_PAUSE", 0.001, 3_600) : null,
             MinMembers = NonEmpty(env("CLUSTER_MIN_MEMBERS")) is { } min
                 ? int.TryParse(min, out var m) && m >= 1 ? m : throw new ArgumentException($"CLUSTER_MIN_MEMBERS '{min}' is not a number of members (1 or more).")
                 : null,
         };
     }
+
+    /// <summary>
+    /// A setting in seconds, from <paramref name="min"/> to <paramref name="max"/>: a value past them (1e300, Infinity, NaN,
+    /// negative) is refused naming the setting, where converting it to a time span threw an exception of its own.
+    /// </summary>
+    public static TimeSpan Seconds(string text, string setting, double min, double max) =>
+        double.TryParse(text, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var s) && s >= min && s <= max
+            ? TimeSpan.FromSeconds(s)
+            : throw new ArgumentException($"{setting} '{text}' is not a number of seconds from {min.ToString(System.Globalization.CultureInfo.InvariantCulture)} to {max.ToString(System.Globalization.CultureInfo.InvariantCulture)}.");
 
     /// <summary>CLUSTER_NAME, or the default name: every process of a cluster must use the same.</summary>
     public static string SystemNameFromEnvironment(Func<string, string?>? env = null) =>

@@ -101,7 +101,10 @@ public sealed class ClusterJobsOptions
     public void Validate()
     {
         if (Concurrency < 1) throw new ArgumentException($"Concurrency must be at least 1, got {Concurrency}.");
-        if (LeaseDuration < TimeSpan.FromSeconds(1)) throw new ArgumentException("LeaseDuration must be at least 1 s.");
+        if (LeaseDuration < TimeSpan.FromSeconds(1) || LeaseDuration > TimeSpan.FromDays(1))
+            throw new ArgumentException($"LeaseDuration must be from 1 s to 1 day, got {LeaseDuration}.");
+        if (DrainGrace < TimeSpan.Zero || DrainGrace > TimeSpan.FromDays(1))
+            throw new ArgumentException($"DrainGrace must be from 0 to 1 day, got {DrainGrace}.");
         if (MaxPayloadBytes < 1024) throw new ArgumentException("MaxPayloadBytes must be at least 1024.");
         if (MaxLostDeliveries < 1) throw new ArgumentException("MaxLostDeliveries must be at least 1.");
         if (MaxRunaways < 0) throw new ArgumentException("MaxRunaways must not be negative.");

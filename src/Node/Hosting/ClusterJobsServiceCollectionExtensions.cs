@@ -1,3 +1,4 @@
+using ClusterJobs.Node.Membership;
 using Akka.Actor;
 using Akka.Cluster;
 using Akka.Hosting;
@@ -123,6 +124,7 @@ public static class ClusterJobsServiceCollectionExtensions
 
         akka.AddStartup((system, _) => node = Cluster.Get(system).SelfAddress.ToString());
         akka.WithActors((system, _, _) => node ??= Cluster.Get(system).SelfAddress.ToString());
+        akka.AddMemberRegistry(() => redis.Connection, keys);
         akka.AddResultWriter(Broker, queue => routers.TryGet(queue));
         akka.AddLeaseKeeper(Broker, options.LeaseDuration);
         if (options.Queues.Count == 0) return akka;
