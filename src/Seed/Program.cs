@@ -1,8 +1,8 @@
-using ClusterJobs.Seed;
 using Akka.Cluster;
 using Akka.Event;
 using Akka.Hosting;
 using ClusterJobs.Node.Hosting;
+using ClusterJobs.Seed;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 

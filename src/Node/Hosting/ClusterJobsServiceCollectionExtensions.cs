@@ -1,4 +1,3 @@
-using ClusterJobs.Node.Membership;
 using Akka.Actor;
 using Akka.Cluster;
 using Akka.Hosting;
@@ -7,6 +6,7 @@ using ClusterJobs.Node.Queues;
 using ClusterJobs.Node.Recurring;
 using ClusterJobs.Persistence.Redis.Hosting;
 using ClusterJobs.Node.Ingress;
+using ClusterJobs.Node.Membership;
 using ClusterJobs.Node.Operator;
 using ClusterJobs.Node.Results;
 using ClusterJobs.Node.Routing;
