@@ -30,6 +30,32 @@ public sealed class QueueSettingsSpecs(BrokerFixture brokers, ITestOutputHelper 
     }
 
     [Fact]
+    public async Task A_paused_or_capped_queue_leaves_the_nodes_slots_to_its_lower_priority_queues_and_gets_them_back_when_it_may_run()
+    {
+        // A node serving high before low offers its slots to high first, and to low only once high gives them back: a
+        // paused (or capped) high kept them, and low starved while high could start nothing.
+        await using var node = await TestNode.StartAsync(brokers.Url(BrokerKind.Redis), _prefix, o =>
+            o.Queues = ClusterJobsOptions.ParseQueues("high,low"));
+        var control = node.Services.GetRequiredService<QueueControl>();
+        await control.PauseAsync("high");
+        var waiting = await node.Client.EnqueueAsync("add", new[] { 1, 1 }, new EnqueueOptions { Queue = "high" });
+
+        var low = await node.Client.EnqueueAsync("add", new[] { 2, 2 }, new EnqueueOptions { Queue = "low" });
+        Assert.Equal(4L, (await node.Client.WaitAsync(low, Wait)).ResultAs<long>());
+        Assert.Equal(JobState.Queued, (await node.Client.GetAsync(waiting))!.State);
+
+        await control.ResumeAsync("high");
+        Assert.Equal(2L, (await node.Client.WaitAsync(waiting, Wait)).ResultAs<long>());
+
+        await control.SetMaxRunningAsync("high", 0); // a cap of 0 starts nothing, as a pause
+        var lowAgain = await node.Client.EnqueueAsync("add", new[] { 3, 3 }, new EnqueueOptions { Queue = "low" });
+        Assert.Equal(6L, (await node.Client.WaitAsync(lowAgain, Wait)).ResultAs<long>());
+        await control.SetMaxRunningAsync("high", null);
+        var highAgain = await node.Client.EnqueueAsync("add", new[] { 4, 4 }, new EnqueueOptions { Queue = "high" });
+        Assert.Equal(8L, (await node.Client.WaitAsync(highAgain, Wait)).ResultAs<long>());
+    }
+
+    [Fact]
     public async Task A_running_cap_holds_across_the_cluster_and_a_rate_limit_spaces_the_starts()
     {
         await using var node = await TestNode.StartAsync(brokers.Url(BrokerKind.Redis), _prefix, o => o.Concurrency = 8);

@@ -80,6 +80,22 @@ public sealed class JournalGuaranteeSpecs(RedisFixture redis, ITestOutputHelper 
     }
 
     [Fact]
+    public void Events_whose_highest_key_was_lost_are_still_replayed_and_the_next_write_follows_them()
+    {
+        // An evicting Redis (allkeys-lru, as a cache shared with other apps runs) can drop the small highest key and keep
+        // the events: read as 0, recovery replayed nothing and the entity started over, its next write refused for ever.
+        WriteOk(new AtomicWrite(Event(1)), new AtomicWrite(Event(2)), new AtomicWrite(Event(3)));
+        Redis.Db.KeyDelete(Keys.Highest(Pid));
+
+        var replay = ReplayAll();
+
+        Assert.Equal([1L, 2, 3], replay.SequenceNrs);
+        Assert.Equal(3, replay.Highest);
+        WriteOk(new AtomicWrite(Event(4)));
+        Assert.Equal("4", (string?)Redis.Db.StringGet(Keys.Highest(Pid)));
+    }
+
+    [Fact]
     public void An_atomic_write_is_stored_whole_or_not_at_all()
     {
         WriteOk(new AtomicWrite(Event(1)), new AtomicWrite(Event(2)));

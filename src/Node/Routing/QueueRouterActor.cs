@@ -308,8 +308,23 @@ public sealed class QueueRouterActor : ReceiveActor, IWithTimers
         return allowed;
     }
 
+    /// <summary>
+    /// Paused, at its running cap, or its settings not read yet: it can start no job, however much work it has. (Out of
+    /// rate tokens is not closed: the next token is a fraction of a second away.)
+    /// </summary>
+    private bool Closed => _settings is not { } s || s.Paused ||
+                           (s.MaxRunning is { } cap && cap - _pools.Values.Sum(p => p.Running.Count + p.Granted) <= 0);
+
+    /// <summary>Slots given back while closed: the pools that took them elsewhere hear when this queue may start jobs again.</summary>
+    private bool _gaveBackWhileClosed;
+
     private void DispatchAndFetch()
     {
+        if (_gaveBackWhileClosed && !Closed)
+        {
+            _gaveBackWhileClosed = false;
+            TellWaitingPools();
+        }
         var allowance = Allowance();
         if (GrantsAllowed)
         {
@@ -320,6 +335,13 @@ public sealed class QueueRouterActor : ReceiveActor, IWithTimers
             Grant();
         }
         Dispatch(allowance);
+        if (Closed)
+        {
+            // A pool's demand that is not parked here waits for an answer before it offers its next queue: kept, it
+            // would starve the node's lower queues for as long as this one is closed.
+            _gaveBackWhileClosed |= GiveBackUnparkedCredit();
+            return;
+        }
         var want = Math.Min(_pools.Values.Sum(p => p.Credit) + ReadAhead(), Allowance()) - _buffer.Count - _asked;
         if (want <= 0) return;
         if (!_exhausted)
@@ -337,13 +359,22 @@ public sealed class QueueRouterActor : ReceiveActor, IWithTimers
         }
         if (_fetches.Count > 0) return; // a take in flight may still bring work: wait for its answer
         // The queue is empty: pools whose demand is not parked go ask their next queue.
+        GiveBackUnparkedCredit();
+    }
+
+    /// <summary>Pools whose demand is not parked here hear Empty for their credit, and go ask their next queue; whether any did.</summary>
+    private bool GiveBackUnparkedCredit()
+    {
+        var any = false;
         foreach (var (poolRef, pool) in _pools)
         {
             if (pool.Parked || pool.Credit == 0) continue;
             poolRef.Tell(new WorkerPool.Empty(_queue, pool.Credit));
             pool.Credit = 0;
             _waitingForWork.Add(poolRef);
+            any = true;
         }
+        return any;
     }
 
     /// <summary>

@@ -175,11 +175,20 @@ public sealed class RedisJournal : AsyncWriteJournal, IWithUnboundedStash
         }
     }
 
-    /// <summary>The highest sequence number ever written (0 for an unknown id). A failed read fails; it never reads as 0.</summary>
+    /// <summary>
+    /// The highest sequence number ever written (0 for an unknown id): the highest key, or the last event's when that is
+    /// higher (an evicting Redis may drop the key and keep the events; read as 0, recovery replayed nothing). A failed
+    /// read fails; it never reads as 0.
+    /// </summary>
     public override async Task<long> ReadHighestSequenceNrAsync(string persistenceId, long fromSequenceNr, CancellationToken cancellationToken)
     {
-        var value = await _connection.Database.StringGetAsync(_keys.Highest(persistenceId)).ConfigureAwait(false);
-        return value.IsNull ? 0 : (long)value;
+        var batch = _connection.Database.CreateBatch();
+        var stored = batch.StringGetAsync(_keys.Highest(persistenceId));
+        var last = batch.SortedSetRangeByRankWithScoresAsync(_keys.Events(persistenceId), -1, -1);
+        batch.Execute();
+        var value = await stored.ConfigureAwait(false);
+        var events = await last.ConfigureAwait(false);
+        return Math.Max(value.IsNull ? 0 : (long)value, events.Length == 1 ? (long)events[0].Score : 0);
     }
 
     /// <summary>Removes events up to <paramref name="toSequenceNr"/>; the highest sequence number stays where it is.</summary>
