@@ -281,6 +281,8 @@ internal static class Commands
         };
         if (q["router"] is { } r)
             lines.Add(("router", $"{S(r["in_flight"])} in flight, {S(r["buffered"])} buffered, {S(r["free_slots"])} free slots in {S(r["pools"])} pool(s), {S(r["granted"])} granted"));
+        if (q["has_recurring"]?.GetValue<bool>() == true) lines.Add(("recurring", "holds recurring schedules ('clusterjobs recurring list -q <queue>')"));
+        if (q["problem"] is { } problem) lines.Add(("PROBLEM", S(problem)));
         Fields(console, lines);
     }
 

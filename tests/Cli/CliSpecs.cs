@@ -192,6 +192,9 @@ public sealed class CliSpecs(BrokerFixture brokers, ITestOutputHelper output)
         var remove = await Run(node, "recurring", "remove", "nightly", "-q", "reports");
         var again = await Run(node, "recurring", "remove", "nightly", "-q", "reports");
         var empty = await Run(node, "recurring", "list", "-q", "reports");
+        await Run(node, "recurring", "set", "nightly", "0 3 * * *", "add", "-q", "reports");
+        await node.Redis.GetDatabase().StringSetAsync(node.Keys.Queue("reports").Dead, "overwritten by hand");
+        var queue = await Run(node, "queue", "reports"); // holds a schedule only, and a key Redis refuses to read
 
         Assert.Equal(0, set.Code);
         Assert.Matches(@"(?m)^\s*nightly\s+0 3 \* \* \*\s", set.Stdout);
@@ -213,6 +216,9 @@ public sealed class CliSpecs(BrokerFixture brokers, ITestOutputHelper output)
         Assert.Equal(1, again.Code);
         Assert.Contains("No recurring job 'nightly' in queue 'reports'", again.Stderr);
         Assert.Equal("No recurring jobs in this queue.\n", empty.Stdout);
+        Assert.Equal(0, queue.Code);
+        Assert.Matches(@"(?m)^recurring\s+holds recurring schedules", queue.Stdout);
+        Assert.Matches(@"(?m)^PROBLEM\s+Redis refused to read \S+:dead: WRONGTYPE", queue.Stdout);
     }
 
     [Fact]
