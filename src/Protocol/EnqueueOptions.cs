@@ -56,10 +56,9 @@ public sealed record EnqueueOptions
     {
         RequirePositive(value, name, allowZero: false);
         // Sent in whole milliseconds: less than one would go as 0, which a node refuses (the job dead-lettered)
-        if (value is { } short_ && short_ < TimeSpan.FromMilliseconds(1))
-            throw new ArgumentException($"{name} must be at least 1 ms, got {short_}.", name);
-        if (value is { } v && v > TimeSpan.FromMilliseconds(JobDefaults.MaxTimeoutMs))
-            throw new ArgumentException($"{name} must be at most 30 days, got {v}.", name);
+        if (value is not { } v) return;
+        if (v < TimeSpan.FromMilliseconds(1)) throw new ArgumentException($"{name} must be at least 1 ms, got {v}.", name);
+        if (v > TimeSpan.FromMilliseconds(JobDefaults.MaxTimeoutMs)) throw new ArgumentException($"{name} must be at most 30 days, got {v}.", name);
     }
 
     private static void RequirePositive(TimeSpan? value, string name, bool allowZero)

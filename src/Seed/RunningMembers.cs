@@ -22,9 +22,8 @@ internal static class RunningMembers
         {
             using var timeout = new CancellationTokenSource(ReadFor);
             await using var redis = await RedisConnection.ConnectAsync(url, "clusterjobs-seed", cancellationToken: timeout.Token);
-            var self = settings.Seeds.Count > 0 ? settings.Seeds[0] : "";
             var running = (await ClusterMemberRegistry.RunningAsync(redis.GetDatabase(), new RedisKeys(prefix).ClusterMembers(settings.SystemName),
-                DateTimeOffset.UtcNow).WaitAsync(timeout.Token)).Where(a => a != self && !settings.Seeds.Contains(a)).ToList();
+                DateTimeOffset.UtcNow).WaitAsync(timeout.Token)).Where(a => !settings.Seeds.Contains(a)).ToList(); // its own address among them
             if (running.Count > 0) log.WriteLine($"clusterjobs-seed: {running.Count} member(s) run ({string.Join(", ", running.Take(5))}): joining their cluster if one answers");
             return running;
         }

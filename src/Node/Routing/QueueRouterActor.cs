@@ -297,7 +297,7 @@ public sealed class QueueRouterActor : ReceiveActor, IWithTimers
         if (s.Paused) return 0;
         var allowed = int.MaxValue;
         // Slots granted before a cap was set may still start jobs: they count against it as running ones do.
-        if (s.MaxRunning is { } cap) allowed = Math.Max(0, cap - _pools.Values.Sum(p => p.Running.Count + p.Granted));
+        if (s.MaxRunning is { } cap) allowed = Math.Max(0, RoomUnderCap(cap));
         if (s.RateLimitPerSecond is { } rate)
         {
             var now = DateTime.UtcNow;
@@ -313,7 +313,10 @@ public sealed class QueueRouterActor : ReceiveActor, IWithTimers
     /// rate tokens is not closed: the next token is a fraction of a second away.)
     /// </summary>
     private bool Closed => _settings is not { } s || s.Paused ||
-                           (s.MaxRunning is { } cap && cap - _pools.Values.Sum(p => p.Running.Count + p.Granted) <= 0);
+                           (s.MaxRunning is { } cap && RoomUnderCap(cap) <= 0);
+
+    /// <summary>Jobs that may still start under a running cap: granted slots count as running ones do.</summary>
+    private int RoomUnderCap(int cap) => cap - _pools.Values.Sum(p => p.Running.Count + p.Granted);
 
     /// <summary>Slots given back while closed: the pools that took them elsewhere hear when this queue may start jobs again.</summary>
     private bool _gaveBackWhileClosed;
